@@ -1,0 +1,3 @@
+from wq.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""Redis connection settings from a URL, and calls that ride out a Redis outage.
+
+An outage is never taken for an empty queue: a call that cannot reach Redis is retried with
+backoff for a bounded time, then raises RedisUnavailable.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import redis
+
+from wq.errors import ConfigError, RedisUnavailable
+
+T = TypeVar("T")
+
+SCHEMES = ("redis", "rediss", "unix")
+# Transient failures: connection refused or reset, timeouts, and a restarted server that
+# is still loading its AOF.
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_url(cls, url: str, password: str | None = None) -> "RedisSettings":
+        """Validate a redis://, rediss:// or unix:// URL; the password overrides the URL's."""
+        if not url:
+            raise ConfigError("no Redis URL: pass --redis-url or set WQ_REDIS_URL")
+        parts = urlsplit(url)
+        if parts.scheme not in SCHEMES:
+            raise ConfigError(
+                f"Redis URL {redact(url)!r} has scheme {parts.scheme!r}; "
+                "use redis://, rediss:// (TLS) or unix://"
+            )
+        if parts.scheme == "unix":
+            if not parts.path:
+                raise ConfigError(f"Redis URL {redact(url)!r} names no socket path")
+        else:
+            if not parts.hostname:
+                raise ConfigError(f"Redis URL {redact(url)!r} names no host")
+            try:
+                _ = parts.port
+            except ValueError:
+                raise ConfigError(f"Redis URL {redact(url)!r} has a bad port") from None
+            db = parts.path.lstrip("/")
+            if db and not db.isdigit():
+                raise ConfigError(f"Redis URL {redact(url)!r}: database {db!r} is not a number")
+        return cls(url=url, password=password or None)
+
+    @property
+    def display(self) -> str:
+        """The URL without its password, for messages and logs."""
+        return redact(self.url)
+
+    def client(self) -> redis.Redis:
+        kwargs: dict[str, Any] = {
+            "decode_responses": True,
+            # Without timeouts a half-open connection would hang a worker for ever.
+            "socket_connect_timeout": 5,
+            "socket_timeout": 15,
+            "health_check_interval": 15,
+        }
+        if self.password:
+            kwargs["password"] = self.password
+        client: redis.Redis = redis.Redis.from_url(self.url, **kwargs)
+        return client
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = unquote(parts.username or "")
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
+class Retrying:
+    """Runs Redis calls, retrying transient failures for up to `budget` seconds."""
+
+    def __init__(
+        self,
+        settings: RedisSettings,
+        budget: float,
+        on_retry: Callable[[float, Exception], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.budget = budget
+        self.on_retry = on_retry
+
+    def __call__(self, fn: Callable[[], T]) -> T:
+        started = time.monotonic()
+        delay = 0.05
+        while True:
+            try:
+                return fn()
+            except redis.AuthenticationError as exc:
+                raise ConfigError(
+                    f"Redis at {self.settings.display} refused the credentials: {exc}; "
+                    "check WQ_REDIS_PASSWORD"
+                ) from None
+            except TRANSIENT as exc:
+                waited = time.monotonic() - started
+                if waited >= self.budget:
+                    raise RedisUnavailable(
+                        f"Redis at {self.settings.display} unreachable for {waited:.0f}s "
+                        f"(limit {self.budget:g}s): {exc}"
+                    ) from None
+                if self.on_retry is not None:
+                    self.on_retry(waited, exc)
+                time.sleep(min(delay, max(0.0, self.budget - waited)))
+                delay = min(delay * 2, 2.0)

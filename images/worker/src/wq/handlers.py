@@ -1,0 +1,222 @@
+"""What a worker does with each item: demo, command or python.
+
+A handler returns normally on success and raises HandlerFailed (or any exception) on failure.
+"""
+
+import contextlib
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from wq.errors import ConfigError
+from wq.item import Item
+
+HANDLERS = ("demo", "command", "python")
+
+
+class HandlerFailed(Exception):
+    """An item failed; the message becomes the item's last error."""
+
+
+class Handler(Protocol):
+    # Whether the item timeout can be enforced when the handler runs in a slot thread.
+    enforces_own_timeout: bool
+
+    def __call__(self, item: Item) -> None: ...
+
+    def cancel_all(self) -> None:
+        """Stop whatever is running now (graceful shutdown)."""
+
+
+class DemoHandler:
+    """The Kubernetes docs' example worker: print the item, then sleep."""
+
+    enforces_own_timeout = False
+
+    def __init__(self, sleep_s: float) -> None:
+        self.sleep_s = sleep_s
+
+    def __call__(self, item: Item) -> None:
+        print(f"Working on {item.text}", flush=True)
+        if self.sleep_s > 0:
+            time.sleep(self.sleep_s)
+
+    def cancel_all(self) -> None:
+        pass
+
+
+class PythonHandler:
+    """Calls MODULE:FUNCTION (importable in the image) with the decoded item."""
+
+    enforces_own_timeout = False
+
+    def __init__(self, target: str) -> None:
+        self.func = load_function(target)
+
+    def __call__(self, item: Item) -> None:
+        self.func(item.value)
+
+    def cancel_all(self) -> None:
+        pass
+
+
+def load_function(target: str) -> Callable[[Any], object]:
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"python handler {target!r} is not MODULE:FUNCTION")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"python handler {target!r}: cannot import {module_name!r}: {exc}"
+        ) from None
+    func = getattr(module, attr, None)
+    if not callable(func):
+        raise ConfigError(f"python handler {target!r}: {module_name} has no function {attr!r}")
+    return func  # type: ignore[no-any-return]
+
+
+class CommandHandler:
+    """Runs a command per item. Each argument is a sandboxed Jinja2 template (`{{ item }}`,
+    `{{ item.src }}`); the item is also in $WQ_ITEM. No shell unless asked for. The exit code
+    decides success; output is streamed with the item named; a timeout kills the process group.
+    """
+
+    enforces_own_timeout = True
+
+    def __init__(self, args: Sequence[str], shell: bool, timeout_s: float) -> None:
+        if not args:
+            raise ConfigError(
+                "command handler needs a command: wq work --handler command -- CMD ARGS... "
+                "(or WQ_COMMAND as a JSON list)"
+            )
+        env = SandboxedEnvironment(undefined=StrictUndefined, finalize=_finalize, autoescape=False)
+        try:
+            self.templates = [env.from_string(a) for a in args]
+        except TemplateError as exc:
+            raise ConfigError(f"command template is invalid: {exc}") from None
+        self.shell = shell
+        self.timeout_s = timeout_s
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def render(self, item: Item) -> list[str]:
+        try:
+            args = [t.render(item=item.value) for t in self.templates]
+        except TemplateError as exc:
+            raise HandlerFailed(f"command template failed for this item: {exc}") from None
+        return ["/bin/sh", "-c", " ".join(args)] if self.shell else args
+
+    def __call__(self, item: Item) -> None:
+        argv = self.render(item)
+        env = {**os.environ, "WQ_ITEM": item.text, "WQ_ITEM_POSITION": str(item.position)}
+        try:
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so a kill reaches its children
+            )
+        except OSError as exc:
+            raise HandlerFailed(f"cannot run {argv[0]!r}: {exc.strerror}") from None
+        with self._lock:
+            self._running.add(proc)
+        timer = None
+        timed_out = threading.Event()
+        if self.timeout_s > 0:
+
+            def expire() -> None:
+                timed_out.set()
+                _kill_group(proc, signal.SIGKILL)
+
+            timer = threading.Timer(self.timeout_s, expire)
+            timer.daemon = True
+            timer.start()
+        tail: deque[str] = deque(maxlen=3)
+        try:
+            assert proc.stdout is not None
+            prefix = f"[item {item.position}] "
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                tail.append(line)
+                sys.stdout.write(prefix + line + "\n")
+            sys.stdout.flush()
+            code = proc.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if proc.poll() is None:  # interrupted (shutdown): take the whole group down
+                _kill_group(proc, signal.SIGKILL)
+                proc.wait()
+            with self._lock:
+                self._running.discard(proc)
+        if timed_out.is_set():
+            raise HandlerFailed(f"timed out after {self.timeout_s:g}s (process group killed)")
+        if code != 0:
+            last = f": {tail[-1]}" if tail else ""
+            reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            raise HandlerFailed(f"command {reason}{last}")
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            running = list(self._running)
+        for proc in running:
+            _kill_group(proc, signal.SIGTERM)
+
+
+def _kill_group(proc: "subprocess.Popen[bytes]", sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _finalize(value: Any) -> Any:
+    """`{{ item }}` of a structured item renders as JSON, not as a Python repr."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def parse_command_env(text: str) -> list[str]:
+    """WQ_COMMAND: a JSON list of arguments."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigError(
+            'WQ_COMMAND must be a JSON list of strings, e.g. ["echo", "{{ item }}"]'
+        ) from None
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise ConfigError('WQ_COMMAND must be a JSON list of strings, e.g. ["echo", "{{ item }}"]')
+    return value
+
+
+def make_handler(
+    name: str,
+    *,
+    demo_sleep_s: float,
+    python_target: str | None,
+    command: Sequence[str],
+    shell: bool,
+    item_timeout_s: float,
+) -> Handler:
+    if name == "demo":
+        return DemoHandler(demo_sleep_s)
+    if name == "python":
+        if not python_target:
+            raise ConfigError("python handler needs --python MODULE:FUNCTION (or WQ_PYTHON)")
+        return PythonHandler(python_target)
+    if name == "command":
+        return CommandHandler(command, shell, item_timeout_s)
+    raise ConfigError(f"unknown handler {name!r}; use one of {', '.join(HANDLERS)}")

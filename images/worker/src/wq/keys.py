@@ -1,0 +1,94 @@
+"""Every Redis key wq uses, in one place.
+
+All keys of a run share the prefix ``wq:{RUN}:``; the braces are a Redis Cluster hash tag,
+so a run's keys live in one slot and multi-key Lua scripts work on a cluster too.
+"""
+
+import re
+from dataclasses import dataclass
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+PREFIX = "wq"
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    run: str
+
+    def _key(self, name: str) -> str:
+        return f"{PREFIX}:{{{self.run}}}:{name}"
+
+    @property
+    def meta(self) -> str:
+        """Hash: total, cursor (next unleased position), seeded marker, counters, times."""
+        return self._key("meta")
+
+    @property
+    def items(self) -> str:
+        """Hash: position -> item as JSON text. Absent for range runs (items are computed)."""
+        return self._key("items")
+
+    @property
+    def requeue(self) -> str:
+        """List of positions that came back (expired, failed, released); leased first."""
+        return self._key("requeue")
+
+    @property
+    def leases(self) -> str:
+        """Sorted set: leased position -> lease deadline (ms, Redis server clock)."""
+        return self._key("leases")
+
+    @property
+    def tokens(self) -> str:
+        """Hash: leased position -> token of the lease that holds it (fences late results)."""
+        return self._key("tokens")
+
+    @property
+    def attempts(self) -> str:
+        """Hash: position -> number of times it was leased, less graceful releases."""
+        return self._key("attempts")
+
+    @property
+    def done(self) -> str:
+        """Hash: position -> id of the worker that completed it. Written once per position."""
+        return self._key("done")
+
+    @property
+    def dead(self) -> str:
+        """Hash: position -> last error, for items that used up their attempts."""
+        return self._key("dead")
+
+    @property
+    def errors(self) -> str:
+        """Hash: position -> last error of an item that failed and was retried."""
+        return self._key("errors")
+
+    def staging_items(self, token: str) -> str:
+        """Hash a seeder fills before it commits; expires if that seeder dies."""
+        return self._key(f"staging:{token}")
+
+    def all_keys(self) -> list[str]:
+        return [
+            self.meta,
+            self.items,
+            self.requeue,
+            self.leases,
+            self.tokens,
+            self.attempts,
+            self.done,
+            self.dead,
+            self.errors,
+        ]
+
+    @property
+    def pattern(self) -> str:
+        """Glob matching every key of this run (for purge and for listing runs)."""
+        return self._key("*")
+
+
+META_PATTERN = f"{PREFIX}:{{*}}:meta"
+
+
+def run_from_meta_key(key: str) -> str:
+    """Inverse of RunKeys.meta, for listing runs."""
+    return key[len(PREFIX) + 2 : -len("}:meta")]

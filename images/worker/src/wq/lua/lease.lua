@@ -1,0 +1,85 @@
+-- lease.lua: lease up to COUNT items to one worker, in seed order; items that came back
+-- (expired, failed, released) are taken first. Does not reap: the reply carries the earliest
+-- lease deadline so the caller knows when reap.lua has work.
+--
+-- KEYS[1] meta      hash: total, cursor, seeded, kind, range_start, range_step, counters
+-- KEYS[2] items     hash: position -> item JSON (list runs only)
+-- KEYS[3] requeue   list of positions that came back
+-- KEYS[4] leases    zset: position -> deadline (ms)
+-- KEYS[5] tokens    hash: position -> lease token
+-- KEYS[6] attempts  hash: position -> attempt count
+-- ARGV[1] count     how many items the worker wants (0 = only report the state)
+-- ARGV[2] lease_ms  lease length in milliseconds
+-- ARGV[3] token     token for this lease (fences late results)
+--
+-- Returns {seeded (0|1), now_ms, earliest_deadline_ms (-1 if none), pending, in_flight,
+--          position_1, attempt_1, item_1, position_2, ...}
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local meta = redis.call('HMGET', KEYS[1], 'seeded', 'total', 'cursor', 'kind', 'range_start', 'range_step')
+if not meta[1] then
+  return {0, now, -1, 0, 0}
+end
+local total = tonumber(meta[2])
+local cursor = tonumber(meta[3])
+local want = tonumber(ARGV[1])
+local positions = {}
+
+if want > 0 then
+  local back = redis.call('LPOP', KEYS[3], want)
+  if back then
+    for _, p in ipairs(back) do
+      positions[#positions + 1] = p
+    end
+  end
+  local fresh = math.min(want - #positions, total - cursor)
+  if fresh > 0 then
+    for i = 0, fresh - 1 do
+      positions[#positions + 1] = tostring(cursor + i)
+    end
+    cursor = cursor + fresh
+    redis.call('HSET', KEYS[1], 'cursor', cursor)
+  end
+end
+
+local reply = {1, now, -1, 0, 0}
+local n = #positions
+if n > 0 then
+  local deadline = now + tonumber(ARGV[2])
+  local zargs, hargs = {}, {}
+  for i, p in ipairs(positions) do
+    zargs[2 * i - 1] = deadline
+    zargs[2 * i] = p
+    hargs[2 * i - 1] = p
+    hargs[2 * i] = ARGV[3]
+  end
+  redis.call('ZADD', KEYS[4], unpack(zargs))
+  redis.call('HSET', KEYS[5], unpack(hargs))
+  redis.call('HINCRBY', KEYS[1], 'executions', n)
+  redis.call('HSETNX', KEYS[1], 'first_lease_ms', now)
+
+  local payloads
+  if meta[4] == 'range' then
+    local start, step = tonumber(meta[5]), tonumber(meta[6])
+    payloads = {}
+    for i, p in ipairs(positions) do
+      payloads[i] = string.format('%d', start + tonumber(p) * step)
+    end
+  else
+    payloads = redis.call('HMGET', KEYS[2], unpack(positions))
+  end
+  for i, p in ipairs(positions) do
+    reply[#reply + 1] = tonumber(p)
+    reply[#reply + 1] = redis.call('HINCRBY', KEYS[6], p, 1)
+    reply[#reply + 1] = payloads[i]
+  end
+end
+
+local earliest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+if earliest[2] then
+  reply[3] = tonumber(earliest[2])
+end
+reply[4] = redis.call('LLEN', KEYS[3]) + (total - cursor)
+reply[5] = redis.call('ZCARD', KEYS[4])
+return reply

@@ -1,0 +1,91 @@
+"""A run's counts, and how they are shown."""
+
+import json
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    run: str
+    seeded: bool
+    total: int
+    pending: int
+    in_flight: int
+    done: int
+    dead: int
+    retried: int
+    released: int
+    executions: int
+    stale: int
+    elapsed_s: float | None  # since the first lease
+    rate: float | None  # items done per second since the first lease
+
+    @property
+    def drained(self) -> bool:
+        """Nothing pending and nothing in flight: every item is done or dead."""
+        return self.seeded and self.pending == 0 and self.in_flight == 0
+
+    @property
+    def clean(self) -> bool:
+        return self.drained and self.dead == 0
+
+    @property
+    def eta_s(self) -> float | None:
+        if not self.rate or self.drained:
+            return None
+        return (self.pending + self.in_flight) / self.rate
+
+    @property
+    def state(self) -> str:
+        if not self.seeded:
+            return "not seeded"
+        if self.drained:
+            return "drained" if self.dead == 0 else "drained with dead items"
+        return "running" if self.executions else "waiting for workers"
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.update(drained=self.drained, state=self.state, eta_s=self.eta_s)
+        return json.dumps(data, sort_keys=True)
+
+    def to_text(self) -> str:
+        rows = [
+            ("run", self.run),
+            ("state", self.state),
+            ("total", str(self.total)),
+            ("pending", str(self.pending)),
+            ("in flight", str(self.in_flight)),
+            ("done", str(self.done)),
+            ("dead", str(self.dead)),
+            ("retried", str(self.retried)),
+            ("rate", f"{self.rate:.1f} items/s" if self.rate else "-"),
+            ("eta", format_duration(self.eta_s)),
+        ]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+    def progress_line(self, rate: float | None, width: int = 30) -> str:
+        """One line for a live view: a bar and the counts, with a rate measured by the caller."""
+        finished = self.done + self.dead
+        fraction = finished / self.total if self.total else 1.0
+        filled = round(fraction * width)
+        bar = "#" * filled + "." * (width - filled)
+        eta = (self.pending + self.in_flight) / rate if rate else None
+        return (
+            f"[{bar}] {finished}/{self.total} {fraction:6.1%}  pending {self.pending}  "
+            f"in flight {self.in_flight}  dead {self.dead}  "
+            f"{(rate or 0.0):.1f}/s  eta {format_duration(eta)}"
+        )
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

@@ -1,0 +1,53 @@
+"""A live progress view of a run, for `wq status --watch` and `wq run`."""
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TextIO
+
+from wq.queue import RunQueue
+from wq.status import RunStatus
+
+
+class RateMeter:
+    """Items finished per second over the last few samples (a recent rate, not a lifetime one)."""
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self.window_s = window_s
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, finished: int, now: float | None = None) -> float | None:
+        now = time.monotonic() if now is None else now
+        self.samples.append((now, finished))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.window_s:
+            self.samples.popleft()
+        (t0, f0), (t1, f1) = self.samples[0], self.samples[-1]
+        return (f1 - f0) / (t1 - t0) if t1 > t0 else None
+
+
+def watch_status(
+    queue: RunQueue,
+    interval: float,
+    stream: TextIO,
+    keep_going: Callable[[RunStatus], bool] | None = None,
+) -> RunStatus:
+    """Print a progress line every `interval` seconds until the run is drained (or until
+    keep_going says stop). On a terminal the line is redrawn in place."""
+    meter = RateMeter()
+    tty = stream.isatty()
+    while True:
+        current = queue.status()
+        rate = meter.add(current.done + current.dead)
+        line = (
+            current.progress_line(rate)
+            if current.seeded
+            else f"run {queue.run}: waiting for it to be seeded"
+        )
+        stream.write(f"\r\033[K{line}" if tty else line + "\n")
+        stream.flush()
+        finished = current.drained if keep_going is None else not keep_going(current)
+        if finished:
+            if tty:
+                stream.write("\n")
+            return current
+        time.sleep(interval)

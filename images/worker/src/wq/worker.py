@@ -1,0 +1,437 @@
+"""The worker: lease items in adaptive batches, run the handler, record results, and exit 0
+only when the run is drained (nothing pending, nothing in flight anywhere).
+
+While other workers still hold leases it keeps polling and reaping, so an item whose worker
+died is picked up by a survivor. SIGTERM releases every lease it holds at once, without using
+up an attempt, and exits 143.
+"""
+
+import queue as stdqueue
+import secrets
+import signal
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Protocol
+
+from wq.errors import SeedTimeout, WqError
+from wq.handlers import Handler
+from wq.item import Item
+from wq.logs import EventLog
+from wq.queue import MAX_BATCH, RunQueue
+
+EXIT_DRAINED = 0
+EXIT_DEAD_ITEMS = 3
+EXIT_STOPPED = 128 + signal.SIGTERM
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    worker_id: str
+    lease_s: float = 30.0
+    item_timeout_s: float = 0.0  # 0: no limit
+    max_attempts: int = 3
+    concurrency: int = 1
+    seed_wait_s: float = 300.0
+    poll_s: float = 1.0
+    fail_on_dead: bool = False
+    # Adaptive batching: lease about this many seconds of work per slot, so millisecond items
+    # come in big batches and slow items one at a time (never hoarded).
+    batch_target_s: float = 0.5
+    max_batch: int = 500
+    flush_interval_s: float = 0.2  # longest a finished item waits to be recorded
+
+
+class StopRequested(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT while a handler runs inline.
+
+    A BaseException, so a handler's `except Exception` cannot swallow the shutdown."""
+
+
+class ItemTimeout(BaseException):
+    """Raised in the main thread by SIGALRM when an inline handler overruns its timeout."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    token: str
+    item: Item
+    error: str | None
+    duration_s: float
+
+
+class Held:
+    """The positions this worker holds leases for, by lease token (shared with the heartbeat)."""
+
+    def __init__(self) -> None:
+        self._by_token: dict[str, set[int]] = defaultdict(set)
+        self._lock = threading.Lock()
+
+    def add(self, token: str, positions: list[int]) -> None:
+        with self._lock:
+            self._by_token[token].update(positions)
+
+    def remove(self, token: str, positions: list[int]) -> None:
+        with self._lock:
+            held = self._by_token.get(token)
+            if held is None:
+                return
+            held.difference_update(positions)
+            if not held:
+                del self._by_token[token]
+
+    def snapshot(self) -> dict[str, list[int]]:
+        with self._lock:
+            return {t: sorted(p) for t, p in self._by_token.items()}
+
+
+class Slots(Protocol):
+    def free(self) -> int: ...
+
+    def busy(self) -> int: ...
+
+    def submit(self, token: str, item: Item) -> None: ...
+
+    def results(self, timeout: float) -> list[Outcome]: ...
+
+
+def _run(handler: Handler, token: str, item: Item) -> Outcome:
+    started = time.monotonic()
+    try:
+        handler(item)
+    except Exception as exc:
+        error = str(exc) or type(exc).__name__
+        return Outcome(token, item, error, time.monotonic() - started)
+    return Outcome(token, item, None, time.monotonic() - started)
+
+
+class InlineSlots:
+    """One slot, run in the main thread: no hand-off cost per item, and SIGALRM can enforce
+    the item timeout of an in-process handler."""
+
+    def __init__(self, handler: Handler, timeout_s: float) -> None:
+        self.handler = handler
+        self.alarm_s = 0.0 if handler.enforces_own_timeout else timeout_s
+        self.in_handler = False
+        self._done: list[Outcome] = []
+
+    def free(self) -> int:
+        return 1
+
+    def busy(self) -> int:
+        return 0
+
+    def submit(self, token: str, item: Item) -> None:
+        started = time.monotonic()
+        try:
+            with self._alarm():
+                self.in_handler = True
+                outcome = _run(self.handler, token, item)
+                self.in_handler = False
+        except ItemTimeout:
+            self.in_handler = False
+            outcome = Outcome(
+                token, item, f"timed out after {self.alarm_s:g}s", time.monotonic() - started
+            )
+        self._done.append(outcome)
+
+    @contextmanager
+    def _alarm(self) -> Iterator[None]:
+        if self.alarm_s <= 0:
+            yield
+            return
+
+        def expire(signum: int, frame: FrameType | None) -> None:
+            if self.in_handler:
+                raise ItemTimeout()
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, self.alarm_s)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    def results(self, timeout: float) -> list[Outcome]:
+        done, self._done = self._done, []
+        return done
+
+
+class ThreadSlots:
+    """`concurrency` handler slots on daemon threads (daemon: a shutdown need not wait for a
+    handler that ignores it; its lease is released and its late result rejected)."""
+
+    def __init__(self, handler: Handler, concurrency: int) -> None:
+        self.handler = handler
+        self.concurrency = concurrency
+        self._tasks: stdqueue.SimpleQueue[tuple[str, Item]] = stdqueue.SimpleQueue()
+        self._results: stdqueue.SimpleQueue[Outcome] = stdqueue.SimpleQueue()
+        self._busy = 0
+        for n in range(concurrency):
+            threading.Thread(target=self._serve, name=f"slot-{n}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            token, item = self._tasks.get()
+            self._results.put(_run(self.handler, token, item))
+
+    def free(self) -> int:
+        return self.concurrency - self._busy
+
+    def busy(self) -> int:
+        return self._busy
+
+    def submit(self, token: str, item: Item) -> None:
+        self._busy += 1
+        self._tasks.put((token, item))
+
+    def results(self, timeout: float) -> list[Outcome]:
+        out: list[Outcome] = []
+        try:
+            out.append(
+                self._results.get(timeout=timeout) if timeout > 0 else self._results.get_nowait()
+            )
+            while True:
+                out.append(self._results.get_nowait())
+        except stdqueue.Empty:
+            pass
+        self._busy -= len(out)
+        return out
+
+
+class Heartbeat(threading.Thread):
+    """Renews every held lease each third of the lease length, so a lease outlives a slow
+    item for as long as its worker is alive, whatever the item timeout."""
+
+    def __init__(self, queue: RunQueue, held: Held, lease_s: float, log: EventLog) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.queue = queue
+        self.held = held
+        self.lease_s = lease_s
+        self.log = log
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.lease_s / 3):
+            try:
+                for token, positions in self.held.snapshot().items():
+                    lost = self.queue.renew(token, self.lease_s, positions)
+                    if lost:
+                        self.held.remove(token, lost)
+                        self.log.warning("lease.lost", positions=_brief(lost))
+            except WqError as exc:
+                self.log.warning("heartbeat.failed", error=str(exc))
+
+
+class Worker:
+    def __init__(
+        self, queue: RunQueue, handler: Handler, config: WorkerConfig, log: EventLog
+    ) -> None:
+        self.queue = queue
+        self.handler = handler
+        self.config = config
+        self.log = log.bind(run=queue.run, worker=config.worker_id)
+        self.stop = threading.Event()
+        self.held = Held()
+        self.slots: InlineSlots | ThreadSlots = (
+            InlineSlots(handler, config.item_timeout_s)
+            if config.concurrency == 1
+            else ThreadSlots(handler, config.concurrency)
+        )
+        self.local: deque[tuple[str, Item]] = deque()
+        self.finished: dict[str, list[int]] = defaultdict(list)
+        self.last_flush = time.monotonic()
+        self.item_seconds: float | None = None  # moving average of handler time per item
+        self.processed = 0
+        self.failed = 0
+
+    # Signals.
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self.stop.is_set():
+            self.log.info("stop.requested", signal=signal.Signals(signum).name)
+        self.stop.set()
+        if isinstance(self.slots, InlineSlots) and self.slots.in_handler:
+            self.slots.in_handler = False
+            raise StopRequested()
+
+    # The run.
+
+    def run(self) -> int:
+        c = self.config
+        self.log.info(
+            "worker.start",
+            lease_s=c.lease_s,
+            concurrency=c.concurrency,
+            max_attempts=c.max_attempts,
+            item_timeout_s=c.item_timeout_s,
+        )
+        heartbeat = Heartbeat(self.queue, self.held, c.lease_s, self.log)
+        try:
+            self._wait_seeded()
+            heartbeat.start()
+            return self._loop()
+        except StopRequested:
+            return self._shutdown()
+        finally:
+            heartbeat.stopped.set()
+
+    def _wait_seeded(self) -> None:
+        started = time.monotonic()
+        next_note = 0.0
+        while not self.queue.is_seeded():
+            waited = time.monotonic() - started
+            if waited >= self.config.seed_wait_s:
+                raise SeedTimeout(
+                    f"run {self.queue.run!r} was not seeded within {self.config.seed_wait_s:g}s; "
+                    "is the seeding Job (or `wq seed`) running against the same Redis and run id?"
+                )
+            if waited >= next_note:
+                self.log.info("seed.waiting", waited_s=round(waited))
+                next_note += 10
+            if self.stop.wait(0.5):
+                raise StopRequested()
+
+    def _loop(self) -> int:
+        next_note = 0.0
+        while True:
+            if self.stop.is_set():
+                return self._shutdown()
+            if self.local and self.slots.free() > 0:
+                token, item = self.local.popleft()
+                self.slots.submit(token, item)
+            wait = 0.0 if self.local or not self.slots.busy() else self.config.flush_interval_s
+            for outcome in self.slots.results(wait):
+                self._record(outcome)
+            if self._flush_due():
+                self._flush()
+            if self.local or self.slots.free() == 0:
+                continue
+
+            self._flush()
+            token = secrets.token_hex(8)
+            reply = self.queue.lease(self._batch_size(), self.config.lease_s, token)
+            if reply.items:
+                self.held.add(token, [i.position for i in reply.items])
+                self.local.extend((token, i) for i in reply.items)
+                continue
+            if reply.expired_leases:
+                requeued, dead = self.queue.reap(self.config.max_attempts)
+                self.log.info("leases.reaped", requeued=requeued, dead=dead)
+                continue
+            if self.slots.busy():
+                continue
+            if reply.drained:
+                return self._finish()
+            now = time.monotonic()
+            if now >= next_note:
+                self.log.info("waiting", pending=reply.pending, in_flight=reply.in_flight)
+                next_note = now + 10
+            until_deadline = reply.seconds_to_next_deadline()
+            pause = (
+                self.config.poll_s
+                if until_deadline is None
+                else min(self.config.poll_s, until_deadline + 0.01)
+            )
+            self.stop.wait(pause)
+
+    def _batch_size(self) -> int:
+        free = self.slots.free()
+        if self.item_seconds is None:
+            return free
+        wanted = int(
+            self.config.batch_target_s * self.config.concurrency / max(self.item_seconds, 1e-6)
+        )
+        return max(free, min(wanted, self.config.max_batch, MAX_BATCH))
+
+    def _record(self, outcome: Outcome) -> None:
+        d = outcome.duration_s
+        self.item_seconds = d if self.item_seconds is None else 0.8 * self.item_seconds + 0.2 * d
+        position = outcome.item.position
+        if outcome.error is None:
+            self.finished[outcome.token].append(position)
+            if self.log.enabled("debug"):
+                self.log.debug("item.done", position=position, seconds=d)
+            return
+        verdict = self.queue.fail(outcome.token, position, outcome.error, self.config.max_attempts)
+        self.held.remove(outcome.token, [position])
+        self.failed += 1
+        level = "error" if verdict == "dead" else "warning"
+        self.log.emit(
+            level,
+            "item.failed",
+            {
+                "position": position,
+                "attempt": outcome.item.attempt,
+                "outcome": verdict,
+                "error": outcome.error,
+            },
+        )
+
+    def _flush_due(self) -> bool:
+        pending = sum(len(p) for p in self.finished.values())
+        if pending == 0:
+            return False
+        return (
+            pending >= MAX_BATCH
+            or time.monotonic() - self.last_flush >= self.config.flush_interval_s
+        )
+
+    def _flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.finished:
+            return
+        finished, self.finished = self.finished, defaultdict(list)
+        for token, positions in finished.items():
+            stale = self.queue.complete(token, self.config.worker_id, positions)
+            self.held.remove(token, positions)
+            self.processed += len(positions) - len(stale)
+            if stale:
+                self.log.warning("result.rejected", reason="lease lost", positions=_brief(stale))
+
+    def _finish(self) -> int:
+        status = self.queue.status()
+        self.log.info(
+            "worker.drained",
+            processed=self.processed,
+            failed=self.failed,
+            done=status.done,
+            dead=status.dead,
+            total=status.total,
+        )
+        if self.config.fail_on_dead and status.dead:
+            self.log.error(
+                "run.dead_items",
+                dead=status.dead,
+                hint=f"wq dead --run {self.queue.run}",
+            )
+            return EXIT_DEAD_ITEMS
+        return EXIT_DRAINED
+
+    def _shutdown(self) -> int:
+        """Graceful stop: record what finished, hand back everything else at once."""
+        self.handler.cancel_all()
+        for outcome in self.slots.results(0):
+            if outcome.error is None:  # failures now are our own cancellations
+                self.finished[outcome.token].append(outcome.item.position)
+        self._flush()
+        released = sum(
+            self.queue.release(token, positions)
+            for token, positions in self.held.snapshot().items()
+        )
+        self.log.info("worker.stopped", processed=self.processed, released=released)
+        return EXIT_STOPPED
+
+
+def _brief(positions: list[int], limit: int = 20) -> str:
+    shown = ",".join(str(p) for p in positions[:limit])
+    return shown + (f",...(+{len(positions) - limit})" if len(positions) > limit else "")

@@ -1,0 +1,54 @@
+"""One real redis-server per test session; each test gets its own run id."""
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.redis_server import RedisServer
+from wq.connection import RedisSettings, Retrying
+from wq.queue import RunQueue
+
+_run_ids = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def client(redis_url: str) -> "redis.Redis":
+    return redis.Redis.from_url(redis_url, decode_responses=True)
+
+
+@pytest.fixture
+def run_id(request: pytest.FixtureRequest) -> str:
+    name = request.node.name.split("[")[0][:30].replace("_", "-")
+    return f"t{os.getpid()}-{next(_run_ids)}-{name}"
+
+
+def make_queue(url: str, run: str, budget: float = 5.0) -> RunQueue:
+    settings = RedisSettings.from_url(url)
+    return RunQueue(settings.client(), run, Retrying(settings, budget))
+
+
+@pytest.fixture
+def queue(redis_url: str, run_id: str) -> RunQueue:
+    return make_queue(redis_url, run_id)
+
+
+@pytest.fixture
+def items_dir(tmp_path: Path) -> Path:
+    return tmp_path

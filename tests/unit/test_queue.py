@@ -1,0 +1,151 @@
+"""Queue operations against a real Redis: order, leases, fencing, retries, dead letters."""
+
+import time
+
+import pytest
+
+from wq.item import encode
+from wq.queue import RunQueue
+from wq.seeder import seed_items
+
+
+def seed(queue: RunQueue, values: list[object]) -> None:
+    seed_items(queue, [encode(v) for v in values])
+
+
+def test_lease_is_fifo_in_seed_order_and_batches(queue: RunQueue) -> None:
+    seed(queue, ["a", "b", "c", "d", "e"])
+    first = queue.lease(2, 30, "t1")
+    second = queue.lease(10, 30, "t2")
+    assert [i.value for i in first.items] == ["a", "b"]
+    assert [i.value for i in second.items] == ["c", "d", "e"]
+    assert [i.position for i in first.items + second.items] == [0, 1, 2, 3, 4]
+    assert all(i.attempt == 1 for i in first.items + second.items)
+    assert (second.pending, second.in_flight) == (0, 5)
+    assert not second.drained
+
+
+def test_unseeded_run_leases_nothing_and_is_not_drained(queue: RunQueue) -> None:
+    reply = queue.lease(5, 30, "t")
+    assert not reply.seeded
+    assert reply.items == []
+    assert not reply.drained
+
+
+def test_drained_only_when_nothing_pending_and_nothing_in_flight(queue: RunQueue) -> None:
+    seed(queue, ["a", "b"])
+    got = queue.lease(2, 30, "t").items
+    assert not queue.lease(1, 30, "u").drained  # both in flight
+    queue.complete("t", "w", [got[0].position])
+    assert not queue.lease(1, 30, "u").drained  # one still in flight
+    queue.complete("t", "w", [got[1].position])
+    assert queue.lease(1, 30, "u").drained
+    status = queue.status()
+    assert (status.done, status.pending, status.in_flight, status.dead) == (2, 0, 0, 0)
+    assert status.clean
+
+
+def test_expired_lease_is_reclaimed_and_counts_as_an_attempt(queue: RunQueue) -> None:
+    seed(queue, ["a"])
+    queue.lease(1, 0.05, "dead-worker")
+    assert queue.reap(max_attempts=3) == (0, 0)  # not expired yet
+    time.sleep(0.1)
+    reply = queue.lease(0, 30, "x")
+    assert reply.expired_leases
+    assert queue.reap(max_attempts=3) == (1, 0)
+    again = queue.lease(1, 30, "survivor").items
+    assert [(i.value, i.attempt) for i in again] == [("a", 2)]
+    assert queue.status().retried == 1
+
+
+def test_late_result_of_an_expired_lease_is_rejected_and_done_recorded_once(
+    queue: RunQueue, client: object
+) -> None:
+    seed(queue, ["a"])
+    queue.lease(1, 0.05, "slow")
+    time.sleep(0.1)
+    queue.reap(max_attempts=3)
+    queue.lease(1, 30, "fast")
+    assert queue.complete("slow", "w-slow", [0]) == [0]  # rejected: someone else holds it
+    assert queue.fail("slow", 0, "boom", 3) == "stale"
+    assert queue.complete("fast", "w-fast", [0]) == []
+    assert queue.complete("fast", "w-fast", [0]) == [0]  # a repeat is not recorded twice
+    status = queue.status()
+    assert status.done == 1
+    assert status.stale == 3
+    assert queue.client.hgetall(queue.keys.done) == {"0": "w-fast"}
+
+
+def test_failures_retry_then_dead_letter_with_last_error(queue: RunQueue) -> None:
+    seed(queue, ["poison", "fine"])
+    for attempt in (1, 2, 3):
+        item = queue.lease(1, 30, f"t{attempt}").items[0]
+        assert (item.value, item.attempt) == ("poison", attempt)
+        expected = "dead" if attempt == 3 else "retry"
+        assert queue.fail(f"t{attempt}", item.position, f"error {attempt}", 3) == expected
+    dead = queue.dead_items()
+    assert [(d.position, d.item, d.error) for d in dead] == [(0, '"poison"', "error 3")]
+    rest = queue.lease(5, 30, "t9").items
+    assert [i.value for i in rest] == ["fine"]
+    queue.complete("t9", "w", [1])
+    status = queue.status()
+    assert status.drained
+    assert not status.clean
+    assert (status.done, status.dead, status.retried) == (1, 1, 2)
+
+
+def test_release_hands_items_back_first_without_using_an_attempt(queue: RunQueue) -> None:
+    seed(queue, ["a", "b", "c", "d"])
+    held = queue.lease(3, 30, "t").items
+    assert queue.release("t", [i.position for i in held[1:]]) == 2
+    again = queue.lease(3, 30, "u").items
+    assert [(i.value, i.attempt) for i in again] == [("b", 1), ("c", 1), ("d", 1)]
+    assert queue.release("t", [1]) == 0  # no longer held by t
+    assert queue.status().released == 2
+
+
+def test_renew_keeps_a_lease_alive_past_its_length(queue: RunQueue) -> None:
+    seed(queue, ["a", "b"])
+    queue.lease(2, 0.2, "t")
+    for _ in range(4):
+        time.sleep(0.1)
+        assert queue.renew("t", 0.2, [0]) == []
+    assert queue.reap(3) == (1, 0)  # only the unrenewed position 1 expired
+    assert queue.renew("t", 0.2, [1]) == [1]  # lost
+    assert queue.status().in_flight == 1
+
+
+def test_retry_dead_gives_fresh_attempts(queue: RunQueue) -> None:
+    seed(queue, ["x"])
+    queue.lease(1, 30, "t")
+    assert queue.fail("t", 0, "bad", 1) == "dead"
+    assert queue.retry_dead() == 1
+    item = queue.lease(1, 30, "u").items[0]
+    assert (item.value, item.attempt) == ("x", 1)
+    assert queue.dead_items() == []
+
+
+def test_purge_deletes_only_this_run(queue: RunQueue, redis_url: str) -> None:
+    from tests.unit.conftest import make_queue
+
+    other = make_queue(redis_url, queue.run + "-other")
+    seed(queue, ["a"])
+    seed(other, ["b"])
+    assert queue.purge() >= 2
+    assert not queue.is_seeded()
+    assert other.is_seeded()
+    other.purge()
+
+
+@pytest.mark.parametrize("count", [1, 999, 1000, 2500])
+def test_batches_up_to_the_script_limit(queue: RunQueue, count: int) -> None:
+    seed(queue, list(range(count)))
+    got = []
+    while True:
+        batch = queue.lease(5000, 30, "t").items
+        if not batch:
+            break
+        got.extend(batch)
+        assert queue.complete("t", "w", [i.position for i in batch]) == []
+    assert [i.value for i in got] == list(range(count))
+    assert queue.status().done == count
