@@ -29,8 +29,10 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
-def client(redis_url: str) -> "redis.Redis":
-    return redis.Redis.from_url(redis_url, decode_responses=True)
+def client(redis_url: str) -> Iterator["redis.Redis"]:
+    c = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield c
+    c.close()
 
 
 @pytest.fixture
@@ -45,8 +47,10 @@ def make_queue(url: str, run: str, budget: float = 5.0) -> RunQueue:
 
 
 @pytest.fixture
-def queue(redis_url: str, run_id: str) -> RunQueue:
-    return make_queue(redis_url, run_id)
+def queue(redis_url: str, run_id: str) -> Iterator[RunQueue]:
+    q = make_queue(redis_url, run_id)
+    yield q
+    q.close()
 
 
 @pytest.fixture

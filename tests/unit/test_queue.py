@@ -135,6 +135,7 @@ def test_purge_deletes_only_this_run(queue: RunQueue, redis_url: str) -> None:
     assert not queue.is_seeded()
     assert other.is_seeded()
     other.purge()
+    other.close()
 
 
 @pytest.mark.parametrize("count", [1, 999, 1000, 2500])

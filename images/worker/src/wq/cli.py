@@ -622,7 +622,7 @@ def _worker_env(
 def main() -> None:
     """Console entry point: one-line errors, exit 2 for bad input, no tracebacks."""
     try:
-        code = cli.main(standalone_mode=False)
+        code = cli.main(prog_name="wq", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.exceptions.Abort:

@@ -161,6 +161,8 @@ class CommandHandler:
             if proc.poll() is None:  # interrupted (shutdown): take the whole group down
                 _kill_group(proc, signal.SIGKILL)
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
             with self._lock:
                 self._running.discard(proc)
         if timed_out.is_set():

@@ -58,6 +58,9 @@ class RunQueue:
         self.scripts = Scripts(client)
         self.call = retrying
 
+    def close(self) -> None:
+        self.client.close()
+
     # The hot path: lease, complete, fail.
 
     def lease(self, count: int, lease_s: float, token: str) -> LeaseReply:

@@ -1,0 +1,211 @@
+"""The command line through its real entry point: help, errors, and the whole flow."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.redis_server import free_port
+from tests.unit.cli_runner import wq
+from tests.unit.conftest import make_queue
+
+SUBCOMMANDS = ["seed", "work", "status", "dead", "retry-dead", "reap", "purge", "run"]
+
+
+def test_help_lists_every_subcommand() -> None:
+    result = wq("--help")
+    assert result.returncode == 0
+    for name in SUBCOMMANDS:
+        assert f"  {name}" in result.stdout
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
+    result = wq(name, "--help")
+    assert result.returncode == 0
+    assert "Usage: wq" in result.stdout
+    if name != "run":
+        assert "env var: WQ_RUN" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["work", "--run", "r", "--handler", "nope"], "'nope' is not one of"),
+        (["status", "--run", "r", "--redis-url", "http://x:1"], "has scheme 'http'"),
+        (["status", "--run", "r", "--redis-url", "redis://h:notaport"], "bad port"),
+        (["status", "--run", ""], "run id '' is not valid"),
+        (["status", "--run", "a b"], "run id 'a b' is not valid"),
+        (["work", "--run", "r", "--lease", "-1"], "-1.0 is not in the range"),
+        (["work", "--run", "r", "--concurrency", "0"], "0 is not in the range"),
+        (["work", "--run", "r", "--max-attempts", "-2"], "-2 is not in the range"),
+        (["seed", "--run", "r", "--items-file", "/nonexistent/items.txt"], "does not exist"),
+        (["seed", "--run", "r", "--range", "0:5", "a"], "exactly one way"),
+        (["seed", "--run", "r"], "exactly one way: ITEMS, --items-file, --range or --adopt-list"),
+        (["seed", "--run", "r", "--range", "1:x"], "must be integers"),
+        (["work", "--run", "r", "--handler", "python"], "needs --python MODULE:FUNCTION"),
+        (["work", "--run", "r", "--handler", "command"], "command handler needs a command"),
+        (["work", "--run", "r", "--", "echo"], "add --handler command"),
+        (["work", "--run", "r", "--handler", "python", "--python", "json:nope"], "no function"),
+        (
+            ["work", "--run", "r", "--item-timeout", "1", "--concurrency", "2"],
+            "needs --concurrency 1",
+        ),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_no_traceback(
+    args: list[str], message: str, redis_url: str
+) -> None:
+    result = wq(*args, env={"WQ_REDIS_URL": redis_url})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("wq: error: ")
+    assert message in lines[0]
+
+
+def test_bad_items_file_names_the_file_and_line(tmp_path: Path, redis_url: str) -> None:
+    f = tmp_path / "items.txt"
+    f.write_text("a\n\nb\n")
+    result = wq("seed", "--run", "r", "--items-file", str(f), env={"WQ_REDIS_URL": redis_url})
+    assert result.returncode == 2
+    assert f"items file '{f}' line 2 is blank" in result.stderr
+
+
+def test_redis_outage_is_an_error_never_an_empty_queue() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    for args in (["work", "--run", "r"], ["status", "--run", "r"], ["seed", "--run", "r", "a"]):
+        result = wq(*args, "--redis-wait", "1", env={"WQ_REDIS_URL": url})
+        assert result.returncode == 1, result.stderr
+        assert "unreachable for" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_wrong_password_is_a_configuration_error(tmp_path: Path) -> None:
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        import redis
+
+        redis.Redis(port=server.port).config_set("requirepass", "s3cret")
+        result = wq(
+            "status", "--run", "r", env={"WQ_REDIS_URL": server.url, "WQ_REDIS_PASSWORD": "wrong"}
+        )
+        assert result.returncode == 2
+        assert "refused the credentials" in result.stderr
+        ok = wq(
+            "status", "--run", "r", env={"WQ_REDIS_URL": server.url, "WQ_REDIS_PASSWORD": "s3cret"}
+        )
+        assert ok.returncode == 0, ok.stderr
+    finally:
+        server.stop()
+
+
+def test_seed_work_status_flow(redis_url: str, run_id: str, tmp_path: Path) -> None:
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    items = tmp_path / "items.yaml"
+    items.write_text("- apple\n- {name: banana}\n- 'comma, separated'\n")
+    seeded = wq("seed", "--items-file", str(items), env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "outcome=seeded total=3" in seeded.stderr
+    again = wq("seed", "--items-file", str(items), env=env)
+    assert "outcome=already_seeded total=3" in again.stderr
+
+    worked = wq("work", "--demo-sleep", "0", env=env)
+    assert worked.returncode == 0, worked.stderr
+    assert worked.stdout.splitlines() == [
+        "Working on apple",
+        'Working on {"name":"banana"}',
+        "Working on comma, separated",
+    ]
+    assert "event=worker.drained" in worked.stderr
+
+    status = wq("status", "--json", "--check", env=env)
+    assert status.returncode == 0
+    data = json.loads(status.stdout)
+    assert (data["total"], data["done"], data["pending"], data["in_flight"]) == (3, 3, 0, 0)
+    assert data["state"] == "drained"
+
+
+def test_dead_items_fail_the_check_and_can_be_retried(redis_url: str, run_id: str) -> None:
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    assert wq("seed", "fine", "poison", env=env).returncode == 0
+    worked = wq(
+        "work",
+        "--handler",
+        "python",
+        "--python",
+        "tests.unit.sample_handlers:fail_on_poison",
+        "--max-attempts",
+        "2",
+        "--fail-on-dead",
+        env=env,
+    )
+    assert worked.returncode == 3
+    [line] = [x for x in worked.stderr.splitlines() if "event=run.dead_items" in x]
+    assert "level=error" in line
+    assert " dead=1 " in line
+    assert wq("status", "--check", env=env).returncode == 1
+    dead = wq("dead", "--json", env=env)
+    assert json.loads(dead.stdout) == {
+        "position": 1,
+        "item": "poison",
+        "error": "cannot digest poison",
+    }
+    retried = wq("retry-dead", env=env)
+    assert "requeued 1 dead item(s)" in retried.stdout
+    status = json.loads(wq("status", "--json", env=env).stdout)
+    assert (status["pending"], status["dead"]) == (1, 0)
+    purged = wq("purge", "--yes", env=env)
+    assert purged.returncode == 0
+    assert json.loads(wq("status", "--json", env=env).stdout)["state"] == "not seeded"
+
+
+def test_work_never_exits_0_on_an_unseeded_run(redis_url: str, run_id: str) -> None:
+    result = wq("work", "--seed-wait", "0.5", env={"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id})
+    assert result.returncode == 1
+    assert f"run '{run_id}' was not seeded within 0.5s" in result.stderr
+
+
+def test_command_from_env_as_json_list(redis_url: str, run_id: str) -> None:
+    env = {
+        "WQ_REDIS_URL": redis_url,
+        "WQ_RUN": run_id,
+        "WQ_HANDLER": "command",
+        "WQ_COMMAND": '["echo", "got {{ item }}"]',
+    }
+    assert wq("seed", "x y", env=env).returncode == 0
+    result = wq("work", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[item 0] got x y\n"
+    bad = wq("work", env={**env, "WQ_COMMAND": "echo hi"})
+    assert bad.returncode == 2
+    assert "WQ_COMMAND must be a JSON list" in bad.stderr
+
+
+def test_reap_reclaims_expired_leases(redis_url: str, run_id: str) -> None:
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    assert wq("seed", "a", "b", env=env).returncode == 0
+    queue = make_queue(redis_url, run_id)
+    queue.lease(2, 0.05, "gone")
+    time.sleep(0.1)
+    result = wq("reap", "--max-attempts", "1", env=env)
+    assert "requeued 0, dead-lettered 2" in result.stdout
+    queue.close()
+
+
+def test_run_does_everything_locally() -> None:
+    result = wq("run", "--workers", "2", "--demo-sleep", "0", "apple", "banana", "cherry")
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()[:3]) == [
+        "Working on apple",
+        "Working on banana",
+        "Working on cherry",
+    ]
+    assert "done       3" in result.stdout
+    assert "worker exit codes [0, 0]" in result.stdout

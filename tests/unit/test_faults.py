@@ -1,0 +1,226 @@
+"""Fault injection with real processes: workers killed or stopped mid-item, Redis restarted.
+
+Every item must end done exactly once in the done record, the run drained, and every worker
+that was not killed must exit 0."""
+
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.redis_server import RedisServer
+from tests.unit.cli_runner import wq, wq_argv, wq_env
+from tests.unit.conftest import make_queue
+from tests.unit.sample_handlers import executions
+
+pytestmark = pytest.mark.slow
+
+
+class Fleet:
+    """Worker processes running the sample `record` handler on one run."""
+
+    def __init__(self, url: str, run: str, log_dir: Path, **env: str) -> None:
+        self.env = wq_env(
+            {
+                "WQ_REDIS_URL": url,
+                "WQ_RUN": run,
+                "WQ_HANDLER": "python",
+                "WQ_PYTHON": "tests.unit.sample_handlers:record",
+                "WQ_TEST_LOG_DIR": str(log_dir),
+                "WQ_LOG_LEVEL": "warning",
+                "WQ_POLL": "0.1",
+                **env,
+            }
+        )
+        self.live: list[subprocess.Popen[str]] = []
+        self.client = redis.Redis.from_url(url, decode_responses=True)
+        self.done_key = f"wq:{{{run}}}:done"
+        self.ended: list[tuple[subprocess.Popen[str], str]] = []  # (process, how it ended)
+
+    def start(self, n: int) -> None:
+        for _ in range(n):
+            proc = subprocess.Popen(
+                wq_argv("work"),
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            self.live.append(proc)
+
+    def signal_one(self, sig: signal.Signals, rng: random.Random) -> None:
+        """Signal a random worker that is working: one that has recorded an item (a process
+        still importing Python modules would just die of the signal, holding nothing)."""
+        while True:
+            working = set(self.client.hvals(self.done_key))
+            running = [
+                p
+                for p in self.live
+                if p.poll() is None and f"{socket.gethostname()}-{p.pid}" in working
+            ]
+            if running:
+                break
+            time.sleep(0.05)
+        victim = rng.choice(running)
+        victim.send_signal(sig)
+        victim.wait(30)
+        self.live.remove(victim)
+        self.ended.append((victim, sig.name))
+
+    def wait(self, timeout: float) -> list[int]:
+        deadline = time.monotonic() + timeout
+        codes = []
+        for p in self.live:
+            codes.append(p.wait(max(0.1, deadline - time.monotonic())))
+            self.ended.append((p, "exit"))
+        self.live = []
+        return codes
+
+    def stderr_of_failures(self) -> str:
+        return "\n".join(
+            p.stderr.read() for p, how in self.ended if how == "exit" and p.returncode and p.stderr
+        )
+
+    def close(self) -> None:
+        self.client.close()
+        for p in self.live:
+            p.kill()
+            p.wait()
+        for p, _ in self.ended:
+            if p.stderr:
+                p.stderr.close()
+
+
+def assert_every_item_done_once(url: str, run: str, total: int) -> None:
+    queue = make_queue(url, run)
+    status = queue.status()
+    done = queue.client.hgetall(queue.keys.done)
+    queue.close()
+    assert (status.pending, status.in_flight, status.dead) == (0, 0, 0)
+    assert status.done == total
+    assert sorted(map(int, done)) == list(range(total))
+
+
+@pytest.mark.timeout(240)
+def test_sigkill_random_workers_mid_item(redis_url: str, run_id: str, tmp_path: Path) -> None:
+    total, kills = 6000, 8
+    rng = random.Random(7)
+    assert (
+        wq(
+            "seed", "--range", f"0:{total}", env={"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+        ).returncode
+        == 0
+    )
+    fleet = Fleet(
+        redis_url, run_id, tmp_path, WQ_TEST_SLEEP="0.004", WQ_LEASE="1", WQ_MAX_ATTEMPTS="20"
+    )
+    try:
+        fleet.start(5)
+        queue = make_queue(redis_url, run_id)
+        for _ in range(kills):
+            time.sleep(rng.uniform(0.2, 0.5))
+            fleet.signal_one(signal.SIGKILL, rng)
+            fleet.start(1)  # the Job controller would replace the pod
+        assert queue.status().pending > 0  # every kill landed while work remained
+        queue.close()
+        codes = fleet.wait(180)
+        assert codes == [0] * len(codes), fleet.stderr_of_failures()
+    finally:
+        fleet.close()
+    assert_every_item_done_once(redis_url, run_id, total)
+    ran = Counter(executions(tmp_path))
+    assert set(ran) == {str(i) for i in range(total)}
+    duplicates = sum(n - 1 for n in ran.values())
+    # A killed worker can only have lost the results it had not yet recorded: at most one
+    # batch (500) each.
+    assert duplicates <= kills * 500
+
+
+@pytest.mark.timeout(240)
+def test_sigterm_releases_leases_at_once_without_using_attempts(
+    redis_url: str, run_id: str, tmp_path: Path
+) -> None:
+    total, stops = 800, 4
+    rng = random.Random(11)
+    assert (
+        wq(
+            "seed", "--range", f"0:{total}", env={"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+        ).returncode
+        == 0
+    )
+    # A long lease: if SIGTERM did not release, the run would stall for 5 minutes.
+    fleet = Fleet(
+        redis_url, run_id, tmp_path, WQ_TEST_SLEEP="0.03", WQ_LEASE="300", WQ_MAX_ATTEMPTS="1"
+    )
+    queue = make_queue(redis_url, run_id)
+    try:
+        fleet.start(4)
+        for _ in range(stops):
+            time.sleep(rng.uniform(0.5, 1.0))
+            fleet.signal_one(signal.SIGTERM, rng)
+            fleet.start(1)
+        assert queue.status().pending > 0  # every stop landed while work remained
+        started = time.monotonic()
+        codes = fleet.wait(120)
+        assert codes == [0] * len(codes), fleet.stderr_of_failures()
+        assert time.monotonic() - started < 60
+        stopped = [p for p, how in fleet.ended if how == "SIGTERM"]
+        assert [p.returncode for p in stopped] == [143] * stops
+        status = queue.status()
+        assert status.released > 0
+        assert status.retried == 0  # nothing had to wait for a lease to expire
+        attempts = {int(v) for v in queue.client.hvals(queue.keys.attempts)}
+        assert attempts == {1}  # no attempt was used up by a graceful stop
+    finally:
+        fleet.close()
+        queue.close()
+    assert_every_item_done_once(redis_url, run_id, total)
+    ran = Counter(executions(tmp_path))
+    assert sum(n - 1 for n in ran.values()) <= stops  # only an interrupted item runs again
+
+
+@pytest.mark.timeout(240)
+def test_redis_restarted_mid_run_loses_nothing(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis", aof=True)
+    server.start()
+    run, total = "restart", 2000
+    try:
+        assert (
+            wq(
+                "seed", "--range", f"0:{total}", env={"WQ_REDIS_URL": server.url, "WQ_RUN": run}
+            ).returncode
+            == 0
+        )
+        fleet = Fleet(
+            server.url,
+            run,
+            tmp_path,
+            WQ_TEST_SLEEP="0.003",
+            WQ_LEASE="2",
+            WQ_REDIS_WAIT="60",
+            WQ_MAX_ATTEMPTS="20",
+        )
+        try:
+            fleet.start(4)
+            for _ in range(2):
+                time.sleep(1.0)
+                done_before = redis.Redis(port=server.port).hlen(f"wq:{{{run}}}:done")
+                assert done_before < total  # the outage hits a run in progress
+                server.stop(kill=True)
+                time.sleep(1.5)  # workers see the outage and keep retrying
+                server.start()
+                assert redis.Redis(port=server.port).hlen(f"wq:{{{run}}}:done") >= done_before
+            codes = fleet.wait(180)
+            assert codes == [0] * len(codes), fleet.stderr_of_failures()
+        finally:
+            fleet.close()
+        assert_every_item_done_once(server.url, run, total)
+        assert set(executions(tmp_path)) == {str(i) for i in range(total)}
+    finally:
+        server.stop()

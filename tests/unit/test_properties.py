@@ -1,0 +1,152 @@
+"""Property tests: random sequences of queue operations against a model of what must hold."""
+
+import itertools
+import time
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from tests.unit.conftest import make_queue
+from wq.item import encode
+from wq.seeder import seed_items
+
+MAX_ATTEMPTS = 2
+_machines = itertools.count()
+
+items_strategy = st.lists(
+    st.one_of(
+        st.text(max_size=8),
+        st.integers(),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    ),
+    max_size=12,
+)
+
+
+class QueueModel(RuleBasedStateMachine):
+    """Each position is in exactly one state: pending, held by a token, done or dead."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.queue = make_queue(url, f"prop-{time.monotonic_ns()}-{next(_machines)}")
+        self.values: list[object] = []
+        self.held: dict[str, set[int]] = {}
+        self.attempts: dict[int, int] = {}
+        self.done: set[int] = set()
+        self.dead: set[int] = set()
+        self.tokens = itertools.count()
+
+    def teardown(self) -> None:
+        self.queue.purge()
+        self.queue.close()
+
+    @initialize(values=items_strategy)
+    def seed(self, values: list[object]) -> None:
+        self.values = values
+        seed_items(self.queue, [encode(v) for v in values])
+        # A second seed of the same run must change nothing.
+        seed_items(self.queue, [encode("intruder")])
+
+    def _lease(self, n: int, lease_s: float) -> tuple[str, list[int]]:
+        token = f"t{next(self.tokens)}"
+        available = self._pending_count()
+        reply = self.queue.lease(n, lease_s, token)
+        positions = []
+        for item in reply.items:
+            assert item.value == self.values[item.position]
+            self.attempts[item.position] = self.attempts.get(item.position, 0) + 1
+            assert item.attempt == self.attempts[item.position]
+            positions.append(item.position)
+        assert len(positions) == min(n, available)
+        if positions:
+            self.held[token] = set(positions)
+        return token, positions
+
+    def _pending_count(self) -> int:
+        held = set().union(*self.held.values()) if self.held else set()
+        return len(self.values) - len(held) - len(self.done) - len(self.dead)
+
+    @rule(n=st.integers(0, 5))
+    def lease(self, n: int) -> None:
+        self._lease(n, 30)
+
+    @rule(n=st.integers(1, 5))
+    def lease_then_die(self, n: int) -> None:
+        """A worker leases and is never heard from again: its leases expire and are reaped."""
+        token, positions = self._lease(n, 0.001)
+        time.sleep(0.005)
+        requeued, died = self.queue.reap(MAX_ATTEMPTS)
+        self.held.pop(token, None)
+        expected_dead = {p for p in positions if self.attempts[p] >= MAX_ATTEMPTS}
+        assert (requeued, died) == (len(positions) - len(expected_dead), len(expected_dead))
+        self.dead |= expected_dead
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data())
+    def complete(self, data: st.DataObject) -> None:
+        token = data.draw(st.sampled_from(sorted(self.held)))
+        chosen = data.draw(st.sets(st.sampled_from(sorted(self.held[token])), min_size=1))
+        assert self.queue.complete(token, "w", sorted(chosen)) == []
+        # A second completion of the same items is stale and changes nothing.
+        assert sorted(self.queue.complete(token, "w", sorted(chosen))) == sorted(chosen)
+        self._drop(token, chosen)
+        self.done |= chosen
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data())
+    def fail(self, data: st.DataObject) -> None:
+        token = data.draw(st.sampled_from(sorted(self.held)))
+        position = data.draw(st.sampled_from(sorted(self.held[token])))
+        verdict = self.queue.fail(token, position, "boom", MAX_ATTEMPTS)
+        expected = "dead" if self.attempts[position] >= MAX_ATTEMPTS else "retry"
+        assert verdict == expected
+        self._drop(token, {position})
+        if verdict == "dead":
+            self.dead.add(position)
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        token = data.draw(st.sampled_from(sorted(self.held)))
+        chosen = data.draw(st.sets(st.sampled_from(sorted(self.held[token])), min_size=1))
+        assert self.queue.release(token, sorted(chosen)) == len(chosen)
+        for p in chosen:
+            self.attempts[p] -= 1
+        self._drop(token, chosen)
+
+    def _drop(self, token: str, positions: set[int]) -> None:
+        self.held[token] -= positions
+        if not self.held[token]:
+            del self.held[token]
+
+    @invariant()
+    def counts_partition_the_items(self) -> None:
+        if not self.values and not self.queue.is_seeded():
+            return
+        s = self.queue.status()
+        in_flight = sum(len(p) for p in self.held.values())
+        assert s.total == len(self.values)
+        assert (s.in_flight, s.done, s.dead) == (in_flight, len(self.done), len(self.dead))
+        assert s.pending == self._pending_count()
+        assert s.pending + s.in_flight + s.done + s.dead == s.total
+        assert s.drained == (s.pending == 0 and in_flight == 0)
+
+
+def test_queue_operations_keep_every_item_accounted_for(redis_url: str) -> None:
+    run_state_machine_as_test(
+        lambda: QueueModel(redis_url),
+        settings=settings(
+            max_examples=60,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )

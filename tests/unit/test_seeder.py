@@ -1,0 +1,114 @@
+"""Seeding: atomic, idempotent, order- and content-preserving; ranges and adopted lists."""
+
+import json
+
+import redis
+
+from wq.item import encode
+from wq.items_source import ItemRange
+from wq.queue import RunQueue
+from wq.seeder import adopt_list, seed_items, seed_range
+
+ODD = ["a,b", 'say "hi"', "line1\nline2", "tab\there", "😀 emoji", "", " ", "\\", "{{ x }}"]
+
+
+def drain(queue: RunQueue) -> list[object]:
+    values = []
+    while batch := queue.lease(1000, 30, "t").items:
+        values.extend(i.value for i in batch)
+        queue.complete("t", "w", [i.position for i in batch])
+    return values
+
+
+def test_items_come_back_unchanged_and_in_order(queue: RunQueue) -> None:
+    structured = [{"src": "a.png", "dst": "a.jpg"}, [1, 2], 3.5, None, True]
+    assert seed_items(queue, [encode(v) for v in ODD + structured]).total == 14
+    assert drain(queue) == ODD + structured
+
+
+def test_duplicates_are_separate_items(queue: RunQueue) -> None:
+    seed_items(queue, [encode("same")] * 3)
+    items = queue.lease(10, 30, "t").items
+    assert [i.position for i in items] == [0, 1, 2]
+    assert queue.complete("t", "w", [0, 1, 2]) == []
+    assert queue.status().done == 3
+
+
+def test_seeding_twice_does_not_double_seed(queue: RunQueue) -> None:
+    first = seed_items(queue, [encode("a"), encode("b")])
+    second = seed_items(queue, [encode("x"), encode("y"), encode("z")])
+    assert (first.seeded_now, first.total) == (True, 2)
+    assert (second.seeded_now, second.total) == (False, 2)
+    assert drain(queue) == ["a", "b"]
+
+
+def test_a_retry_racing_an_unfinished_seeder_commits_once(queue: RunQueue) -> None:
+    from wq.seeder import _commit, _stage
+
+    # Seeder A dies after staging; seeder B (its retry) stages and commits; A's staging
+    # must not be visible and must expire.
+    dead_staging = queue.keys.staging_items("dead")
+    _stage(queue, dead_staging, [encode("stale")] * 5)
+    assert not queue.is_seeded()
+    assert queue.lease(10, 30, "t").items == []  # nothing visible before the commit
+    seed_items(queue, [encode("good")])
+    assert _commit(queue, dead_staging, 5, "list", 0, 1).seeded_now is False
+    assert drain(queue) == ["good"]
+    assert queue.client.exists(dead_staging) == 0
+
+
+def test_staging_expires_if_the_seeder_dies(queue: RunQueue) -> None:
+    from wq.seeder import _stage
+
+    staging = queue.keys.staging_items("orphan")
+    _stage(queue, staging, [encode("x")])
+    assert 0 < queue.client.ttl(staging) <= 3600
+
+
+def test_empty_run_is_drained_at_once(queue: RunQueue) -> None:
+    assert seed_items(queue, []).total == 0
+    reply = queue.lease(10, 30, "t")
+    assert reply.seeded
+    assert reply.drained
+    assert queue.status().clean
+
+
+def test_range_run_computes_items_without_storing_them(queue: RunQueue) -> None:
+    seed_range(queue, ItemRange.parse("10:20:3"))
+    assert queue.client.exists(queue.keys.items) == 0
+    assert drain(queue) == [10, 13, 16, 19]
+
+
+def test_range_negative_step_and_empty_range(queue: RunQueue, redis_url: str) -> None:
+    from tests.unit.conftest import make_queue
+
+    seed_range(queue, ItemRange.parse("5:0:-2"))
+    assert drain(queue) == [5, 3, 1]
+    empty = make_queue(redis_url, queue.run + "-e")
+    assert seed_range(empty, ItemRange.parse("3:3")).total == 0
+    assert empty.lease(1, 30, "t").drained
+    empty.close()
+
+
+def test_adopt_a_list_filled_by_hand_as_in_the_kubernetes_docs(
+    queue: RunQueue, client: "redis.Redis"
+) -> None:
+    source = f"job2-{queue.run}"
+    client.rpush(source, "apple", "banana", "cherry", "a/b", "ünï")
+    assert adopt_list(queue, source).total == 5
+    assert client.exists(source) == 0
+    client.rpush(source, "late")
+    assert adopt_list(queue, source).seeded_now is False  # idempotent
+    assert drain(queue) == ["apple", "banana", "cherry", "a/b", "ünï"]
+    client.delete(source)
+
+
+def test_one_million_range_items_seed_instantly(queue: RunQueue) -> None:
+    seed_range(queue, ItemRange.parse("0:1000000"))
+    status = queue.status()
+    assert (status.total, status.pending) == (1_000_000, 1_000_000)
+
+
+def test_items_are_stored_as_json_text(queue: RunQueue, client: "redis.Redis") -> None:
+    seed_items(queue, [encode({"k": "ü"})])
+    assert json.loads(client.hget(queue.keys.items, "0") or "") == {"k": "ü"}

@@ -1,0 +1,251 @@
+"""The worker loop, in process: draining, waiting, reclaiming, failing, batching."""
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.conftest import make_queue
+from wq.errors import SeedTimeout
+from wq.handlers import CommandHandler, DemoHandler, HandlerFailed, PythonHandler
+from wq.item import Item, encode
+from wq.logs import EventLog
+from wq.queue import LeaseReply, RunQueue
+from wq.seeder import seed_items
+from wq.worker import EXIT_DEAD_ITEMS, EXIT_DRAINED, Worker, WorkerConfig
+
+
+class Recorder:
+    """A python handler that records what it saw (thread-safe)."""
+
+    enforces_own_timeout = False
+
+    def __init__(self, sleep_s: float = 0.0, fail: object = None) -> None:
+        self.seen: list[Any] = []
+        self.lock = threading.Lock()
+        self.sleep_s = sleep_s
+        self.fail = fail
+
+    def __call__(self, item: Item) -> None:
+        if self.sleep_s:
+            time.sleep(self.sleep_s)
+        if item.value == self.fail:
+            raise RuntimeError(f"bad item {item.value}")
+        with self.lock:
+            self.seen.append(item.value)
+
+    def cancel_all(self) -> None:
+        pass
+
+
+def config(**overrides: Any) -> WorkerConfig:
+    base: dict[str, Any] = {"worker_id": "w", "lease_s": 5.0, "poll_s": 0.05, "seed_wait_s": 5.0}
+    return WorkerConfig(**{**base, **overrides})
+
+
+def quiet() -> EventLog:
+    return EventLog(level="error")
+
+
+def seed(queue: RunQueue, values: list[object]) -> None:
+    seed_items(queue, [encode(v) for v in values])
+
+
+def test_worker_processes_every_item_once_and_exits_0(queue: RunQueue) -> None:
+    seed(queue, list(range(300)))
+    handler = Recorder()
+    assert Worker(queue, handler, config(), quiet()).run() == EXIT_DRAINED
+    assert sorted(handler.seen) == list(range(300))
+    status = queue.status()
+    assert status.clean
+    assert status.done == 300
+
+
+def test_concurrent_slots_process_everything(queue: RunQueue) -> None:
+    seed(queue, list(range(40)))
+    handler = Recorder(sleep_s=0.02)
+    started = time.monotonic()
+    assert Worker(queue, handler, config(concurrency=8), quiet()).run() == EXIT_DRAINED
+    assert sorted(handler.seen) == list(range(40))
+    assert time.monotonic() - started < 40 * 0.02 / 2  # ran in parallel, not one by one
+
+
+def test_fast_items_are_leased_in_batches(queue: RunQueue) -> None:
+    seed(queue, list(range(2000)))
+    calls: list[int] = []
+    real_lease = queue.lease
+
+    def counting_lease(count: int, lease_s: float, token: str) -> LeaseReply:
+        calls.append(count)
+        return real_lease(count, lease_s, token)
+
+    queue.lease = counting_lease  # type: ignore[method-assign]
+    assert Worker(queue, Recorder(), config(), quiet()).run() == EXIT_DRAINED
+    assert len(calls) < 40
+    assert max(calls) >= 100
+
+
+def test_slow_items_are_not_hoarded(redis_url: str, run_id: str) -> None:
+    queues = [make_queue(redis_url, run_id) for _ in range(2)]
+    seed(queues[0], list(range(8)))
+    handlers = [Recorder(sleep_s=0.1), Recorder(sleep_s=0.1)]
+    workers = [
+        Worker(q, h, config(worker_id=f"w{i}", batch_target_s=0.05), quiet())
+        for i, (q, h) in enumerate(zip(queues, handlers, strict=True))
+    ]
+    threads = [threading.Thread(target=w.run) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(handlers[0].seen + handlers[1].seen) == list(range(8))
+    assert min(len(h.seen) for h in handlers) >= 3  # shared out, not grabbed by one worker
+    for q in queues:
+        q.close()
+
+
+def test_worker_waits_for_seeding(redis_url: str, run_id: str) -> None:
+    worker_queue = make_queue(redis_url, run_id)
+    handler = Recorder()
+    result: list[int] = []
+    thread = threading.Thread(
+        target=lambda: result.append(Worker(worker_queue, handler, config(), quiet()).run())
+    )
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive()  # an unseeded run is not a drained run
+    seeder_queue = make_queue(redis_url, run_id)
+    seed(seeder_queue, ["late"])
+    thread.join(10)
+    assert result == [EXIT_DRAINED]
+    assert handler.seen == ["late"]
+    worker_queue.close()
+    seeder_queue.close()
+
+
+def test_seed_wait_is_bounded(queue: RunQueue) -> None:
+    with pytest.raises(SeedTimeout, match=r"was not seeded within 0\.3s"):
+        Worker(queue, Recorder(), config(seed_wait_s=0.3), quiet()).run()
+
+
+def test_worker_waits_for_leases_held_elsewhere_and_reclaims_them(queue: RunQueue) -> None:
+    seed(queue, ["mine", "orphan"])
+    orphan = queue.lease(1, 0.5, "a-worker-that-died").items
+    assert [i.value for i in orphan] == ["mine"]
+    handler = Recorder()
+    started = time.monotonic()
+    assert Worker(queue, handler, config(), quiet()).run() == EXIT_DRAINED
+    assert time.monotonic() - started >= 0.4  # it waited for the lease to expire
+    assert sorted(handler.seen) == ["mine", "orphan"]
+    assert queue.status().retried == 1
+
+
+def test_failing_item_goes_dead_and_fail_on_dead_exits_3(queue: RunQueue) -> None:
+    seed(queue, ["ok", "poison", "fine"])
+    handler = Recorder(fail="poison")
+    code = Worker(queue, handler, config(max_attempts=2, fail_on_dead=True), quiet()).run()
+    assert code == EXIT_DEAD_ITEMS
+    assert sorted(handler.seen) == ["fine", "ok"]
+    [dead] = queue.dead_items()
+    assert (dead.item, dead.error) == ('"poison"', "bad item poison")
+    assert queue.status().retried == 1
+
+
+def test_inline_item_timeout_interrupts_a_python_handler(queue: RunQueue) -> None:
+    seed(queue, ["slow"])
+    started = time.monotonic()
+    worker = Worker(queue, Recorder(sleep_s=5), config(item_timeout_s=0.2, max_attempts=1), quiet())
+    assert worker.run() == EXIT_DRAINED
+    assert time.monotonic() - started < 3
+    [dead] = queue.dead_items()
+    assert dead.error == "timed out after 0.2s"
+
+
+def test_demo_handler_prints_like_the_docs_example(capsys: pytest.CaptureFixture[str]) -> None:
+    DemoHandler(0)(Item(0, 1, encode("apple")))
+    DemoHandler(0)(Item(1, 1, encode({"n": 1})))
+    assert capsys.readouterr().out == 'Working on apple\nWorking on {"n":1}\n'
+
+
+def test_python_handler_gets_the_decoded_item() -> None:
+    handler = PythonHandler("json:dumps")
+    handler(Item(0, 1, encode({"a": [1]})))
+    with pytest.raises(Exception, match="not MODULE:FUNCTION"):
+        PythonHandler("json.dumps")
+    with pytest.raises(Exception, match="cannot import"):
+        PythonHandler("no_such_module_x:f")
+    with pytest.raises(Exception, match="has no function"):
+        PythonHandler("json:nope")
+
+
+def command_item(value: object) -> Item:
+    return Item(7, 1, encode(value))
+
+
+def test_command_arguments_are_templates_passed_without_a_shell(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    script = "import os, sys; print(sys.argv[1:], os.environ['WQ_ITEM'])"
+    handler = CommandHandler(
+        ["python3", "-c", script, "{{ item.src }}", "{{ item.dst }}", "$HOME;*"], False, 0
+    )
+    handler(command_item({"src": "a b.png", "dst": "c'd.jpg"}))
+    out = capsys.readouterr().out
+    assert out == (
+        """[item 7] ['a b.png', "c'd.jpg", '$HOME;*'] {"src":"a b.png","dst":"c'd.jpg"}\n"""
+    )
+
+
+def test_command_with_shell_and_plain_string_item(capsys: pytest.CaptureFixture[str]) -> None:
+    CommandHandler(['echo "$WQ_ITEM" | tr a-z A-Z'], True, 0)(command_item("apple pie"))
+    assert capsys.readouterr().out == "[item 7] APPLE PIE\n"
+
+
+def test_command_exit_code_decides_and_names_the_last_output_line() -> None:
+    handler = CommandHandler(["sh", "-c", "echo working; echo 'disk full' >&2; exit 4"], False, 0)
+    with pytest.raises(HandlerFailed, match="exited with code 4: disk full"):
+        handler(command_item("x"))
+
+
+def test_command_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    handler = CommandHandler(
+        ["sh", "-c", f"sleep 30 & echo $! > {pidfile}; wait"], False, timeout_s=0.3
+    )
+    started = time.monotonic()
+    with pytest.raises(HandlerFailed, match=r"timed out after 0\.3s"):
+        handler(command_item("x"))
+    assert time.monotonic() - started < 5
+    child = int(pidfile.read_text())
+    time.sleep(0.1)
+    assert not is_running(child)
+
+
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan may wait a while for init to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_command_errors_name_the_problem() -> None:
+    with pytest.raises(HandlerFailed, match="cannot run 'no-such-binary-x'"):
+        CommandHandler(["no-such-binary-x"], False, 0)(command_item("x"))
+    with pytest.raises(HandlerFailed, match="'str object' has no attribute 'src'"):
+        CommandHandler(["echo", "{{ item.src }}"], False, 0)(command_item("plain"))
+    with pytest.raises(Exception, match="command template is invalid"):
+        CommandHandler(["echo", "{{ item"], False, 0)
+
+
+def test_command_handler_under_a_worker_with_concurrency(queue: RunQueue, tmp_path: Path) -> None:
+    seed(queue, [f"f{i}" for i in range(12)])
+    out = tmp_path / "out"
+    out.mkdir()
+    handler = CommandHandler(["sh", "-c", f'touch "{out}/$WQ_ITEM"'], False, 10)
+    assert Worker(queue, handler, config(concurrency=4), quiet()).run() == EXIT_DRAINED
+    assert Counter(p.name for p in out.iterdir()) == Counter(f"f{i}" for i in range(12))
