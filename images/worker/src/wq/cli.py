@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import redis
 
 from wq import __version__
 from wq.connection import RedisSettings, Retrying
@@ -634,6 +635,9 @@ def main() -> None:
     except WqError as exc:
         click.echo(f"wq: error: {exc}", err=True)
         code = exc.exit_code
+    except redis.RedisError as exc:
+        click.echo(f"wq: error: Redis answered with an error: {exc}", err=True)
+        code = 1
     except KeyboardInterrupt:
         code = 130
     sys.exit(code if isinstance(code, int) else 0)

@@ -25,7 +25,9 @@ class RunKeys:
 
     @property
     def items(self) -> str:
-        """Hash: position -> item as JSON text. Absent for range runs (items are computed)."""
+        """Hash: chunk number -> `chunk` items as JSON text joined by newlines (one field per
+        item would make seeding a million items several times slower). Absent for range runs:
+        their items are computed."""
         return self._key("items")
 
     @property
@@ -64,7 +66,7 @@ class RunKeys:
         return self._key("errors")
 
     def staging_items(self, token: str) -> str:
-        """Hash a seeder fills before it commits; expires if that seeder dies."""
+        """Like items; a seeder fills it before it commits, and it expires if that seeder dies."""
         return self._key(f"staging:{token}")
 
     def all_keys(self) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any, cast
 import redis
 
 from wq.connection import Retrying
-from wq.item import Item
+from wq.item import Item, split_chunk
 from wq.keys import RunKeys
 from wq.scripts import Scripts
 from wq.status import RunStatus
@@ -192,18 +192,20 @@ class RunQueue:
 
         def read() -> list[DeadItem]:
             errors = cast(dict[str, str], self.client.hgetall(k.dead))
-            positions = sorted(errors, key=int)
-            meta = self.client.hmget(k.meta, "kind", "range_start", "range_step")
-            if meta[0] == "range":
-                start, step = int(meta[1] or 0), int(meta[2] or 1)
-                payloads = [str(start + int(p) * step) for p in positions]
-            elif positions:
-                stored = cast(list[str | None], self.client.hmget(k.items, positions))
-                payloads = [v or "null" for v in stored]
+            positions = sorted(map(int, errors))
+            kind, start, step, chunk = cast(
+                list[str], self.client.hmget(k.meta, "kind", "range_start", "range_step", "chunk")
+            )
+            if kind == "range":
+                payloads = [str(int(start) + p * int(step)) for p in positions]
             else:
-                payloads = []
+                size = int(chunk or 1)
+                fields = sorted({p // size for p in positions})
+                blobs = cast(list[str | None], self.client.hmget(k.items, fields)) if fields else []
+                split = {f: split_chunk(b or "") for f, b in zip(fields, blobs, strict=True)}
+                payloads = [split[p // size][p % size] for p in positions]
             return [
-                DeadItem(position=int(p), error=errors[p], item=v)
+                DeadItem(position=p, error=errors[str(p)], item=v)
                 for p, v in zip(positions, payloads, strict=True)
             ]
 

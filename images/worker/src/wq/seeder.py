@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from wq.items_source import ItemRange
 from wq.queue import RunQueue
 
-STAGE_CHUNK = 1000  # fields per HSET
-PIPELINE_COMMANDS = 64  # HSETs per round trip
+ITEMS_PER_FIELD = 32  # items joined into one field of the items hash (keys.RunKeys.items)
+FIELDS_PER_HSET = 64
+HSETS_PER_ROUND_TRIP = 16
 STAGING_TTL_S = 3600
 
 
@@ -42,7 +43,9 @@ def seed_range(queue: RunQueue, item_range: ItemRange) -> SeedResult:
 def adopt_list(queue: RunQueue, source: str) -> SeedResult:
     """Turn a plain list filled by hand into this run (the Kubernetes docs' workflow)."""
     k = queue.keys
-    n: int = queue.call(lambda: queue.scripts.adopt(keys=[k.meta, k.items, source], args=[]))
+    n: int = queue.call(
+        lambda: queue.scripts.adopt(keys=[k.meta, k.items, source], args=[ITEMS_PER_FIELD])
+    )
     if int(n) < 0:
         return SeedResult(total=_total(queue), seeded_now=False)
     return SeedResult(total=int(n), seeded_now=True)
@@ -52,17 +55,15 @@ def _stage(queue: RunQueue, staging: str, items: Sequence[str]) -> None:
     client = queue.client
     client.delete(staging)  # a retry after an outage starts this seeder's staging afresh
     pipe = client.pipeline(transaction=False)
-    queued = 0
-    for start in range(0, len(items), STAGE_CHUNK):
+    per_hset = ITEMS_PER_FIELD * FIELDS_PER_HSET
+    for n, start in enumerate(range(0, len(items), per_hset), start=1):
         args: list[str | int] = []
-        for offset, item in enumerate(items[start : start + STAGE_CHUNK]):
-            args += (start + offset, item)
+        for first in range(start, min(start + per_hset, len(items)), ITEMS_PER_FIELD):
+            args += (first // ITEMS_PER_FIELD, "\n".join(items[first : first + ITEMS_PER_FIELD]))
         pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
-        queued += 1
-        if queued == PIPELINE_COMMANDS:
+        if n % HSETS_PER_ROUND_TRIP == 0:
             pipe.expire(staging, STAGING_TTL_S)
             pipe.execute()
-            queued = 0
     pipe.expire(staging, STAGING_TTL_S)
     pipe.execute()
 
@@ -72,7 +73,9 @@ def _commit(
 ) -> SeedResult:
     k = queue.keys
     seeded: int = queue.call(
-        lambda: queue.scripts.seed(keys=[k.meta, k.items, staging], args=[total, kind, start, step])
+        lambda: queue.scripts.seed(
+            keys=[k.meta, k.items, staging], args=[total, kind, start, step, ITEMS_PER_FIELD]
+        )
     )
     if int(seeded) == 1:
         return SeedResult(total=total, seeded_now=True)

@@ -2,9 +2,10 @@
 -- Kubernetes docs) into a seeded run, atomically: items keep the list's order, each value
 -- becomes a JSON string, and the list is removed. A no-op once the run is seeded.
 --
--- KEYS[1] meta    hash: total, cursor, kind, seeded
--- KEYS[2] items   hash: position -> item JSON
+-- KEYS[1] meta    hash: total, cursor, kind, chunk, seeded
+-- KEYS[2] items   hash: chunk number -> items as JSON joined by newlines
 -- KEYS[3] source  the plain list
+-- ARGV[1] chunk   items per field of the items hash
 --
 -- Returns the number of items adopted, or -1 if the run was already seeded.
 
@@ -12,21 +13,18 @@ if redis.call('HEXISTS', KEYS[1], 'seeded') == 1 then
   return -1
 end
 local values = redis.call('LRANGE', KEYS[3], 0, -1)
-local chunk = {}
+local size = tonumber(ARGV[1])
+local encoded = {}
 for i, v in ipairs(values) do
-  chunk[#chunk + 1] = tostring(i - 1)
-  chunk[#chunk + 1] = cjson.encode(v)
-  if #chunk >= 1000 then
-    redis.call('HSET', KEYS[2], unpack(chunk))
-    chunk = {}
+  encoded[#encoded + 1] = cjson.encode(v)
+  if #encoded == size or i == #values then
+    redis.call('HSET', KEYS[2], math.floor((i - 1) / size), table.concat(encoded, '\n'))
+    encoded = {}
   end
-end
-if #chunk > 0 then
-  redis.call('HSET', KEYS[2], unpack(chunk))
 end
 redis.call('DEL', KEYS[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], 'total', #values, 'cursor', 0, 'kind', 'list',
-  'range_start', 0, 'range_step', 1, 'seeded', now)
+  'range_start', 0, 'range_step', 1, 'chunk', size, 'seeded', now)
 return #values

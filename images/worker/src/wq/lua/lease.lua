@@ -2,8 +2,9 @@
 -- (expired, failed, released) are taken first. Does not reap: the reply carries the earliest
 -- lease deadline so the caller knows when reap.lua has work.
 --
--- KEYS[1] meta      hash: total, cursor, seeded, kind, range_start, range_step, counters
--- KEYS[2] items     hash: position -> item JSON (list runs only)
+-- KEYS[1] meta      hash: total, cursor, seeded, kind, range_start, range_step, chunk, counters
+-- KEYS[2] items     hash: chunk number -> up to `chunk` items as JSON, joined by newlines
+--                   (list runs only; JSON text never holds a raw newline)
 -- KEYS[3] requeue   list of positions that came back
 -- KEYS[4] leases    zset: position -> deadline (ms)
 -- KEYS[5] tokens    hash: position -> lease token
@@ -17,7 +18,8 @@
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local meta = redis.call('HMGET', KEYS[1], 'seeded', 'total', 'cursor', 'kind', 'range_start', 'range_step')
+local meta = redis.call('HMGET', KEYS[1], 'seeded', 'total', 'cursor', 'kind', 'range_start',
+  'range_step', 'chunk')
 if not meta[1] then
   return {0, now, -1, 0, 0}
 end
@@ -67,7 +69,29 @@ if n > 0 then
       payloads[i] = string.format('%d', start + tonumber(p) * step)
     end
   else
-    payloads = redis.call('HMGET', KEYS[2], unpack(positions))
+    local chunk = tonumber(meta[7])
+    local split = {}  -- chunk number -> its items, each chunk read and split once per call
+    payloads = {}
+    for i, p in ipairs(positions) do
+      local c = math.floor(tonumber(p) / chunk)
+      local parts = split[c]
+      if not parts then
+        parts = {}
+        local blob = redis.call('HGET', KEYS[2], c) or ''
+        local start = 1
+        while true do
+          local nl = string.find(blob, '\n', start, true)
+          if not nl then
+            parts[#parts + 1] = string.sub(blob, start)
+            break
+          end
+          parts[#parts + 1] = string.sub(blob, start, nl - 1)
+          start = nl + 1
+        end
+        split[c] = parts
+      end
+      payloads[i] = parts[tonumber(p) % chunk + 1]
+    end
   end
   for i, p in ipairs(positions) do
     reply[#reply + 1] = tonumber(p)

@@ -2,10 +2,11 @@
 -- renames it into place and sets the seeded marker in one step, so workers never see a
 -- half-seeded run and a retried seeder never seeds twice.
 --
--- KEYS[1] meta     hash: total, cursor, kind, range_start, range_step, seeded
--- KEYS[2] items    hash: position -> item JSON
+-- KEYS[1] meta     hash: total, cursor, kind, range_start, range_step, chunk, seeded
+-- KEYS[2] items    hash: chunk number -> items as JSON joined by newlines
 -- KEYS[3] staging  hash filled by this seeder (may be absent for an empty or range run)
 -- ARGV[1] total  ARGV[2] kind ('list' or 'range')  ARGV[3] range_start  ARGV[4] range_step
+-- ARGV[5] chunk (items per field of the items hash)
 --
 -- Returns 1 if this call seeded the run, 0 if the run was already seeded.
 
@@ -20,5 +21,5 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], 'total', ARGV[1], 'cursor', 0, 'kind', ARGV[2],
-  'range_start', ARGV[3], 'range_step', ARGV[4], 'seeded', now)
+  'range_start', ARGV[3], 'range_step', ARGV[4], 'chunk', ARGV[5], 'seeded', now)
 return 1

@@ -1,0 +1,243 @@
+"""Per-item queue overhead of wq, against the Kubernetes docs' client and Redis's own ceiling.
+
+Starts a private redis-server on loopback, then for each worker count W:
+  - wq: seeds N no-op items, runs W `wq work` processes, measures items/s from the first
+    lease to drained;
+  - docs: fills a plain list with the same count, runs W processes of the docs' client
+    protocol (docs_client.py), measures items/s from the first pop to empty;
+and reports redis-benchmark's ceiling on the same server (one request per round trip, and
+pipelined), plus the time to seed 1M items. Writes a table (results.md, results.json) and
+a plot (throughput.png) into --out.
+
+    python bench/throughput.py --out bench/results [--items 200000] [--workers 1,2,4,8]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+HERE = Path(__file__).resolve().parent
+WQ = str(Path(sys.executable).parent / "wq")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(workdir)],
+            stdout=subprocess.DEVNULL,
+        )
+        self.client = redis.Redis(port=self.port, decode_responses=True)
+        for _ in range(200):
+            try:
+                self.client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.025)
+        raise RuntimeError("redis-server did not start")
+
+    def now(self) -> float:
+        seconds, micros = self.client.time()
+        return seconds + micros / 1e6
+
+    def stop(self) -> None:
+        self.client.close()
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.005) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark run did not finish in time")
+        time.sleep(step)
+
+
+def run_wq(server: Server, items: int, workers: int, tag: str) -> float:
+    run = f"bench-{tag}"
+    env = {**os.environ, "WQ_REDIS_URL": server.url, "WQ_RUN": run, "PYTHONPATH": str(HERE),
+           "WQ_LOG_LEVEL": "warning"}
+    subprocess.run([WQ, "seed", "--range", f"0:{items}"], env=env, check=True)
+    procs = [
+        subprocess.Popen([WQ, "work", "--handler", "python", "--python", "noop:noop",
+                          "--poll", "0.01"], env=env)
+        for _ in range(workers)
+    ]
+    meta = f"wq:{{{run}}}:meta"
+    done = f"wq:{{{run}}}:done"
+    wait_until(lambda: server.client.hexists(meta, "first_lease_ms"), 60)
+    wait_until(lambda: server.client.hlen(done) >= items, 600)
+    finished = server.now()
+    first = int(server.client.hget(meta, "first_lease_ms") or 0) / 1000
+    for p in procs:
+        if p.wait(60) != 0:
+            raise RuntimeError(f"wq worker exited with {p.returncode}")
+    server.client.delete(*server.client.keys(f"wq:{{{run}}}:*"))
+    return items / (finished - first)
+
+
+def run_docs(server: Server, items: int, workers: int, tag: str) -> float:
+    queue = f"docs-{tag}"
+    pipe = server.client.pipeline(transaction=False)
+    for start in range(0, items, 10_000):
+        pipe.rpush(queue, *range(start, min(items, start + 10_000)))
+    pipe.execute()
+    procs = [
+        subprocess.Popen([sys.executable, str(HERE / "docs_client.py"), server.url, queue])
+        for _ in range(workers)
+    ]
+    wait_until(lambda: server.client.llen(queue) < items, 60, 0.001)
+    started = server.now()
+    wait_until(lambda: server.client.llen(queue) == 0 and
+               server.client.llen(queue + ":processing") == 0, 600)
+    finished = server.now()
+    for p in procs:
+        p.wait(60)
+    return items / (finished - started)
+
+
+def redis_benchmark(server: Server, clients: int, pipeline: int) -> float:
+    """redis-benchmark's LPUSH+LPOP rate on the same server: its ceiling for list traffic."""
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(server.port), "-t", "lpush,lpop", "-n", "200000",
+         "-c", str(clients), "-P", str(pipeline), "-q"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rates = [float(x) for x in re.findall(r"([\d.]+) requests per second", out)]
+    return sum(rates) / len(rates)
+
+
+def seed_million(server: Server, workdir: Path) -> dict[str, float]:
+    """Seeding 1M string items: through the library, and `wq seed` on a lines file."""
+    sys.path.insert(0, str(HERE.parent / "images/worker/src"))
+    from wq.connection import RedisSettings, Retrying
+    from wq.item import encode
+    from wq.queue import RunQueue
+    from wq.seeder import seed_items
+
+    n = 1_000_000
+    items = [encode(f"item-{i}") for i in range(n)]
+    settings = RedisSettings.from_url(server.url)
+    queue = RunQueue(settings.client(), "bench-seed", Retrying(settings, 10))
+    started = time.perf_counter()
+    result = seed_items(queue, items)
+    library_s = time.perf_counter() - started
+    assert result.total == n
+    queue.purge()
+    queue.close()
+
+    lines = workdir / "items.txt"
+    lines.write_text("".join(f"item-{i}\n" for i in range(n)))
+    env = {**os.environ, "WQ_REDIS_URL": server.url, "WQ_RUN": "bench-seed-cli",
+           "WQ_LOG_LEVEL": "warning"}
+    started = time.perf_counter()
+    subprocess.run([WQ, "seed", "--items-file", str(lines)], env=env, check=True)
+    cli_s = time.perf_counter() - started
+    server.client.delete(*server.client.keys("wq:{bench-seed-cli}:*"))
+    return {"library_s": library_s, "cli_s": cli_s}
+
+
+def plot(results: dict[str, object], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["rows"]
+    assert isinstance(rows, list)
+    workers = [r["workers"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(workers, [r["wq"] for r in rows], "o-", label="wq (batched leases)")
+    ax.plot(workers, [r["docs"] for r in rows], "s-", label="Kubernetes docs client")
+    ceiling = results["ceiling"]
+    assert isinstance(ceiling, dict)
+    ax.axhline(ceiling["unpipelined"], color="grey", ls="--",
+               label="redis-benchmark, 1 request per round trip")
+    ax.axhline(ceiling["pipelined"], color="black", ls=":", label="redis-benchmark, pipelined")
+    ax.set_yscale("log")
+    ax.set_xlabel("worker processes")
+    ax.set_ylabel("items (or requests) per second")
+    ax.set_xticks(workers)
+    ax.set_title(f"Queue overhead on {os.cpu_count()} cores: no-op items")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--items", type=int, default=200_000, help="wq items per run")
+    parser.add_argument("--docs-items", type=int, default=20_000, help="docs client items per run")
+    parser.add_argument("--workers", default="1,2,4,8")
+    args = parser.parse_args()
+    if shutil.which("redis-benchmark") is None:
+        sys.exit("redis-benchmark not found: apt-get install redis-tools")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp))
+        try:
+            ceiling = {
+                "unpipelined": redis_benchmark(server, 4, 1),
+                "pipelined": redis_benchmark(server, 4, 32),
+            }
+            rows = []
+            for w in (int(x) for x in args.workers.split(",")):
+                wq_rate = run_wq(server, args.items, w, f"w{w}")
+                docs_rate = run_docs(server, args.docs_items, w, f"w{w}")
+                rows.append({"workers": w, "wq": wq_rate, "docs": docs_rate,
+                             "speedup": wq_rate / docs_rate,
+                             "of_ceiling": wq_rate / ceiling["unpipelined"]})
+                print(f"workers={w} wq={wq_rate:,.0f}/s docs={docs_rate:,.0f}/s", flush=True)
+            seeding = seed_million(server, Path(tmp))
+        finally:
+            server.stop()
+
+    results = {"cores": os.cpu_count(), "items": args.items, "ceiling": ceiling,
+               "rows": rows, "seed_1m": seeding}
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    table = [
+        f"No-op items on {os.cpu_count()} cores, one redis-server on loopback.",
+        "",
+        "| workers | wq items/s | docs client items/s | wq / docs | wq / redis-benchmark (1 req/RTT) |",
+        "|---:|---:|---:|---:|---:|",
+        *(f"| {r['workers']} | {r['wq']:,.0f} | {r['docs']:,.0f} | {r['speedup']:.1f}x "
+          f"| {r['of_ceiling']:.2f} |" for r in rows),
+        "",
+        f"redis-benchmark LPUSH/LPOP ceiling, 4 clients: {ceiling['unpipelined']:,.0f} req/s "
+        f"(1 request per round trip), {ceiling['pipelined']:,.0f} req/s (pipelined x32).",
+        f"Seeding 1M items: {seeding['library_s']:.2f}s through the library, "
+        f"{seeding['cli_s']:.2f}s with `wq seed --items-file` (1M lines, incl. start-up).",
+    ]
+    text = "\n".join(table)
+    (args.out / "results.md").write_text(text + "\n")
+    plot(results, args.out / "throughput.png")
+    print()
+    print(text)
+    print(f"\nwrote {args.out}/results.md, results.json, throughput.png")
+
+
+if __name__ == "__main__":
+    main()
