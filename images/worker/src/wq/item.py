@@ -1,27 +1,27 @@
 """One work item as a handler sees it."""
 
 import json
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
+    """A NamedTuple, not a dataclass: the worker makes one per item on its hot path."""
+
     position: int  # its place in the seed: the item's identity (duplicates are separate items)
     attempt: int  # 1 on the first lease
     raw: str  # the item as JSON text, as stored
 
-    @cached_property
+    @property
     def value(self) -> Any:
         """The decoded item: a str for plain items, else whatever JSON/YAML value was seeded."""
         return json.loads(self.raw)
 
-    @cached_property
+    @property
     def text(self) -> str:
         """How the item is shown and passed on: strings as they are, other values as JSON."""
-        value = self.value
-        return value if isinstance(value, str) else self.raw
+        if self.raw.startswith('"'):
+            return str(json.loads(self.raw))
+        return self.raw
 
 
 # Items are stored as compact JSON text, non-ASCII kept as is. (The bound method of one

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from wq.errors import SeedTimeout, WqError
 from wq.handlers import Handler
@@ -56,8 +56,7 @@ class ItemTimeout(BaseException):
     """Raised in the main thread by SIGALRM when an inline handler overruns its timeout."""
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     token: str
     item: Item
     error: str | None
@@ -126,6 +125,11 @@ class InlineSlots:
         return 0
 
     def submit(self, token: str, item: Item) -> None:
+        if self.alarm_s <= 0:
+            self.in_handler = True
+            self._done.append(_run(self.handler, token, item))
+            self.in_handler = False
+            return
         started = time.monotonic()
         try:
             with self._alarm():
@@ -141,10 +145,6 @@ class InlineSlots:
 
     @contextmanager
     def _alarm(self) -> Iterator[None]:
-        if self.alarm_s <= 0:
-            yield
-            return
-
         def expire(signum: int, frame: FrameType | None) -> None:
             if self.in_handler:
                 raise ItemTimeout()
@@ -245,6 +245,7 @@ class Worker:
         )
         self.local: deque[tuple[str, Item]] = deque()
         self.finished: dict[str, list[int]] = defaultdict(list)
+        self.unflushed = 0
         self.last_flush = time.monotonic()
         self.item_seconds: float | None = None  # moving average of handler time per item
         self.processed = 0
@@ -359,6 +360,7 @@ class Worker:
         position = outcome.item.position
         if outcome.error is None:
             self.finished[outcome.token].append(position)
+            self.unflushed += 1
             if self.log.enabled("debug"):
                 self.log.debug("item.done", position=position, seconds=d)
             return
@@ -378,11 +380,10 @@ class Worker:
         )
 
     def _flush_due(self) -> bool:
-        pending = sum(len(p) for p in self.finished.values())
-        if pending == 0:
+        if self.unflushed == 0:
             return False
         return (
-            pending >= MAX_BATCH
+            self.unflushed >= MAX_BATCH
             or time.monotonic() - self.last_flush >= self.config.flush_interval_s
         )
 
@@ -391,6 +392,7 @@ class Worker:
         if not self.finished:
             return
         finished, self.finished = self.finished, defaultdict(list)
+        self.unflushed = 0
         for token, positions in finished.items():
             stale = self.queue.complete(token, self.config.worker_id, positions)
             self.held.remove(token, positions)
