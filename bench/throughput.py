@@ -179,7 +179,7 @@ def plot(results: dict[str, object], path: Path) -> None:
     ax.set_ylabel("items (or requests) per second")
     ax.set_xticks(workers)
     ax.set_title(f"Queue overhead on {os.cpu_count()} cores: no-op items")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center right")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -37,17 +37,14 @@ class RunKeys:
 
     @property
     def leases(self) -> str:
-        """Sorted set: leased position -> lease deadline (ms, Redis server clock)."""
+        """Sorted set: "position:token" -> lease deadline (ms, Redis server clock). The token
+        in the member fences late results: only the current holder's member exists."""
         return self._key("leases")
 
     @property
-    def tokens(self) -> str:
-        """Hash: leased position -> token of the lease that holds it (fences late results)."""
-        return self._key("tokens")
-
-    @property
     def attempts(self) -> str:
-        """Hash: position -> number of times it was leased, less graceful releases."""
+        """Hash: position -> attempts so far (leases, less graceful releases), written only
+        for items that came back; absent means the first attempt."""
         return self._key("attempts")
 
     @property
@@ -75,7 +72,6 @@ class RunKeys:
             self.items,
             self.requeue,
             self.leases,
-            self.tokens,
             self.attempts,
             self.done,
             self.dead,

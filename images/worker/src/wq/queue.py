@@ -67,7 +67,7 @@ class RunQueue:
         k = self.keys
         raw: list[Any] = self.call(
             lambda: self.scripts.lease(
-                keys=[k.meta, k.items, k.requeue, k.leases, k.tokens, k.attempts],
+                keys=[k.meta, k.items, k.requeue, k.leases, k.attempts],
                 args=[min(count, MAX_BATCH), int(lease_s * 1000), token],
             )
         )
@@ -91,7 +91,7 @@ class RunQueue:
         for chunk in _chunks(positions):
             result: list[str] = self.call(
                 lambda chunk=chunk: self.scripts.complete(  # type: ignore[misc]
-                    keys=[k.meta, k.leases, k.tokens, k.done], args=[token, worker, *chunk]
+                    keys=[k.meta, k.leases, k.done], args=[token, worker, *chunk]
                 )
             )
             stale.extend(int(p) for p in result)
@@ -102,7 +102,7 @@ class RunQueue:
         k = self.keys
         result: str = self.call(
             lambda: self.scripts.fail(
-                keys=[k.meta, k.requeue, k.leases, k.tokens, k.attempts, k.dead, k.errors],
+                keys=[k.meta, k.requeue, k.leases, k.attempts, k.dead, k.errors],
                 args=[token, position, error, max_attempts],
             )
         )
@@ -117,7 +117,7 @@ class RunQueue:
         for chunk in _chunks(positions):
             result: list[str] = self.call(
                 lambda chunk=chunk: self.scripts.renew(  # type: ignore[misc]
-                    keys=[k.leases, k.tokens], args=[token, int(lease_s * 1000), *chunk]
+                    keys=[k.leases], args=[token, int(lease_s * 1000), *chunk]
                 )
             )
             lost.extend(int(p) for p in result)
@@ -130,7 +130,7 @@ class RunQueue:
         for chunk in _chunks(positions):
             n: int = self.call(
                 lambda chunk=chunk: self.scripts.release(  # type: ignore[misc]
-                    keys=[k.meta, k.requeue, k.leases, k.tokens, k.attempts], args=[token, *chunk]
+                    keys=[k.meta, k.requeue, k.leases, k.attempts], args=[token, *chunk]
                 )
             )
             released += int(n)
@@ -141,7 +141,7 @@ class RunQueue:
         k = self.keys
         result: list[int] = self.call(
             lambda: self.scripts.reap(
-                keys=[k.meta, k.requeue, k.leases, k.tokens, k.attempts, k.dead, k.errors],
+                keys=[k.meta, k.requeue, k.leases, k.attempts, k.dead, k.errors],
                 args=[max_attempts, limit],
             )
         )

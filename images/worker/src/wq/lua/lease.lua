@@ -6,9 +6,8 @@
 -- KEYS[2] items     hash: chunk number -> up to `chunk` items as JSON, joined by newlines
 --                   (list runs only; JSON text never holds a raw newline)
 -- KEYS[3] requeue   list of positions that came back
--- KEYS[4] leases    zset: position -> deadline (ms)
--- KEYS[5] tokens    hash: position -> lease token
--- KEYS[6] attempts  hash: position -> attempt count
+-- KEYS[4] leases    zset: "position:token" -> deadline (ms)
+-- KEYS[5] attempts  hash: position -> attempts so far, for items that came back
 -- ARGV[1] count     how many items the worker wants (0 = only report the state)
 -- ARGV[2] lease_ms  lease length in milliseconds
 -- ARGV[3] token     token for this lease (fences late results)
@@ -26,19 +25,22 @@ end
 local total = tonumber(meta[2])
 local cursor = tonumber(meta[3])
 local want = tonumber(ARGV[1])
-local positions = {}
+local positions, attempts = {}, {}
 
 if want > 0 then
   local back = redis.call('LPOP', KEYS[3], want)
   if back then
     for _, p in ipairs(back) do
-      positions[#positions + 1] = p
+      positions[#positions + 1] = tonumber(p)
+      attempts[#attempts + 1] = redis.call('HINCRBY', KEYS[5], p, 1)
     end
   end
   local fresh = math.min(want - #positions, total - cursor)
   if fresh > 0 then
+    -- A first attempt writes nothing to the attempts hash: absent means 1.
     for i = 0, fresh - 1 do
-      positions[#positions + 1] = tostring(cursor + i)
+      positions[#positions + 1] = cursor + i
+      attempts[#attempts + 1] = 1
     end
     cursor = cursor + fresh
     redis.call('HSET', KEYS[1], 'cursor', cursor)
@@ -49,31 +51,26 @@ local reply = {1, now, -1, 0, 0}
 local n = #positions
 if n > 0 then
   local deadline = now + tonumber(ARGV[2])
-  local zargs, hargs = {}, {}
+  local zargs = {}
   for i, p in ipairs(positions) do
     zargs[2 * i - 1] = deadline
-    zargs[2 * i] = p
-    hargs[2 * i - 1] = p
-    hargs[2 * i] = ARGV[3]
+    zargs[2 * i] = p .. ':' .. ARGV[3]
   end
   redis.call('ZADD', KEYS[4], unpack(zargs))
-  redis.call('HSET', KEYS[5], unpack(hargs))
   redis.call('HINCRBY', KEYS[1], 'executions', n)
   redis.call('HSETNX', KEYS[1], 'first_lease_ms', now)
 
-  local payloads
+  local payloads = {}
   if meta[4] == 'range' then
     local start, step = tonumber(meta[5]), tonumber(meta[6])
-    payloads = {}
     for i, p in ipairs(positions) do
-      payloads[i] = string.format('%d', start + tonumber(p) * step)
+      payloads[i] = string.format('%d', start + p * step)
     end
   else
     local chunk = tonumber(meta[7])
     local split = {}  -- chunk number -> its items, each chunk read and split once per call
-    payloads = {}
     for i, p in ipairs(positions) do
-      local c = math.floor(tonumber(p) / chunk)
+      local c = math.floor(p / chunk)
       local parts = split[c]
       if not parts then
         parts = {}
@@ -90,12 +87,12 @@ if n > 0 then
         end
         split[c] = parts
       end
-      payloads[i] = parts[tonumber(p) % chunk + 1]
+      payloads[i] = parts[p % chunk + 1]
     end
   end
   for i, p in ipairs(positions) do
-    reply[#reply + 1] = tonumber(p)
-    reply[#reply + 1] = redis.call('HINCRBY', KEYS[6], p, 1)
+    reply[#reply + 1] = p
+    reply[#reply + 1] = attempts[i]
     reply[#reply + 1] = payloads[i]
   end
 end
