@@ -7,6 +7,7 @@ SHELL = /usr/bin/env bash -o pipefail
 HELM_VERSION ?= v3.19.0
 KIND_VERSION ?= v0.30.0
 KUBERNETES_VERSION ?= v1.34.1
+HELM_DOCS_VERSION ?= v1.14.2
 
 BIN := $(CURDIR)/bin
 VENV := $(CURDIR)/.venv
@@ -51,10 +52,90 @@ test-unit: venv ## Unit, property and fault-injection tests against a real redis
 	$(PY) -m pytest tests/unit
 
 .PHONY: test-fast
-test-fast: lint test-unit ## Every test that needs no cluster.
+test-fast: lint test-unit test-chart chart-docs-check ## Every test that needs no cluster.
 
 .PHONY: test
 test: test-fast ## Every test.
+
+##@ Chart
+
+CHART := chart
+HELM_DOCS_FLAGS := --chart-search-root $(CHART) --sort-values-order file
+
+.PHONY: test-chart
+test-chart: venv $(BIN)/helm ## Chart tests: helm lint --strict, rendering, rejections, Kubernetes API schemas.
+	$(PY) -m pytest tests/chart
+
+.PHONY: chart-docs
+chart-docs: $(BIN)/helm-docs ## Regenerate chart/README.md (values table) from values.yaml.
+	$(BIN)/helm-docs $(HELM_DOCS_FLAGS)
+
+.PHONY: chart-docs-check
+chart-docs-check: $(BIN)/helm-docs ## Fail when chart/README.md is stale (run `make chart-docs`).
+	@$(BIN)/helm-docs $(HELM_DOCS_FLAGS) --dry-run --log-level error | diff -u $(CHART)/README.md - \
+	  || { echo "chart/README.md is stale: run 'make chart-docs'" >&2; exit 1; }
+
+$(BIN)/helm-docs:
+	go install github.com/norwoodj/helm-docs/cmd/helm-docs@$(HELM_DOCS_VERSION)
+
+$(BIN)/helm:
+	go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+##@ Cluster
+
+# A one-node kind cluster for e2e tests. Its name and kubeconfig are its own:
+# the user's ~/.kube/config and current context are never touched.
+KIND_CLUSTER ?= wq-e2e
+KIND_KUBECONFIG ?= $(CURDIR)/.cache/kind/kubeconfig
+# Images built here, with fixed tags (kind ignores loaded `latest` images).
+PYTHON_BASE_IMAGE ?= wq.local/python:3.11-bookworm
+REDIS_IMAGE ?= wq.local/redis:7.0-bookworm
+WORKER_IMAGE ?= wq.local/wq-worker:e2e
+KIND_ENV = KIND=$(BIN)/kind KIND_CLUSTER=$(KIND_CLUSTER) KUBECONFIG=$(KIND_KUBECONFIG) \
+  KIND_VERSION=$(KIND_VERSION) KUBERNETES_VERSION=$(KUBERNETES_VERSION)
+
+.PHONY: tools
+tools: $(BIN)/kind $(BIN)/kubectl $(BIN)/helm ## kind, kubectl and helm at the pinned versions into ./bin.
+
+$(BIN)/kind:
+	go install sigs.k8s.io/kind@$(KIND_VERSION)
+
+# Built with Kubernetes itself from the Go module proxy (scripts/kind/kube-build).
+$(BIN)/kubectl:
+	mkdir -p $(BIN)
+	cp "$$($(KIND_ENV) scripts/kind/build-binaries.sh kubectl)/kubectl" $@
+
+.PHONY: docker
+docker: ## Start the Docker engine, installing Debian's docker.io where there is none (root).
+	scripts/docker-up.sh
+
+.PHONY: node-image
+node-image: docker ## Build a kind node image without any registry (cold: ~25 min on 2 cores).
+	$(KIND_ENV) scripts/kind/build-node-image.sh
+
+.PHONY: kind-up
+kind-up: docker $(BIN)/kind $(BIN)/kubectl ## Create the test cluster (kindest/node if pullable, else `node-image`).
+	$(KIND_ENV) scripts/kind/kind-up.sh
+
+.PHONY: kind-down
+kind-down: $(BIN)/kind ## Delete the test cluster; KEEP_CLUSTER=1 keeps it.
+	$(KIND_ENV) scripts/kind/kind-down.sh
+
+.PHONY: image-bases
+image-bases: docker ## Build the python base and Redis images from Debian packages (root).
+	PYTHON_BASE_IMAGE=$(PYTHON_BASE_IMAGE) REDIS_IMAGE=$(REDIS_IMAGE) scripts/images/build-base-images.sh
+
+.PHONY: images
+images: image-bases kind-up ## Build the worker image on the python base; load it and Redis into the cluster.
+	docker build --build-arg BASE_IMAGE=$(PYTHON_BASE_IMAGE) -t $(WORKER_IMAGE) \
+	  -f images/worker/Dockerfile images/worker
+	$(BIN)/kind load docker-image --name $(KIND_CLUSTER) $(WORKER_IMAGE) $(REDIS_IMAGE)
+
+.PHONY: e2e-smoke
+e2e-smoke: venv image-bases kind-up ## Cluster smoke test: node Ready, local images run, DNS, ClusterIP.
+	$(BIN)/kind load docker-image --name $(KIND_CLUSTER) $(PYTHON_BASE_IMAGE) $(REDIS_IMAGE)
+	KUBECONFIG=$(KIND_KUBECONFIG) PYTHON_BASE_IMAGE=$(PYTHON_BASE_IMAGE) REDIS_IMAGE=$(REDIS_IMAGE) \
+	  $(PY) -m pytest -m e2e tests/e2e/test_cluster_smoke.py
 
 ##@ Benchmark
 

@@ -42,8 +42,19 @@ class Server:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
             stdout=subprocess.DEVNULL,
         )
         self.client = redis.Redis(port=self.port, decode_responses=True)
@@ -75,12 +86,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.00
 
 def run_wq(server: Server, items: int, workers: int, tag: str) -> float:
     run = f"bench-{tag}"
-    env = {**os.environ, "WQ_REDIS_URL": server.url, "WQ_RUN": run, "PYTHONPATH": str(HERE),
-           "WQ_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "WQ_REDIS_URL": server.url,
+        "WQ_RUN": run,
+        "PYTHONPATH": str(HERE),
+        "WQ_LOG_LEVEL": "warning",
+    }
     subprocess.run([WQ, "seed", "--range", f"0:{items}"], env=env, check=True)
     procs = [
-        subprocess.Popen([WQ, "work", "--handler", "python", "--python", "noop:noop",
-                          "--poll", "0.01"], env=env)
+        subprocess.Popen(
+            [WQ, "work", "--handler", "python", "--python", "noop:noop", "--poll", "0.01"], env=env
+        )
         for _ in range(workers)
     ]
     meta = f"wq:{{{run}}}:meta"
@@ -108,8 +125,10 @@ def run_docs(server: Server, items: int, workers: int, tag: str) -> float:
     ]
     wait_until(lambda: server.client.llen(queue) < items, 60, 0.001)
     started = server.now()
-    wait_until(lambda: server.client.llen(queue) == 0 and
-               server.client.llen(queue + ":processing") == 0, 600)
+    wait_until(
+        lambda: server.client.llen(queue) == 0 and server.client.llen(queue + ":processing") == 0,
+        600,
+    )
     finished = server.now()
     for p in procs:
         p.wait(60)
@@ -119,9 +138,23 @@ def run_docs(server: Server, items: int, workers: int, tag: str) -> float:
 def redis_benchmark(server: Server, clients: int, pipeline: int) -> float:
     """redis-benchmark's LPUSH+LPOP rate on the same server: its ceiling for list traffic."""
     out = subprocess.run(
-        ["redis-benchmark", "-p", str(server.port), "-t", "lpush,lpop", "-n", "200000",
-         "-c", str(clients), "-P", str(pipeline), "-q"],
-        capture_output=True, text=True, check=True,
+        [
+            "redis-benchmark",
+            "-p",
+            str(server.port),
+            "-t",
+            "lpush,lpop",
+            "-n",
+            "200000",
+            "-c",
+            str(clients),
+            "-P",
+            str(pipeline),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rates = [float(x) for x in re.findall(r"([\d.]+) requests per second", out)]
     return sum(rates) / len(rates)
@@ -148,8 +181,12 @@ def seed_million(server: Server, workdir: Path) -> dict[str, float]:
 
     lines = workdir / "items.txt"
     lines.write_text("".join(f"item-{i}\n" for i in range(n)))
-    env = {**os.environ, "WQ_REDIS_URL": server.url, "WQ_RUN": "bench-seed-cli",
-           "WQ_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "WQ_REDIS_URL": server.url,
+        "WQ_RUN": "bench-seed-cli",
+        "WQ_LOG_LEVEL": "warning",
+    }
     started = time.perf_counter()
     subprocess.run([WQ, "seed", "--items-file", str(lines)], env=env, check=True)
     cli_s = time.perf_counter() - started
@@ -171,8 +208,12 @@ def plot(results: dict[str, object], path: Path) -> None:
     ax.plot(workers, [r["docs"] for r in rows], "s-", label="Kubernetes docs client")
     ceiling = results["ceiling"]
     assert isinstance(ceiling, dict)
-    ax.axhline(ceiling["unpipelined"], color="grey", ls="--",
-               label="redis-benchmark, 1 request per round trip")
+    ax.axhline(
+        ceiling["unpipelined"],
+        color="grey",
+        ls="--",
+        label="redis-benchmark, 1 request per round trip",
+    )
     ax.axhline(ceiling["pipelined"], color="black", ls=":", label="redis-benchmark, pipelined")
     ax.set_yscale("log")
     ax.set_xlabel("worker processes")
@@ -207,24 +248,39 @@ def main() -> None:
             for w in (int(x) for x in args.workers.split(",")):
                 wq_rate = run_wq(server, args.items, w, f"w{w}")
                 docs_rate = run_docs(server, args.docs_items, w, f"w{w}")
-                rows.append({"workers": w, "wq": wq_rate, "docs": docs_rate,
-                             "speedup": wq_rate / docs_rate,
-                             "of_ceiling": wq_rate / ceiling["unpipelined"]})
+                rows.append(
+                    {
+                        "workers": w,
+                        "wq": wq_rate,
+                        "docs": docs_rate,
+                        "speedup": wq_rate / docs_rate,
+                        "of_ceiling": wq_rate / ceiling["unpipelined"],
+                    }
+                )
                 print(f"workers={w} wq={wq_rate:,.0f}/s docs={docs_rate:,.0f}/s", flush=True)
             seeding = seed_million(server, Path(tmp))
         finally:
             server.stop()
 
-    results = {"cores": os.cpu_count(), "items": args.items, "ceiling": ceiling,
-               "rows": rows, "seed_1m": seeding}
+    results = {
+        "cores": os.cpu_count(),
+        "items": args.items,
+        "ceiling": ceiling,
+        "rows": rows,
+        "seed_1m": seeding,
+    }
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     table = [
         f"No-op items on {os.cpu_count()} cores, one redis-server on loopback.",
         "",
-        "| workers | wq items/s | docs client items/s | wq / docs | wq / redis-benchmark (1 req/RTT) |",
+        "| workers | wq items/s | docs client items/s | wq / docs "
+        "| wq / redis-benchmark (1 req/RTT) |",
         "|---:|---:|---:|---:|---:|",
-        *(f"| {r['workers']} | {r['wq']:,.0f} | {r['docs']:,.0f} | {r['speedup']:.1f}x "
-          f"| {r['of_ceiling']:.2f} |" for r in rows),
+        *(
+            f"| {r['workers']} | {r['wq']:,.0f} | {r['docs']:,.0f} | {r['speedup']:.1f}x "
+            f"| {r['of_ceiling']:.2f} |"
+            for r in rows
+        ),
         "",
         f"redis-benchmark LPUSH/LPOP ceiling, 4 clients: {ceiling['unpipelined']:,.0f} req/s "
         f"(1 request per round trip), {ceiling['pipelined']:,.0f} req/s (pipelined x32).",

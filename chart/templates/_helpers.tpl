@@ -1,0 +1,304 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "wq.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name, cut to 63 characters (the DNS label limit).
+If the release name contains the chart name it is used as the full name.
+*/}}
+{{- define "wq.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version as used by the chart label.
+*/}}
+{{- define "wq.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels. Each template adds its own app.kubernetes.io/component.
+*/}}
+{{- define "wq.labels" -}}
+helm.sh/chart: {{ include "wq.chart" . }}
+{{ include "wq.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/part-of: wq
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Selector labels. Selectors add app.kubernetes.io/component so that no two components match.
+*/}}
+{{- define "wq.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "wq.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Run id: the Redis key namespace of this run (`wq:{<runId>}:`), passed to every pod as WQ_RUN.
+Default `<fullname>-<revision>`, cut so that the Job names derived from it fit in 63 characters.
+*/}}
+{{- define "wq.runId" -}}
+{{- if .Values.runId }}
+{{- .Values.runId }}
+{{- else }}
+{{- $revision := toString .Release.Revision }}
+{{- $prefix := include "wq.fullname" . | trunc (int (sub 55 (len $revision))) | trimSuffix "-" }}
+{{- printf "%s-%s" $prefix $revision }}
+{{- end }}
+{{- end }}
+
+{{/*
+The run id as a DNS label: the prefix of the run's Job, ConfigMap and test pod names.
+*/}}
+{{- define "wq.runName" -}}
+{{- include "wq.runId" . | lower | replace "_" "-" | replace "." "-" }}
+{{- end }}
+
+{{- define "wq.seedJobName" -}}
+{{- printf "%s-seed" (include "wq.runName" .) }}
+{{- end }}
+
+{{- define "wq.workerJobName" -}}
+{{- printf "%s-worker" (include "wq.runName" .) }}
+{{- end }}
+
+{{- define "wq.itemsConfigMapName" -}}
+{{- printf "%s-items" (include "wq.runName" .) }}
+{{- end }}
+
+{{/*
+Name of the bundled Redis' Deployment, Service, PVC and NetworkPolicy.
+*/}}
+{{- define "wq.redis.fullname" -}}
+{{- printf "%s-redis" (include "wq.fullname" . | trunc 57 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+ServiceAccount of the wq pods.
+*/}}
+{{- define "wq.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "wq.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image reference from a {repository, tag, digest} dict and a default tag: the digest wins.
+Usage: include "wq.imageRef" (dict "image" .Values.image "defaultTag" .Chart.AppVersion)
+*/}}
+{{- define "wq.imageRef" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (default .defaultTag .image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{- define "wq.image" -}}
+{{- include "wq.imageRef" (dict "image" .Values.image "defaultTag" .Chart.AppVersion) }}
+{{- end }}
+
+{{- define "wq.redis.image" -}}
+{{- include "wq.imageRef" (dict "image" .Values.redis.image "defaultTag" "") }}
+{{- end }}
+
+{{/*
+Where the items come from: "itemRange", "itemsFile" or "items" (also for an empty run).
+*/}}
+{{- define "wq.itemsSource" -}}
+{{- if not (kindIs "invalid" .Values.itemRange) }}itemRange
+{{- else if .Values.itemsFile }}itemsFile
+{{- else }}items
+{{- end }}
+{{- end }}
+
+{{/*
+Secret holding the Redis password, or nothing when Redis needs none.
+*/}}
+{{- define "wq.redis.passwordSecretName" -}}
+{{- if .Values.redis.enabled }}
+{{- if .Values.auth.enabled }}
+{{- default (include "wq.redis.fullname" .) .Values.auth.existingSecret }}
+{{- end }}
+{{- else }}
+{{- .Values.externalRedis.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{- define "wq.redis.passwordSecretKey" -}}
+{{- if .Values.redis.enabled }}
+{{- if .Values.auth.existingSecret }}
+{{- .Values.auth.existingSecretPasswordKey }}
+{{- else -}}
+redis-password
+{{- end }}
+{{- else }}
+{{- .Values.externalRedis.existingSecretPasswordKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+Password of the generated Secret, base64-encoded: the one already in the cluster (so that
+`helm upgrade` keeps it), else a new random one.
+*/}}
+{{- define "wq.redis.generatedPassword" -}}
+{{- $secret := lookup "v1" "Secret" .Release.Namespace (include "wq.redis.fullname" .) }}
+{{- if and $secret $secret.data (index $secret.data "redis-password") }}
+{{- index $secret.data "redis-password" }}
+{{- else }}
+{{- randAlphaNum 32 | b64enc }}
+{{- end }}
+{{- end }}
+
+{{/*
+Redis URL without password; the password travels separately as WQ_REDIS_PASSWORD.
+*/}}
+{{- define "wq.redisUrl" -}}
+{{- if .Values.redis.enabled }}
+{{- printf "redis://%s:%d/0" (include "wq.redis.fullname" .) (int .Values.redis.port) }}
+{{- else if .Values.externalRedis.url }}
+{{- .Values.externalRedis.url }}
+{{- else }}
+{{- $scheme := ternary "rediss" "redis" .Values.externalRedis.tls }}
+{{- printf "%s://%s:%d/%d" $scheme .Values.externalRedis.host (int .Values.externalRedis.port) (int .Values.externalRedis.db) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Environment shared by every container that runs `wq`: where Redis is and which run.
+*/}}
+{{- define "wq.connectionEnv" -}}
+- name: WQ_REDIS_URL
+  value: {{ include "wq.redisUrl" . | quote }}
+{{- with include "wq.redis.passwordSecretName" . }}
+- name: WQ_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ include "wq.redis.passwordSecretKey" $ }}
+{{- end }}
+- name: WQ_RUN
+  value: {{ include "wq.runId" . | quote }}
+{{- end }}
+
+{{/*
+Pod spec of a one-off `wq` CLI pod as JSON, for `kubectl run --overrides` in NOTES.txt.
+Usage: include "wq.cliPodOverrides" (dict "ctx" $ "args" (list "status" "--watch"))
+*/}}
+{{- define "wq.cliPodOverrides" -}}
+{{- $ctx := .ctx }}
+{{- $container := dict "name" "wq" "image" (include "wq.image" $ctx) "command" (prepend .args "wq") "stdin" true "tty" false }}
+{{- $_ := set $container "env" (include "wq.connectionEnv" $ctx | fromYamlArray) }}
+{{- $_ := set $container "securityContext" $ctx.Values.securityContext }}
+{{- $spec := dict "automountServiceAccountToken" false "securityContext" $ctx.Values.podSecurityContext "containers" (list $container) }}
+{{- if $ctx.Values.imagePullSecrets }}
+{{- $_ := set $spec "imagePullSecrets" $ctx.Values.imagePullSecrets }}
+{{- end }}
+{{- dict "spec" $spec | toJson }}
+{{- end }}
+
+{{/*
+Cross-field checks that values.schema.json cannot express. Collects every message and fails
+once, so that a user sees all problems of a values file at a time.
+*/}}
+{{- define "wq.validateValues" -}}
+{{- $messages := list }}
+{{- $messages = append $messages (include "wq.validateValues.itemsSources" .) }}
+{{- $messages = append $messages (include "wq.validateValues.itemRange" .) }}
+{{- $messages = append $messages (include "wq.validateValues.itemsSize" .) }}
+{{- $messages = append $messages (include "wq.validateValues.seed" .) }}
+{{- $messages = append $messages (include "wq.validateValues.externalRedis" .) }}
+{{- $messages = append $messages (include "wq.validateValues.handler" .) }}
+{{- $messages = without $messages "" }}
+{{- if $messages }}
+{{- printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages) | fail }}
+{{- end }}
+{{- end }}
+
+{{/* At most one source of items. */}}
+{{- define "wq.validateValues.itemsSources" -}}
+{{- $set := list }}
+{{- if .Values.items }}{{ $set = append $set "items" }}{{ end }}
+{{- if .Values.itemsFile }}{{ $set = append $set "itemsFile" }}{{ end }}
+{{- if not (kindIs "invalid" .Values.itemRange) }}{{ $set = append $set "itemRange" }}{{ end }}
+{{- if gt (len $set) 1 -}}
+wq: items, itemsFile and itemRange are mutually exclusive: set only one (now set: {{ join ", " $set }}).
+{{- end }}
+{{- end }}
+
+{{/* A range that ends before it starts is a mistake, not an empty run. */}}
+{{- define "wq.validateValues.itemRange" -}}
+{{- with .Values.itemRange }}
+{{- if lt (int64 .end) (int64 .start) -}}
+wq: itemRange.end ({{ int64 .end }}) is below itemRange.start ({{ int64 .start }}); end is exclusive, as in Python's range().
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Items must fit in a ConfigMap (1 MiB with its metadata). */}}
+{{- define "wq.validateValues.itemsSize" -}}
+{{- $limit := 1000000 }}
+{{- $size := 0 }}
+{{- $source := include "wq.itemsSource" . }}
+{{- if eq $source "items" }}{{ $size = len (toJson (default (list) .Values.items)) }}{{ end }}
+{{- if eq $source "itemsFile" }}{{ $size = len .Values.itemsFile }}{{ end }}
+{{- if gt $size $limit -}}
+wq: {{ $source }} is {{ $size }} bytes, over the {{ $limit }} bytes a ConfigMap can carry. Use itemRange for integer items, or seed the run from outside (seed.enabled=false, then `wq seed --run <runId> --items-file ...`).
+{{- end }}
+{{- end }}
+
+{{- define "wq.validateValues.seed" -}}
+{{- if and (not .Values.seed.enabled) (or .Values.items .Values.itemsFile (not (kindIs "invalid" .Values.itemRange))) -}}
+wq: seed.enabled=false means the run is seeded from outside: leave items, itemsFile and itemRange empty.
+{{- end }}
+{{- end }}
+
+{{- define "wq.validateValues.externalRedis" -}}
+{{- $ext := .Values.externalRedis }}
+{{- if .Values.redis.enabled }}
+{{- if or $ext.url $ext.host $ext.existingSecret -}}
+wq: externalRedis is only used with redis.enabled=false; set redis.enabled=false to use an external Redis.
+{{- end }}
+{{- else }}
+{{- if and (not $ext.url) (not $ext.host) -}}
+wq: redis.enabled=false needs externalRedis.url (redis://host:port/db or rediss://...) or externalRedis.host.
+{{- else if and $ext.url $ext.host -}}
+wq: set externalRedis.url or externalRedis.host, not both.
+{{- else if regexMatch "^rediss?://[^/@]*:[^/@]*@" $ext.url -}}
+wq: externalRedis.url must not contain a password (it would be readable in the pod spec); put it in a Secret named by externalRedis.existingSecret.
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "wq.validateValues.handler" -}}
+{{- $w := .Values.worker }}
+{{- if and (eq $w.handler "command") (not $w.command) -}}
+wq: worker.handler=command needs worker.command (one list entry per argument, e.g. ["convert", "{{ "{{ item }}" }}", "/out"]).
+{{- else if and (eq $w.handler "python") (not $w.python) -}}
+wq: worker.handler=python needs worker.python (module:function).
+{{- else if and $w.command (ne $w.handler "command") -}}
+wq: worker.command is only used with worker.handler=command (now: {{ $w.handler }}).
+{{- else if and $w.python (ne $w.handler "python") -}}
+wq: worker.python is only used with worker.handler=python (now: {{ $w.handler }}).
+{{- end }}
+{{- end }}
+

@@ -1,0 +1,115 @@
+"""`helm lint --strict`, and every rendered object against the Kubernetes API schemas.
+
+kubernetes-validate ships the OpenAPI-derived JSON schemas of each Kubernetes minor, so this
+runs offline. Strict mode rejects unknown fields, which is what catches a mistyped key.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+from kubernetes_validate.utils import latest_version  # type: ignore[import-untyped]
+
+from tests.chart.helmlib import CHART, Helm, Manifest
+
+OLDEST = "1.31.0"  # the chart's kubeVersion floor
+NEWEST = latest_version()
+
+COMBINATIONS: dict[str, Manifest] = {
+    "defaults": {},
+    "items": {"items": ["apple", {"src": "a", "n": 1}]},
+    "items-file": {"itemsFile": "a\nb\n"},
+    "range": {"itemRange": {"start": 0, "end": 1000000, "step": 3}},
+    "command": {"worker": {"handler": "command", "command": ["echo", "{{ item }}"], "shell": True}},
+    "python": {"worker": {"handler": "python", "python": "pkg.mod:fn", "failOnDead": True}},
+    "persistence": {"redis": {"persistence": {"enabled": True, "storageClass": "standard"}}},
+    "existing-secret": {"auth": {"existingSecret": "s"}, "networkPolicy": {"enabled": False}},
+    "no-auth": {"auth": {"enabled": False}},
+    "external": {
+        "redis": {"enabled": False},
+        "externalRedis": {"host": "r", "tls": True, "existingSecret": "s"},
+    },
+    "no-seed": {"seed": {"enabled": False}, "runId": "Batch_7.x"},
+    "everything": {
+        "imagePullSecrets": [{"name": "regcred"}],
+        "serviceAccount": {"annotations": {"a": "b"}},
+        "worker": {
+            "activeDeadlineSeconds": 3600,
+            "ttlSecondsAfterFinished": 0,
+            "terminationGracePeriodSeconds": 60,
+            "resources": {"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}},
+            "extraEnv": [{"name": "A", "value": "b"}],
+            "extraEnvFrom": [{"configMapRef": {"name": "c"}}],
+            "extraVolumes": [{"name": "d", "emptyDir": {}}],
+            "extraVolumeMounts": [{"name": "d", "mountPath": "/d"}],
+            "nodeSelector": {"pool": "batch"},
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "worker"}},
+                }
+            ],
+            "priorityClassName": "low",
+            "podAnnotations": {"x": "y"},
+        },
+        "seed": {"ttlSecondsAfterFinished": 60},
+        "redis": {
+            "extraArgs": ["--maxmemory", "1gb"],
+            "service": {"type": "NodePort", "annotations": {"a": "b"}},
+            "priorityClassName": "high",
+        },
+        "networkPolicy": {"extraIngressFrom": [{"namespaceSelector": {}}]},
+    },
+}
+
+
+def kinds_and_names(docs: list[Manifest]) -> list[str]:
+    return [f"{d['kind']}/{d['metadata']['name']}" for d in docs]
+
+
+@pytest.mark.parametrize("version", [OLDEST, NEWEST])
+@pytest.mark.parametrize("name", sorted(COMBINATIONS))
+def test_manifests_match_kubernetes_api(helm: Helm, name: str, version: str) -> None:
+    rendered = helm.render(COMBINATIONS[name])
+    assert rendered.manifests, "nothing rendered"
+    failures = []
+    for doc in rendered.manifests:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            failures.append(
+                f"{doc['kind']}/{doc['metadata']['name']}: {e.message} at {list(e.path)}"
+            )
+    assert not failures, "\n".join(failures)
+
+
+def test_newest_schema_is_newer_than_oldest() -> None:
+    assert tuple(int(p) for p in NEWEST.split(".")[:2]) > (1, 31)
+
+
+def test_validator_rejects_a_broken_manifest(helm: Helm) -> None:
+    """The check above can fail: a mistyped field or a wrong type is refused."""
+    job = helm.render().one("Job", "worker")
+    typo: dict[str, Any] = copy.deepcopy(job)
+    typo["spec"]["paralelism"] = typo["spec"].pop("parallelism")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(typo, OLDEST, strict=True)
+    wrong: dict[str, Any] = copy.deepcopy(job)
+    wrong["spec"]["parallelism"] = "3"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(wrong, NEWEST, strict=True)
+
+
+@pytest.mark.parametrize("name", ["defaults", "external", "everything"])
+def test_helm_lint_strict(helm: Helm, name: str) -> None:
+    values = helm.values_file(COMBINATIONS[name])
+    result = helm.run("lint", "--strict", str(CHART), "-f", str(values), "--kube-version", OLDEST)
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+    assert "[WARNING]" not in result.stdout
+    assert "[ERROR]" not in result.stdout

@@ -1,0 +1,179 @@
+"""Values the chart must refuse, each with a message that says what is wrong.
+
+Shapes and bounds are refused by values.schema.json; rules across values by wq.validateValues.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.chart.helmlib import CHART, Helm
+
+SCHEMA = "values don't meet the specifications of the schema"
+VALIDATION = "VALUES VALIDATION:"
+BIG = "x" * 1000
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["worker.parallelism=0"], "at '/worker/parallelism': minimum: got 0, want 1"),
+        (["worker.parallelism=-3"], "at '/worker/parallelism': minimum: got -3, want 1"),
+        (["worker.parallelism=two"], "at '/worker/parallelism': got string, want integer"),
+        (
+            ["worker.handler=bogus"],
+            "at '/worker/handler': value must be one of 'demo', 'command', 'python'",
+        ),
+        (["items=apple"], "at '/items': got string, want array"),
+        (["paralellism=3"], "additional properties 'paralellism' not allowed"),
+        (["worker.paralellism=3"], "additional properties 'paralellism' not allowed"),
+        (["itemRange.start=0"], "missing property 'end'"),
+        (["itemRange.start=0", "itemRange.end=9", "itemRange.step=0"], "at '/itemRange/step'"),
+        (
+            ["itemRange.start=a", "itemRange.end=9"],
+            "at '/itemRange/start': got string, want integer",
+        ),
+        (["runId=bad/id"], "at '/runId'"),
+        (["runId=-starts-with-dash"], "at '/runId'"),
+        (["runId=" + "a" * 57], "at '/runId'"),
+        (["image.pullPolicy=Sometimes"], "at '/image/pullPolicy': value must be one of"),
+        (["image.digest=latest"], "at '/image/digest'"),
+        (["redis.port=70000"], "at '/redis/port': maximum: got 70,000, want 65,535"),
+        (["redis.service.type=Ingress"], "at '/redis/service/type': value must be one of"),
+        (["redis.persistence.size=lots"], "at '/redis/persistence/size'"),
+        (["redis.enabled=maybe"], "at '/redis/enabled': got string, want boolean"),
+        (["externalRedis.url=http://redis:6379"], "at '/externalRedis/url'"),
+        (["worker.python=notamodule"], "at '/worker/python'"),
+        (["worker.ttlSecondsAfterFinished=-1"], "at '/worker/ttlSecondsAfterFinished'"),
+        (["worker.activeDeadlineSeconds=0"], "at '/worker/activeDeadlineSeconds'"),
+        (["worker.maxAttempts=0"], "at '/worker/maxAttempts': minimum: got 0, want 1"),
+        (["worker.concurrency=0"], "at '/worker/concurrency': minimum: got 0, want 1"),
+        (["worker.lease=0"], "at '/worker/lease'"),
+        (["worker.resources.request.cpu=1"], "additional properties 'request' not allowed"),
+        (["seed.activeDeadlineSeconds=0"], "at '/seed/activeDeadlineSeconds'"),
+        (["networkPolicy.enabled=yes"], "at '/networkPolicy/enabled': got string, want boolean"),
+    ],
+)
+def test_schema_rejects(helm: Helm, sets: list[str], message: str) -> None:
+    err = helm.render_error(sets=sets)
+    assert SCHEMA in err
+    assert message in err
+
+
+def test_schema_rejects_fractional_parallelism(helm: Helm) -> None:
+    err = helm.render_error({"worker": {"parallelism": 2.5}})
+    assert "at '/worker/parallelism': got number, want integer" in err
+
+
+def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
+    err = helm.render_error({"itemRange": {"start": 0, "stop": 10}})
+    assert "missing property 'end'" in err
+    assert "additional properties 'stop' not allowed" in err
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"items": ["a"], "itemRange": {"start": 0, "end": 5}},
+            "items, itemsFile and itemRange are mutually exclusive: set only one "
+            "(now set: items, itemRange).",
+        ),
+        (
+            {"items": ["a"], "itemsFile": "b\n"},
+            "mutually exclusive: set only one (now set: items, itemsFile).",
+        ),
+        (
+            {"itemsFile": "b\n", "itemRange": {"start": 0, "end": 5}},
+            "mutually exclusive: set only one (now set: itemsFile, itemRange).",
+        ),
+        (
+            {"itemRange": {"start": 10, "end": 5}},
+            "itemRange.end (5) is below itemRange.start (10)",
+        ),
+        (
+            {"items": [BIG] * 1100},
+            "items is 1103301 bytes, over the 1000000 bytes a ConfigMap can carry. Use itemRange",
+        ),
+        (
+            {"itemsFile": (BIG + "\n") * 1000},
+            "itemsFile is 1001000 bytes, over the 1000000 bytes a ConfigMap can carry. "
+            "Use itemRange",
+        ),
+        (
+            {"redis": {"enabled": False}},
+            "redis.enabled=false needs externalRedis.url (redis://host:port/db or rediss://...) "
+            "or externalRedis.host.",
+        ),
+        (
+            {
+                "redis": {"enabled": False},
+                "externalRedis": {"url": "redis://a:6379/0", "host": "a"},
+            },
+            "set externalRedis.url or externalRedis.host, not both.",
+        ),
+        (
+            {"redis": {"enabled": False}, "externalRedis": {"url": "redis://:s3cret@a:6379/0"}},
+            "externalRedis.url must not contain a password",
+        ),
+        (
+            {"redis": {"enabled": False}, "externalRedis": {"url": "rediss://u:s3cret@a:6379/0"}},
+            "externalRedis.url must not contain a password",
+        ),
+        (
+            {"externalRedis": {"url": "redis://a:6379/0"}},
+            "externalRedis is only used with redis.enabled=false",
+        ),
+        (
+            {"worker": {"handler": "command"}},
+            "worker.handler=command needs worker.command",
+        ),
+        (
+            {"worker": {"handler": "python"}},
+            "worker.handler=python needs worker.python (module:function).",
+        ),
+        (
+            {"worker": {"command": ["echo", "{{ item }}"]}},
+            "worker.command is only used with worker.handler=command (now: demo).",
+        ),
+        (
+            {"worker": {"python": "m:f", "handler": "command", "command": ["x"]}},
+            "worker.python is only used with worker.handler=python (now: command).",
+        ),
+        (
+            {"seed": {"enabled": False}, "items": ["a"]},
+            "seed.enabled=false means the run is seeded from outside",
+        ),
+    ],
+)
+def test_validate_values_rejects(helm: Helm, values: dict[str, Any], message: str) -> None:
+    err = helm.render_error(values)
+    assert VALIDATION in err
+    assert message in err
+
+
+def test_validate_values_reports_every_problem_at_once(helm: Helm) -> None:
+    values = {
+        "items": ["a"],
+        "itemRange": {"start": 5, "end": 1},
+        "redis": {"enabled": False},
+        "worker": {"handler": "python"},
+    }
+    err = helm.render_error(values)
+    assert err.count(VALIDATION) == 1
+    for message in (
+        "mutually exclusive",
+        "itemRange.end (1) is below itemRange.start (5)",
+        "redis.enabled=false needs externalRedis.url",
+        "worker.handler=python needs worker.python",
+    ):
+        assert message in err
+    assert len([line for line in err.splitlines() if line.startswith("wq: ")]) == 4
+
+
+def test_kube_version_below_1_31_is_refused(helm: Helm) -> None:
+    result = helm.run("template", "wq", str(CHART), "--kube-version", "1.30.9", check=False)
+    assert result.returncode != 0
+    assert "chart requires kubeVersion: >=1.31.0-0" in result.stderr

@@ -1,0 +1,704 @@
+"""What the chart renders for the main value combinations, checked on the parsed objects."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+
+from tests.chart.helmlib import CHART, Helm, Manifest, Rendered
+
+FRUIT = ["--set", "items={apple,banana,cherry}"]
+COMMON_LABELS = {
+    "helm.sh/chart": "wq-0.1.0",
+    "app.kubernetes.io/name": "wq",
+    "app.kubernetes.io/instance": "wq",
+    "app.kubernetes.io/version": "0.1.0",
+    "app.kubernetes.io/part-of": "wq",
+    "app.kubernetes.io/managed-by": "Helm",
+}
+
+
+def pod_template(obj: Manifest) -> Manifest:
+    """The pod of a Pod, or the pod template of a Deployment or Job."""
+    return obj if obj["kind"] == "Pod" else cast(Manifest, obj["spec"]["template"])
+
+
+def pod_spec(obj: Manifest) -> Manifest:
+    return cast(Manifest, pod_template(obj)["spec"])
+
+
+def pod_labels(obj: Manifest) -> dict[str, str]:
+    return cast(dict[str, str], pod_template(obj)["metadata"]["labels"])
+
+
+def container(obj: Manifest) -> Manifest:
+    containers = cast(list[Manifest], pod_spec(obj)["containers"])
+    assert len(containers) == 1
+    return containers[0]
+
+
+def env(obj: Manifest) -> dict[str, Any]:
+    """Container env as name -> value (or the valueFrom dict)."""
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(obj).get("env", [])}
+
+
+def workloads(r: Rendered) -> list[Manifest]:
+    return [m for m in r.manifests if m["kind"] in ("Deployment", "Job", "Pod")]
+
+
+def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Kubernetes label-selector semantics for matchLabels + In expressions."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        assert expr["operator"] == "In"
+        if labels.get(expr["key"]) not in expr["values"]:
+            return False
+    return True
+
+
+# --- one complete run -----------------------------------------------------------------------
+
+
+def test_default_install_renders_one_complete_run(helm: Helm) -> None:
+    r = helm.render(sets=["items={apple,banana,cherry}"])
+    assert r.kinds() == [
+        "ConfigMap",
+        "Deployment",
+        "Job",
+        "Job",
+        "NetworkPolicy",
+        "Pod",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+    ]
+    assert {m["metadata"]["name"] for m in r.all("Job")} == {"wq-1-seed", "wq-1-worker"}
+
+
+def test_worker_job_is_a_work_queue(helm: Helm) -> None:
+    job = helm.render(sets=["items={a}", "worker.parallelism=7"]).one("Job", "worker")
+    spec = job["spec"]
+    assert spec["parallelism"] == 7
+    assert "completions" not in spec
+    assert "completionMode" not in spec
+    assert spec["backoffLimit"] == 6
+    assert "activeDeadlineSeconds" not in spec
+    assert "ttlSecondsAfterFinished" not in spec
+    assert pod_spec(job)["restartPolicy"] == "Never"
+    assert container(job)["name"] == "worker"
+    assert container(job)["command"] == ["wq"]
+    assert container(job)["args"] == ["work"]
+
+
+def test_worker_pod_failure_policy(helm: Helm) -> None:
+    rules = helm.render().one("Job", "worker")["spec"]["podFailurePolicy"]["rules"]
+    assert rules == [
+        {
+            "action": "FailJob",
+            "onExitCodes": {"containerName": "worker", "operator": "In", "values": [2, 3]},
+        },
+        {
+            "action": "Ignore",
+            "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+        },
+    ]
+
+
+def test_seed_job_fails_at_once_on_config_error_only(helm: Helm) -> None:
+    job = helm.render().one("Job", "seed")
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0] == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "seed", "operator": "In", "values": [2]},
+    }
+    assert rules[1]["action"] == "Ignore"
+    assert job["spec"]["backoffLimit"] == 4
+    assert job["spec"]["activeDeadlineSeconds"] == 600
+    assert env(job)["WQ_REDIS_WAIT"] == "120"
+
+
+def test_worker_env_follows_the_contract(helm: Helm) -> None:
+    values = {
+        "worker": {
+            "lease": 45,
+            "itemTimeout": 600,
+            "maxAttempts": 5,
+            "concurrency": 4,
+            "seedWait": 90,
+            "poll": 0.5,
+            "redisWait": 30,
+            "demoSleep": 0.25,
+        }
+    }
+    e = env(helm.render(values).one("Job", "worker"))
+    assert e["WQ_REDIS_URL"] == "redis://wq-redis:6379/0"
+    assert e["WQ_REDIS_PASSWORD"] == {"secretKeyRef": {"name": "wq-redis", "key": "redis-password"}}
+    assert e["WQ_RUN"] == "wq-1"
+    assert e["WQ_HANDLER"] == "demo"
+    assert e["WQ_DEMO_SLEEP"] == "0.25"
+    assert e["WQ_LEASE"] == "45"
+    assert e["WQ_ITEM_TIMEOUT"] == "600"
+    assert e["WQ_MAX_ATTEMPTS"] == "5"
+    assert e["WQ_CONCURRENCY"] == "4"
+    assert e["WQ_SEED_WAIT"] == "90"
+    assert e["WQ_POLL"] == "0.5"
+    assert e["WQ_REDIS_WAIT"] == "30"
+    for unset in ("WQ_COMMAND", "WQ_PYTHON", "WQ_SHELL", "WQ_FAIL_ON_DEAD"):
+        assert unset not in e
+    # Every value is a string (Kubernetes rejects numbers in env values).
+    assert all(isinstance(v, str | dict) for v in e.values())
+
+
+def test_fail_on_dead_sets_the_env(helm: Helm) -> None:
+    e = env(helm.render({"worker": {"failOnDead": True}}).one("Job", "worker"))
+    assert e["WQ_FAIL_ON_DEAD"] == "true"
+
+
+# --- items ----------------------------------------------------------------------------------
+
+
+def items_json(r: Rendered) -> Any:
+    cm = r.one("ConfigMap")
+    assert set(cm["data"]) == {"items.json"}
+    return json.loads(cm["data"]["items.json"])
+
+
+def test_items_from_set_travel_as_json(helm: Helm) -> None:
+    r = helm.render(sets=["items={apple,banana,cherry}"])
+    assert items_json(r) == ["apple", "banana", "cherry"]
+    seed = r.one("Job", "seed")
+    assert container(seed)["args"] == [
+        "seed",
+        "--items-file",
+        "/etc/wq/items/items.json",
+        "--format",
+        "json",
+    ]
+    cm_name = r.one("ConfigMap")["metadata"]["name"]
+    assert cm_name == "wq-1-items"
+    volumes = {v["name"]: v for v in pod_spec(seed)["volumes"]}
+    assert volumes["items"]["configMap"]["name"] == cm_name
+    mounts = {m["name"]: m for m in container(seed)["volumeMounts"]}
+    assert mounts["items"] == {"name": "items", "mountPath": "/etc/wq/items", "readOnly": True}
+
+
+def test_structured_items_round_trip(helm: Helm) -> None:
+    items: list[Any] = [
+        {"src": "a.png", "dst": "a.webp", "opts": {"q": 80, "tags": ["x", "y"]}},
+        "plain",
+        42,
+        'quote " and \\ and unicode é',
+    ]
+    assert items_json(helm.render({"items": items})) == items
+
+
+def test_empty_items_make_an_empty_run(helm: Helm) -> None:
+    r = helm.render()
+    assert items_json(r) == []
+    assert r.one("Job", "seed")  # the seeder still runs and marks the run seeded
+
+
+def test_items_file_travels_as_lines(helm: Helm, tmp_path: Path) -> None:
+    text = "alpha\nbeta gamma\n{not json}\n"
+    path = tmp_path / "items.txt"
+    path.write_text(text, encoding="utf-8")
+    r = helm.render(extra=["--set-file", f"itemsFile={path}"])
+    cm = r.one("ConfigMap")
+    assert cm["data"] == {"items.txt": text}
+    assert container(r.one("Job", "seed"))["args"] == [
+        "seed",
+        "--items-file",
+        "/etc/wq/items/items.txt",
+        "--format",
+        "lines",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("item_range", "arg"),
+    [
+        ({"start": 0, "end": 1000000}, "0:1000000:1"),
+        ({"start": 10, "end": 100, "step": 5}, "10:100:5"),
+        ({"start": -5, "end": 5}, "-5:5:1"),
+        ({"start": 3, "end": 3}, "3:3:1"),
+    ],
+)
+def test_item_range_is_generated_by_the_seeder(
+    helm: Helm, item_range: dict[str, int], arg: str
+) -> None:
+    r = helm.render({"itemRange": item_range})
+    assert r.all("ConfigMap") == []
+    seed = r.one("Job", "seed")
+    assert container(seed)["args"] == ["seed", "--range", arg]
+    assert "items" not in {v["name"] for v in pod_spec(seed)["volumes"]}
+
+
+def test_item_range_from_set_flags(helm: Helm) -> None:
+    r = helm.render(sets=["itemRange.start=1", "itemRange.end=2000001", "itemRange.step=2"])
+    assert container(r.one("Job", "seed"))["args"] == ["seed", "--range", "1:2000001:2"]
+
+
+def test_items_just_under_the_configmap_limit_render(helm: Helm) -> None:
+    items = ["x" * 990] * 1000  # ~994 kB of JSON
+    assert len(json.dumps(items, separators=(",", ":"))) < 1_000_000
+    assert len(items_json(helm.render({"items": items}))) == 1000
+
+
+def test_seed_disabled_renders_no_seeder(helm: Helm) -> None:
+    r = helm.render({"seed": {"enabled": False}})
+    assert r.all("ConfigMap") == []
+    assert [j["metadata"]["name"] for j in r.all("Job")] == ["wq-1-worker"]
+
+
+# --- handlers -------------------------------------------------------------------------------
+
+
+def test_command_handler(helm: Helm) -> None:
+    command = ["convert", "/data/{{ item.src }}", "-quality", "80", "/out/{{ item.dst }}"]
+    e = env(
+        helm.render({"worker": {"handler": "command", "command": command}}).one("Job", "worker")
+    )
+    assert e["WQ_HANDLER"] == "command"
+    assert json.loads(e["WQ_COMMAND"]) == command
+    assert "WQ_SHELL" not in e
+    assert "WQ_DEMO_SLEEP" not in e
+
+
+def test_command_handler_with_shell(helm: Helm) -> None:
+    values = {
+        "worker": {"handler": "command", "command": ["echo {{ item }} | wc -c"], "shell": True}
+    }
+    e = env(helm.render(values).one("Job", "worker"))
+    assert e["WQ_SHELL"] == "true"
+    assert json.loads(e["WQ_COMMAND"]) == ["echo {{ item }} | wc -c"]
+
+
+def test_python_handler(helm: Helm) -> None:
+    values = {"worker": {"handler": "python", "python": "mypkg.tasks:process"}}
+    e = env(helm.render(values).one("Job", "worker"))
+    assert e["WQ_HANDLER"] == "python"
+    assert e["WQ_PYTHON"] == "mypkg.tasks:process"
+
+
+# --- run id ---------------------------------------------------------------------------------
+
+
+def test_run_id_override_names_jobs_and_keys(helm: Helm) -> None:
+    r = helm.render({"runId": "Nightly_2024.06"}, sets=["items={a}"])
+    names = {m["metadata"]["name"] for m in r.manifests}
+    assert {"nightly-2024-06-seed", "nightly-2024-06-worker", "nightly-2024-06-items"} <= names
+    for obj in (r.one("Job", "seed"), r.one("Job", "worker"), r.one("Pod")):
+        assert env(obj)["WQ_RUN"] == "Nightly_2024.06"  # the key namespace keeps its exact case
+
+
+def test_default_run_id_carries_release_and_revision(helm: Helm) -> None:
+    r = helm.render(release="batch")
+    assert env(r.one("Job", "worker"))["WQ_RUN"] == "batch-wq-1"
+    assert r.one("Job", "worker")["metadata"]["name"] == "batch-wq-1-worker"
+
+
+def test_long_release_names_still_give_valid_job_names(helm: Helm) -> None:
+    release = "r" * 53  # Helm's longest release name
+    r = helm.render(release=release)
+    for job in r.all("Job"):
+        name = job["metadata"]["name"]
+        assert len(name) <= 63, name
+    run = env(r.one("Job", "worker"))["WQ_RUN"]
+    assert run.endswith("-1")
+    assert len(run) <= 56
+
+
+def test_longest_run_id_fits(helm: Helm) -> None:
+    run_id = "a" * 56
+    r = helm.render({"runId": run_id})
+    assert r.one("Job", "worker")["metadata"]["name"] == run_id + "-worker"
+    assert len(r.one("Job", "worker")["metadata"]["name"]) == 63
+
+
+# --- Redis ----------------------------------------------------------------------------------
+
+
+def test_redis_deployment(helm: Helm) -> None:
+    r = helm.render()
+    dep = r.one("Deployment", "redis")
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    c = container(dep)
+    assert c["image"] == "redis:8.2.2"
+    assert c["command"] == ["redis-server"]
+    args = c["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert args[args.index("--port") + 1] == "6379"
+    assert args[args.index("--appendonly") + 1] == "no"
+    assert args[args.index("--save") + 1] == ""
+    secret_ref = {"secretKeyRef": {"name": "wq-redis", "key": "redis-password"}}
+    assert env(dep) == {"REDIS_PASSWORD": secret_ref, "REDISCLI_AUTH": secret_ref}
+    probe = ["redis-cli", "-p", "6379", "-e", "ping"]
+    assert c["readinessProbe"]["exec"]["command"] == probe
+    assert c["livenessProbe"]["exec"]["command"] == probe
+    assert c["resources"]["limits"]["memory"] == "1Gi"
+    volumes = {v["name"]: v for v in pod_spec(dep)["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    assert r.all("PersistentVolumeClaim") == []
+
+
+def test_redis_image_override_for_e2e(helm: Helm) -> None:
+    values = {"redis": {"image": {"repository": "wq-redis", "tag": "e2e", "pullPolicy": "Never"}}}
+    c = container(helm.render(values).one("Deployment", "redis"))
+    assert c["image"] == "wq-redis:e2e"
+    assert c["imagePullPolicy"] == "Never"
+
+
+def test_generated_password_secret(helm: Helm) -> None:
+    secret = helm.render().one("Secret", "redis")
+    password = base64.b64decode(secret["data"]["redis-password"]).decode()
+    assert len(password) == 32
+    assert password.isalnum()
+
+
+def test_existing_secret_replaces_the_generated_one(helm: Helm) -> None:
+    values = {"auth": {"existingSecret": "my-redis", "existingSecretPasswordKey": "pw"}}
+    r = helm.render(values)
+    assert r.all("Secret") == []
+    ref = {"secretKeyRef": {"name": "my-redis", "key": "pw"}}
+    assert env(r.one("Deployment", "redis"))["REDIS_PASSWORD"] == ref
+    for obj in (r.one("Job", "seed"), r.one("Job", "worker"), r.one("Pod")):
+        assert env(obj)["WQ_REDIS_PASSWORD"] == ref
+
+
+def test_auth_disabled(helm: Helm) -> None:
+    r = helm.render({"auth": {"enabled": False}})
+    assert r.all("Secret") == []
+    dep = r.one("Deployment", "redis")
+    assert "--requirepass" not in container(dep)["args"]
+    assert "env" not in container(dep)
+    assert "WQ_REDIS_PASSWORD" not in env(r.one("Job", "worker"))
+
+
+def test_persistence(helm: Helm) -> None:
+    values = {"redis": {"persistence": {"enabled": True, "size": "20Gi", "storageClass": "fast"}}}
+    r = helm.render(values)
+    pvc = r.one("PersistentVolumeClaim", "redis")
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    assert pvc["spec"]["storageClassName"] == "fast"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    dep = r.one("Deployment", "redis")
+    args = container(dep)["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert "--save" not in args
+    volumes = {v["name"]: v for v in pod_spec(dep)["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"] == {"claimName": pvc["metadata"]["name"]}
+
+
+def test_persistence_with_existing_claim(helm: Helm) -> None:
+    values = {"redis": {"persistence": {"enabled": True, "existingClaim": "keep-me"}}}
+    r = helm.render(values)
+    assert r.all("PersistentVolumeClaim") == []
+    volumes = {v["name"]: v for v in pod_spec(r.one("Deployment", "redis"))["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"] == {"claimName": "keep-me"}
+
+
+def test_redis_extra_args(helm: Helm) -> None:
+    r = helm.render({"redis": {"extraArgs": ["--maxmemory", "2gb"]}})
+    assert container(r.one("Deployment", "redis"))["args"][-2:] == ["--maxmemory", "2gb"]
+
+
+def test_service_selects_redis_only(helm: Helm) -> None:
+    r = helm.render()
+    svc = r.one("Service", "redis")
+    selector = svc["spec"]["selector"]
+    assert selector["app.kubernetes.io/component"] == "redis"
+    assert matches({"matchLabels": selector}, pod_labels(r.one("Deployment", "redis")))
+    for other in (r.one("Job", "seed"), r.one("Job", "worker"), r.one("Pod")):
+        assert not matches({"matchLabels": selector}, pod_labels(other))
+    assert svc["spec"]["ports"] == [
+        {"name": "redis", "port": 6379, "targetPort": "redis", "protocol": "TCP"}
+    ]
+
+
+# --- external Redis -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("external", "url"),
+    [
+        ({"url": "redis://shared-redis.infra:6379/3"}, "redis://shared-redis.infra:6379/3"),
+        (
+            {"url": "rediss://user@redis.example.com:6380/0"},
+            "rediss://user@redis.example.com:6380/0",
+        ),
+        ({"host": "redis.infra"}, "redis://redis.infra:6379/0"),
+        (
+            {"host": "redis.infra", "port": 6380, "db": 2, "tls": True},
+            "rediss://redis.infra:6380/2",
+        ),
+    ],
+)
+def test_external_redis(helm: Helm, external: dict[str, Any], url: str) -> None:
+    r = helm.render({"redis": {"enabled": False}, "externalRedis": external})
+    for kind in ("Deployment", "Service", "Secret", "NetworkPolicy", "PersistentVolumeClaim"):
+        assert r.all(kind) == [], kind
+    for obj in (r.one("Job", "seed"), r.one("Job", "worker"), r.one("Pod")):
+        e = env(obj)
+        assert e["WQ_REDIS_URL"] == url
+        assert "WQ_REDIS_PASSWORD" not in e
+
+
+def test_external_redis_password_from_secret(helm: Helm) -> None:
+    values = {
+        "redis": {"enabled": False},
+        "externalRedis": {
+            "url": "redis://r:6379/0",
+            "existingSecret": "shared",
+            "existingSecretPasswordKey": "p",
+        },
+    }
+    e = env(helm.render(values).one("Job", "worker"))
+    assert e["WQ_REDIS_PASSWORD"] == {"secretKeyRef": {"name": "shared", "key": "p"}}
+
+
+# --- Job knobs ------------------------------------------------------------------------------
+
+
+def test_optional_job_fields_render_zero(helm: Helm) -> None:
+    values = {
+        "worker": {"ttlSecondsAfterFinished": 0, "activeDeadlineSeconds": 3600, "backoffLimit": 0},
+        "seed": {"ttlSecondsAfterFinished": 0},
+    }
+    r = helm.render(values)
+    worker = r.one("Job", "worker")["spec"]
+    assert worker["ttlSecondsAfterFinished"] == 0
+    assert worker["activeDeadlineSeconds"] == 3600
+    assert worker["backoffLimit"] == 0
+    assert r.one("Job", "seed")["spec"]["ttlSecondsAfterFinished"] == 0
+
+
+def test_seed_deadline_can_be_removed(helm: Helm) -> None:
+    spec = helm.render(sets=["seed.activeDeadlineSeconds=null"]).one("Job", "seed")["spec"]
+    assert "activeDeadlineSeconds" not in spec
+
+
+def test_termination_grace_period(helm: Helm) -> None:
+    assert pod_spec(helm.render().one("Job", "worker"))["terminationGracePeriodSeconds"] == 30
+    r = helm.render({"worker": {"terminationGracePeriodSeconds": 120}})
+    assert pod_spec(r.one("Job", "worker"))["terminationGracePeriodSeconds"] == 120
+
+
+def test_worker_scheduling_and_extras(helm: Helm) -> None:
+    values = {
+        "worker": {
+            "resources": {
+                "requests": {"cpu": "2", "nvidia.com/gpu": 1},
+                "limits": {"memory": "4Gi"},
+            },
+            "nodeSelector": {"pool": "batch"},
+            "tolerations": [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {
+                                "matchExpressions": [
+                                    {"key": "zone", "operator": "In", "values": ["a"]}
+                                ]
+                            }
+                        ]
+                    }
+                }
+            },
+            "priorityClassName": "low",
+            "extraEnv": [{"name": "OUT_DIR", "value": "/out"}],
+            "extraEnvFrom": [{"secretRef": {"name": "creds"}}],
+            "extraVolumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+            "extraVolumeMounts": [{"name": "data", "mountPath": "/data"}],
+            "podAnnotations": {"a": "b"},
+            "podLabels": {"team": "x"},
+        }
+    }
+    job = helm.render(values).one("Job", "worker")
+    spec = pod_spec(job)
+    c = container(job)
+    # Helm merges maps into the defaults: the default memory request stays.
+    assert c["resources"] == {
+        "requests": {"cpu": "2", "memory": "64Mi", "nvidia.com/gpu": 1},
+        "limits": {"memory": "4Gi"},
+    }
+    assert spec["nodeSelector"] == {"pool": "batch"}
+    assert spec["tolerations"] == values["worker"]["tolerations"]
+    assert spec["affinity"] == values["worker"]["affinity"]
+    assert spec["priorityClassName"] == "low"
+    assert env(job)["OUT_DIR"] == "/out"
+    assert c["envFrom"] == [{"secretRef": {"name": "creds"}}]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "data"}} in spec["volumes"]
+    assert {"name": "data", "mountPath": "/data"} in c["volumeMounts"]
+    assert job["spec"]["template"]["metadata"]["annotations"] == {"a": "b"}
+    assert pod_labels(job)["team"] == "x"
+    assert pod_labels(job)["app.kubernetes.io/component"] == "worker"
+
+
+def test_image_tag_defaults_to_app_version_and_digest_wins(helm: Helm) -> None:
+    assert container(helm.render().one("Job", "worker"))["image"] == "wq:0.1.0"
+    r = helm.render(
+        {"image": {"repository": "registry.local/wq", "tag": "dev", "pullPolicy": "Never"}}
+    )
+    c = container(r.one("Job", "worker"))
+    assert c["image"] == "registry.local/wq:dev"
+    assert c["imagePullPolicy"] == "Never"
+    digest = "sha256:" + "ab" * 32
+    r = helm.render({"image": {"digest": digest}, "redis": {"image": {"digest": digest}}})
+    assert container(r.one("Job", "worker"))["image"] == "wq@" + digest
+    assert container(r.one("Deployment", "redis"))["image"] == "redis@" + digest
+
+
+def test_image_pull_secrets_reach_every_pod(helm: Helm) -> None:
+    r = helm.render({"imagePullSecrets": [{"name": "regcred"}]})
+    for obj in workloads(r):
+        assert pod_spec(obj)["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_helm_test_pod_checks_the_run(helm: Helm) -> None:
+    pod = helm.render().one("Pod", "test")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["metadata"]["name"] == "wq-1-test"
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert container(pod)["command"] == ["wq"]
+    assert container(pod)["args"] == ["status", "--check"]
+    assert env(pod)["WQ_RUN"] == "wq-1"
+
+
+# --- security and labels --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"redis": {"persistence": {"enabled": True}}}, {"itemRange": {"start": 0, "end": 9}}],
+)
+def test_every_pod_is_locked_down(helm: Helm, values: Manifest) -> None:
+    r = helm.render(values)
+    assert len(workloads(r)) == 4
+    for obj in workloads(r):
+        spec = pod_spec(obj)
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        assert spec["automountServiceAccountToken"] is False, where
+        assert spec["enableServiceLinks"] is False, where
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec["securityContext"]["runAsUser"] > 0, where
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["capabilities"] == {"drop": ["ALL"]}, where
+            assert "/tmp" in {m["mountPath"] for m in c["volumeMounts"]}, where
+    sa = r.one("ServiceAccount")
+    assert sa["automountServiceAccountToken"] is False
+    for obj in (r.one("Job", "seed"), r.one("Job", "worker"), r.one("Pod")):
+        assert pod_spec(obj)["serviceAccountName"] == sa["metadata"]["name"]
+
+
+def test_labels_on_every_object(helm: Helm) -> None:
+    r = helm.render({"redis": {"persistence": {"enabled": True}}}, sets=["items={a}"])
+    components = {}
+    for obj in r.manifests:
+        labels = obj["metadata"]["labels"]
+        assert COMMON_LABELS.items() <= labels.items(), obj["metadata"]["name"]
+        components[obj["kind"], obj["metadata"]["name"]] = labels.get("app.kubernetes.io/component")
+    assert components == {
+        ("ServiceAccount", "wq"): None,
+        ("Secret", "wq-redis"): "redis",
+        ("ConfigMap", "wq-1-items"): "seed",
+        ("PersistentVolumeClaim", "wq-redis"): "redis",
+        ("Service", "wq-redis"): "redis",
+        ("Deployment", "wq-redis"): "redis",
+        ("NetworkPolicy", "wq-redis"): "redis",
+        ("Job", "wq-1-seed"): "seed",
+        ("Job", "wq-1-worker"): "worker",
+        ("Pod", "wq-1-test"): "test",
+    }
+    for obj in workloads(r):
+        assert COMMON_LABELS.items() <= pod_labels(obj).items()
+
+
+def test_network_policy_admits_only_this_releases_wq_pods(helm: Helm) -> None:
+    r = helm.render()
+    np = r.one("NetworkPolicy")
+    assert np["spec"]["policyTypes"] == ["Ingress"]
+    assert matches(np["spec"]["podSelector"], pod_labels(r.one("Deployment", "redis")))
+    [rule] = np["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "redis", "protocol": "TCP"}]
+    [peer] = rule["from"]
+    selector = peer["podSelector"]
+    for obj in (r.one("Job", "seed"), r.one("Job", "worker"), r.one("Pod", "test")):
+        assert matches(selector, pod_labels(obj))
+    assert not matches(selector, pod_labels(r.one("Deployment", "redis")))
+    other_release = {**pod_labels(r.one("Job", "worker")), "app.kubernetes.io/instance": "other"}
+    assert not matches(selector, other_release)
+    assert not matches(selector, {"app": "random"})
+
+
+def test_network_policy_extra_peers_and_off_switch(helm: Helm) -> None:
+    peer = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
+    np = helm.render({"networkPolicy": {"extraIngressFrom": [peer]}}).one("NetworkPolicy")
+    assert np["spec"]["ingress"][0]["from"][1] == peer
+    assert helm.render({"networkPolicy": {"enabled": False}}).all("NetworkPolicy") == []
+
+
+# --- NOTES.txt ------------------------------------------------------------------------------
+
+
+def render_notes(helm: Helm, chart: Path, values: Manifest | None = None) -> str:
+    r = helm.render(values, chart=chart)
+    cm = next(m for m in r.all("ConfigMap") if m["metadata"]["name"] == "notes-under-test")
+    return str(cm["data"]["notes"])
+
+
+def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> None:
+    notes = render_notes(helm, notes_chart, {"items": ["a", "b"]})
+    assert "wq run wq-1: 3 worker pod(s), handler demo, items from items (2 item(s))." in notes
+    assert "kubectl -n default exec job/wq-1-worker -c worker -- wq status --watch" in notes
+    assert "kubectl -n default get job wq-1-worker" in notes
+    assert "helm test wq -n default --logs" in notes
+    assert "kubectl -n default logs job/wq-1-worker -c worker" in notes
+    # The wait loop and the `kubectl run` command are valid shell.
+    block = notes[notes.index("  until state=") : notes.index("3. Check")]
+    assert subprocess.run(["bash", "-n", "-c", block], check=False).returncode == 0
+    start = notes.index("kubectl -n default run ")
+    run_cmd = notes[start : notes.index("\n\n", start)]
+    assert subprocess.run(["bash", "-n", "-c", run_cmd], check=False).returncode == 0
+    overrides = json.loads(run_cmd.split("--overrides='", 1)[1].rsplit("'", 1)[0])
+    [c] = overrides["spec"]["containers"]
+    assert c["command"] == ["wq", "dead"]
+    assert c["image"] == "wq:0.1.0"
+    assert {e["name"] for e in c["env"]} == {"WQ_REDIS_URL", "WQ_REDIS_PASSWORD", "WQ_RUN"}
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert overrides["spec"]["automountServiceAccountToken"] is False
+    assert "app.kubernetes.io/component=cli" in run_cmd
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"itemRange": {"start": 0, "end": 100, "step": 2}}, "items from range(0, 100, 2)."),
+        ({"itemsFile": "a\nb\nc\n"}, "items from itemsFile (3 line(s))."),
+        ({"seed": {"enabled": False}}, "wq seed --run wq-1 --items-file items.txt"),
+        ({"runId": "nightly"}, "exec job/nightly-worker -c worker"),
+    ],
+)
+def test_notes_follow_values(
+    helm: Helm, notes_chart: Path, values: Manifest, expected: str
+) -> None:
+    assert expected in render_notes(helm, notes_chart, values)
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == "0.1.0"
+    assert chart["kubeVersion"] == ">=1.31.0-0"
