@@ -27,6 +27,12 @@ from pathlib import Path
 
 import redis
 
+from wq.connection import RedisSettings, Retrying
+from wq.item import encode
+from wq.keys import RunKeys
+from wq.queue import RunQueue
+from wq.seeder import seed_items
+
 HERE = Path(__file__).resolve().parent
 WQ = str(Path(sys.executable).parent / "wq")
 
@@ -100,8 +106,8 @@ def run_wq(server: Server, items: int, workers: int, tag: str) -> float:
         )
         for _ in range(workers)
     ]
-    meta = f"wq:{{{run}}}:meta"
-    done = f"wq:{{{run}}}:done"
+    keys = RunKeys(run)
+    meta, done = keys.meta, keys.done
     wait_until(lambda: server.client.hexists(meta, "first_lease_ms"), 60)
     wait_until(lambda: server.client.hlen(done) >= items, 600)
     finished = server.now()
@@ -109,7 +115,7 @@ def run_wq(server: Server, items: int, workers: int, tag: str) -> float:
     for p in procs:
         if p.wait(60) != 0:
             raise RuntimeError(f"wq worker exited with {p.returncode}")
-    server.client.delete(*server.client.keys(f"wq:{{{run}}}:*"))
+    server.client.delete(*server.client.keys(keys.pattern))
     return items / (finished - first)
 
 
@@ -162,12 +168,6 @@ def redis_benchmark(server: Server, clients: int, pipeline: int) -> float:
 
 def seed_million(server: Server, workdir: Path) -> dict[str, float]:
     """Seeding 1M string items: through the library, and `wq seed` on a lines file."""
-    sys.path.insert(0, str(HERE.parent / "images/worker/src"))
-    from wq.connection import RedisSettings, Retrying
-    from wq.item import encode
-    from wq.queue import RunQueue
-    from wq.seeder import seed_items
-
     n = 1_000_000
     items = [encode(f"item-{i}") for i in range(n)]
     settings = RedisSettings.from_url(server.url)
@@ -190,7 +190,7 @@ def seed_million(server: Server, workdir: Path) -> dict[str, float]:
     started = time.perf_counter()
     subprocess.run([WQ, "seed", "--items-file", str(lines)], env=env, check=True)
     cli_s = time.perf_counter() - started
-    server.client.delete(*server.client.keys("wq:{bench-seed-cli}:*"))
+    server.client.delete(*server.client.keys(RunKeys("bench-seed-cli").pattern))
     return {"library_s": library_s, "cli_s": cli_s}
 
 

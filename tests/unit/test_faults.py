@@ -18,6 +18,7 @@ from tests.redis_server import RedisServer
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
 from tests.unit.sample_handlers import executions
+from wq.keys import RunKeys
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,7 @@ class Fleet:
         )
         self.live: list[subprocess.Popen[str]] = []
         self.client = redis.Redis.from_url(url, decode_responses=True)
-        self.done_key = f"wq:{{{run}}}:done"
+        self.done_key = RunKeys(run).done
         self.ended: list[tuple[subprocess.Popen[str], str]] = []  # (process, how it ended)
 
     def start(self, n: int) -> None:
@@ -210,12 +211,12 @@ def test_redis_restarted_mid_run_loses_nothing(tmp_path: Path) -> None:
             fleet.start(4)
             for _ in range(2):
                 time.sleep(1.0)
-                done_before = redis.Redis(port=server.port).hlen(f"wq:{{{run}}}:done")
+                done_before = redis.Redis(port=server.port).hlen(RunKeys(run).done)
                 assert done_before < total  # the outage hits a run in progress
                 server.stop(kill=True)
                 time.sleep(1.5)  # workers see the outage and keep retrying
                 server.start()
-                assert redis.Redis(port=server.port).hlen(f"wq:{{{run}}}:done") >= done_before
+                assert redis.Redis(port=server.port).hlen(RunKeys(run).done) >= done_before
             codes = fleet.wait(180)
             assert codes == [0] * len(codes), fleet.stderr_of_failures()
         finally:
