@@ -98,6 +98,11 @@ class Fleet:
                 p.stderr.close()
 
 
+def seed_range(url: str, run: str, total: int) -> None:
+    result = wq("seed", "--range", f"0:{total}", env={"WQ_REDIS_URL": url, "WQ_RUN": run})
+    assert result.returncode == 0, result.stderr
+
+
 def assert_every_item_done_once(url: str, run: str, total: int) -> None:
     queue = make_queue(url, run)
     status = queue.status()
@@ -112,12 +117,7 @@ def assert_every_item_done_once(url: str, run: str, total: int) -> None:
 def test_sigkill_random_workers_mid_item(redis_url: str, run_id: str, tmp_path: Path) -> None:
     total, kills = 6000, 8
     rng = random.Random(7)
-    assert (
-        wq(
-            "seed", "--range", f"0:{total}", env={"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
-        ).returncode
-        == 0
-    )
+    seed_range(redis_url, run_id, total)
     fleet = Fleet(
         redis_url, run_id, tmp_path, WQ_TEST_SLEEP="0.004", WQ_LEASE="1", WQ_MAX_ATTEMPTS="20"
     )
@@ -149,12 +149,7 @@ def test_sigterm_releases_leases_at_once_without_using_attempts(
 ) -> None:
     total, stops = 800, 4
     rng = random.Random(11)
-    assert (
-        wq(
-            "seed", "--range", f"0:{total}", env={"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
-        ).returncode
-        == 0
-    )
+    seed_range(redis_url, run_id, total)
     # A long lease: if SIGTERM did not release, the run would stall for 5 minutes.
     fleet = Fleet(
         redis_url, run_id, tmp_path, WQ_TEST_SLEEP="0.03", WQ_LEASE="300", WQ_MAX_ATTEMPTS="1"
@@ -192,12 +187,7 @@ def test_redis_restarted_mid_run_loses_nothing(tmp_path: Path) -> None:
     server.start()
     run, total = "restart", 2000
     try:
-        assert (
-            wq(
-                "seed", "--range", f"0:{total}", env={"WQ_REDIS_URL": server.url, "WQ_RUN": run}
-            ).returncode
-            == 0
-        )
+        seed_range(server.url, run, total)
         fleet = Fleet(
             server.url,
             run,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+from redis.commands.core import Script
 
 from wq.connection import Retrying
 from wq.item import Item, split_chunk
@@ -87,15 +88,9 @@ class RunQueue:
     def complete(self, token: str, worker: str, positions: Sequence[int]) -> list[int]:
         """Record positions as done; returns those the token had lost (not recorded)."""
         k = self.keys
-        stale: list[int] = []
-        for chunk in _chunks(positions):
-            result: list[str] = self.call(
-                lambda chunk=chunk: self.scripts.complete(  # type: ignore[misc]
-                    keys=[k.meta, k.leases, k.done], args=[token, worker, *chunk]
-                )
-            )
-            stale.extend(int(p) for p in result)
-        return stale
+        return self._per_chunk(
+            self.scripts.complete, [k.meta, k.leases, k.done], [token, worker], positions
+        )
 
     def fail(self, token: str, position: int, error: str, max_attempts: int) -> str:
         """Returns 'retry', 'dead' or 'stale'."""
@@ -112,16 +107,8 @@ class RunQueue:
 
     def renew(self, token: str, lease_s: float, positions: Sequence[int]) -> list[int]:
         """Push the deadlines; returns the positions whose leases were lost."""
-        k = self.keys
-        lost: list[int] = []
-        for chunk in _chunks(positions):
-            result: list[str] = self.call(
-                lambda chunk=chunk: self.scripts.renew(  # type: ignore[misc]
-                    keys=[k.leases], args=[token, int(lease_s * 1000), *chunk]
-                )
-            )
-            lost.extend(int(p) for p in result)
-        return lost
+        head = [token, int(lease_s * 1000)]
+        return self._per_chunk(self.scripts.renew, [self.keys.leases], head, positions)
 
     def release(self, token: str, positions: Sequence[int]) -> int:
         """Hand items back without using an attempt; returns how many were still held."""
@@ -135,6 +122,17 @@ class RunQueue:
             )
             released += int(n)
         return released
+
+    def _per_chunk(
+        self, script: Script, keys: list[str], head: list[Any], positions: Sequence[int]
+    ) -> list[int]:
+        """Run a script that takes positions after `head` and returns positions, in chunks."""
+        out: list[int] = []
+        for chunk in _chunks(positions):
+            args = [*head, *chunk]
+            result: list[str] = self.call(lambda args=args: script(keys=keys, args=args))  # type: ignore[misc]
+            out.extend(int(p) for p in result)
+        return out
 
     def reap(self, max_attempts: int, limit: int = MAX_BATCH) -> tuple[int, int]:
         """Reclaim expired leases; returns (requeued, dead-lettered)."""
