@@ -1,13 +1,14 @@
 """The command line through its real entry point: help, errors, and the whole flow."""
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.redis_server import free_port
-from tests.unit.cli_runner import wq
+from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
 
 SUBCOMMANDS = ["seed", "work", "status", "dead", "retry-dead", "reap", "purge", "run"]
@@ -209,3 +210,30 @@ def test_run_does_everything_locally() -> None:
     ]
     assert "done       3" in result.stdout
     assert "worker exit codes [0, 0]" in result.stdout
+
+
+def test_status_watch_follows_a_run_until_it_drains(redis_url: str, run_id: str) -> None:
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    assert wq("seed", "a", "b", "c", "d", env=env).returncode == 0
+    worker = subprocess.Popen(
+        wq_argv("work", "--demo-sleep", "0.4"),
+        env=wq_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    watched = wq("status", "--watch", "--interval", "0.2", "--check", env=env)
+    assert worker.wait(30) == 0
+    assert watched.returncode == 0
+    lines = watched.stderr.splitlines()
+    assert len(lines) >= 2  # it followed the run, not just one look
+    assert "4/4 100.0%" in lines[-1]
+    assert "in flight 0" in lines[-1]
+    assert "state      drained" in watched.stdout
+
+
+def test_json_logs_are_one_object_per_line(redis_url: str, run_id: str) -> None:
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    result = wq("seed", "x", "--log-format", "json", env=env)
+    [line] = result.stderr.splitlines()
+    record = json.loads(line)
+    assert (record["event"], record["outcome"], record["total"]) == ("seed.done", "seeded", 1)

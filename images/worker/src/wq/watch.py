@@ -9,6 +9,9 @@ from wq.queue import RunQueue
 from wq.status import RunStatus
 
 
+QUIET_S = 30.0
+
+
 class RateMeter:
     """Items finished per second over the last few samples (a recent rate, not a lifetime one)."""
 
@@ -32,9 +35,12 @@ def watch_status(
     keep_going: Callable[[RunStatus], bool] | None = None,
 ) -> RunStatus:
     """Print a progress line every `interval` seconds until the run is drained (or until
-    keep_going says stop). On a terminal the line is redrawn in place."""
+    keep_going says stop). On a terminal the line is redrawn in place; elsewhere (logs) a line
+    is printed when the counts change, and at least every QUIET_S seconds."""
     meter = RateMeter()
     tty = stream.isatty()
+    last_counts: tuple[int, ...] | None = None
+    last_print = 0.0
     while True:
         current = queue.status()
         rate = meter.add(current.done + current.dead)
@@ -43,9 +49,15 @@ def watch_status(
             if current.seeded
             else f"run {queue.run}: waiting for it to be seeded"
         )
-        stream.write(f"\r\033[K{line}" if tty else line + "\n")
-        stream.flush()
+        counts = (current.seeded, current.done, current.dead, current.pending, current.in_flight)
         finished = current.drained if keep_going is None else not keep_going(current)
+        now = time.monotonic()
+        if tty:
+            stream.write(f"\r\033[K{line}")
+        elif counts != last_counts or now - last_print >= QUIET_S or finished:
+            stream.write(line + "\n")
+            last_counts, last_print = counts, now
+        stream.flush()
         if finished:
             if tty:
                 stream.write("\n")
