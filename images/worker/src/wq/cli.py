@@ -17,7 +17,7 @@ import redis
 from wq import __version__
 from wq.connection import RedisSettings, Retrying
 from wq.errors import ConfigError, WqError
-from wq.handlers import HANDLERS, make_handler, parse_command_env
+from wq.handlers import HANDLERS, Handler, make_handler, parse_command_env
 from wq.items_source import FORMATS, ItemRange, read_items_file
 from wq.keys import RUN_ID_PATTERN
 from wq.localrun import private_redis, start_workers, stop_workers
@@ -379,6 +379,32 @@ def build_worker(
     poll_s: float,
     fail_on_dead: bool,
 ) -> Worker:
+    built = build_handler(
+        command, handler, demo_sleep, python_target, shell, item_timeout_s, concurrency
+    )
+    config = WorkerConfig(
+        worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}",
+        lease_s=lease_s,
+        item_timeout_s=item_timeout_s,
+        max_attempts=max_attempts,
+        concurrency=concurrency,
+        seed_wait_s=seed_wait_s,
+        poll_s=poll_s,
+        fail_on_dead=fail_on_dead,
+    )
+    return Worker(ctx.queue, built, config, ctx.log)
+
+
+def build_handler(
+    command: tuple[str, ...],
+    handler: str,
+    demo_sleep: float,
+    python_target: str | None,
+    shell: bool,
+    item_timeout_s: float,
+    concurrency: int,
+) -> Handler:
+    """The handler the options describe; a ConfigError for options that do not fit together."""
     args = list(command)
     if not args and os.environ.get("WQ_COMMAND"):
         args = parse_command_env(os.environ["WQ_COMMAND"])
@@ -399,17 +425,7 @@ def build_worker(
             f"--item-timeout with the {handler} handler needs --concurrency 1 "
             "(an in-process call can only be interrupted in the main thread)"
         )
-    config = WorkerConfig(
-        worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}",
-        lease_s=lease_s,
-        item_timeout_s=item_timeout_s,
-        max_attempts=max_attempts,
-        concurrency=concurrency,
-        seed_wait_s=seed_wait_s,
-        poll_s=poll_s,
-        fail_on_dead=fail_on_dead,
-    )
-    return Worker(ctx.queue, built, config, ctx.log)
+    return built
 
 
 @cli.command(epilog=EPILOG)
@@ -570,8 +586,16 @@ def run_local(
     with ExitStack() as stack:
         url = redis_url or stack.enter_context(private_redis())
         ctx = Context(url, redis_password, 30.0, run_id, "warning", "text")
-        # Build one worker here only to validate the options before starting processes.
-        build_worker(ctx, tuple(command), 0.0, "check", **handler)
+        # Check the options here, once, before starting processes that would all fail.
+        build_handler(
+            tuple(command),
+            handler["handler"],
+            handler["demo_sleep"],
+            handler["python_target"],
+            handler["shell"],
+            handler["item_timeout_s"],
+            handler["concurrency"],
+        )
         result = _seed(ctx, items, items_file, items_format, item_range, adopt_list)
         click.echo(f"run {run_id}: {result.total} item(s), {workers} worker(s)", err=True)
         env = _worker_env(url, redis_password, run_id, handler)

@@ -8,7 +8,6 @@ from typing import TextIO
 from wq.queue import RunQueue
 from wq.status import RunStatus
 
-
 QUIET_S = 30.0
 
 
