@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the e2e suite (tests/e2e) on the kind test cluster, as `make e2e` does:
+#   1. cluster up (reused when it runs), images built and loaded (`make images`);
+#   2. pytest -m e2e tests/e2e, with extra arguments (`make e2e E2E_ARGS="-k docs"`);
+#   3. on failure, `kind export logs` and every pod into _artifacts/e2e-logs;
+#   4. cluster down, unless KEEP_CLUSTER=1 (kept for debugging: see `make kind-down`).
+# Settings come from the Makefile: MAKE, PYTHON, KIND, KIND_CLUSTER, KUBECONFIG (the cluster's
+# own file, never the user's), WORKER_IMAGE, REDIS_IMAGE, PYTHON_BASE_IMAGE.
+set -o errexit -o nounset -o pipefail
+
+cd "$(dirname "$0")/.."
+: "${MAKE:=make}" "${PYTHON:=.venv/bin/python}" "${KIND:=bin/kind}" "${KIND_CLUSTER:=wq-e2e}"
+: "${KUBECONFIG:?set KUBECONFIG to the kubeconfig file of the kind cluster (make e2e does)}"
+: "${WORKER_IMAGE:?}" "${REDIS_IMAGE:?}" "${PYTHON_BASE_IMAGE:?}"
+export KUBECONFIG KIND_CLUSTER WORKER_IMAGE REDIS_IMAGE PYTHON_BASE_IMAGE
+ARTIFACTS="${ARTIFACTS:-${PWD}/_artifacts}"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+cleanup() {
+  local code=$?
+  if [ "${code}" -ne 0 ] && [ -f "${KUBECONFIG}" ]; then
+    log "e2e failed (exit ${code}): cluster logs in ${ARTIFACTS}/e2e-logs"
+    mkdir -p "${ARTIFACTS}/e2e-logs"
+    "${KIND}" export logs "${ARTIFACTS}/e2e-logs" --name "${KIND_CLUSTER}" >/dev/null 2>&1 || true
+    kubectl get pods --all-namespaces -o wide >"${ARTIFACTS}/e2e-logs/pods.txt" 2>&1 || true
+  fi
+  "${MAKE}" --no-print-directory kind-down || log "kind-down failed"
+  exit "${code}"
+}
+trap cleanup EXIT
+
+started=${SECONDS}
+"${MAKE}" --no-print-directory images
+# The smoke test in tests/e2e also runs a pod from the python base image.
+"${KIND}" load docker-image --name "${KIND_CLUSTER}" "${PYTHON_BASE_IMAGE}"
+log "cluster and images ready after $((SECONDS - started))s"
+"${PYTHON}" -m pytest -m e2e tests/e2e "$@"
+log "e2e passed in $((SECONDS - started))s (timings: ${ARTIFACTS}/e2e-timings.txt)"

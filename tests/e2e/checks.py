@@ -1,0 +1,49 @@
+"""Assertions shared by the e2e scenarios."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from tests.e2e.release import Release
+
+WORKING_ON = re.compile(r"Working on (\S+)$")
+
+
+def worked_on(logs: str) -> Counter[str]:
+    """How often the demo handler printed `Working on <item>` for each item."""
+    return Counter(m.group(1) for line in logs.splitlines() if (m := WORKING_ON.search(line)))
+
+
+def assert_clean(status: dict[str, Any], total: int) -> None:
+    """Every item done, none pending, in flight or dead."""
+    counts = {k: status[k] for k in ("total", "done", "pending", "in_flight", "dead", "state")}
+    assert counts == {
+        "total": total,
+        "done": total,
+        "pending": 0,
+        "in_flight": 0,
+        "dead": 0,
+        "state": "drained",
+    }
+
+
+def assert_counts(status: dict[str, Any], total: int, done: int, dead: int) -> None:
+    """A drained run with dead items."""
+    counts = {k: status[k] for k in ("total", "done", "dead", "state")}
+    assert counts == {
+        "total": total,
+        "done": done,
+        "dead": dead,
+        "state": "drained with dead items",
+    }
+
+
+def worker_pods(rel: Release, revision: int | None = None) -> list[str]:
+    return rel.kube.pod_names(f"job-name={rel.worker_job(revision)}")
+
+
+def pod_of(worker_id: str) -> str:
+    """The pod name in a worker id (`HOSTNAME-PID`, the value of the run's done hash)."""
+    return worker_id.rsplit("-", 1)[0]

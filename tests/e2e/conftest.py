@@ -1,0 +1,137 @@
+"""Fixtures of the e2e tests, chained image -> cluster -> namespace -> release.
+
+`make e2e` brings the kind cluster up, builds and loads the images, then runs these tests with
+KUBECONFIG set to the cluster's own file, WORKER_IMAGE and REDIS_IMAGE to the fixed tags and
+KIND_CLUSTER to its name. Each test gets its own namespace (deleted afterwards); when a test
+fails, the namespace's objects, descriptions, pod logs, events and `wq status` of every release
+are added to its report. Durations go to the terminal summary and are appended to
+_artifacts/e2e-timings.txt.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.kube import ARTIFACTS, Kube, docker, node_names, run, tool, wait_until
+from tests.e2e.release import Image, Images, Releases
+
+TIMINGS_FILE = ARTIFACTS / "e2e-timings.txt"
+# Scenario durations (setup + call + teardown) and named measurements, for the summary.
+durations: dict[str, float] = {}
+measurements: list[str] = []
+SUITE_STARTED = time.monotonic()  # this conftest is imported when collection starts
+
+
+@pytest.fixture(scope="session")
+def images() -> Images:
+    """The locally built images (`make images`), present in Docker with fixed tags."""
+    found = Images(
+        worker=Image.parse(os.environ.get("WORKER_IMAGE", "wq.local/wq-worker:e2e")),
+        redis=Image.parse(os.environ.get("REDIS_IMAGE", "wq.local/redis:7.0-bookworm")),
+    )
+    for image in (found.worker, found.redis):
+        if not docker("image", "inspect", image.ref, check=False):
+            pytest.fail(f"image {image.ref} is not built: run `make images`", pytrace=False)
+    return found
+
+
+@pytest.fixture(scope="session")
+def cluster(images: Images) -> str:
+    """The kind cluster from KUBECONFIG, its node Ready, with the images loaded (a no-op
+    for kind when the node already has the same image id)."""
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig or not Path(kubeconfig).is_file():
+        pytest.fail("KUBECONFIG must name the kind cluster's file: run `make e2e`", pytrace=False)
+    name = os.environ.get("KIND_CLUSTER", "wq-e2e")
+    cluster_wide = Kube("default")
+    cluster_wide("wait", "--for=condition=Ready", "node", "--all", "--timeout=120s")
+    run(
+        [tool("kind"), "load", "docker-image", "--name", name, images.worker.ref, images.redis.ref],
+        timeout=300,
+    )
+    return name
+
+
+@pytest.fixture
+def namespace(cluster: str, request: pytest.FixtureRequest) -> Iterator[Kube]:
+    """A fresh namespace for one test, deleted (in the background) afterwards."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    kube = Kube(f"e2e-{slug}-{uuid.uuid4().hex[:4]}")
+    kube("create", "namespace", kube.namespace)
+    wait_until(
+        "the default ServiceAccount",
+        lambda: kube("get", "sa", "default", check=False) or None,
+        timeout=60,
+    )
+    yield kube
+    kube("delete", "namespace", kube.namespace, "--wait=false", check=False)
+
+
+@pytest.fixture
+def release(namespace: Kube, images: Images, tmp_path: Path) -> Releases:
+    """Makes Release objects in the test's namespace; the test installs them. The namespace's
+    deletion removes them all."""
+    return Releases(namespace, images, tmp_path)
+
+
+@pytest.fixture
+def node(cluster: str) -> str:
+    """The (only) node of the kind cluster, which is also a Docker container."""
+    return node_names(Kube("default"))[0]
+
+
+@pytest.fixture
+def record_timing() -> Callable[[str, float], None]:
+    def record(what: str, seconds: float) -> None:
+        measurements.append(f"{what}: {seconds:.1f}s")
+
+    return record
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call" and report.failed:
+        report.sections.append(("e2e diagnostics", diagnostics(item)))
+    return report
+
+
+def diagnostics(item: pytest.Item) -> str:
+    funcargs = getattr(item, "funcargs", {})
+    kube = funcargs.get("namespace")
+    if not isinstance(kube, Kube):
+        return "(no namespace)"
+    text = [kube.diagnostics()]
+    releases = funcargs.get("release")
+    for rel in releases.made if isinstance(releases, Releases) else []:
+        text.append(f"### wq status of release {rel.name}\n{rel.release_status_text()}")
+    return "\n".join(text)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "tests/e2e/" in report.nodeid:
+        durations[report.nodeid] = durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not durations:
+        return
+    lines = [f"{seconds:7.1f}s  {nodeid}" for nodeid, seconds in durations.items()]
+    lines += [f"measured: {m}" for m in measurements]
+    lines.append(f"total wall time: {time.monotonic() - SUITE_STARTED:.1f}s")
+    terminalreporter.write_sep("=", "e2e timings")
+    for line in lines:
+        terminalreporter.write_line(line)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with TIMINGS_FILE.open("a", encoding="utf-8") as out:  # appended: one block per session
+        out.write(f"## {time.strftime('%Y-%m-%d %H:%M:%S')}\n" + "\n".join(lines) + "\n")
+    terminalreporter.write_line(f"(also in {TIMINGS_FILE})")

@@ -1,0 +1,234 @@
+"""Helpers of the e2e tests: kubectl, helm and docker against the kind cluster.
+
+The cluster comes from KUBECONFIG (set by `make e2e` to the kind cluster's own file, never
+the user's). Tools come from the repository's `bin/` (pinned versions) or else from PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "chart"
+ARTIFACTS = REPO / "_artifacts"
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+# Pod states that never get better by waiting: fail at once instead of timing out.
+HOPELESS_WAITING_REASONS = {
+    "ErrImageNeverPull",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+}
+
+
+def tool(name: str) -> str:
+    """The pinned binary in bin/ if there is one, else the one on PATH."""
+    pinned = REPO / "bin" / name
+    if pinned.is_file() and os.access(pinned, os.X_OK):
+        return str(pinned)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} not found in bin/ or on PATH: run `make tools`", pytrace=False)
+    return found
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    stdin: str | None = None,
+    timeout: float = 180,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        list(argv),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **env} if env else None,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}",
+            pytrace=False,
+        )
+    return proc
+
+
+def wait_until(
+    what: str, probe: Callable[[], T | None], timeout: float, interval: float = 1.0
+) -> T:
+    """Calls `probe` until it returns something other than None; fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}", pytrace=False)
+        time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class Kube:
+    """kubectl in one namespace."""
+
+    namespace: str
+
+    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        argv = [tool("kubectl"), "-n", self.namespace, *args]
+        return run(argv, stdin=stdin, check=check).stdout
+
+    def get(self, *args: str) -> Obj:
+        result: Obj = json.loads(self("get", *args, "-o", "json"))
+        return result
+
+    def items(self, kind: str, selector: str = "") -> list[Obj]:
+        items: list[Obj] = self.get(kind, *(["-l", selector] if selector else []))["items"]
+        return items
+
+    def find(self, kind: str, name: str) -> Obj | None:
+        """The object, or None while it does not exist."""
+        found = self("get", kind, name, "--ignore-not-found", "-o", "json")
+        return json.loads(found) if found else None
+
+    def apply(self, manifest: Obj) -> None:
+        self("apply", "-f", "-", stdin=json.dumps(manifest))
+
+    def pod_names(self, selector: str = "", phase: str | None = None) -> list[str]:
+        return [
+            p["metadata"]["name"]
+            for p in self.items("pods", selector)
+            if phase is None or p["status"].get("phase") == phase
+        ]
+
+    def logs(self, selector: str) -> str:
+        """Logs of every pod matching `selector` (all lines, not the last 10)."""
+        return self(
+            "logs",
+            "-l",
+            selector,
+            "--all-containers",
+            "--tail=-1",
+            "--max-log-requests=30",
+            "--prefix",
+            check=False,
+        )
+
+    def diagnostics(self) -> str:
+        """What a failed test needs to be understood: objects, descriptions, logs, events."""
+        sections = [
+            ("objects", ["get", "all,configmaps,pvc,networkpolicies", "-o", "wide"]),
+            ("describe jobs", ["describe", "jobs"]),
+            ("describe pods", ["describe", "pods"]),
+            ("events", ["get", "events", "--sort-by=.lastTimestamp"]),
+        ]
+        out = [f"### {title}\n{self(*args, check=False)}" for title, args in sections]
+        for pod in self.pod_names():
+            out.append(f"### logs {pod}\n{self('logs', pod, '--all-containers', check=False)}")
+        return "\n".join(out)
+
+    def fail_on_hopeless_pods(self, selector: str) -> None:
+        for pod in self.items("pods", selector):
+            fail_if_hopeless(pod)
+
+
+def fail_if_hopeless(pod: Obj) -> None:
+    """Fails the test at once when a container of `pod` can never start."""
+    for status in pod.get("status", {}).get("containerStatuses", []):
+        waiting = status.get("state", {}).get("waiting", {})
+        if waiting.get("reason") in HOPELESS_WAITING_REASONS:
+            name = pod["metadata"]["name"]
+            pytest.fail(f"pod {name}: {waiting['reason']}: {waiting.get('message', '')}")
+
+
+def job_outcome(job: Obj) -> str | None:
+    """Returns "Complete" or "Failed" once the Job has finished, else None. Looks at every
+    condition, not just the first (a Job has SuccessCriteriaMet or FailureTarget first)."""
+    for condition in job.get("status", {}).get("conditions", []):
+        if condition["type"] in ("Complete", "Failed") and condition["status"] == "True":
+            return str(condition["type"])
+    return None
+
+
+def job_condition(job: Obj, kind: str) -> Obj:
+    return next(c for c in job["status"]["conditions"] if c["type"] == kind)
+
+
+def wait_for_job(
+    kube: Kube,
+    name: str,
+    timeout: float,
+    expect: str = "Complete",
+    pods: str = "",
+    prerequisites: Sequence[str] = (),
+) -> Obj:
+    """Waits until Job `name` is Complete or Failed and returns it. Fails fast when it ends
+    the other way than `expect`, when a Job in `prerequisites` fails, or when a pod matching
+    `pods` (default: the Job's own) can never start."""
+
+    def finished() -> Obj | None:
+        kube.fail_on_hopeless_pods(pods or f"job-name={name}")
+        for other in prerequisites:
+            if job_outcome(kube.find("job", other) or {}) == "Failed":
+                pytest.fail(f"job {other}, which job {name} needs, failed")
+        job = kube.find("job", name)
+        return job if job and job_outcome(job) else None
+
+    job = wait_until(f"job {name} to finish", finished, timeout, interval=0.5)
+    outcome = job_outcome(job)
+    if outcome != expect:
+        conditions = json.dumps(job["status"].get("conditions"), indent=1)
+        pytest.fail(f"job {name} ended {outcome}, expected {expect}: {conditions}")
+    return job
+
+
+def docker(*args: str, check: bool = True) -> str:
+    return run([tool("docker"), *args], check=check).stdout
+
+
+def kill_container_on_node(kube: Kube, pod: str, container: str) -> None:
+    """kill -9 the container's main process from the kind node: no SIGTERM, no goodbye.
+
+    (From inside the container PID 1 cannot be sent SIGKILL; the node's PID namespace is the
+    parent of the container's, and kind nodes are Docker containers named after the node.)
+    """
+    obj = kube.get("pod", pod)
+    node = obj["spec"]["nodeName"]
+    status = next(s for s in obj["status"]["containerStatuses"] if s["name"] == container)
+    container_id = status["containerID"].split("://", 1)[1]
+    pid = docker(
+        "exec",
+        node,
+        "crictl",
+        "inspect",
+        "--output",
+        "go-template",
+        "--template",
+        "{{.info.pid}}",
+        container_id,
+    ).strip()
+    docker("exec", node, "kill", "-9", pid)
+
+
+def node_names(kube: Kube) -> list[str]:
+    nodes: list[Obj] = json.loads(kube("get", "nodes", "-o", "json"))["items"]
+    return [n["metadata"]["name"] for n in nodes]

@@ -1,0 +1,251 @@
+"""A Helm release of the wq chart under test, and ways to read its run's truth.
+
+Truth comes from two places: `wq status --json` / `wq dead --json` in a one-off CLI pod
+(the product's own view, as NOTES.txt tells a user to run it) and `redis-cli` inside the
+bundled Redis pod (the raw keys, e.g. which worker completed each position).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.kube import (
+    CHART,
+    Kube,
+    Obj,
+    fail_if_hopeless,
+    run,
+    tool,
+    wait_for_job,
+    wait_until,
+)
+
+CHART_NAME = "wq"
+
+
+@dataclass(frozen=True)
+class Image:
+    repository: str
+    tag: str
+
+    @classmethod
+    def parse(cls, ref: str) -> Image:
+        repository, _, tag = ref.rpartition(":")
+        if not repository or "/" in tag:
+            raise ValueError(f"image {ref!r} needs an explicit tag (never :latest in kind)")
+        return cls(repository, tag)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+    def values(self) -> Obj:
+        # Never: a loaded image or nothing; a typo fails at once instead of trying a registry.
+        return {"repository": self.repository, "tag": self.tag, "pullPolicy": "Never"}
+
+
+@dataclass(frozen=True)
+class Images:
+    worker: Image
+    redis: Image
+
+    def values(self) -> Obj:
+        return {"image": self.worker.values(), "redis": {"image": self.redis.values()}}
+
+
+def merge(base: Obj, extra: Obj) -> Obj:
+    """Deep merge of values, as helm does with several -f files."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass
+class Release:
+    kube: Kube
+    name: str
+    images: Images
+    workdir: Path
+    revision: int = 0
+    values: Obj = field(default_factory=dict)
+
+    # --- names, as the chart derives them ---------------------------------------------
+    @property
+    def fullname(self) -> str:
+        return self.name if CHART_NAME in self.name else f"{self.name}-{CHART_NAME}"
+
+    def run_id(self, revision: int | None = None) -> str:
+        return str(self.values.get("runId") or f"{self.fullname}-{revision or self.revision}")
+
+    def worker_job(self, revision: int | None = None) -> str:
+        return f"{self.run_id(revision)}-worker"
+
+    @property
+    def redis_name(self) -> str:
+        return f"{self.fullname}-redis"
+
+    def selector(self, component: str) -> str:
+        return f"app.kubernetes.io/instance={self.name},app.kubernetes.io/component={component}"
+
+    # --- helm ------------------------------------------------------------------------
+    def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {
+            "HELM_CACHE_HOME": str(self.workdir / "helm-cache"),
+            "HELM_CONFIG_HOME": str(self.workdir / "helm-config"),
+            "HELM_DATA_HOME": str(self.workdir / "helm-data"),
+        }
+        argv = [tool("helm"), "-n", self.kube.namespace, *args]
+        return run(argv, timeout=300, check=check, env=env)
+
+    def _values_file(self, values: Obj) -> Path:
+        path = self.workdir / f"{self.name}-values-{uuid.uuid4().hex[:6]}.json"
+        path.write_text(json.dumps(merge(self.images.values(), values)), encoding="utf-8")
+        return path
+
+    def install(self, values: Obj, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._deploy("install", values, check)
+
+    def upgrade(self, values: Obj) -> subprocess.CompletedProcess[str]:
+        return self._deploy("upgrade", values, True)
+
+    def _deploy(self, verb: str, values: Obj, check: bool) -> subprocess.CompletedProcess[str]:
+        result = self.helm(
+            verb, self.name, str(CHART), "-f", str(self._values_file(values)), check=check
+        )
+        if result.returncode == 0:
+            self.revision += 1
+            self.values = values
+        return result
+
+    # --- waiting ---------------------------------------------------------------------
+    def wait(self, timeout: float = 180, expect: str = "Complete") -> Obj:
+        """The worker Job of the current revision, once it is Complete (or Failed); fails
+        fast when the seeding Job fails or a pod of the release cannot start."""
+        seed_job = f"{self.run_id()}-seed"
+        pods = f"app.kubernetes.io/instance={self.name}"
+        return wait_for_job(self.kube, self.worker_job(), timeout, expect, pods, [seed_job])
+
+    # --- the run's truth ---------------------------------------------------------------
+    def wq(self, *args: str, run_id: str | None = None, redis_wait: int = 30) -> str:
+        """Runs `wq ARGS` in a CLI pod with the workers' connection settings; its output."""
+        pod = f"{self.name}-cli-{uuid.uuid4().hex[:5]}"
+        self.kube(
+            "run",
+            pod,
+            "--restart=Never",
+            f"--image={self.images.worker.ref}",
+            f"--labels={self.cli_labels()}",
+            f"--overrides={json.dumps(self._cli_overrides(args, run_id, redis_wait))}",
+        )
+        try:
+            phase = wait_until(
+                f"CLI pod {pod}", lambda: self._finished_phase(pod), timeout=redis_wait + 60
+            )
+            output = self.kube("logs", pod)
+            if phase != "Succeeded":
+                pytest.fail(f"wq {' '.join(args)} failed in pod {pod}:\n{output}")
+            return output
+        finally:
+            self.kube("delete", "pod", pod, "--wait=false", check=False)
+
+    def cli_labels(self) -> str:
+        # The chart's NetworkPolicy lets this release's pods with component=cli reach Redis.
+        return f"app.kubernetes.io/name={CHART_NAME},{self.selector('cli')}"
+
+    def _finished_phase(self, pod: str) -> str | None:
+        obj = self.kube.find("pod", pod) or {}
+        fail_if_hopeless(obj)
+        phase = obj.get("status", {}).get("phase")
+        return str(phase) if phase in ("Succeeded", "Failed") else None
+
+    def _cli_overrides(self, args: tuple[str, ...], run_id: str | None, redis_wait: int) -> Obj:
+        """The pod spec of NOTES.txt's CLI pod, with the worker Job's env and security."""
+        template = self.kube.get("job", self.worker_job())["spec"]["template"]["spec"]
+        worker = template["containers"][0]
+        wanted = {"WQ_RUN": run_id or self.run_id(), "WQ_REDIS_WAIT": str(redis_wait)}
+        env: list[Obj] = [e for e in worker["env"] if e["name"] not in wanted]
+        env += [{"name": k, "value": v} for k, v in wanted.items()]
+        container = {
+            "name": "wq",
+            "image": self.images.worker.ref,
+            "imagePullPolicy": "Never",
+            "command": ["wq", *args],
+            "env": env,
+            "securityContext": worker["securityContext"],
+        }
+        spec = {
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": template["securityContext"],
+            "containers": [container],
+        }
+        return {"spec": spec}
+
+    def status(self, run_id: str | None = None) -> dict[str, Any]:
+        """`wq status --json` of the current run (or of `run_id`)."""
+        output = self.wq("status", "--json", run_id=run_id)
+        line = next(ln for ln in reversed(output.splitlines()) if ln.startswith("{"))
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def dead(self) -> list[dict[str, Any]]:
+        """`wq dead --json`: position, item and last error of each dead item."""
+        output = self.wq("dead", "--json")
+        return [json.loads(ln) for ln in output.splitlines() if ln.startswith("{")]
+
+    def redis_cli(self, *args: str) -> list[str]:
+        """A redis-cli command in the bundled Redis pod (it authenticates with REDISCLI_AUTH)."""
+        out = self.kube(
+            "exec",
+            f"deploy/{self.redis_name}",
+            "-c",
+            "redis",
+            "--",
+            "redis-cli",
+            "--no-auth-warning",
+            *args,
+        )
+        return out.splitlines()
+
+    def done_by(self, run_id: str | None = None) -> dict[int, str]:
+        """Position -> id of the worker that completed it, from the run's `done` hash."""
+        flat = self.redis_cli("HGETALL", f"wq:{{{run_id or self.run_id()}}}:done")
+        return {int(pos): worker for pos, worker in zip(flat[::2], flat[1::2], strict=True)}
+
+    def done_count(self) -> int:
+        return int(self.redis_cli("HLEN", f"wq:{{{self.run_id()}}}:done")[0])
+
+    def worker_logs(self) -> str:
+        return self.kube.logs(self.selector("worker"))
+
+    def release_status_text(self) -> str:
+        """For diagnostics: `wq status` of the current run, or why it could not be read."""
+        try:
+            return self.wq("status", redis_wait=5)
+        except (Exception, pytest.fail.Exception) as exc:
+            return f"(wq status unavailable: {exc})"
+
+
+class Releases:
+    """Makes the releases of one test and remembers them (for diagnostics)."""
+
+    def __init__(self, kube: Kube, images: Images, workdir: Path) -> None:
+        self.kube = kube
+        self.images = images
+        self.workdir = workdir
+        self.made: list[Release] = []
+
+    def __call__(self, name: str) -> Release:
+        self.made.append(Release(self.kube, name, self.images, self.workdir))
+        return self.made[-1]

@@ -1,0 +1,157 @@
+"""Faults: worker pods die, Redis restarts, an item always fails (issue 5, scenarios 3-5)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.checks import assert_clean, assert_counts, pod_of, worker_pods
+from tests.e2e.kube import Kube, docker, job_condition, kill_container_on_node, wait_until
+from tests.e2e.release import Release, Releases
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+def wait_for_progress(rel: Release, done: int, busy_pods: int) -> list[str]:
+    """Waits until `done` items are done and `busy_pods` running worker pods have started on
+    an item; returns those pods."""
+
+    def busy(pod: str) -> bool:
+        return "Working on" in rel.kube("logs", pod, check=False)
+
+    def progressed() -> list[str] | None:
+        running = rel.kube.pod_names(f"job-name={rel.worker_job()}", phase="Running")
+        pods = [pod for pod in running if busy(pod)]
+        return pods if len(pods) >= busy_pods and rel.done_count() >= done else None
+
+    return wait_until(f"{done} items done, {busy_pods} pods busy", progressed, timeout=180)
+
+
+def last_item_worked_on(logs: str) -> int:
+    return int(re.findall(r"Working on (\d+)$", logs, re.MULTILINE)[-1])
+
+
+def test_pods_die(release: Releases, namespace: Kube) -> None:
+    """Scenario 3: one worker pod deleted gracefully, another killed with SIGKILL mid-item:
+    the Job completes, nothing is lost, the killed pod's item is reclaimed after its lease."""
+    rel = release("dying")
+    rel.install(
+        {
+            "itemRange": {"start": 0, "end": 30},
+            "worker": {
+                "parallelism": 3,
+                "demoSleep": 1.5,
+                "lease": 5,
+                "poll": 0.5,
+                "terminationGracePeriodSeconds": 10,
+            },
+        }
+    )
+    graceful, killed = wait_for_progress(rel, done=3, busy_pods=3)[:2]
+
+    kill_container_on_node(namespace, killed, "worker")
+    namespace("delete", "pod", graceful, "--wait=false")
+    job = rel.wait(timeout=300)
+
+    assert_clean(rel.status(), total=30)
+    status = rel.status()
+    assert status["released"] >= 1, "the gracefully stopped worker handed its item back"
+    assert status["retried"] >= 1, "the killed worker's lease expired and was reclaimed"
+    assert job["status"].get("failed", 0) >= 2, job["status"]
+    killed_pod = namespace.get("pod", killed)
+    (container,) = killed_pod["status"]["containerStatuses"]
+    assert container["state"]["terminated"]["exitCode"] == 137
+    held = last_item_worked_on(namespace("logs", killed))
+    done_by = rel.done_by()
+    assert sorted(done_by) == list(range(30))
+    assert not done_by[held].startswith(f"{killed}-"), "a survivor finished the killed item"
+    assert pod_of(done_by[held]) in worker_pods(rel)
+
+
+@pytest.fixture
+def volume(namespace: Kube, node: str) -> Iterator[str]:
+    """A hostPath PersistentVolume for the Redis PVC, with its own storage class name (kind
+    clusters built offline have no dynamic provisioner). Yields the storage class name."""
+    name = namespace.namespace
+    path = f"/var/local/wq-e2e/{name}"
+    # Writable by Redis' uid: fsGroup does not apply to hostPath volumes.
+    docker("exec", node, "install", "-d", "-m", "0777", path)
+    namespace.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": name},
+            "spec": {
+                "storageClassName": name,
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "hostPath": {"path": path, "type": "Directory"},
+            },
+        }
+    )
+    yield name
+    namespace("delete", "pv", name, "--wait=false", check=False)
+    docker("exec", node, "rm", "-rf", path, check=False)
+
+
+def test_redis_restarts(release: Releases, namespace: Kube, volume: str) -> None:
+    """Scenario 4: with persistence on, the Redis pod is deleted mid-run; nothing is lost."""
+    rel = release("durable")
+    rel.install(
+        {
+            "itemRange": {"start": 0, "end": 30},
+            "worker": {"parallelism": 2, "demoSleep": 1, "redisWait": 120},
+            "redis": {"persistence": {"enabled": True, "storageClass": volume, "size": "1Gi"}},
+        }
+    )
+    wait_for_progress(rel, done=4, busy_pods=2)
+    assert rel.redis_cli("CONFIG", "GET", "appendonly") == ["appendonly", "yes"]
+    (old_redis,) = namespace.pod_names(rel.selector("redis"))
+
+    namespace("delete", "pod", old_redis, "--wait=false")
+    rel.wait(timeout=300)
+
+    (new_redis,) = namespace.pod_names(rel.selector("redis"))
+    assert new_redis != old_redis, "Redis was really restarted"
+    assert_clean(rel.status(), total=30)
+    assert sorted(rel.done_by()) == list(range(30))
+
+
+POISON_ITEMS = ["1", "[2]", '{"three": 3}', "{oops", "5"]  # json.loads fails on "{oops"
+
+
+def test_poison_item(release: Releases) -> None:
+    """Scenario 5: an item that always fails ends dead with its error; the Job completes, or
+    with failOnDead ends Failed through the exit code 3 rule."""
+    lenient, strict = release("lenient"), release("strict")
+    for rel, fail_on_dead in ((lenient, False), (strict, True)):
+        rel.install(
+            {
+                "items": POISON_ITEMS,
+                "worker": {
+                    "parallelism": 2,
+                    "handler": "python",
+                    "python": "json:loads",
+                    "maxAttempts": 2,
+                    "failOnDead": fail_on_dead,
+                },
+            }
+        )
+    lenient.wait(timeout=240)
+    failed = strict.wait(timeout=240, expect="Failed")
+
+    for rel in (lenient, strict):
+        assert_counts(rel.status(), total=5, done=4, dead=1)
+        (dead,) = rel.dead()
+        assert (dead["position"], dead["item"]) == (3, "{oops")
+        assert "Expecting property name" in dead["error"]
+    assert lenient.helm("test", lenient.name, "--logs", check=False).returncode != 0, (
+        "helm test must fail on a run with dead items"
+    )
+    condition = job_condition(failed, "Failed")
+    assert condition["reason"] == "PodFailurePolicy", condition
+    assert "exit code 3" in condition["message"], condition
+    assert "run.dead_items" in strict.worker_logs()
