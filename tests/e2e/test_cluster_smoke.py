@@ -161,10 +161,14 @@ def test_local_image_pod_runs(namespace: str, redis_service: str) -> None:
     assert run_python(namespace, "import sys; print(sys.version_info[:2])").strip() == "(3, 11)"
 
 
-def test_dns_resolves_service(namespace: str, redis_service: str) -> None:
-    cluster_ip = kubectl(
+@pytest.fixture
+def cluster_ip(namespace: str, redis_service: str) -> str:
+    return kubectl(
         "-n", namespace, "get", "service", redis_service, "-o", "jsonpath={.spec.clusterIP}"
     )
+
+
+def test_dns_resolves_service(namespace: str, redis_service: str, cluster_ip: str) -> None:
     code = (
         "import socket\n"
         f"print(socket.gethostbyname('{redis_service}'))\n"
@@ -173,10 +177,7 @@ def test_dns_resolves_service(namespace: str, redis_service: str) -> None:
     assert run_python(namespace, code).split() == [cluster_ip, cluster_ip]
 
 
-def test_cluster_ip_reachable(namespace: str, redis_service: str) -> None:
-    cluster_ip = kubectl(
-        "-n", namespace, "get", "service", redis_service, "-o", "jsonpath={.spec.clusterIP}"
-    )
+def test_cluster_ip_reachable(namespace: str, cluster_ip: str) -> None:
     code = (
         "import socket\n"
         f"s = socket.create_connection(('{cluster_ip}', 6379), timeout=10)\n"

@@ -19,7 +19,3 @@ class RedisUnavailable(WqError):
 
 class SeedTimeout(WqError):
     """The run was never marked as seeded within the wait budget."""
-
-
-class RunNotFound(WqError):
-    """The run has no keys in Redis."""

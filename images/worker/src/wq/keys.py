@@ -66,27 +66,7 @@ class RunKeys:
         """Like items; a seeder fills it before it commits, and it expires if that seeder dies."""
         return self._key(f"staging:{token}")
 
-    def all_keys(self) -> list[str]:
-        return [
-            self.meta,
-            self.items,
-            self.requeue,
-            self.leases,
-            self.attempts,
-            self.done,
-            self.dead,
-            self.errors,
-        ]
-
     @property
     def pattern(self) -> str:
-        """Glob matching every key of this run (for purge and for listing runs)."""
+        """Glob matching every key of this run (for purge)."""
         return self._key("*")
-
-
-META_PATTERN = f"{PREFIX}:{{*}}:meta"
-
-
-def run_from_meta_key(key: str) -> str:
-    """Inverse of RunKeys.meta, for listing runs."""
-    return key[len(PREFIX) + 2 : -len("}:meta")]

@@ -238,7 +238,7 @@ class Worker:
         self.log = log.bind(run=queue.run, worker=config.worker_id)
         self.stop = threading.Event()
         self.held = Held()
-        self.slots: InlineSlots | ThreadSlots = (
+        self.slots: Slots = (
             InlineSlots(handler, config.item_timeout_s)
             if config.concurrency == 1
             else ThreadSlots(handler, config.concurrency)
