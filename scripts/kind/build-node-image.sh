@@ -17,11 +17,14 @@
 set -euo pipefail
 # shellcheck source=scripts/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
+# Stdout carries the image name alone (kind-up.sh captures it): everything the build
+# steps print goes to stderr, and fd 3 is the real stdout.
+exec 3>&1 1>&2
 
 NODE_IMAGE="${KIND_NODE_IMAGE:-wq.local/kind-node:${KUBERNETES_VERSION}-$(inputs_hash)}"
 if docker image inspect "${NODE_IMAGE}" >/dev/null 2>&1; then
   log "node image ${NODE_IMAGE} exists"
-  echo "${NODE_IMAGE}"
+  echo "${NODE_IMAGE}" >&3
   exit 0
 fi
 
@@ -144,4 +147,4 @@ docker commit \
 log "built ${NODE_IMAGE}"
 remove_stale_tags wq.local/kind-node "${NODE_IMAGE}"
 remove_stale_tags wq.local/debian-iptables "${IPTABLES_IMAGE}"
-echo "${NODE_IMAGE}"
+echo "${NODE_IMAGE}" >&3
