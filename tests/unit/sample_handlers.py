@@ -16,6 +16,14 @@ def _log(value: Any) -> None:
             f.write(f"{value}\n")
 
 
+received: list[Any] = []
+
+
+def remember(value: Any) -> None:
+    """Keep the value in `received`, for tests that call a handler in process."""
+    received.append(value)
+
+
 def record(value: Any) -> None:
     """Sleep WQ_TEST_SLEEP seconds (default 0), then record the execution."""
     time.sleep(float(os.environ.get("WQ_TEST_SLEEP", "0")))

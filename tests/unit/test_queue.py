@@ -150,3 +150,15 @@ def test_batches_up_to_the_script_limit(queue: RunQueue, count: int) -> None:
         assert queue.complete("t", "w", [i.position for i in batch]) == []
     assert [i.value for i in got] == list(range(count))
     assert queue.status().done == count
+
+
+def test_every_key_of_a_run_shares_one_cluster_slot(queue: RunQueue) -> None:
+    """Multi-key Lua scripts need all their keys in one slot on a Redis Cluster."""
+    from redis.crc import key_slot
+
+    k = queue.keys
+    names = [k.meta, k.items, k.requeue, k.leases, k.attempts, k.done, k.dead, k.errors]
+    names.append(k.staging_items("abc"))
+    slots = {key_slot(name.encode()) for name in names}
+    # The hash tag is the run id itself: every key hashes like the bare run id.
+    assert slots == {key_slot(queue.run.encode())}

@@ -171,8 +171,12 @@ def test_demo_handler_prints_like_the_docs_example(capsys: pytest.CaptureFixture
 
 
 def test_python_handler_gets_the_decoded_item() -> None:
-    handler = PythonHandler("json:dumps")
+    from tests.unit import sample_handlers
+
+    handler = PythonHandler("tests.unit.sample_handlers:remember")
     handler(Item(0, 1, encode({"a": [1]})))
+    handler(Item(1, 1, encode("plain")))
+    assert sample_handlers.received[-2:] == [{"a": [1]}, "plain"]
     with pytest.raises(Exception, match="not MODULE:FUNCTION"):
         PythonHandler("json.dumps")
     with pytest.raises(Exception, match="cannot import"):

@@ -18,6 +18,7 @@ from wq import __version__
 from wq.connection import RedisSettings, Retrying
 from wq.errors import ConfigError, WqError
 from wq.handlers import HANDLERS, Handler, make_handler, parse_command_env
+from wq.item import encode
 from wq.items_source import FORMATS, ItemRange, read_items_file
 from wq.keys import RUN_ID_PATTERN
 from wq.localrun import private_redis, start_workers, stop_workers
@@ -313,7 +314,7 @@ def _seed(
         return adopt_list(ctx.queue, adopt)
     if items_file:
         return seed_items(ctx.queue, read_items_file(items_file, items_format))
-    return seed_items(ctx.queue, [json.dumps(i, ensure_ascii=False) for i in items])
+    return seed_items(ctx.queue, [encode(i) for i in items])
 
 
 @cli.command(
