@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end, as `make demo` does: cluster up (reused when it runs), images
 # built and loaded, `helm install` of the Kubernetes docs' nine fruit items, live progress
-# until the worker Job finishes, then the run's final `wq status` (through `helm test`).
+# until the worker Job finishes, then the run's final `wq status` (through `helm test`),
+# all with the commands NOTES.txt prints.
 # The cluster and the release are kept: the printed commands work on them afterwards.
 # Settings come from the Makefile: MAKE, KUBECONFIG, WORKER_IMAGE, REDIS_IMAGE;
 # DEMO_RELEASE and DEMO_NAMESPACE (default wq-demo) may be set.
@@ -40,29 +41,16 @@ job="$(of_release jobs worker)"
 outcome() { kube get job "${job}" -o jsonpath='{.status.conditions[?(@.status=="True")].type}'; }
 finished() { grep -qwE 'Complete|Failed' <<<"$(outcome)"; }
 
-# `wq ARGS` in a one-off pod like NOTES.txt's: the worker Job's settings, and the labels
-# that the chart's NetworkPolicy lets reach Redis. No "stdin": kubectl then only streams the
-# output, which also works when make runs without a terminal.
-wq_pod() {
-  local template=.spec.template.spec env container_security pod_security command
-  env="$(kube get job "${job}" -o jsonpath="{${template}.containers[0].env}")"
-  container_security="$(kube get job "${job}" -o jsonpath="{${template}.containers[0].securityContext}")"
-  pod_security="$(kube get job "${job}" -o jsonpath="{${template}.securityContext}")"
-  command="$(printf '"%s",' wq "$@")"
-  kube run "${release}-cli-$$" --rm -i --quiet --restart=Never --image="${WORKER_IMAGE}" \
-    --labels="app.kubernetes.io/name=wq,app.kubernetes.io/instance=${release},app.kubernetes.io/component=cli" \
-    --overrides="{\"spec\": {\"automountServiceAccountToken\": false,
-      \"securityContext\": ${pod_security}, \"containers\": [{\"name\": \"wq\",
-      \"image\": \"${WORKER_IMAGE}\", \"command\": [${command%,}], \"env\": ${env},
-      \"securityContext\": ${container_security}}]}}"
-}
-
+# What NOTES.txt tells a user to do: watch from inside a worker pod, then `helm test`.
 kube rollout status "deployment/$(of_release deployments redis)" --timeout=180s >&2
-log "live progress of run ${job%-worker} (wq status --watch)"
-wq_pod status --watch --interval 1 >/dev/null  # the bar is on stderr; the final text follows
+log "live progress of run ${job%-worker} (wq status --watch in a worker pod)"
+# Again while no worker pod runs yet, or if the one watched from ends first.
+until finished || kube exec "job/${job}" -c worker -- wq status --watch --interval 1 >/dev/null; do
+  sleep 1
+done
 until finished; do sleep 1; done
 log "job ${job}: $(outcome)"
 grep -qw Complete <<<"$(outcome)"
-log "final wq status"
-wq_pod status
+log "final wq status (helm test)"
+helm test "${release}" --namespace "${namespace}" --logs
 log "kept: helm -n ${namespace} uninstall ${release}; make kind-down"

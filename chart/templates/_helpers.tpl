@@ -206,10 +206,12 @@ Usage: include "wq.cliPodOverrides" (dict "ctx" $ "args" (list "status" "--watch
 */}}
 {{- define "wq.cliPodOverrides" -}}
 {{- $ctx := .ctx }}
-{{- $container := dict "name" "wq" "image" (include "wq.image" $ctx) "command" (prepend .args "wq") "stdin" true "tty" false }}
+{{- /* No "stdin": kubectl run -i then only streams the output, which works from a script
+  too (with stdin at end of file, an attached stdin made kubectl print nothing). */}}
+{{- $container := dict "name" "wq" "image" (include "wq.image" $ctx) "command" (prepend .args "wq") }}
 {{- $_ := set $container "env" (include "wq.connectionEnv" $ctx | fromYamlArray) }}
 {{- $_ := set $container "securityContext" $ctx.Values.securityContext }}
-{{- $spec := dict "automountServiceAccountToken" false "securityContext" $ctx.Values.podSecurityContext "containers" (list $container) }}
+{{- $spec := dict "automountServiceAccountToken" false "enableServiceLinks" false "securityContext" $ctx.Values.podSecurityContext "containers" (list $container) }}
 {{- if $ctx.Values.imagePullSecrets }}
 {{- $_ := set $spec "imagePullSecrets" $ctx.Values.imagePullSecrets }}
 {{- end }}

@@ -679,6 +679,8 @@ def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> No
     assert {e["name"] for e in c["env"]} == {"WQ_REDIS_URL", "WQ_REDIS_PASSWORD", "WQ_RUN"}
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert overrides["spec"]["automountServiceAccountToken"] is False
+    assert overrides["spec"]["enableServiceLinks"] is False
+    assert "stdin" not in c  # kubectl run -i would then print nothing from a script
     assert "app.kubernetes.io/component=cli" in run_cmd
 
 

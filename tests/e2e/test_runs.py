@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.e2e.checks import assert_clean, assert_counts, pod_of, worked_on, worker_pods
-from tests.e2e.kube import Kube
+from tests.e2e.kube import Kube, run
 from tests.e2e.release import Releases
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -131,3 +131,10 @@ def test_helm_test(release: Releases) -> None:
     assert re.search(r"^Phase:\s+Succeeded$", result.stdout, re.MULTILINE), result.stdout
     assert re.search(r"^state\s+drained$", result.stdout, re.MULTILINE), result.stdout
     assert re.search(r"^done\s+3$", result.stdout, re.MULTILINE), result.stdout
+
+    # NOTES.txt's command for dead items works as printed, from a script (no terminal).
+    notes = rel.helm("get", "notes", rel.name).stdout
+    start = notes.index(f"kubectl -n {rel.kube.namespace} run ")
+    command = notes[start : notes.index("\n\n", start)]
+    dead = run(["bash", "-c", command], timeout=180)
+    assert f"0 dead item(s) in run {rel.run_id()}" in dead.stdout + dead.stderr, dead
