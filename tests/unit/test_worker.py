@@ -253,3 +253,24 @@ def test_command_handler_under_a_worker_with_concurrency(queue: RunQueue, tmp_pa
     handler = CommandHandler(["sh", "-c", f'touch "{out}/$WQ_ITEM"'], False, 10)
     assert Worker(queue, handler, config(concurrency=4), quiet()).run() == EXIT_DRAINED
     assert Counter(p.name for p in out.iterdir()) == Counter(f"f{i}" for i in range(12))
+
+
+def test_heartbeat_keeps_an_item_longer_than_its_lease(redis_url: str, run_id: str) -> None:
+    """A 2 s item under a 0.6 s lease is not reclaimed by a second worker polling beside it."""
+    queues = [make_queue(redis_url, run_id) for _ in range(2)]
+    seed(queues[0], ["long"])
+    slow, idle = Recorder(sleep_s=2.0), Recorder()
+    workers = [
+        Worker(queues[0], slow, config(worker_id="slow", lease_s=0.6), quiet()),
+        Worker(queues[1], idle, config(worker_id="idle", lease_s=0.6, poll_s=0.05), quiet()),
+    ]
+    first = threading.Thread(target=workers[0].run)
+    first.start()
+    time.sleep(0.2)  # the slow worker holds the item before the other starts polling
+    assert workers[1].run() == EXIT_DRAINED
+    first.join(10)
+    assert (slow.seen, idle.seen) == (["long"], [])
+    status = queues[0].status()
+    assert (status.retried, status.executions, status.done) == (0, 1, 1)
+    for q in queues:
+        q.close()
