@@ -275,8 +275,8 @@ def main() -> None:
         f"No-op items on {os.cpu_count()} cores, one redis-server on loopback.",
         "",
         "| workers | wq items/s | docs client items/s | wq / docs "
-        "| wq / redis-benchmark (1 req/RTT) |",
-        "|---:|---:|---:|---:|---:|",
+        "| wq / redis-benchmark (1 req/RTT) | wq / redis-benchmark (pipelined) |",
+        "|---:|---:|---:|---:|---:|---:|",
         *(
             f"| {r['workers']} | {r['wq']:,.0f} | {r['docs']:,.0f} | {r['speedup']:.1f}x "
             f"| {r['of_ceiling']:.2f} | {r['of_pipelined']:.2f} |"
