@@ -37,10 +37,14 @@ $(VENV)/.installed: images/worker/pyproject.toml requirements-dev.txt
 venv: $(VENV)/.installed ## Create .venv with the wq package (editable) and the test tools.
 
 .PHONY: lint
-lint: venv ## Lint and type-check: ruff check, ruff format --check, mypy --strict.
+lint: venv lint-shell ## Lint and type-check: shellcheck, ruff check, ruff format --check, mypy --strict.
 	$(PY) -m ruff check $(PY_SOURCES)
 	$(PY) -m ruff format --check $(PY_SOURCES)
 	$(PY) -m mypy images/worker/src/wq
+
+.PHONY: lint-shell
+lint-shell: ## shellcheck every shell script (*.sh and sh/bash shebangs git knows of).
+	scripts/lint-shell.sh
 
 .PHONY: fmt
 fmt: venv ## Format and auto-fix Python sources.
@@ -50,6 +54,10 @@ fmt: venv ## Format and auto-fix Python sources.
 .PHONY: test-unit
 test-unit: venv ## Unit, property and fault-injection tests against a real redis-server.
 	$(PY) -m pytest tests/unit
+
+.PHONY: test-stress
+test-stress: venv ## Unit and fault suites 3 times in a row with every core kept busy (ROUNDS=3).
+	PYTHON=$(PY) ROUNDS=$${ROUNDS:-3} scripts/test-stress.sh
 
 .PHONY: test-fast
 test-fast: lint test-unit test-chart chart-docs-check ## Every test that needs no cluster.
@@ -87,7 +95,8 @@ $(BIN)/helm:
 # the user's ~/.kube/config and current context are never touched.
 KIND_CLUSTER ?= wq-e2e
 KIND_KUBECONFIG ?= $(CURDIR)/.cache/kind/kubeconfig
-# Images built here, with fixed tags (kind ignores loaded `latest` images).
+# Images built here, with fixed tags (kind ignores loaded `latest` images). The one place
+# that names them: scripts and tests/e2e require them from the targets below.
 PYTHON_BASE_IMAGE ?= wq.local/python:3.11-bookworm
 REDIS_IMAGE ?= wq.local/redis:7.0-bookworm
 WORKER_IMAGE ?= wq.local/wq-worker:e2e

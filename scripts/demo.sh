@@ -10,47 +10,52 @@ set -o errexit -o nounset -o pipefail
 
 cd "$(dirname "$0")/.."
 : "${MAKE:=make}" "${KUBECONFIG:?set KUBECONFIG to the kubeconfig file of the kind cluster}"
-: "${WORKER_IMAGE:?}" "${REDIS_IMAGE:?}"
+: "${WORKER_IMAGE:?set by the Makefile (make demo)}" "${REDIS_IMAGE:?set by the Makefile (make demo)}"
 export KUBECONFIG
 release="${DEMO_RELEASE:-wq-demo}"
 namespace="${DEMO_NAMESPACE:-wq-demo}"
 items='{apple,banana,cherry,date,fig,grape,lemon,melon,orange}'
+job=""  # the release's worker Job, set by main
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 on_exit() {
   local code=$?
   [ "${code}" -eq 0 ] || log "demo failed (exit ${code}); look: kubectl -n ${namespace} get all"
 }
-trap on_exit EXIT
-
-"${MAKE}" --no-print-directory images
-log "helm install ${release} with the docs' nine items, 2 worker pods"
-helm upgrade --install "${release}" chart --namespace "${namespace}" --create-namespace \
-  --set "items=${items}" --set worker.parallelism=2 \
-  --set "image.repository=${WORKER_IMAGE%:*}" --set "image.tag=${WORKER_IMAGE##*:}" \
-  --set image.pullPolicy=IfNotPresent \
-  --set "redis.image.repository=${REDIS_IMAGE%:*}" --set "redis.image.tag=${REDIS_IMAGE##*:}" \
-  --set redis.image.pullPolicy=IfNotPresent
 
 kube() { kubectl --namespace "${namespace}" "$@"; }
 of_release() { # component -> the name of this release's object with that component label
   kube get "$1" -l "app.kubernetes.io/instance=${release},app.kubernetes.io/component=$2" \
     --sort-by=.metadata.creationTimestamp -o jsonpath='{.items[-1:].metadata.name}'
 }
-job="$(of_release jobs worker)"
 outcome() { kube get job "${job}" -o jsonpath='{.status.conditions[?(@.status=="True")].type}'; }
 finished() { grep -qwE 'Complete|Failed' <<<"$(outcome)"; }
 
-# What NOTES.txt tells a user to do: watch from inside a worker pod, then `helm test`.
-kube rollout status "deployment/$(of_release deployments redis)" --timeout=180s >&2
-log "live progress of run ${job%-worker} (wq status --watch in a worker pod)"
-# Again while no worker pod runs yet, or if the one watched from ends first.
-until finished || kube exec "job/${job}" -c worker -- wq status --watch --interval 1 >/dev/null; do
-  sleep 1
-done
-until finished; do sleep 1; done
-log "job ${job}: $(outcome)"
-grep -qw Complete <<<"$(outcome)"
-log "final wq status (helm test)"
-helm test "${release}" --namespace "${namespace}" --logs
-log "kept: helm -n ${namespace} uninstall ${release}; make kind-down"
+main() {
+  trap on_exit EXIT
+  "${MAKE}" --no-print-directory images
+  log "helm install ${release} with the docs' nine items, 2 worker pods"
+  helm upgrade --install "${release}" chart --namespace "${namespace}" --create-namespace \
+    --set "items=${items}" --set worker.parallelism=2 \
+    --set "image.repository=${WORKER_IMAGE%:*}" --set "image.tag=${WORKER_IMAGE##*:}" \
+    --set image.pullPolicy=IfNotPresent \
+    --set "redis.image.repository=${REDIS_IMAGE%:*}" --set "redis.image.tag=${REDIS_IMAGE##*:}" \
+    --set redis.image.pullPolicy=IfNotPresent
+
+  job="$(of_release jobs worker)"
+  # What NOTES.txt tells a user to do: watch from inside a worker pod, then `helm test`.
+  kube rollout status "deployment/$(of_release deployments redis)" --timeout=180s >&2
+  log "live progress of run ${job%-worker} (wq status --watch in a worker pod)"
+  # Again while no worker pod runs yet, or if the one watched from ends first.
+  until finished || kube exec "job/${job}" -c worker -- wq status --watch --interval 1 >/dev/null; do
+    sleep 1
+  done
+  until finished; do sleep 1; done
+  log "job ${job}: $(outcome)"
+  grep -qw Complete <<<"$(outcome)"
+  log "final wq status (helm test)"
+  helm test "${release}" --namespace "${namespace}" --logs
+  log "kept: helm -n ${namespace} uninstall ${release}; make kind-down"
+}
+
+main "$@"

@@ -11,7 +11,8 @@ set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")/.."
 : "${MAKE:=make}" "${PYTHON:=.venv/bin/python}" "${KIND:=bin/kind}" "${KIND_CLUSTER:=wq-e2e}"
 : "${KUBECONFIG:?set KUBECONFIG to the kubeconfig file of the kind cluster (make e2e does)}"
-: "${WORKER_IMAGE:?}" "${REDIS_IMAGE:?}" "${PYTHON_BASE_IMAGE:?}"
+: "${WORKER_IMAGE:?set by the Makefile (make e2e)}" "${REDIS_IMAGE:?set by the Makefile (make e2e)}"
+: "${PYTHON_BASE_IMAGE:?set by the Makefile (make e2e)}"
 export KUBECONFIG KIND_CLUSTER WORKER_IMAGE REDIS_IMAGE PYTHON_BASE_IMAGE
 ARTIFACTS="${ARTIFACTS:-${PWD}/_artifacts}"
 
@@ -28,12 +29,16 @@ cleanup() {
   "${MAKE}" --no-print-directory kind-down || log "kind-down failed"
   exit "${code}"
 }
-trap cleanup EXIT
 
-started=${SECONDS}
-"${MAKE}" --no-print-directory images
-# The smoke test in tests/e2e also runs a pod from the python base image.
-"${KIND}" load docker-image --name "${KIND_CLUSTER}" "${PYTHON_BASE_IMAGE}"
-log "cluster and images ready after $((SECONDS - started))s"
-"${PYTHON}" -m pytest -m e2e tests/e2e "$@"
-log "e2e passed in $((SECONDS - started))s (timings: ${ARTIFACTS}/e2e-timings.txt)"
+main() {
+  trap cleanup EXIT
+  local started=${SECONDS}
+  "${MAKE}" --no-print-directory images
+  # The smoke test in tests/e2e also runs a pod from the python base image.
+  "${KIND}" load docker-image --name "${KIND_CLUSTER}" "${PYTHON_BASE_IMAGE}"
+  log "cluster and images ready after $((SECONDS - started))s"
+  "${PYTHON}" -m pytest -m e2e tests/e2e "$@"
+  log "e2e passed in $((SECONDS - started))s (timings: ${ARTIFACTS}/e2e-timings.txt)"
+}
+
+main "$@"

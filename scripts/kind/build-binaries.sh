@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes, etcd, CoreDNS and crictl binaries of the pinned versions from
-# the Go module proxy into ${KUBE_BIN_DIR}, and the pause binary with gcc.
+# the Go module proxy into the cache directory kube_bin_dir (lib.sh) names, and the
+# pause binary with gcc.
 # Each binary is skipped when already built (the directory is keyed by the
 # wrapper modules' go.mod/go.sum); with a warm Go build cache
 # (~/.cache/go-build) rebuilding all of them is a relink of about a minute.
@@ -11,16 +12,12 @@ source "$(dirname "$0")/lib.sh"
 
 KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl)
 OTHERS=(etcd coredns crictl pause)
-WANTED=("$@")
-[ "${#WANTED[@]}" -gt 0 ] || WANTED=("${KUBE_CMDS[@]}" "${OTHERS[@]}")
-wanted() { [[ " ${WANTED[*]} " == *" $1 "* ]]; }
-export CGO_ENABLED=0
-# -p=2: the machines have two cores, shared with other work.
-export GOFLAGS="${GOFLAGS:--p=2} -mod=readonly -buildvcs=false"
+# Set by main: the binaries asked for, where they go, a scratch directory.
+WANTED=()
+KUBE_BIN_DIR=""
+tmp=""
 
-tmp="$(mktemp -d)"
-trap 'rm -rf "${tmp}"' EXIT
-mkdir -p "${KUBE_BIN_DIR}"
+wanted() { [[ " ${WANTED[*]} " == *" $1 "* ]]; }
 
 module_version() { # go.mod dir, module path -> version it requires
   (cd "$1" && go list -m -f '{{.Version}}' "$2")
@@ -82,12 +79,27 @@ build_pause() {
   mv "${tmp}/pause" "${KUBE_BIN_DIR}/pause"
 }
 
-build_kubernetes
-build_tool "${KIND_SCRIPTS}/etcd-build" go.etcd.io/etcd/server/v3 etcd
-build_tool "${KIND_SCRIPTS}/coredns-build" github.com/coredns/coredns coredns
-build_tool "${KIND_SCRIPTS}/crictl-build" sigs.k8s.io/cri-tools/cmd/crictl crictl
-build_pause
-# Directories of other versions are dead weight (~700 MB each).
-find "$(dirname "${KUBE_BIN_DIR}")" -mindepth 1 -maxdepth 1 -type d \
-  ! -path "${KUBE_BIN_DIR}" -name 'bin-*' -exec rm -rf {} +
-echo "${KUBE_BIN_DIR}"
+main() {
+  WANTED=("$@")
+  [ "${#WANTED[@]}" -gt 0 ] || WANTED=("${KUBE_CMDS[@]}" "${OTHERS[@]}")
+  export CGO_ENABLED=0
+  # -p=2: the machines have two cores, shared with other work.
+  export GOFLAGS="${GOFLAGS:--p=2} -mod=readonly -buildvcs=false"
+
+  KUBE_BIN_DIR="$(kube_bin_dir)"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "${tmp}"' EXIT
+  mkdir -p "${KUBE_BIN_DIR}"
+
+  build_kubernetes
+  build_tool "${KIND_SCRIPTS}/etcd-build" go.etcd.io/etcd/server/v3 etcd
+  build_tool "${KIND_SCRIPTS}/coredns-build" github.com/coredns/coredns coredns
+  build_tool "${KIND_SCRIPTS}/crictl-build" sigs.k8s.io/cri-tools/cmd/crictl crictl
+  build_pause
+  # Directories of other versions are dead weight (~700 MB each).
+  find "$(dirname "${KUBE_BIN_DIR}")" -mindepth 1 -maxdepth 1 -type d \
+    ! -path "${KUBE_BIN_DIR}" -name 'bin-*' -exec rm -rf {} +
+  echo "${KUBE_BIN_DIR}"
+}
+
+main "$@"

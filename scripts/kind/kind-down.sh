@@ -6,11 +6,15 @@ source "$(dirname "$0")/lib.sh"
 
 KIND="${KIND:-kind}"
 KIND_CLUSTER="${KIND_CLUSTER:-wq-e2e}"
-: "${KUBECONFIG:?set KUBECONFIG to the cluster kubeconfig file}"
 
-if [ "${KEEP_CLUSTER:-0}" = 1 ]; then
-  log "KEEP_CLUSTER=1: keeping cluster ${KIND_CLUSTER} (KUBECONFIG=${KUBECONFIG})"
-  exit 0
-fi
-"${KIND}" delete cluster --name "${KIND_CLUSTER}" --kubeconfig "${KUBECONFIG}"
-rm -f "${KUBECONFIG}"
+main() {
+  : "${KUBECONFIG:?set KUBECONFIG to the cluster kubeconfig file}"
+  if [ "${KEEP_CLUSTER:-0}" = 1 ]; then
+    log "KEEP_CLUSTER=1: keeping cluster ${KIND_CLUSTER} (KUBECONFIG=${KUBECONFIG})"
+    return 0
+  fi
+  "${KIND}" delete cluster --name "${KIND_CLUSTER}" --kubeconfig "${KUBECONFIG}"
+  rm -f "${KUBECONFIG}"
+}
+
+main "$@"

@@ -10,66 +10,74 @@ source "$(dirname "$0")/lib.sh"
 
 KIND="${KIND:-kind}"
 KIND_CLUSTER="${KIND_CLUSTER:-wq-e2e}"
-: "${KUBECONFIG:?set KUBECONFIG to the file for the cluster credentials}"
 ARTIFACTS="${ARTIFACTS:-${REPO_ROOT}/_artifacts}"
-export KUBECONFIG
-mkdir -p "$(dirname "${KUBECONFIG}")"
+config=""
 
 node_running() {
   [ "$(docker inspect -f '{{.State.Running}}' "${KIND_CLUSTER}-control-plane" 2>/dev/null)" = true ]
 }
 
-if "${KIND}" get clusters 2>/dev/null | grep -qx "${KIND_CLUSTER}"; then
-  if node_running; then
-    log "cluster ${KIND_CLUSTER} is running; reusing it"
-    "${KIND}" export kubeconfig --name "${KIND_CLUSTER}" --kubeconfig "${KUBECONFIG}" 2>/dev/null
-    kubectl wait --for=condition=Ready node --all --timeout=120s >&2
-    exit 0
-  fi
-  log "cluster ${KIND_CLUSTER} exists but its node is not running: recreating it"
-  "${KIND}" delete cluster --name "${KIND_CLUSTER}" --kubeconfig "${KUBECONFIG}"
-fi
-
-official_cni=true
-if [ -n "${KIND_NODE_IMAGE:-}" ]; then
-  image="${KIND_NODE_IMAGE}"
-  docker image inspect "${image}" >/dev/null 2>&1 || image="$("${KIND_SCRIPTS}/build-node-image.sh")"
-  case "${image}" in wq.local/*) official_cni=false ;; esac
-elif docker image inspect "${OFFICIAL_NODE_IMAGE}" >/dev/null 2>&1 ||
-  timeout 60 docker pull -q "${OFFICIAL_NODE_IMAGE}" >/dev/null 2>&1; then
-  image="${OFFICIAL_NODE_IMAGE}"
-else
-  log "${OFFICIAL_NODE_IMAGE} cannot be pulled: using a node image built here"
-  image="$("${KIND_SCRIPTS}/build-node-image.sh")"
-  official_cni=false
-fi
-
-config="$(mktemp)"
-trap 'rm -f "${config}"' EXIT
-{
+cluster_config() { # official_cni (true|false) -> the kind cluster config on stdout
   echo 'kind: Cluster'
   echo 'apiVersion: kind.x-k8s.io/v1alpha4'
   echo 'networking:'
   # Must match scripts/kind/files/10-wq-ptp.conflist.
   echo '  podSubnet: 10.244.0.0/16'
-  if [ "${official_cni}" = false ]; then
+  if [ "$1" = false ]; then
     echo '  disableDefaultCNI: true'
   fi
   echo 'nodes:'
   echo '- role: control-plane'
-} >"${config}"
+}
 
-log "creating cluster ${KIND_CLUSTER} from ${image}"
-if ! "${KIND}" create cluster --name "${KIND_CLUSTER}" --image "${image}" \
-  --config "${config}" --kubeconfig "${KUBECONFIG}" --wait 5m --retain; then
-  log "cluster creation failed; logs in ${ARTIFACTS}/kind-up"
-  "${KIND}" export logs "${ARTIFACTS}/kind-up" --name "${KIND_CLUSTER}" >&2 || true
-  "${KIND}" delete cluster --name "${KIND_CLUSTER}" --kubeconfig "${KUBECONFIG}" >&2 || true
-  exit 1
-fi
-if ! kubectl -n kube-system rollout status deployment/coredns --timeout=180s >&2; then
-  kubectl -n kube-system get pods -o wide >&2
-  kubectl -n kube-system describe pods -l k8s-app=kube-dns >&2
-  exit 1
-fi
-log "cluster ${KIND_CLUSTER} is up (KUBECONFIG=${KUBECONFIG})"
+main() {
+  : "${KUBECONFIG:?set KUBECONFIG to the file for the cluster credentials}"
+  export KUBECONFIG
+  mkdir -p "$(dirname "${KUBECONFIG}")"
+
+  if "${KIND}" get clusters 2>/dev/null | grep -qx "${KIND_CLUSTER}"; then
+    if node_running; then
+      log "cluster ${KIND_CLUSTER} is running; reusing it"
+      "${KIND}" export kubeconfig --name "${KIND_CLUSTER}" --kubeconfig "${KUBECONFIG}" 2>/dev/null
+      kubectl wait --for=condition=Ready node --all --timeout=120s >&2
+      return 0
+    fi
+    log "cluster ${KIND_CLUSTER} exists but its node is not running: recreating it"
+    "${KIND}" delete cluster --name "${KIND_CLUSTER}" --kubeconfig "${KUBECONFIG}"
+  fi
+
+  local image official_cni=true
+  if [ -n "${KIND_NODE_IMAGE:-}" ]; then
+    image="${KIND_NODE_IMAGE}"
+    docker image inspect "${image}" >/dev/null 2>&1 || image="$("${KIND_SCRIPTS}/build-node-image.sh")"
+    case "${image}" in wq.local/*) official_cni=false ;; esac
+  elif docker image inspect "${OFFICIAL_NODE_IMAGE}" >/dev/null 2>&1 ||
+    timeout 60 docker pull -q "${OFFICIAL_NODE_IMAGE}" >/dev/null 2>&1; then
+    image="${OFFICIAL_NODE_IMAGE}"
+  else
+    log "${OFFICIAL_NODE_IMAGE} cannot be pulled: using a node image built here"
+    image="$("${KIND_SCRIPTS}/build-node-image.sh")"
+    official_cni=false
+  fi
+
+  config="$(mktemp)"
+  trap 'rm -f "${config}"' EXIT
+  cluster_config "${official_cni}" >"${config}"
+
+  log "creating cluster ${KIND_CLUSTER} from ${image}"
+  if ! "${KIND}" create cluster --name "${KIND_CLUSTER}" --image "${image}" \
+    --config "${config}" --kubeconfig "${KUBECONFIG}" --wait 5m --retain; then
+    log "cluster creation failed; logs in ${ARTIFACTS}/kind-up"
+    "${KIND}" export logs "${ARTIFACTS}/kind-up" --name "${KIND_CLUSTER}" >&2 || true
+    "${KIND}" delete cluster --name "${KIND_CLUSTER}" --kubeconfig "${KUBECONFIG}" >&2 || true
+    exit 1
+  fi
+  if ! kubectl -n kube-system rollout status deployment/coredns --timeout=180s >&2; then
+    kubectl -n kube-system get pods -o wide >&2
+    kubectl -n kube-system describe pods -l k8s-app=kube-dns >&2
+    exit 1
+  fi
+  log "cluster ${KIND_CLUSTER} is up (KUBECONFIG=${KUBECONFIG})"
+}
+
+main "$@"
