@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,11 +24,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import redis
-
+from wq import layout
 from wq.connection import RedisSettings, Retrying
 from wq.item import encode
 from wq.keys import RunKeys
+from wq.local_redis import RedisServer
 from wq.queue import RunQueue
 from wq.seeder import seed_items
 
@@ -37,49 +36,21 @@ HERE = Path(__file__).resolve().parent
 WQ = str(Path(sys.executable).parent / "wq")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Server(RedisServer):
+    """The benchmark's redis-server on loopback TCP (pods talk TCP, so the benchmark does)."""
 
-
-class Server:
     def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        self.client = redis.Redis(port=self.port, decode_responses=True)
-        for _ in range(200):
-            try:
-                self.client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.025)
-        raise RuntimeError("redis-server did not start")
+        super().__init__(workdir)
+        self.start()
+        self.client = self.connect()
 
     def now(self) -> float:
         seconds, micros = self.client.time()
         return seconds + micros / 1e6
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
         self.client.close()
-        self.proc.terminate()
-        self.proc.wait()
+        super().stop(kill)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.005) -> None:
@@ -108,10 +79,10 @@ def run_wq(server: Server, items: int, workers: int, tag: str) -> float:
     ]
     keys = RunKeys(run)
     meta, done = keys.meta, keys.done
-    wait_until(lambda: server.client.hexists(meta, "first_lease_ms"), 60)
+    wait_until(lambda: server.client.hexists(meta, layout.FIRST_LEASE_MS), 60)
     wait_until(lambda: server.client.hlen(done) >= items, 600)
     finished = server.now()
-    first = int(server.client.hget(meta, "first_lease_ms") or 0) / 1000
+    first = int(server.client.hget(meta, layout.FIRST_LEASE_MS) or 0) / 1000
     for p in procs:
         if p.wait(60) != 0:
             raise RuntimeError(f"wq worker exited with {p.returncode}")

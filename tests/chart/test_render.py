@@ -13,7 +13,6 @@ import yaml
 
 from tests.chart.helmlib import CHART, Helm, Manifest, Rendered
 
-FRUIT = ["--set", "items={apple,banana,cherry}"]
 COMMON_LABELS = {
     "helm.sh/chart": "wq-0.1.0",
     "app.kubernetes.io/name": "wq",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.kube import ARTIFACTS, Kube, docker, node_names, run, tool, wait_until
+from tests.e2e.kube import ARTIFACTS, Kube, docker, node_names, run, setting, tool, wait_until
 from tests.e2e.release import Image, Images, Releases
 
 TIMINGS_FILE = ARTIFACTS / "e2e-timings.txt"
@@ -33,8 +33,8 @@ SUITE_STARTED = time.monotonic()  # this conftest is imported when collection st
 def images() -> Images:
     """The locally built images (`make images`), present in Docker with fixed tags."""
     found = Images(
-        worker=Image.parse(os.environ.get("WORKER_IMAGE", "wq.local/wq-worker:e2e")),
-        redis=Image.parse(os.environ.get("REDIS_IMAGE", "wq.local/redis:7.0-bookworm")),
+        worker=Image.parse(setting("WORKER_IMAGE")),
+        redis=Image.parse(setting("REDIS_IMAGE")),
     )
     for image in (found.worker, found.redis):
         if not docker("image", "inspect", image.ref, check=False):
@@ -69,6 +69,7 @@ def namespace(cluster: str, request: pytest.FixtureRequest) -> Iterator[Kube]:
         "the default ServiceAccount",
         lambda: kube("get", "sa", "default", check=False) or None,
         timeout=60,
+        interval=1.0,
     )
     yield kube
     kube("delete", "namespace", kube.namespace, "--wait=false", check=False)

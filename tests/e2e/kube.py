@@ -10,20 +10,20 @@ import json
 import os
 import shutil
 import subprocess
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+
+from tests.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "chart"
 ARTIFACTS = REPO / "_artifacts"
 
 Obj = dict[str, Any]
-T = TypeVar("T")
 
 # Pod states that never get better by waiting: fail at once instead of timing out.
 HOPELESS_WAITING_REASONS = {
@@ -46,6 +46,15 @@ def tool(name: str) -> str:
     if not found:
         pytest.fail(f"{name} not found in bin/ or on PATH: run `make tools`", pytrace=False)
     return found
+
+
+def setting(name: str, run_what: str = "`make e2e`") -> str:
+    """A setting the Makefile passes, such as an image name (the Makefile is the one place
+    that names them); fails, naming the make target to run, when it is not set."""
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run {run_what} (the Makefile sets it)", pytrace=False)
+    return value
 
 
 def run(
@@ -71,20 +80,6 @@ def run(
             pytrace=False,
         )
     return proc
-
-
-def wait_until(
-    what: str, probe: Callable[[], T | None], timeout: float, interval: float = 1.0
-) -> T:
-    """Calls `probe` until it returns something other than None; fails after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}", pytrace=False)
-        time.sleep(interval)
 
 
 @dataclass(frozen=True)

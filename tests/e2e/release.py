@@ -150,7 +150,10 @@ class Release:
         )
         try:
             phase = wait_until(
-                f"CLI pod {pod}", lambda: self._finished_phase(pod), timeout=redis_wait + 60
+                f"CLI pod {pod}",
+                lambda: self._finished_phase(pod),
+                timeout=redis_wait + 60,
+                interval=1.0,
             )
             output = self.kube("logs", pod)
             if phase != "Succeeded":

@@ -19,10 +19,17 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.kube import setting
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-PYTHON_IMAGE = os.environ.get("PYTHON_BASE_IMAGE", "wq.local/python:3.11-bookworm")
-REDIS_IMAGE = os.environ.get("REDIS_IMAGE", "wq.local/redis:7.0-bookworm")
+
+def python_image() -> str:
+    return setting("PYTHON_BASE_IMAGE", "`make e2e-smoke` or `make e2e`")
+
+
+def redis_image() -> str:
+    return setting("REDIS_IMAGE", "`make e2e-smoke` or `make e2e`")
 
 
 def run_kubectl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -81,7 +88,7 @@ def redis_service(namespace: str) -> str:
                 "containers": [
                     {
                         "name": "redis",
-                        "image": REDIS_IMAGE,
+                        "image": redis_image(),
                         "imagePullPolicy": "Never",
                         "ports": [{"containerPort": 6379}],
                         "readinessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 1},
@@ -122,7 +129,7 @@ def run_python(namespace: str, code: str, timeout: float = 120) -> str:
                 "containers": [
                     {
                         "name": "python",
-                        "image": PYTHON_IMAGE,
+                        "image": python_image(),
                         "imagePullPolicy": "Never",
                         "command": ["python3", "-c", code],
                     }
@@ -156,7 +163,7 @@ def test_local_image_pod_runs(namespace: str, redis_service: str) -> None:
     assert pod["status"]["phase"] == "Running"
     (status,) = pod["status"]["containerStatuses"]
     assert status["ready"] is True
-    assert status["image"].endswith(REDIS_IMAGE.split("/", 1)[1]), status["image"]
+    assert status["image"].endswith(redis_image().split("/", 1)[1]), status["image"]
     # And a run-to-completion pod from the other local image.
     assert run_python(namespace, "import sys; print(sys.version_info[:2])").strip() == "(3, 11)"
 

@@ -26,7 +26,9 @@ def wait_for_progress(rel: Release, done: int, busy_pods: int) -> list[str]:
         pods = [pod for pod in running if busy(pod)]
         return pods if len(pods) >= busy_pods and rel.done_count() >= done else None
 
-    return wait_until(f"{done} items done, {busy_pods} pods busy", progressed, timeout=180)
+    return wait_until(
+        f"{done} items done, {busy_pods} pods busy", progressed, timeout=180, interval=1.0
+    )
 
 
 def last_item_worked_on(logs: str) -> int:

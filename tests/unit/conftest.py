@@ -3,13 +3,12 @@
 import itertools
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
-from tests.redis_server import RedisServer
 from wq.connection import RedisSettings, Retrying
+from wq.local_redis import RedisServer
 from wq.queue import RunQueue
 
 _run_ids = itertools.count()
@@ -51,8 +50,3 @@ def queue(redis_url: str, run_id: str) -> Iterator[RunQueue]:
     q = make_queue(redis_url, run_id)
     yield q
     q.close()
-
-
-@pytest.fixture
-def items_dir(tmp_path: Path) -> Path:
-    return tmp_path

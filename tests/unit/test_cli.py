@@ -2,14 +2,14 @@
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.redis_server import free_port
+from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
+from wq.local_redis import free_port
 
 SUBCOMMANDS = ["seed", "work", "status", "dead", "retry-dead", "reap", "purge", "run"]
 
@@ -38,7 +38,13 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
         (["status", "--run", "r", "--redis-url", "redis://h:notaport"], "bad port"),
         (["status", "--run", ""], "run id '' is not valid"),
         (["status", "--run", "a b"], "run id 'a b' is not valid"),
-        (["work", "--run", "r", "--lease", "-1"], "-1.0 is not in the range"),
+        (["status", "--run", "r\n"], "run id 'r\\n' is not valid"),
+        (["work", "--run", "r", "--lease", "-1"], "-1 is not in the range 0.1 to"),
+        (["work", "--run", "r", "--lease", "nan"], "'nan' is not a finite number"),
+        (["work", "--run", "r", "--lease", "1e300"], "is not in the range 0.1 to"),
+        (["status", "--run", "r", "--redis-wait", "inf"], "'inf' is not a finite number"),
+        (["work", "--run", "r", "--demo-sleep", "x"], "'x' is not a valid float"),
+        (["work", "--run", "r", "--max-attempts", "1e23"], "'1e23' is not a valid integer"),
         (["work", "--run", "r", "--concurrency", "0"], "0 is not in the range"),
         (["work", "--run", "r", "--max-attempts", "-2"], "-2 is not in the range"),
         (["seed", "--run", "r", "--items-file", "/nonexistent/items.txt"], "does not exist"),
@@ -86,7 +92,7 @@ def test_redis_outage_is_an_error_never_an_empty_queue() -> None:
 
 
 def test_wrong_password_is_a_configuration_error(tmp_path: Path) -> None:
-    from tests.redis_server import RedisServer
+    from wq.local_redis import RedisServer
 
     server = RedisServer(tmp_path)
     server.start()
@@ -194,7 +200,7 @@ def test_reap_reclaims_expired_leases(redis_url: str, run_id: str) -> None:
     assert wq("seed", "a", "b", env=env).returncode == 0
     queue = make_queue(redis_url, run_id)
     queue.lease(2, 0.05, "gone")
-    time.sleep(0.1)
+    wait_until("the leases to expire", lambda: queue.lease(0, 1, "probe").expired_leases, 10)
     result = wq("reap", "--max-attempts", "1", env=env)
     assert "requeued 0, dead-lettered 2" in result.stdout
     queue.close()
@@ -214,21 +220,24 @@ def test_run_does_everything_locally() -> None:
 
 def test_status_watch_follows_a_run_until_it_drains(redis_url: str, run_id: str) -> None:
     env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
-    assert wq("seed", "a", "b", "c", "d", env=env).returncode == 0
-    worker = subprocess.Popen(
-        wq_argv("work", "--demo-sleep", "0.4"),
+    # The watch starts before the run exists, so it has to follow it to the end.
+    watcher = subprocess.Popen(
+        wq_argv("status", "--watch", "--interval", "0.2", "--check"),
         env=wq_env(env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    watched = wq("status", "--watch", "--interval", "0.2", "--check", env=env)
-    assert worker.wait(30) == 0
-    assert watched.returncode == 0
-    lines = watched.stderr.splitlines()
-    assert len(lines) >= 2  # it followed the run, not just one look
+    assert watcher.stderr is not None
+    assert "waiting for it to be seeded" in watcher.stderr.readline()
+    assert wq("seed", "a", "b", "c", "d", env=env).returncode == 0
+    assert wq("work", "--demo-sleep", "0", env=env).returncode == 0
+    out, err = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0
+    lines = err.splitlines()
     assert "4/4 100.0%" in lines[-1]
     assert "in flight 0" in lines[-1]
-    assert "state      drained" in watched.stdout
+    assert "state      drained" in out
 
 
 def test_json_logs_are_one_object_per_line(redis_url: str, run_id: str) -> None:

@@ -1,9 +1,8 @@
 """Queue operations against a real Redis: order, leases, fencing, retries, dead letters."""
 
-import time
-
 import pytest
 
+from tests.polling import wait_until
 from wq.item import encode
 from wq.queue import RunQueue
 from wq.seeder import seed_items
@@ -11,6 +10,10 @@ from wq.seeder import seed_items
 
 def seed(queue: RunQueue, values: list[object]) -> None:
     seed_items(queue, [encode(v) for v in values])
+
+
+def wait_for_an_expired_lease(queue: RunQueue) -> None:
+    wait_until("a lease to expire", lambda: queue.lease(0, 30, "probe").expired_leases, 10)
 
 
 def test_lease_is_fifo_in_seed_order_and_batches(queue: RunQueue) -> None:
@@ -46,24 +49,24 @@ def test_drained_only_when_nothing_pending_and_nothing_in_flight(queue: RunQueue
 
 
 def test_expired_lease_is_reclaimed_and_counts_as_an_attempt(queue: RunQueue) -> None:
-    seed(queue, ["a"])
+    seed(queue, ["a", "b"])
+    queue.lease(1, 30, "alive")
+    assert queue.reap(max_attempts=3) == (0, 0)  # a live lease is not reclaimed
     queue.lease(1, 0.05, "dead-worker")
-    assert queue.reap(max_attempts=3) == (0, 0)  # not expired yet
-    time.sleep(0.1)
-    reply = queue.lease(0, 30, "x")
-    assert reply.expired_leases
-    assert queue.reap(max_attempts=3) == (1, 0)
+    wait_for_an_expired_lease(queue)
+    assert queue.reap(max_attempts=3) == (1, 0)  # only the expired one
     again = queue.lease(1, 30, "survivor").items
-    assert [(i.value, i.attempt) for i in again] == [("a", 2)]
-    assert queue.status().retried == 1
+    assert [(i.value, i.attempt) for i in again] == [("b", 2)]
+    status = queue.status()
+    assert (status.retried, status.in_flight) == (1, 2)
 
 
 def test_late_result_of_an_expired_lease_is_rejected_and_done_recorded_once(
-    queue: RunQueue, client: object
+    queue: RunQueue,
 ) -> None:
     seed(queue, ["a"])
     queue.lease(1, 0.05, "slow")
-    time.sleep(0.1)
+    wait_for_an_expired_lease(queue)
     queue.reap(max_attempts=3)
     queue.lease(1, 30, "fast")
     assert queue.complete("slow", "w-slow", [0]) == [0]  # rejected: someone else holds it
@@ -106,12 +109,11 @@ def test_release_hands_items_back_first_without_using_an_attempt(queue: RunQueue
 
 def test_renew_keeps_a_lease_alive_past_its_length(queue: RunQueue) -> None:
     seed(queue, ["a", "b"])
-    queue.lease(2, 0.2, "t")
-    for _ in range(4):
-        time.sleep(0.1)
-        assert queue.renew("t", 0.2, [0]) == []
+    queue.lease(2, 0.05, "t")
+    assert queue.renew("t", 30, [0]) == []  # position 0 now has 30 s; position 1 does not
+    wait_for_an_expired_lease(queue)
     assert queue.reap(3) == (1, 0)  # only the unrenewed position 1 expired
-    assert queue.renew("t", 0.2, [1]) == [1]  # lost
+    assert queue.renew("t", 30, [1]) == [1]  # lost
     assert queue.status().in_flight == 1
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import redis
 
 from wq.item import encode
@@ -26,6 +27,14 @@ def test_items_come_back_unchanged_and_in_order(queue: RunQueue) -> None:
     assert drain(queue) == ODD + structured
 
 
+# Around the boundaries of an items-hash field (32 items), of one HSET (64 fields) and of one
+# staging round trip (16 HSETs).
+@pytest.mark.parametrize("n", [31, 32, 33, 32 * 64 + 1, 32 * 64 * 16 + 5])
+def test_every_item_comes_back_across_storage_boundaries(queue: RunQueue, n: int) -> None:
+    assert seed_items(queue, [encode(f"i{k}") for k in range(n)]).total == n
+    assert drain(queue) == [f"i{k}" for k in range(n)]
+
+
 def test_duplicates_are_separate_items(queue: RunQueue) -> None:
     seed_items(queue, [encode("same")] * 3)
     items = queue.lease(10, 30, "t").items
@@ -43,25 +52,21 @@ def test_seeding_twice_does_not_double_seed(queue: RunQueue) -> None:
 
 
 def test_a_retry_racing_an_unfinished_seeder_commits_once(queue: RunQueue) -> None:
-    from wq.seeder import _commit, _stage
-
     # Seeder A dies after staging; seeder B (its retry) stages and commits; A's staging
     # must not be visible and must expire.
     dead_staging = queue.keys.staging_items("dead")
-    _stage(queue, dead_staging, [encode("stale")] * 5)
+    queue.stage_items(dead_staging, [encode("stale")] * 5)
     assert not queue.is_seeded()
     assert queue.lease(10, 30, "t").items == []  # nothing visible before the commit
     seed_items(queue, [encode("good")])
-    assert _commit(queue, dead_staging, 5, "list", 0, 1).seeded_now is False
+    assert queue.commit_seed(dead_staging, 5, "list", 0, 1) is False
     assert drain(queue) == ["good"]
     assert queue.client.exists(dead_staging) == 0
 
 
 def test_staging_expires_if_the_seeder_dies(queue: RunQueue) -> None:
-    from wq.seeder import _stage
-
     staging = queue.keys.staging_items("orphan")
-    _stage(queue, staging, [encode("x")])
+    queue.stage_items(staging, [encode("x")])
     assert 0 < queue.client.ttl(staging) <= 3600
 
 

@@ -7,6 +7,8 @@ import contextlib
 import importlib
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -21,8 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from wq.errors import ConfigError
 from wq.item import Item
-
-HANDLERS = ("demo", "command", "python")
+from wq.options import HANDLERS, WorkerConfig
 
 
 class HandlerFailed(Exception):
@@ -191,34 +192,46 @@ def _finalize(value: Any) -> Any:
     return value
 
 
-def parse_command_env(text: str) -> list[str]:
-    """WQ_COMMAND: a JSON list of arguments."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        raise ConfigError(
-            'WQ_COMMAND must be a JSON list of strings, e.g. ["echo", "{{ item }}"]'
-        ) from None
-    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-        raise ConfigError('WQ_COMMAND must be a JSON list of strings, e.g. ["echo", "{{ item }}"]')
-    return value
-
-
-def make_handler(
-    name: str,
-    *,
-    demo_sleep_s: float,
-    python_target: str | None,
-    command: Sequence[str],
-    shell: bool,
-    item_timeout_s: float,
-) -> Handler:
+def build_handler(config: WorkerConfig) -> Handler:
+    """The handler a worker's settings describe; a ConfigError for settings that do not fit
+    together, so that a bad Job fails at once with exit 2 instead of on every item."""
+    name = config.handler
+    if config.command and name != "command":
+        raise ConfigError(f"a command was given but the handler is {name!r}; add --handler command")
+    handler: Handler
     if name == "demo":
-        return DemoHandler(demo_sleep_s)
-    if name == "python":
-        if not python_target:
+        handler = DemoHandler(config.demo_sleep)
+    elif name == "python":
+        if not config.python:
             raise ConfigError("python handler needs --python MODULE:FUNCTION (or WQ_PYTHON)")
-        return PythonHandler(python_target)
-    if name == "command":
-        return CommandHandler(command, shell, item_timeout_s)
-    raise ConfigError(f"unknown handler {name!r}; use one of {', '.join(HANDLERS)}")
+        handler = PythonHandler(config.python)
+    elif name == "command":
+        handler = CommandHandler(config.command, config.shell, config.item_timeout_s)
+    else:
+        raise ConfigError(f"unknown handler {name!r}; use one of {', '.join(HANDLERS)}")
+    if config.item_timeout_s > 0 and config.concurrency > 1 and not handler.enforces_own_timeout:
+        raise ConfigError(
+            f"--item-timeout with the {name} handler needs --concurrency 1 "
+            "(an in-process call can only be interrupted in the main thread)"
+        )
+    return handler
+
+
+# A template tag, which may hold spaces: `{{ item.src }}`, `{% if item %}`.
+_TEMPLATE_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+
+def split_command_line(line: str) -> tuple[str, ...]:
+    """Split a command line like a shell would, keeping each template tag whole, so that
+    `curl -fsS {{ item }}` is two words and a template, not five words."""
+    tags: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        tags.append(match.group(0))
+        return f"\x00{len(tags) - 1}\x00"
+
+    try:
+        words = shlex.split(_TEMPLATE_TAG.sub(hide, line))
+    except ValueError as exc:
+        raise ConfigError(f"command line {line!r} cannot be split: {exc}") from None
+    return tuple(re.sub("\x00(\\d+)\x00", lambda m: tags[int(m.group(1))], w) for w in words)

@@ -27,8 +27,3 @@ class Item(NamedTuple):
 # Items are stored as compact JSON text, non-ASCII kept as is. (The bound method of one
 # encoder, as seeding calls it a million times.)
 encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def split_chunk(blob: str) -> list[str]:
-    """The items of one field of the items hash (see keys.RunKeys.items)."""
-    return blob.split("\n")

@@ -7,8 +7,20 @@ so a run's keys live in one slot and multi-key Lua scripts work on a cluster too
 import re
 from dataclasses import dataclass
 
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+from wq.errors import ConfigError
+
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 PREFIX = "wq"
+
+
+def check_run_id(run: str) -> str:
+    """The run id, if it is one (the whole string: a trailing newline is not allowed)."""
+    if not RUN_ID_PATTERN.fullmatch(run):
+        raise ConfigError(
+            f"run id {run!r} is not valid: use 1-63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return run
 
 
 @dataclass(frozen=True)

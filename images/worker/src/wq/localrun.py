@@ -2,75 +2,61 @@
 URL, seeds, runs N worker processes with a progress bar, and prints a summary."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
-import redis
+from wq.handlers import build_handler
+from wq.local_redis import RedisServer
+from wq.logs import EventLog
+from wq.options import ConnectionConfig, WorkerConfig, to_env
+from wq.queue import open_queue
+from wq.seeder import ItemsSource, seed_from
+from wq.watch import watch_status
 
-from wq.errors import ConfigError, WqError
+EXIT_OK, EXIT_FAILED, EXIT_DEAD_ITEMS = 0, 1, 3
 
 
-@contextmanager
-def private_redis() -> Iterator[str]:
-    """A throwaway redis-server on a unix socket; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise ConfigError(
-            "no --redis-url given and no redis-server on PATH; install Redis "
-            "(e.g. apt-get install redis-server) or point --redis-url at one"
+def run_locally(
+    connection: ConnectionConfig, config: WorkerConfig, source: ItemsSource, workers: int
+) -> int:
+    """Seed and work a run with `workers` processes; 0 only if every item is done."""
+    # Check the handler settings once, before starting processes that would all fail.
+    build_handler(config)
+    with ExitStack() as stack:
+        if not connection.redis_url:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="wq-"))
+            server = RedisServer(Path(tmp), unix=True)
+            server.start()
+            stack.callback(server.stop)
+            connection = replace(connection, redis_url=server.url)
+        queue = open_queue(connection, EventLog(level=connection.log_level))
+        stack.callback(queue.close)
+        result = seed_from(queue, source)
+        print(f"run {queue.run}: {result.total} item(s), {workers} worker(s)", file=sys.stderr)
+        env = {**to_env(connection), **to_env(config), "WQ_SEED_WAIT": "10"}
+        procs = start_workers(workers, env)
+        stack.callback(stop_workers, procs)
+        started = time.monotonic()
+        final = watch_status(
+            queue, 0.5, sys.stderr, keep_going=lambda s: any(p.poll() is None for p in procs)
         )
-    with tempfile.TemporaryDirectory(prefix="wq-") as tmp:
-        socket_path = Path(tmp) / "redis.sock"
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                "0",
-                "--unixsocket",
-                str(socket_path),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                tmp,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            url = f"unix://{socket_path}"
-            _wait_for(url, proc)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        codes = [p.wait() for p in procs]
+        print(final.to_text())
+        print(f"finished in {time.monotonic() - started:.1f}s; worker exit codes {codes}")
+        if final.clean and all(c == 0 for c in codes):
+            return EXIT_OK
+        return EXIT_DEAD_ITEMS if final.drained else EXIT_FAILED
 
 
-def _wait_for(url: str, proc: "subprocess.Popen[bytes]") -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise WqError(f"redis-server exited at start with code {proc.returncode}")
-        try:
-            redis.Redis.from_url(url).ping()
-            return
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise WqError("redis-server did not answer within 10s")
-
-
-def start_workers(
-    n: int, env: Mapping[str, str], command: list[str]
-) -> list["subprocess.Popen[bytes]"]:
-    argv = [sys.executable, "-m", "wq", "work", *(["--", *command] if command else [])]
+def start_workers(n: int, env: Mapping[str, str]) -> list["subprocess.Popen[bytes]"]:
+    argv = [sys.executable, "-m", "wq", "work"]
     return [
         subprocess.Popen(argv, env={**os.environ, **env, "WQ_WORKER_ID": f"local-{i}"})
         for i in range(n)

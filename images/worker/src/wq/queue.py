@@ -1,7 +1,8 @@
-"""Queue operations on one run: lease, complete, fail, release, renew, reap, and counts.
+"""Queue operations on one run: seed, lease, complete, fail, release, renew, reap, and counts.
 
-Every state change is one Lua script call, so it is atomic; every call goes through the
-Retrying wrapper, so a Redis outage is retried and then raised, never read as "no work".
+This is the only module that talks to Redis. Every state change is one Lua script call, so
+it is atomic; every call goes through the Retrying wrapper, so a Redis outage is retried and
+then raised, never read as "no work".
 """
 
 from collections.abc import Sequence
@@ -11,14 +12,22 @@ from typing import Any, cast
 import redis
 from redis.commands.core import Script
 
-from wq.connection import Retrying
-from wq.item import Item, split_chunk
-from wq.keys import RunKeys
+from wq import layout
+from wq.connection import RedisSettings, Retrying
+from wq.item import Item
+from wq.keys import RunKeys, check_run_id
+from wq.logs import EventLog
+from wq.options import ConnectionConfig
 from wq.scripts import Scripts
-from wq.status import RunStatus
+from wq.status import RunStatus, is_drained
 
 # One Lua call handles at most this many positions, well under Lua's unpack() limit.
 MAX_BATCH = 1000
+# Staging writes: fields per HSET, HSETs per round trip, and how long an uncommitted
+# staging hash lives.
+FIELDS_PER_HSET = 64
+HSETS_PER_ROUND_TRIP = 16
+STAGING_TTL_S = 3600
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,7 @@ class LeaseReply:
 
     @property
     def drained(self) -> bool:
-        return self.seeded and self.pending == 0 and self.in_flight == 0
+        return is_drained(self.seeded, self.pending, self.in_flight)
 
     @property
     def expired_leases(self) -> bool:
@@ -51,6 +60,21 @@ class DeadItem:
     item: str  # JSON text
 
 
+def open_queue(config: ConnectionConfig, log: EventLog) -> "RunQueue":
+    """The run's queue on the configured Redis; outages are retried for `redis_wait` seconds
+    with a warning each time."""
+    run = check_run_id(config.run_id)
+    settings = RedisSettings.from_url(config.redis_url, config.redis_password)
+    retrying = Retrying(
+        settings,
+        config.redis_wait,
+        on_retry=lambda waited, exc: log.warning(
+            "redis.retry", url=settings.display, waited_s=round(waited, 1), error=str(exc)
+        ),
+    )
+    return RunQueue(settings.client(), run, retrying)
+
+
 class RunQueue:
     def __init__(self, client: redis.Redis, run: str, retrying: Retrying) -> None:
         self.client = client
@@ -61,6 +85,55 @@ class RunQueue:
 
     def close(self) -> None:
         self.client.close()
+
+    # Seeding (the policy is in wq.seeder; these are its Redis calls).
+
+    def stage_items(self, staging: str, items: Sequence[str]) -> None:
+        """Fill a staging hash with JSON-encoded items, laid out like the items hash; it
+        expires unless committed, in case this seeder dies."""
+
+        def stage() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(staging)  # a retry after an outage starts afresh
+            args: list[str | int] = []
+            for n, (field, blob) in enumerate(layout.chunk_fields(items), start=1):
+                args += (field, blob)
+                if n % FIELDS_PER_HSET == 0:
+                    pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
+                    args = []
+                if n % (FIELDS_PER_HSET * HSETS_PER_ROUND_TRIP) == 0:
+                    pipe.expire(staging, STAGING_TTL_S)
+                    pipe.execute()
+            if args:
+                pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
+            pipe.expire(staging, STAGING_TTL_S)
+            pipe.execute()
+
+        self.call(stage)
+
+    def commit_seed(self, staging: str, total: int, kind: str, start: int, step: int) -> bool:
+        """Make a staged run (or a range run) the run, with its seeded marker; False when the
+        run was seeded already (the staging is dropped)."""
+        k = self.keys
+        args: list[str | int] = [total, kind, start, step, layout.ITEMS_PER_FIELD]
+        seeded: int = self.call(
+            lambda: self.scripts.seed(keys=[k.meta, k.items, staging], args=args)
+        )
+        return int(seeded) == 1
+
+    def adopt(self, source: str) -> int | None:
+        """Make a plain list the run's items; None when the run was seeded already."""
+        k = self.keys
+        n: int = self.call(
+            lambda: self.scripts.adopt(
+                keys=[k.meta, k.items, source], args=[layout.ITEMS_PER_FIELD]
+            )
+        )
+        return None if int(n) < 0 else int(n)
+
+    def total(self) -> int:
+        value = self.call(lambda: self.client.hget(self.keys.meta, layout.TOTAL))
+        return int(value or 0)
 
     # The hot path: lease, complete, fail.
 
@@ -145,10 +218,19 @@ class RunQueue:
         )
         return int(result[0]), int(result[1])
 
+    def reap_all(self, max_attempts: int) -> tuple[int, int]:
+        """Reclaim every expired lease, in bounded calls; returns (requeued, dead-lettered)."""
+        requeued = dead = 0
+        while True:
+            r, d = self.reap(max_attempts)
+            requeued, dead = requeued + r, dead + d
+            if r + d == 0:
+                return requeued, dead
+
     # Reading and admin.
 
     def is_seeded(self) -> bool:
-        return bool(self.call(lambda: self.client.hexists(self.keys.meta, "seeded")))
+        return bool(self.call(lambda: self.client.hexists(self.keys.meta, layout.SEEDED)))
 
     def status(self) -> RunStatus:
         k = self.keys
@@ -164,23 +246,23 @@ class RunQueue:
             return pipe.execute()
 
         meta, requeued, in_flight, done, dead, now = self.call(snapshot)
-        total = int(meta.get("total", 0))
-        cursor = int(meta.get("cursor", 0))
+        total = int(meta.get(layout.TOTAL, 0))
+        cursor = int(meta.get(layout.CURSOR, 0))
         now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
-        first = meta.get("first_lease_ms")
+        first = meta.get(layout.FIRST_LEASE_MS)
         elapsed = (now_ms - int(first)) / 1000 if first else None
         return RunStatus(
             run=self.run,
-            seeded="seeded" in meta,
+            seeded=layout.SEEDED in meta,
             total=total,
             pending=int(requeued) + total - cursor,
             in_flight=int(in_flight),
             done=int(done),
             dead=int(dead),
-            retried=int(meta.get("retried", 0)),
-            released=int(meta.get("released", 0)),
-            executions=int(meta.get("executions", 0)),
-            stale=int(meta.get("stale", 0)),
+            retried=int(meta.get(layout.RETRIED, 0)),
+            released=int(meta.get(layout.RELEASED, 0)),
+            executions=int(meta.get(layout.EXECUTIONS, 0)),
+            stale=int(meta.get(layout.STALE, 0)),
             elapsed_s=elapsed,
             rate=done / elapsed if elapsed and elapsed > 0 else None,
         )
@@ -192,16 +274,20 @@ class RunQueue:
             errors = cast(dict[str, str], self.client.hgetall(k.dead))
             positions = sorted(map(int, errors))
             kind, start, step, chunk = cast(
-                list[str], self.client.hmget(k.meta, "kind", "range_start", "range_step", "chunk")
+                list[str],
+                self.client.hmget(
+                    k.meta, layout.KIND, layout.RANGE_START, layout.RANGE_STEP, layout.CHUNK
+                ),
             )
-            if kind == "range":
-                payloads = [str(int(start) + p * int(step)) for p in positions]
+            if kind == layout.KIND_RANGE:
+                payloads = [layout.range_item(int(start), int(step), p) for p in positions]
             else:
                 size = int(chunk or 1)
-                fields = sorted({p // size for p in positions})
+                where = [layout.field_of(p, size) for p in positions]
+                fields = sorted({f for f, _ in where})
                 blobs = cast(list[str | None], self.client.hmget(k.items, fields)) if fields else []
-                split = {f: split_chunk(b or "") for f, b in zip(fields, blobs, strict=True)}
-                payloads = [split[p // size][p % size] for p in positions]
+                split = {f: layout.split_chunk(b or "") for f, b in zip(fields, blobs, strict=True)}
+                payloads = [split[f][i] for f, i in where]
             return [
                 DeadItem(position=p, error=errors[str(p)], item=v)
                 for p, v in zip(positions, payloads, strict=True)

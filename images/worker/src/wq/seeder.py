@@ -8,14 +8,13 @@ and does nothing; workers wait for the marker, so they never see a half-seeded r
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from wq.items_source import ItemRange
+from wq import layout
+from wq.errors import ConfigError
+from wq.item import encode
+from wq.items_source import ItemRange, read_items_file
 from wq.queue import RunQueue
-
-ITEMS_PER_FIELD = 32  # items joined into one field of the items hash (keys.RunKeys.items)
-FIELDS_PER_HSET = 64
-HSETS_PER_ROUND_TRIP = 16
-STAGING_TTL_S = 3600
 
 
 @dataclass(frozen=True)
@@ -24,64 +23,75 @@ class SeedResult:
     seeded_now: bool  # False when the run had been seeded already (a retry)
 
 
+@dataclass(frozen=True)
+class ItemsSource:
+    """Where `wq seed` and `wq run` take a run's items from: exactly one of these is given."""
+
+    items: tuple[str, ...] = ()  # plain strings from the command line
+    items_file: Path | None = None
+    items_format: str | None = None  # of items_file; None: from its extension
+    item_range: str | None = None  # START:END[:STEP]
+    adopt_list: str | None = None  # a plain Redis list filled by hand
+
+    def check(self) -> None:
+        given = [
+            name
+            for name, value in (
+                ("ITEMS", self.items),
+                ("--items-file", self.items_file),
+                ("--range", self.item_range),
+                ("--adopt-list", self.adopt_list),
+            )
+            if value
+        ]
+        if len(given) != 1:
+            raise ConfigError(
+                "give items in exactly one way: ITEMS, --items-file, --range or --adopt-list"
+                + (f" (got {' and '.join(given)})" if given else " (got none)")
+            )
+
+
+def seed_from(queue: RunQueue, source: ItemsSource) -> SeedResult:
+    """Seed the run from whichever source was given."""
+    source.check()
+    if source.item_range:
+        return seed_range(queue, ItemRange.parse(source.item_range))
+    if source.adopt_list:
+        return adopt_list(queue, source.adopt_list)
+    if source.items_file:
+        return seed_items(queue, read_items_file(source.items_file, source.items_format))
+    return seed_items(queue, [encode(i) for i in source.items])
+
+
 def seed_items(queue: RunQueue, items: Sequence[str]) -> SeedResult:
     """Seed JSON-encoded items in order; a no-op if the run is already seeded."""
     if queue.is_seeded():
-        return SeedResult(total=_total(queue), seeded_now=False)
+        return SeedResult(total=queue.total(), seeded_now=False)
     staging = queue.keys.staging_items(secrets.token_hex(8))
     if items:
-        queue.call(lambda: _stage(queue, staging, items))
-    return _commit(queue, staging, len(items), "list", 0, 1)
+        queue.stage_items(staging, items)
+    return _commit(queue, staging, len(items), layout.KIND_LIST, 0, 1)
 
 
 def seed_range(queue: RunQueue, item_range: ItemRange) -> SeedResult:
-    """A range run stores no items: each worker computes item = start + position * step."""
+    """A range run stores no items: each worker computes them (layout.range_item)."""
     staging = queue.keys.staging_items("range")
-    return _commit(queue, staging, len(item_range), "range", item_range.start, item_range.step)
+    return _commit(
+        queue, staging, len(item_range), layout.KIND_RANGE, item_range.start, item_range.step
+    )
 
 
 def adopt_list(queue: RunQueue, source: str) -> SeedResult:
     """Turn a plain list filled by hand into this run (the Kubernetes docs' workflow)."""
-    k = queue.keys
-    n: int = queue.call(
-        lambda: queue.scripts.adopt(keys=[k.meta, k.items, source], args=[ITEMS_PER_FIELD])
-    )
-    if int(n) < 0:
-        return SeedResult(total=_total(queue), seeded_now=False)
-    return SeedResult(total=int(n), seeded_now=True)
-
-
-def _stage(queue: RunQueue, staging: str, items: Sequence[str]) -> None:
-    client = queue.client
-    client.delete(staging)  # a retry after an outage starts this seeder's staging afresh
-    pipe = client.pipeline(transaction=False)
-    per_hset = ITEMS_PER_FIELD * FIELDS_PER_HSET
-    for n, start in enumerate(range(0, len(items), per_hset), start=1):
-        args: list[str | int] = []
-        for first in range(start, min(start + per_hset, len(items)), ITEMS_PER_FIELD):
-            args += (first // ITEMS_PER_FIELD, "\n".join(items[first : first + ITEMS_PER_FIELD]))
-        pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
-        if n % HSETS_PER_ROUND_TRIP == 0:
-            pipe.expire(staging, STAGING_TTL_S)
-            pipe.execute()
-    pipe.expire(staging, STAGING_TTL_S)
-    pipe.execute()
+    adopted = queue.adopt(source)
+    if adopted is None:
+        return SeedResult(total=queue.total(), seeded_now=False)
+    return SeedResult(total=adopted, seeded_now=True)
 
 
 def _commit(
     queue: RunQueue, staging: str, total: int, kind: str, start: int, step: int
 ) -> SeedResult:
-    k = queue.keys
-    seeded: int = queue.call(
-        lambda: queue.scripts.seed(
-            keys=[k.meta, k.items, staging], args=[total, kind, start, step, ITEMS_PER_FIELD]
-        )
-    )
-    if int(seeded) == 1:
+    if queue.commit_seed(staging, total, kind, start, step):
         return SeedResult(total=total, seeded_now=True)
-    return SeedResult(total=_total(queue), seeded_now=False)
-
-
-def _total(queue: RunQueue) -> int:
-    value = queue.call(lambda: queue.client.hget(queue.keys.meta, "total"))
-    return int(value or 0)
+    return SeedResult(total=queue.total(), seeded_now=False)

@@ -4,6 +4,11 @@ import json
 from dataclasses import asdict, dataclass
 
 
+def is_drained(seeded: bool, pending: int, in_flight: int) -> bool:
+    """Nothing pending and nothing in flight in a seeded run: every item is done or dead."""
+    return seeded and pending == 0 and in_flight == 0
+
+
 @dataclass(frozen=True)
 class RunStatus:
     run: str
@@ -22,8 +27,7 @@ class RunStatus:
 
     @property
     def drained(self) -> bool:
-        """Nothing pending and nothing in flight: every item is done or dead."""
-        return self.seeded and self.pending == 0 and self.in_flight == 0
+        return is_drained(self.seeded, self.pending, self.in_flight)
 
     @property
     def clean(self) -> bool:

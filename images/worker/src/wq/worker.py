@@ -6,15 +6,16 @@ died is picked up by a survivor. SIGTERM releases every lease it holds at once, 
 up an attempt, and exits 143.
 """
 
+import os
 import queue as stdqueue
 import secrets
 import signal
+import socket
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import FrameType
 from typing import NamedTuple, Protocol
 
@@ -22,28 +23,12 @@ from wq.errors import SeedTimeout, WqError
 from wq.handlers import Handler
 from wq.item import Item
 from wq.logs import EventLog
+from wq.options import WorkerConfig
 from wq.queue import MAX_BATCH, RunQueue
 
 EXIT_DRAINED = 0
 EXIT_DEAD_ITEMS = 3
 EXIT_STOPPED = 128 + signal.SIGTERM
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    worker_id: str
-    lease_s: float = 30.0
-    item_timeout_s: float = 0.0  # 0: no limit
-    max_attempts: int = 3
-    concurrency: int = 1
-    seed_wait_s: float = 300.0
-    poll_s: float = 1.0
-    fail_on_dead: bool = False
-    # Adaptive batching: lease about this many seconds of work per slot, so millisecond items
-    # come in big batches and slow items one at a time (never hoarded).
-    batch_target_s: float = 0.5
-    max_batch: int = 500
-    flush_interval_s: float = 0.2  # longest a finished item waits to be recorded
 
 
 class StopRequested(BaseException):
@@ -96,6 +81,9 @@ class Slots(Protocol):
     def submit(self, token: str, item: Item) -> None: ...
 
     def results(self, timeout: float) -> list[Outcome]: ...
+
+    def interrupt(self) -> None:
+        """Called from a signal handler: stop an item running in this (the main) thread."""
 
 
 def _run(handler: Handler, token: str, item: Item) -> Outcome:
@@ -161,6 +149,11 @@ class InlineSlots:
         done, self._done = self._done, []
         return done
 
+    def interrupt(self) -> None:
+        if self.in_handler:
+            self.in_handler = False
+            raise StopRequested()
+
 
 class ThreadSlots:
     """`concurrency` handler slots on daemon threads (daemon: a shutdown need not wait for a
@@ -203,6 +196,9 @@ class ThreadSlots:
         self._busy -= len(out)
         return out
 
+    def interrupt(self) -> None:
+        pass  # slot threads are daemons: the shutdown does not wait for them
+
 
 class Heartbeat(threading.Thread):
     """Renews every held lease each third of the lease length, so a lease outlives a slow
@@ -235,7 +231,8 @@ class Worker:
         self.queue = queue
         self.handler = handler
         self.config = config
-        self.log = log.bind(run=queue.run, worker=config.worker_id)
+        self.worker_id = config.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.log = log.bind(run=queue.run, worker=self.worker_id)
         self.stop = threading.Event()
         self.held = Held()
         self.slots: Slots = (
@@ -261,9 +258,7 @@ class Worker:
         if not self.stop.is_set():
             self.log.info("stop.requested", signal=signal.Signals(signum).name)
         self.stop.set()
-        if isinstance(self.slots, InlineSlots) and self.slots.in_handler:
-            self.slots.in_handler = False
-            raise StopRequested()
+        self.slots.interrupt()
 
     # The run.
 
@@ -394,7 +389,7 @@ class Worker:
         finished, self.finished = self.finished, defaultdict(list)
         self.unflushed = 0
         for token, positions in finished.items():
-            stale = self.queue.complete(token, self.config.worker_id, positions)
+            stale = self.queue.complete(token, self.worker_id, positions)
             self.held.remove(token, positions)
             self.processed += len(positions) - len(stale)
             if stale:

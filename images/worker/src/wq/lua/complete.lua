@@ -2,7 +2,7 @@
 -- A position whose lease expired (reaped, maybe leased to another worker) is skipped, so a
 -- late result never overwrites or doubles the current holder's.
 --
--- KEYS[1] meta    hash: counter 'stale'
+-- KEYS[1] meta    hash: counter 'stale' (fields in wq/layout.py)
 -- KEYS[2] leases  zset: "position:token" -> deadline
 -- KEYS[3] done    hash: position -> worker id
 -- ARGV[1] token   the worker's lease token
@@ -11,28 +11,32 @@
 --
 -- Returns the positions that were NOT recorded because the token no longer holds them.
 
+local meta_key, leases_key, done_key = KEYS[1], KEYS[2], KEYS[3]
+local token, worker = ARGV[1], ARGV[2]
+local FIRST_POSITION = 3
+
 local members = {}
-for i = 3, #ARGV do
-  members[#members + 1] = ARGV[i] .. ':' .. ARGV[1]
+for i = FIRST_POSITION, #ARGV do
+  members[#members + 1] = ARGV[i] .. ':' .. token
 end
-local scores = redis.call('ZMSCORE', KEYS[2], unpack(members))
+local scores = redis.call('ZMSCORE', leases_key, unpack(members))
 local held, done, stale = {}, {}, {}
 for i, score in ipairs(scores) do
-  local p = ARGV[i + 2]
+  local p = ARGV[i + FIRST_POSITION - 1]
   if score then
     held[#held + 1] = members[i]
     done[#done + 1] = p
-    done[#done + 1] = ARGV[2]
+    done[#done + 1] = worker
   else
     stale[#stale + 1] = p
   end
 end
 if #held > 0 then
   -- A held position cannot be done already: only its holder can complete it.
-  redis.call('ZREM', KEYS[2], unpack(held))
-  redis.call('HSET', KEYS[3], unpack(done))
+  redis.call('ZREM', leases_key, unpack(held))
+  redis.call('HSET', done_key, unpack(done))
 end
 if #stale > 0 then
-  redis.call('HINCRBY', KEYS[1], 'stale', #stale)
+  redis.call('HINCRBY', meta_key, 'stale', #stale)
 end
 return stale

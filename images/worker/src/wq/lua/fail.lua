@@ -1,7 +1,7 @@
 -- fail.lua: an attempt at one item failed. Retry it, or dead-letter it once it has used up
 -- its attempts. Ignored (returns 'stale') when the token no longer holds the position.
 --
--- KEYS[1] meta      hash: counter 'retried'
+-- KEYS[1] meta      hash: counters 'retried', 'stale' (fields in wq/layout.py)
 -- KEYS[2] requeue   list of positions that came back
 -- KEYS[3] leases    zset: "position:token" -> deadline
 -- KEYS[4] attempts  hash: position -> attempts so far (absent: 1)
@@ -11,18 +11,21 @@
 --
 -- Returns 'retry', 'dead' or 'stale'.
 
-local p = ARGV[2]
-if redis.call('ZREM', KEYS[3], p .. ':' .. ARGV[1]) == 0 then
-  redis.call('HINCRBY', KEYS[1], 'stale', 1)
+local meta_key, requeue_key, leases_key = KEYS[1], KEYS[2], KEYS[3]
+local attempts_key, dead_key, errors_key = KEYS[4], KEYS[5], KEYS[6]
+local token, p, err, max_attempts = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+
+if redis.call('ZREM', leases_key, p .. ':' .. token) == 0 then
+  redis.call('HINCRBY', meta_key, 'stale', 1)
   return 'stale'
 end
-redis.call('HSET', KEYS[6], p, ARGV[3])
-local attempts = tonumber(redis.call('HGET', KEYS[4], p) or '1')
-if attempts >= tonumber(ARGV[4]) then
-  redis.call('HSET', KEYS[5], p, ARGV[3])
+redis.call('HSET', errors_key, p, err)
+local attempts = tonumber(redis.call('HGET', attempts_key, p) or '1')
+if attempts >= max_attempts then
+  redis.call('HSET', dead_key, p, err)
   return 'dead'
 end
-redis.call('HSET', KEYS[4], p, attempts)
-redis.call('RPUSH', KEYS[2], p)
-redis.call('HINCRBY', KEYS[1], 'retried', 1)
+redis.call('HSET', attempts_key, p, attempts)
+redis.call('RPUSH', requeue_key, p)
+redis.call('HINCRBY', meta_key, 'retried', 1)
 return 'retry'

@@ -2,8 +2,10 @@
 -- (expired, failed, released) are taken first. Does not reap: the reply carries the earliest
 -- lease deadline so the caller knows when reap.lua has work.
 --
+-- The meta fields, the items layout and the range formula are described in wq/layout.py.
+--
 -- KEYS[1] meta      hash: total, cursor, seeded, kind, range_start, range_step, chunk, counters
--- KEYS[2] items     hash: chunk number -> up to `chunk` items as JSON, joined by newlines
+-- KEYS[2] items     hash: field -> up to `chunk` items as JSON, joined by newlines
 --                   (list runs only; JSON text never holds a raw newline)
 -- KEYS[3] requeue   list of positions that came back
 -- KEYS[4] leases    zset: "position:token" -> deadline (ms)
@@ -15,24 +17,27 @@
 -- Returns {seeded (0|1), now_ms, earliest_deadline_ms (-1 if none), pending, in_flight,
 --          position_1, attempt_1, item_1, position_2, ...}
 
+local meta_key, items_key, requeue_key, leases_key, attempts_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local want, lease_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local meta = redis.call('HMGET', KEYS[1], 'seeded', 'total', 'cursor', 'kind', 'range_start',
+local meta = redis.call('HMGET', meta_key, 'seeded', 'total', 'cursor', 'kind', 'range_start',
   'range_step', 'chunk')
 if not meta[1] then
   return {0, now, -1, 0, 0}
 end
 local total = tonumber(meta[2])
 local cursor = tonumber(meta[3])
-local want = tonumber(ARGV[1])
 local positions, attempts = {}, {}
 
 if want > 0 then
-  local back = redis.call('LPOP', KEYS[3], want)
+  local back = redis.call('LPOP', requeue_key, want)
   if back then
     for _, p in ipairs(back) do
       positions[#positions + 1] = tonumber(p)
-      attempts[#attempts + 1] = redis.call('HINCRBY', KEYS[5], p, 1)
+      attempts[#attempts + 1] = redis.call('HINCRBY', attempts_key, p, 1)
     end
   end
   local fresh = math.min(want - #positions, total - cursor)
@@ -43,22 +48,22 @@ if want > 0 then
       attempts[#attempts + 1] = 1
     end
     cursor = cursor + fresh
-    redis.call('HSET', KEYS[1], 'cursor', cursor)
+    redis.call('HSET', meta_key, 'cursor', cursor)
   end
 end
 
 local reply = {1, now, -1, 0, 0}
 local n = #positions
 if n > 0 then
-  local deadline = now + tonumber(ARGV[2])
+  local deadline = now + lease_ms
   local zargs = {}
   for i, p in ipairs(positions) do
     zargs[2 * i - 1] = deadline
-    zargs[2 * i] = p .. ':' .. ARGV[3]
+    zargs[2 * i] = p .. ':' .. token
   end
-  redis.call('ZADD', KEYS[4], unpack(zargs))
-  redis.call('HINCRBY', KEYS[1], 'executions', n)
-  redis.call('HSETNX', KEYS[1], 'first_lease_ms', now)
+  redis.call('ZADD', leases_key, unpack(zargs))
+  redis.call('HINCRBY', meta_key, 'executions', n)
+  redis.call('HSETNX', meta_key, 'first_lease_ms', now)
 
   local payloads = {}
   if meta[4] == 'range' then
@@ -68,13 +73,13 @@ if n > 0 then
     end
   else
     local chunk = tonumber(meta[7])
-    local split = {}  -- chunk number -> its items, each chunk read and split once per call
+    local split = {}  -- field -> its items, each chunk read and split once per call
     for i, p in ipairs(positions) do
       local c = math.floor(p / chunk)
       local parts = split[c]
       if not parts then
         parts = {}
-        local blob = redis.call('HGET', KEYS[2], c) or ''
+        local blob = redis.call('HGET', items_key, c) or ''
         local start = 1
         while true do
           local nl = string.find(blob, '\n', start, true)
@@ -97,10 +102,10 @@ if n > 0 then
   end
 end
 
-local earliest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+local earliest = redis.call('ZRANGE', leases_key, 0, 0, 'WITHSCORES')
 if earliest[2] then
   reply[3] = tonumber(earliest[2])
 end
-reply[4] = redis.call('LLEN', KEYS[3]) + (total - cursor)
-reply[5] = redis.call('ZCARD', KEYS[4])
+reply[4] = redis.call('LLEN', requeue_key) + (total - cursor)
+reply[5] = redis.call('ZCARD', leases_key)
 return reply

@@ -1,7 +1,7 @@
 -- reap.lua: reclaim expired leases. An expired lease counts as an attempt: the item is
 -- retried, or dead-lettered once it has used up its attempts.
 --
--- KEYS[1] meta      hash: counter 'retried'
+-- KEYS[1] meta      hash: counter 'retried' (fields in wq/layout.py)
 -- KEYS[2] requeue   list of positions that came back
 -- KEYS[3] leases    zset: "position:token" -> deadline
 -- KEYS[4] attempts  hash: position -> attempts so far (absent: 1)
@@ -11,28 +11,31 @@
 --
 -- Returns {requeued, dead_lettered}.
 
+local meta_key, requeue_key, leases_key = KEYS[1], KEYS[2], KEYS[3]
+local attempts_key, dead_key, errors_key = KEYS[4], KEYS[5], KEYS[6]
+local max_attempts, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
-local max_attempts = tonumber(ARGV[1])
+local expired = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, limit)
 local requeued, dead = 0, 0
 for _, member in ipairs(expired) do
-  redis.call('ZREM', KEYS[3], member)
+  redis.call('ZREM', leases_key, member)
   local p = string.match(member, '^(%d+):')
-  local attempts = tonumber(redis.call('HGET', KEYS[4], p) or '1')
+  local attempts = tonumber(redis.call('HGET', attempts_key, p) or '1')
   local err = 'lease expired: the worker holding it stopped or lost contact (attempt '
     .. attempts .. ')'
-  redis.call('HSET', KEYS[6], p, err)
+  redis.call('HSET', errors_key, p, err)
   if attempts >= max_attempts then
-    redis.call('HSET', KEYS[5], p, err)
+    redis.call('HSET', dead_key, p, err)
     dead = dead + 1
   else
-    redis.call('HSET', KEYS[4], p, attempts)
-    redis.call('RPUSH', KEYS[2], p)
+    redis.call('HSET', attempts_key, p, attempts)
+    redis.call('RPUSH', requeue_key, p)
     requeued = requeued + 1
   end
 end
 if requeued > 0 then
-  redis.call('HINCRBY', KEYS[1], 'retried', requeued)
+  redis.call('HINCRBY', meta_key, 'retried', requeued)
 end
 return {requeued, dead}

@@ -1,7 +1,7 @@
 -- release.lua: hand leased items back without using up an attempt (graceful shutdown).
 -- They go to the front of the requeue list, in the order given, so they are leased next.
 --
--- KEYS[1] meta      hash: counter 'released'
+-- KEYS[1] meta      hash: counter 'released' (fields in wq/layout.py)
 -- KEYS[2] requeue   list of positions that came back
 -- KEYS[3] leases    zset: "position:token" -> deadline
 -- KEYS[4] attempts  hash: position -> attempts so far (absent: 1)
@@ -10,20 +10,24 @@
 --
 -- Returns the number of positions released (those the token still held).
 
+local meta_key, requeue_key, leases_key, attempts_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local token = ARGV[1]
+local FIRST_POSITION = 2
+
 local n = 0
-for i = #ARGV, 2, -1 do
+for i = #ARGV, FIRST_POSITION, -1 do
   local p = ARGV[i]
-  if redis.call('ZREM', KEYS[3], p .. ':' .. ARGV[1]) == 1 then
+  if redis.call('ZREM', leases_key, p .. ':' .. token) == 1 then
     -- Leasing it again from the requeue list adds one, so take this attempt back; a first
     -- attempt (absent) stays absent and becomes 1 again.
-    if redis.call('HEXISTS', KEYS[4], p) == 1 then
-      redis.call('HINCRBY', KEYS[4], p, -1)
+    if redis.call('HEXISTS', attempts_key, p) == 1 then
+      redis.call('HINCRBY', attempts_key, p, -1)
     end
-    redis.call('LPUSH', KEYS[2], p)
+    redis.call('LPUSH', requeue_key, p)
     n = n + 1
   end
 end
 if n > 0 then
-  redis.call('HINCRBY', KEYS[1], 'released', n)
+  redis.call('HINCRBY', meta_key, 'released', n)
 end
 return n

@@ -6,23 +6,27 @@
 --
 -- Returns the positions the token no longer holds (their leases were lost).
 
+local leases_key = KEYS[1]
+local token, lease_ms = ARGV[1], tonumber(ARGV[2])
+local FIRST_POSITION = 3
+
 local t = redis.call('TIME')
-local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
+local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + lease_ms
 local members = {}
-for i = 3, #ARGV do
-  members[#members + 1] = ARGV[i] .. ':' .. ARGV[1]
+for i = FIRST_POSITION, #ARGV do
+  members[#members + 1] = ARGV[i] .. ':' .. token
 end
-local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
+local scores = redis.call('ZMSCORE', leases_key, unpack(members))
 local renew, lost = {}, {}
 for i, score in ipairs(scores) do
   if score then
     renew[#renew + 1] = deadline
     renew[#renew + 1] = members[i]
   else
-    lost[#lost + 1] = ARGV[i + 2]
+    lost[#lost + 1] = ARGV[i + FIRST_POSITION - 1]
   end
 end
 if #renew > 0 then
-  redis.call('ZADD', KEYS[1], 'XX', unpack(renew))
+  redis.call('ZADD', leases_key, 'XX', unpack(renew))
 end
 return lost

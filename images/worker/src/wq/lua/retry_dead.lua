@@ -6,11 +6,13 @@
 --
 -- Returns the number of items requeued.
 
-local positions = redis.call('HKEYS', KEYS[3])
+local requeue_key, attempts_key, dead_key = KEYS[1], KEYS[2], KEYS[3]
+
+local positions = redis.call('HKEYS', dead_key)
 for _, p in ipairs(positions) do
   -- Leasing from the requeue list adds one: 0 makes the next lease attempt 1.
-  redis.call('HSET', KEYS[2], p, 0)
-  redis.call('RPUSH', KEYS[1], p)
+  redis.call('HSET', attempts_key, p, 0)
+  redis.call('RPUSH', requeue_key, p)
 end
-redis.call('DEL', KEYS[3])
+redis.call('DEL', dead_key)
 return #positions

@@ -1,25 +1,28 @@
 -- seed.lua: commit a run, once. The seeder has staged list items into a staging hash; this
 -- renames it into place and sets the seeded marker in one step, so workers never see a
--- half-seeded run and a retried seeder never seeds twice.
+-- half-seeded run and a retried seeder never seeds twice. Layout: wq/layout.py.
 --
 -- KEYS[1] meta     hash: total, cursor, kind, range_start, range_step, chunk, seeded
--- KEYS[2] items    hash: chunk number -> items as JSON joined by newlines
+-- KEYS[2] items    hash: field -> `chunk` items as JSON joined by newlines
 -- KEYS[3] staging  hash filled by this seeder (may be absent for an empty or range run)
 -- ARGV[1] total  ARGV[2] kind ('list' or 'range')  ARGV[3] range_start  ARGV[4] range_step
 -- ARGV[5] chunk (items per field of the items hash)
 --
 -- Returns 1 if this call seeded the run, 0 if the run was already seeded.
 
-if redis.call('HEXISTS', KEYS[1], 'seeded') == 1 then
-  redis.call('DEL', KEYS[3])
+local meta_key, items_key, staging_key = KEYS[1], KEYS[2], KEYS[3]
+local total, kind, range_start, range_step, chunk = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+
+if redis.call('HEXISTS', meta_key, 'seeded') == 1 then
+  redis.call('DEL', staging_key)
   return 0
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('RENAME', KEYS[3], KEYS[2])
-  redis.call('PERSIST', KEYS[2])
+if redis.call('EXISTS', staging_key) == 1 then
+  redis.call('RENAME', staging_key, items_key)
+  redis.call('PERSIST', items_key)
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], 'total', ARGV[1], 'cursor', 0, 'kind', ARGV[2],
-  'range_start', ARGV[3], 'range_step', ARGV[4], 'chunk', ARGV[5], 'seeded', now)
+redis.call('HSET', meta_key, 'total', total, 'cursor', 0, 'kind', kind,
+  'range_start', range_start, 'range_step', range_step, 'chunk', chunk, 'seeded', now)
 return 1

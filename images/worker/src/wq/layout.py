@@ -1,0 +1,60 @@
+"""How a run's data is laid out inside its keys (key names are in wq.keys).
+
+The Lua scripts in wq/lua follow this layout too; their headers point here. Change it in
+both places or not at all.
+
+meta hash (keys.RunKeys.meta), fields:
+  total, cursor          items in the run; next position never leased yet
+  seeded                 Redis time (ms) of the seeding commit; absent: not seeded
+  kind                   'list' (items stored) or 'range' (items computed)
+  range_start, range_step  a range run's item at position p is range_start + p * range_step
+  chunk                  items per field of the items hash (ITEMS_PER_FIELD at seeding)
+  retried, released, executions, stale, first_lease_ms   counters and the first lease time
+
+items hash (keys.RunKeys.items): field p // chunk holds `chunk` items as JSON text joined by
+"\\n" (JSON text never holds a raw newline); one field per item would make seeding a million
+items several times slower.
+"""
+
+from collections.abc import Iterator, Sequence
+
+ITEMS_PER_FIELD = 32
+SEPARATOR = "\n"
+
+# Fields of the meta hash.
+TOTAL = "total"
+CURSOR = "cursor"
+SEEDED = "seeded"
+KIND = "kind"
+RANGE_START = "range_start"
+RANGE_STEP = "range_step"
+CHUNK = "chunk"
+RETRIED = "retried"
+RELEASED = "released"
+EXECUTIONS = "executions"
+STALE = "stale"
+FIRST_LEASE_MS = "first_lease_ms"
+
+KIND_LIST = "list"
+KIND_RANGE = "range"
+
+
+def chunk_fields(items: Sequence[str], chunk: int = ITEMS_PER_FIELD) -> Iterator[tuple[int, str]]:
+    """(field, joined items) of the items hash for items in seed order."""
+    for first in range(0, len(items), chunk):
+        yield first // chunk, SEPARATOR.join(items[first : first + chunk])
+
+
+def split_chunk(blob: str) -> list[str]:
+    """The items of one field of the items hash."""
+    return blob.split(SEPARATOR)
+
+
+def field_of(position: int, chunk: int) -> tuple[int, int]:
+    """(field, index within the field) of a list run's position."""
+    return divmod(position, chunk)
+
+
+def range_item(start: int, step: int, position: int) -> str:
+    """A range run's item at `position`, as JSON text."""
+    return str(start + position * step)
