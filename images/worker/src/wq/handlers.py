@@ -49,7 +49,10 @@ class DemoHandler:
         self.sleep_s = sleep_s
 
     def __call__(self, item: Item) -> None:
-        print(f"Working on {item.text}", flush=True)
+        # One write per line: print() writes the text and the newline separately, and worker
+        # processes sharing a pipe (wq run) would interleave them mid-line.
+        sys.stdout.write(f"Working on {item.text}\n")
+        sys.stdout.flush()
         if self.sleep_s > 0:
             time.sleep(self.sleep_s)
 
