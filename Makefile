@@ -174,3 +174,7 @@ demo: venv wheelhouse tools ## The docs' nine fruits on kind: install, live prog
 .PHONY: bench
 bench: venv ## Per-item overhead vs the docs' client and redis-benchmark's ceiling.
 	$(PY) bench/throughput.py --out bench/results
+
+.PHONY: chaos
+chaos: venv ## 20k items under a SIGKILL every 2 s for 60 s: items lost, extra runs, recovery time.
+	$(PY) bench/chaos.py --out bench/results

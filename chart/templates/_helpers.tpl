@@ -132,6 +132,31 @@ Where the items come from: "itemRange", "itemsFile" or "items" (also for an empt
 {{- end }}
 
 {{/*
+Redis maxmemory: redis.maxmemory, else 85% of the container's memory limit (the rest is
+headroom for fragmentation and client buffers), else none. With the noeviction policy a full
+Redis refuses writes, which wq reports with the value to raise, instead of being OOM-killed
+and losing the run.
+*/}}
+{{- define "wq.redis.maxmemory" -}}
+{{- $redis := .Values.redis -}}
+{{- if $redis.maxmemory -}}
+{{- $redis.maxmemory -}}
+{{- else -}}
+{{- $limit := "" -}}
+{{- with $redis.resources }}{{ with .limits }}{{ with .memory }}{{ $limit = toString . }}{{ end }}{{ end }}{{ end -}}
+{{- if $limit -}}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- $pattern := "^([0-9]+(?:[.][0-9]+)?)([A-Za-z]*)$" -}}
+{{- $unit := regexReplaceAll $pattern $limit "${2}" -}}
+{{- if or (not (regexMatch $pattern $limit)) (not (hasKey $units $unit)) -}}
+{{- fail (printf "redis.resources.limits.memory %q: give a number with an optional k/M/G/T or Ki/Mi/Gi/Ti suffix, or set redis.maxmemory" $limit) -}}
+{{- end -}}
+{{- mulf (float64 (regexReplaceAll $pattern $limit "${1}")) (get $units $unit) 0.85 | floor | int64 -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 Secret holding the Redis password, or nothing when Redis needs none.
 */}}
 {{- define "wq.redis.passwordSecretName" -}}

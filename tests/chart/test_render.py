@@ -101,7 +101,7 @@ def test_worker_pod_failure_policy(helm: Helm) -> None:
     assert rules == [
         {
             "action": "FailJob",
-            "onExitCodes": {"containerName": "worker", "operator": "In", "values": [2, 3]},
+            "onExitCodes": {"containerName": "worker", "operator": "In", "values": [2, 3, 4]},
         },
         {
             "action": "Ignore",
@@ -348,6 +348,27 @@ def test_redis_deployment(helm: Helm) -> None:
     assert r.all("PersistentVolumeClaim") == []
 
 
+@pytest.mark.parametrize(
+    ("sets", "maxmemory"),
+    [
+        ([], "912680550"),  # 85% of the default 1Gi limit
+        (["redis.resources.limits.memory=512Mi"], "456340275"),
+        (["redis.resources.limits.memory=1.5G"], "1275000000"),
+        (["redis.maxmemory=2gb"], "2gb"),
+        (["redis.resources.limits=null"], None),  # no limit: Redis's own default (none)
+    ],
+)
+def test_redis_refuses_writes_when_full_instead_of_being_oom_killed(
+    helm: Helm, sets: list[str], maxmemory: str | None
+) -> None:
+    args = container(helm.render(sets=sets).one("Deployment", "redis"))["args"]
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    if maxmemory is None:
+        assert "--maxmemory" not in args
+    else:
+        assert args[args.index("--maxmemory") + 1] == maxmemory
+
+
 def test_redis_image_override_for_e2e(helm: Helm) -> None:
     values = {"redis": {"image": {"repository": "wq-redis", "tag": "e2e", "pullPolicy": "Never"}}}
     c = container(helm.render(values).one("Deployment", "redis"))
@@ -568,7 +589,7 @@ def test_helm_test_pod_checks_the_run(helm: Helm) -> None:
     assert pod["metadata"]["name"] == "wq-1-test"
     assert pod["spec"]["restartPolicy"] == "Never"
     assert container(pod)["command"] == ["wq"]
-    assert container(pod)["args"] == ["status", "--check"]
+    assert container(pod)["args"] == ["status", "--check", "--expect-seeded"]
     assert env(pod)["WQ_RUN"] == "wq-1"
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -120,6 +121,35 @@ def test_redis_restarts(release: Releases, namespace: Kube, volume: str) -> None
     assert new_redis != old_redis, "Redis was really restarted"
     assert_clean(rel.status(), total=30)
     assert sorted(rel.done_by()) == list(range(30))
+
+
+def test_redis_restart_without_persistence_fails_the_job_as_lost(
+    release: Releases, namespace: Kube, record_timing: Callable[[str, float], None]
+) -> None:
+    """Without persistence a restarted Redis has forgotten the run: the workers say so and exit
+    4, the Job fails at once through the pod failure policy, and helm test says the same."""
+    rel = release("forgetful")
+    rel.install(
+        {
+            "itemRange": {"start": 0, "end": 60},
+            "worker": {"parallelism": 2, "demoSleep": 1, "redisWait": 120},
+        }
+    )
+    wait_for_progress(rel, done=4, busy_pods=2)
+    (old_redis,) = namespace.pod_names(rel.selector("redis"))
+    namespace("delete", "pod", old_redis, "--wait=false")
+    deleted = time.monotonic()
+    failed = rel.wait(timeout=120, expect="Failed")
+    record_timing(
+        "redis restart without persistence: delete to Job Failed", time.monotonic() - deleted
+    )
+    condition = job_condition(failed, "Failed")
+    assert condition["reason"] == "PodFailurePolicy", condition
+    assert "exit code 4" in condition["message"], condition
+    assert "event=run.lost" in rel.worker_logs()
+    tested = rel.helm("test", rel.name, "--logs", check=False)
+    assert tested.returncode != 0, "helm test must fail on a lost run"
+    assert "was seeded but its keys are gone" in tested.stdout + tested.stderr
 
 
 POISON_ITEMS = ["1", "[2]", '{"three": 3}', "{oops", "5"]  # json.loads fails on "{oops"

@@ -4,6 +4,7 @@ Each execution is appended to a per-process file under $WQ_TEST_LOG_DIR, so a te
 how many times every item really ran, across processes that were killed."""
 
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,25 @@ def remember(value: Any) -> None:
 
 
 def record(value: Any) -> None:
-    """Sleep WQ_TEST_SLEEP seconds (default 0), then record the execution."""
+    """Sleep WQ_TEST_SLEEP seconds (default 0), then record the execution. With
+    WQ_TEST_LOG_STARTS set, also record `start:VALUE` before sleeping."""
+    if os.environ.get("WQ_TEST_LOG_STARTS"):
+        _log(f"start:{value}")
     time.sleep(float(os.environ.get("WQ_TEST_SLEEP", "0")))
     _log(value)
+
+
+def killer(value: Any) -> None:
+    """Like `record`, but the item WQ_TEST_KILLER kills its own worker (SIGKILL) each time it
+    runs, as an item that makes its pod run out of memory would."""
+    if str(value) == os.environ.get("WQ_TEST_KILLER"):
+        once = os.environ.get("WQ_TEST_KILL_ONCE")  # a marker file: kill only the first time
+        if not once or not Path(once).exists():
+            if once:
+                Path(once).touch()
+            _log(f"start:{value}")
+            os.kill(os.getpid(), signal.SIGKILL)
+    record(value)
 
 
 def fail_on_poison(value: Any) -> None:
@@ -36,8 +53,9 @@ def fail_on_poison(value: Any) -> None:
     _log(value)
 
 
-def executions(directory: Path) -> list[str]:
+def executions(directory: Path, starts: bool = False) -> list[str]:
+    """Every recorded execution (finished ones; with `starts`, the `start:` lines instead)."""
     lines: list[str] = []
     for f in sorted(directory.glob("*.log")):
         lines.extend(f.read_text().splitlines())
-    return lines
+    return [line for line in lines if line.startswith("start:") == starts]

@@ -9,7 +9,7 @@ import pytest
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
-from wq.local_redis import free_port
+from wq.local_redis import RedisServer, free_port
 
 SUBCOMMANDS = ["seed", "work", "status", "dead", "retry-dead", "reap", "purge", "run"]
 
@@ -92,8 +92,6 @@ def test_redis_outage_is_an_error_never_an_empty_queue() -> None:
 
 
 def test_wrong_password_is_a_configuration_error(tmp_path: Path) -> None:
-    from wq.local_redis import RedisServer
-
     server = RedisServer(tmp_path)
     server.start()
     try:
@@ -199,7 +197,8 @@ def test_reap_reclaims_expired_leases(redis_url: str, run_id: str) -> None:
     env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
     assert wq("seed", "a", "b", env=env).returncode == 0
     queue = make_queue(redis_url, run_id)
-    queue.lease(2, 0.05, "gone")
+    queue.lease(1, 0.05, "gone-a")  # leases of one item each: their expiry is charged
+    queue.lease(1, 0.05, "gone-b")
     wait_until("the leases to expire", lambda: queue.lease(0, 1, "probe").expired_leases, 10)
     result = wq("reap", "--max-attempts", "1", env=env)
     assert "requeued 0, dead-lettered 2" in result.stdout
@@ -246,3 +245,24 @@ def test_json_logs_are_one_object_per_line(redis_url: str, run_id: str) -> None:
     [line] = result.stderr.splitlines()
     record = json.loads(line)
     assert (record["event"], record["outcome"], record["total"]) == ("seed.done", "seeded", 1)
+
+
+def test_a_full_redis_is_a_clear_error_naming_what_to_raise(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        admin = server.connect()
+        admin.config_set("maxmemory", admin.info("memory")["used_memory"] + 200_000)
+        admin.close()
+        items = tmp_path / "items.txt"
+        items.write_text("".join(f"item-{n:08d}-{'x' * 40}\n" for n in range(100_000)))
+        result = wq(
+            "seed", "--run", "r", "--items-file", str(items), env={"WQ_REDIS_URL": server.url}
+        )
+        assert result.returncode == 1, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert "is full" in line
+        assert "redis.resources.limits.memory" in line
+        assert "itemRange" in line
+    finally:
+        server.stop()

@@ -84,6 +84,10 @@ class Fleet:
         self.live = []
         return codes
 
+    def stderr_of_exited(self) -> str:
+        """What the workers that exited by themselves logged (read once)."""
+        return "\n".join(p.stderr.read() for p, how in self.ended if how == "exit" and p.stderr)
+
     def stderr_of_failures(self) -> str:
         return "\n".join(
             p.stderr.read() for p, how in self.ended if how == "exit" and p.returncode and p.stderr
@@ -185,8 +189,8 @@ def test_sigterm_releases_leases_at_once_without_using_attempts(
         status = queue.status()
         assert status.released > 0
         assert status.retried == 0  # nothing had to wait for a lease to expire
-        attempts = {int(v) for v in queue.client.hvals(queue.keys.attempts)}
-        assert attempts == {1}  # no attempt was used up by a graceful stop
+        assert queue.client.hlen(queue.keys.attempts) == 0  # a graceful stop charges none
+        assert "lease.lost" not in fleet.stderr_of_exited()  # no false alarms
     finally:
         fleet.close()
         queue.close()
@@ -227,5 +231,174 @@ def test_redis_restarted_mid_run_loses_nothing(tmp_path: Path) -> None:
             fleet.close()
         assert_every_item_done_once(server.url, run, total)
         assert set(executions(tmp_path)) == {str(i) for i in range(total)}
+    finally:
+        server.stop()
+
+
+def replace_the_dead(fleet: Fleet, url: str, run: str, timeout: float) -> int:
+    """Starts a worker for each one that was killed, as the Job controller would, until the
+    run is drained; returns how many were killed."""
+    queue = make_queue(url, run)
+    killed = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while not queue.status().drained:
+            for p in [p for p in fleet.live if p.poll() is not None and p.returncode < 0]:
+                fleet.live.remove(p)
+                fleet.ended.append((p, "killed"))
+                killed += 1
+                fleet.start(1)
+            if time.monotonic() > deadline:
+                pytest.fail(f"run not drained after {timeout:g}s: {queue.status()}")
+            time.sleep(0.05)  # the polling interval
+    finally:
+        queue.close()
+    return killed
+
+
+@pytest.mark.timeout(240)
+def test_a_pod_killing_item_is_isolated_and_its_batch_mates_are_not_charged(
+    redis_url: str, run_id: str, tmp_path: Path
+) -> None:
+    total, poison = 300, 150
+    seed_range(redis_url, run_id, total)
+    fleet = Fleet(
+        redis_url,
+        run_id,
+        tmp_path,
+        WQ_PYTHON="tests.unit.sample_handlers:killer",
+        WQ_TEST_KILLER=str(poison),
+        WQ_LEASE="1",
+        WQ_MAX_ATTEMPTS="2",
+    )
+    try:
+        fleet.start(2)
+        # One death in a batch (charges nobody), then two alone (charge the poison twice).
+        assert replace_the_dead(fleet, redis_url, run_id, 180) == 3
+        codes = fleet.wait(60)
+        assert codes == [0] * len(codes), fleet.stderr_of_failures()
+    finally:
+        fleet.close()
+    queue = make_queue(redis_url, run_id)
+    status = queue.status()
+    [dead] = queue.dead_items()
+    attempts = queue.client.hgetall(queue.keys.attempts)
+    queue.close()
+    assert (dead.position, dead.error) == (
+        poison,
+        "its worker died 2 times while processing it (its lease expired)",
+    )
+    assert (status.done, status.dead) == (total - 1, 1)
+    assert attempts == {str(poison): "1"}  # nobody else was charged an attempt
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_workers_item_runs_again_while_fresh_items_remain(
+    redis_url: str, run_id: str, tmp_path: Path
+) -> None:
+    """Expired leases are reclaimed as soon as they expire, not when the fresh items run out."""
+    total, victim_item = 3000, 40
+    seed_range(redis_url, run_id, total)
+    once = tmp_path / "killed-once"
+    fleet = Fleet(
+        redis_url,
+        run_id,
+        tmp_path,
+        WQ_PYTHON="tests.unit.sample_handlers:killer",
+        WQ_TEST_KILLER=str(victim_item),
+        WQ_TEST_KILL_ONCE=str(once),
+        WQ_TEST_SLEEP="0.005",
+        WQ_LEASE="1",
+    )
+    queue = make_queue(redis_url, run_id)
+    try:
+        fleet.start(2)
+        wait_until("the victim item to kill its worker", once.exists, 60)
+        fleet.start(1)
+        wait_until(
+            "the victim item to run again",
+            lambda: str(victim_item) in executions(tmp_path),
+            120,
+        )
+        assert queue.status().pending > 0  # long before the fresh items ran out
+        replace_the_dead(fleet, redis_url, run_id, 180)
+        codes = fleet.wait(60)
+        assert codes == [0] * len(codes), fleet.stderr_of_failures()
+    finally:
+        fleet.close()
+        queue.close()
+    assert_every_item_done_once(redis_url, run_id, total)
+
+
+@pytest.mark.timeout(240)
+def test_a_paused_worker_does_not_run_the_rest_of_its_lost_batch(
+    redis_url: str, run_id: str, tmp_path: Path
+) -> None:
+    total = 400
+    seed_range(redis_url, run_id, total)
+    fleet = Fleet(
+        redis_url, run_id, tmp_path, WQ_TEST_SLEEP="0.02", WQ_LEASE="1", WQ_TEST_LOG_STARTS="1"
+    )
+    try:
+        fleet.start(1)
+        [paused] = fleet.live
+        log = tmp_path / f"{paused.pid}.log"
+        wait_until("the first worker to finish 5 items", lambda: _finished(log) >= 5, 60)
+        paused.send_signal(signal.SIGSTOP)
+        starts_before = _started(log)
+        fleet.start(1)  # takes over the paused worker's leases once they expire
+        wait_until("the run to drain", lambda: _done(redis_url, run_id) == total, 120)
+        paused.send_signal(signal.SIGCONT)
+        codes = fleet.wait(60)
+        assert codes == [0, 0], fleet.stderr_of_failures()
+        # At most the item it was in the middle of; none of the rest of its batch.
+        assert _started(log) == starts_before
+    finally:
+        fleet.close()
+    assert_every_item_done_once(redis_url, run_id, total)
+
+
+def _started(log: Path) -> int:
+    return sum(line.startswith("start:") for line in log.read_text().splitlines())
+
+
+def _finished(log: Path) -> int:
+    if not log.exists():
+        return 0
+    return sum(not line.startswith("start:") for line in log.read_text().splitlines())
+
+
+def _done(url: str, run: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.hlen(RunKeys(run).done))
+    finally:
+        client.close()
+
+
+@pytest.mark.timeout(240)
+def test_redis_restarted_without_persistence_ends_the_run_as_lost(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    run, total = "forgotten", 2000
+    try:
+        seed_range(server.url, run, total)
+        fleet = Fleet(server.url, run, tmp_path, WQ_TEST_SLEEP="0.01", WQ_REDIS_WAIT="60")
+        try:
+            fleet.start(2)
+            wait_for_done(server.url, run, 100)
+            server.stop(kill=True)
+            server.start()  # empty: no AOF, no snapshot
+            codes = fleet.wait(120)
+            errors = fleet.stderr_of_failures()
+            assert codes == [4, 4], errors
+            assert "was seeded but its keys are gone" in errors
+        finally:
+            fleet.close()
+        check = wq(
+            "status", "--check", "--expect-seeded", env={"WQ_REDIS_URL": server.url, "WQ_RUN": run}
+        )
+        assert check.returncode == 4
+        assert "was seeded but its keys are gone" in check.stderr
     finally:
         server.stop()

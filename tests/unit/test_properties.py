@@ -32,14 +32,20 @@ items_strategy = st.lists(
 
 
 class QueueModel(RuleBasedStateMachine):
-    """Each position is in exactly one state: pending, held by a token, done or dead."""
+    """Each position is in exactly one state: pending (in the requeue list, the suspects list
+    or not leased yet), held by a token, done or dead; and the queue leases exactly what the
+    model says it must."""
 
     def __init__(self, url: str) -> None:
         super().__init__()
         self.queue = make_queue(url, f"prop-{time.monotonic_ns()}-{next(_machines)}")
         self.values: list[object] = []
         self.held: dict[str, set[int]] = {}
-        self.attempts: dict[int, int] = {}
+        self.attempts: dict[int, int] = {}  # charged attempts
+        self.requeue: list[int] = []  # came back after a failure or a release
+        self.suspects: list[int] = []  # came back from an expired lease of several
+        self.cursor = 0  # next fresh position
+        self.solo: dict[str, int] = {}  # token -> its one position
         self.done: set[int] = set()
         self.dead: set[int] = set()
         self.tokens = itertools.count()
@@ -55,24 +61,35 @@ class QueueModel(RuleBasedStateMachine):
         # A second seed of the same run must change nothing.
         seed_items(self.queue, [encode("intruder")])
 
+    def _expected_lease(self, n: int) -> list[int]:
+        if n == 0:
+            return []
+        expected, self.requeue = self.requeue[:n], self.requeue[n:]
+        if not expected and self.suspects:
+            return [self.suspects.pop(0)]  # a suspect is leased alone
+        fresh = min(n - len(expected), len(self.values) - self.cursor)
+        expected += range(self.cursor, self.cursor + fresh)
+        self.cursor += fresh
+        return expected
+
     def _lease(self, n: int, lease_s: float) -> tuple[str, list[int]]:
         token = f"t{next(self.tokens)}"
-        available = self._pending_count()
+        expected = self._expected_lease(n)
         reply = self.queue.lease(n, lease_s, token)
         positions = []
         for item in reply.items:
             assert item.value == self.values[item.position]
-            self.attempts[item.position] = self.attempts.get(item.position, 0) + 1
-            assert item.attempt == self.attempts[item.position]
+            assert item.attempt == self.attempts.get(item.position, 0) + 1
             positions.append(item.position)
-        assert len(positions) == min(n, available)
+        assert positions == expected
         if positions:
             self.held[token] = set(positions)
+        if len(positions) == 1:
+            self.solo[token] = positions[0]
         return token, positions
 
     def _pending_count(self) -> int:
-        held = set().union(*self.held.values()) if self.held else set()
-        return len(self.values) - len(held) - len(self.done) - len(self.dead)
+        return len(self.requeue) + len(self.suspects) + len(self.values) - self.cursor
 
     @rule(n=st.integers(0, 5))
     def lease(self, n: int) -> None:
@@ -82,10 +99,22 @@ class QueueModel(RuleBasedStateMachine):
     def lease_then_die(self, n: int) -> None:
         """A worker leases and is never heard from again: its leases expire and are reaped."""
         token, positions = self._lease(n, 0.001)
-        time.sleep(0.005)
+        time.sleep(0.005)  # the lease's length, on the server's clock
         requeued, died = self.queue.reap(MAX_ATTEMPTS)
         self.held.pop(token, None)
-        expected_dead = {p for p in positions if self.attempts[p] >= MAX_ATTEMPTS}
+        expected_dead = set()
+        if self.solo.pop(token, None) is not None:
+            # Alone in its lease: its worker died running it, which costs an attempt.
+            [p] = positions
+            self.attempts[p] = self.attempts.get(p, 0) + 1
+            if self.attempts[p] >= MAX_ATTEMPTS:
+                expected_dead = {p}
+            else:
+                self.suspects.append(p)
+        else:
+            # Several: none is charged; each comes back to be leased alone (reaped in the
+            # order of the lease members, "position:token", as text).
+            self.suspects += sorted(positions, key=lambda p: f"{p}:{token}")
         assert (requeued, died) == (len(positions) - len(expected_dead), len(expected_dead))
         self.dead |= expected_dead
 
@@ -106,11 +135,14 @@ class QueueModel(RuleBasedStateMachine):
         token = data.draw(st.sampled_from(sorted(self.held)))
         position = data.draw(st.sampled_from(sorted(self.held[token])))
         verdict = self.queue.fail(token, position, "boom", MAX_ATTEMPTS)
+        self.attempts[position] = self.attempts.get(position, 0) + 1
         expected = "dead" if self.attempts[position] >= MAX_ATTEMPTS else "retry"
         assert verdict == expected
         self._drop(token, {position})
         if verdict == "dead":
             self.dead.add(position)
+        else:
+            self.requeue.append(position)
 
     @precondition(lambda self: self.held)
     @rule(data=st.data())
@@ -118,14 +150,14 @@ class QueueModel(RuleBasedStateMachine):
         token = data.draw(st.sampled_from(sorted(self.held)))
         chosen = data.draw(st.sets(st.sampled_from(sorted(self.held[token])), min_size=1))
         assert self.queue.release(token, sorted(chosen)) == len(chosen)
-        for p in chosen:
-            self.attempts[p] -= 1
+        self.requeue = sorted(chosen) + self.requeue  # first in line, in the order given
         self._drop(token, chosen)
 
     def _drop(self, token: str, positions: set[int]) -> None:
         self.held[token] -= positions
         if not self.held[token]:
             del self.held[token]
+            self.solo.pop(token, None)
 
     @invariant()
     def counts_partition_the_items(self) -> None:

@@ -4,8 +4,9 @@ import pytest
 
 from tests.polling import wait_until
 from wq.item import encode
+from wq.items_source import ItemRange
 from wq.queue import RunQueue
-from wq.seeder import seed_items
+from wq.seeder import seed_items, seed_range
 
 
 def seed(queue: RunQueue, values: list[object]) -> None:
@@ -164,3 +165,28 @@ def test_every_key_of_a_run_shares_one_cluster_slot(queue: RunQueue) -> None:
     slots = {key_slot(name.encode()) for name in names}
     # The hash tag is the run id itself: every key hashes like the bare run id.
     assert slots == {key_slot(queue.run.encode())}
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "step"),
+    [(2**53 + 1, 2**53 + 7, 1), (2**63 - 30, 2**63 - 1, 7), (-(2**63), -(2**63) + 3, 1)],
+)
+def test_range_items_are_exact_integers(queue: RunQueue, start: int, stop: int, step: int) -> None:
+    seed_range(queue, ItemRange(start, stop, step))
+    got = queue.lease(100, 30, "t").items
+    assert [i.value for i in got] == list(range(start, stop, step))
+
+
+def test_an_expired_batch_is_not_charged_and_comes_back_one_at_a_time(queue: RunQueue) -> None:
+    seed(queue, ["a", "b", "c", "d"])
+    queue.lease(3, 0.05, "died-with-a-batch")
+    wait_for_an_expired_lease(queue)
+    assert queue.reap(max_attempts=1) == (3, 0)  # with one attempt each, still none dead
+    leased = [queue.lease(10, 30, f"t{n}").items for n in range(3)]
+    assert [[(i.value, i.attempt) for i in items] for items in leased] == [
+        [("a", 1)],
+        [("b", 1)],
+        [("c", 1)],
+    ]
+    assert [i.value for i in queue.lease(10, 30, "fresh").items] == ["d"]
+    assert queue.status().dead == 0

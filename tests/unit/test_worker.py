@@ -1,23 +1,28 @@
 """The worker loop, in process: draining, waiting, reclaiming, failing, batching."""
 
+import contextlib
+import io
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tests.polling import wait_until
 from tests.unit.conftest import make_queue
-from wq.errors import SeedTimeout
+from wq.errors import RunLost, SeedTimeout
 from wq.handlers import CommandHandler, DemoHandler, HandlerFailed, PythonHandler
 from wq.item import Item, encode
+from wq.local_redis import RedisServer
 from wq.logs import EventLog
 from wq.options import WorkerConfig
 from wq.queue import LeaseReply, RunQueue
 from wq.seeder import seed_items
-from wq.worker import EXIT_DEAD_ITEMS, EXIT_DRAINED, Worker
+from wq.worker import EXIT_DEAD_ITEMS, EXIT_DRAINED, Heartbeat, Held, Worker
 
 
 class Recorder:
@@ -162,7 +167,7 @@ def test_worker_waits_for_leases_held_elsewhere_and_reclaims_them(queue: RunQueu
     assert sorted(handler.seen) == ["mine", "orphan"]
     assert queue.status().retried == 1
     # It was reclaimed through expiry, not taken from under the other worker's lease.
-    assert queue.client.hget(queue.keys.errors, "0").startswith("lease expired")
+    assert queue.client.hget(queue.keys.errors, "0").startswith("its worker died 1 time")
 
 
 def test_failing_item_goes_dead_and_fail_on_dead_exits_3(queue: RunQueue) -> None:
@@ -294,3 +299,102 @@ def test_heartbeat_keeps_an_item_longer_than_its_lease(redis_url: str, run_id: s
     assert (status.retried, status.executions, status.done) == (0, 1, 1)
     for q in queues:
         q.close()
+
+
+def test_a_run_purged_while_workers_run_ends_as_lost(redis_url: str, run_id: str) -> None:
+    queue, other = make_queue(redis_url, run_id), make_queue(redis_url, run_id)
+    seed(queue, list(range(50)))
+
+    worker = Worker(queue, PurgeOnFirst(other), config(), quiet())
+    with pytest.raises(RunLost, match="was seeded but its keys are gone"):
+        worker.run()
+    queue.close()
+    other.close()
+
+
+class PurgeOnFirst(Recorder):
+    """Purges the run (as `wq purge` or a FLUSHALL would) while its first item runs."""
+
+    def __init__(self, purger: RunQueue) -> None:
+        super().__init__()
+        self.purger = purger
+
+    def __call__(self, item: Item) -> None:
+        if item.position == 0:
+            self.purger.purge()
+        super().__call__(item)
+
+
+def test_the_heartbeat_rides_out_a_busy_redis(tmp_path: Path) -> None:
+    """BUSY (another client's long script) is an error reply, not a lost connection: the
+    heartbeat must retry it, not die and let a healthy item's lease expire."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    admin = server.connect()
+    admin.config_set("busy-reply-threshold", 100)  # BUSY after 0.1 s of a running script
+    run = "busy"
+    queues = [make_queue(server.url, run, budget=30) for _ in range(2)]
+    seed(queues[0], ["long"])
+    slow, idle = Recorder(sleep_s=8.0), Recorder()
+    workers = [
+        Worker(queues[0], slow, config(worker_id="slow", lease_s=3.0), quiet()),
+        Worker(queues[1], idle, config(worker_id="idle", lease_s=3.0, poll_s=0.05), quiet()),
+    ]
+    first = threading.Thread(target=workers[0].run)
+    first.start()
+    wait_until("the slow worker to lease", lambda: queues[1].status().in_flight == 1, 30)
+    second = threading.Thread(target=workers[1].run)
+    second.start()
+
+    def block() -> None:
+        with contextlib.suppress(redis.ResponseError):  # "script killed by user"
+            server.connect().eval("while true do end", 0)
+
+    blocker = threading.Thread(target=block)
+    blocker.start()
+    wait_until("Redis to answer BUSY", lambda: _answers_busy(server), 30)
+    time.sleep(1.2)  # the outage under test: longer than a heartbeat period, shorter than a lease
+    admin.script_kill()
+    blocker.join(30)
+    first.join(30)
+    second.join(30)
+    status = queues[0].status()
+    assert (slow.seen, idle.seen) == (["long"], [])
+    assert (status.retried, status.executions, status.done) == (0, 1, 1)
+    for q in queues:
+        q.close()
+    admin.close()
+    server.stop()
+
+
+def _answers_busy(server: RedisServer) -> bool:
+    client = server.connect()
+    try:
+        client.ping()
+        return False
+    except redis.ResponseError as exc:
+        return str(exc).startswith("BUSY")
+    finally:
+        client.close()
+
+
+def test_a_finished_item_is_not_reported_as_a_lost_lease(queue: RunQueue) -> None:
+    """The heartbeat may renew from a snapshot taken before the main loop recorded an item:
+    that item's missing lease is not a lost one."""
+    seed(queue, ["a", "b"])
+    stream = io.StringIO()
+    log = EventLog(level="warning", stream=stream)
+    held = Held()
+    token = "t"
+    held.add(token, [i.position for i in queue.lease(2, 30, token).items], time.monotonic() + 30)
+    real_renew = queue.renew
+
+    def renew_after_a_flush(tok: str, lease_s: float, positions: Sequence[int]) -> list[int]:
+        held.remove(tok, [0])  # the main loop's flush: forget, then record
+        queue.complete(tok, "w", [0])
+        return real_renew(tok, lease_s, positions)
+
+    queue.renew = renew_after_a_flush  # type: ignore[method-assign]
+    Heartbeat(queue, held, config(lease_s=30), log).beat()
+    assert "lease.lost" not in stream.getvalue()
+    assert held.snapshot() == {token: [1]}

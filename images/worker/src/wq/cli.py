@@ -6,16 +6,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import redis
 
 from wq import __version__
-from wq.errors import WqError
+from wq.errors import RunLost, WqError
 from wq.handlers import build_handler, split_command_line
-from wq.items_source import FORMATS
 from wq.localrun import run_locally
 from wq.logs import EventLog
 from wq.options import (
@@ -49,39 +47,7 @@ def env_option(*decls: str, env: str, **kwargs: Any) -> Callable[[F], F]:
 
 
 def items_options(func: F) -> F:
-    for decorator in reversed(
-        [
-            click.argument("items", nargs=-1),
-            env_option(
-                "--items-file",
-                env="WQ_ITEMS_FILE",
-                type=click.Path(path_type=Path, dir_okay=False),
-                help="Read items from a file: one per line, or a JSON/YAML list.",
-            ),
-            env_option(
-                "--format",
-                "items_format",
-                env="WQ_ITEMS_FORMAT",
-                type=click.Choice(FORMATS),
-                help="Format of --items-file (default: from the extension; .json, "
-                ".yaml/.yml, else lines).",
-            ),
-            env_option(
-                "--range",
-                "item_range",
-                env="WQ_ITEM_RANGE",
-                help="Items are the integers START:END[:STEP] (END excluded, as in Python's "
-                "range); nothing is stored per item, so millions are cheap.",
-            ),
-            env_option(
-                "--adopt-list",
-                env="WQ_ADOPT_LIST",
-                help="Adopt a plain Redis list filled by hand (rpush KEY a b c) as the items.",
-            ),
-        ]
-    ):
-        func = decorator(func)
-    return func
+    return click.argument("items", nargs=-1)(click_options(ItemsSource)(func))
 
 
 def open_run(conn: dict[str, Any]) -> tuple[RunQueue, EventLog]:
@@ -132,9 +98,10 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
     """Process items until the run is drained.
 
     Exits 0 only when nothing is pending and nothing is in flight anywhere; while other
-    workers hold the last items it waits, reclaiming their leases if they expire. Exit codes:
-    0 drained, 1 Redis unreachable or never seeded, 2 bad configuration, 3 drained with dead
-    items under --fail-on-dead, 143 stopped by SIGTERM (its items were handed back).
+    workers hold the last items it waits, reclaiming their leases as they expire. Exit codes:
+    0 drained, 1 Redis unreachable or full or the run never seeded, 2 bad configuration,
+    3 drained with dead items under --fail-on-dead, 4 the run was lost (seeded, then its keys
+    were gone), 143 stopped by SIGTERM (its items were handed back).
 
     \b
     Examples:
@@ -156,6 +123,11 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
 @click.option(
     "--check", is_flag=True, help="Exit 0 only if the run is drained with no dead items, else 1."
 )
+@click.option(
+    "--expect-seeded",
+    is_flag=True,
+    help="The run was seeded (its seeding Job ran): if it is not, it was lost; exit 4.",
+)
 @env_option(
     "--interval",
     env="WQ_WATCH_INTERVAL",
@@ -164,10 +136,16 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
     show_default=True,
     help="Seconds between updates with --watch.",
 )
-def status(as_json: bool, watch: bool, check: bool, interval: float, **conn: Any) -> int:
+def status(
+    as_json: bool, watch: bool, check: bool, expect_seeded: bool, interval: float, **conn: Any
+) -> int:
     """Show a run's counts: total, pending, in flight, done, retried, dead, rate and ETA."""
     queue, _ = open_run(conn)
-    current = watch_status(queue, interval, sys.stderr) if watch else queue.status()
+    current = queue.status()
+    if expect_seeded and not current.seeded:
+        raise RunLost(queue.run)
+    if watch:
+        current = watch_status(queue, interval, sys.stderr)
     click.echo(current.to_json() if as_json else current.to_text())
     return 1 if check and not current.clean else 0
 

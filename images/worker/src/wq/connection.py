@@ -1,7 +1,8 @@
 """Redis connection settings from a URL, and calls that ride out a Redis outage.
 
 An outage is never taken for an empty queue: a call that cannot reach Redis is retried with
-backoff for a bounded time, then raises RedisUnavailable.
+backoff for a bounded time, then raises RedisUnavailable. Which Redis errors are worth
+retrying is decided here, in one place (is_transient), for every caller.
 """
 
 import time
@@ -12,14 +13,33 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 
-from wq.errors import ConfigError, RedisUnavailable
+from wq.errors import ConfigError, RedisFull, RedisUnavailable
 
 T = TypeVar("T")
 
 SCHEMES = ("redis", "rediss", "unix")
-# Transient failures: connection refused or reset, timeouts, and a restarted server that
-# is still loading its AOF.
-TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+# Failures that pass by themselves: connection refused or reset, timeouts, a restarted server
+# still loading its data (LOADING), a cluster moving slots (TRYAGAIN), a replica without its
+# master (MASTERDOWN) or a former master after a failover (READONLY).
+TRANSIENT = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.ReadOnlyError,
+)
+# A long script of someone else's (BUSY) blocks the server; it ends or is killed.
+TRANSIENT_REPLY_PREFIXES = ("BUSY ",)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the call later may succeed."""
+    if isinstance(exc, redis.AuthenticationError):
+        return False
+    if isinstance(exc, TRANSIENT):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(TRANSIENT_REPLY_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -105,7 +125,15 @@ class Retrying:
                     f"Redis at {self.settings.display} refused the credentials: {exc}; "
                     "check WQ_REDIS_PASSWORD"
                 ) from None
-            except TRANSIENT as exc:
+            except redis.exceptions.OutOfMemoryError:
+                raise RedisFull(
+                    f"Redis at {self.settings.display} is full (it refused a write: OOM); "
+                    "give it more memory (chart: redis.resources.limits.memory, which sets its "
+                    "maxmemory), or seed fewer stored items (itemRange stores none)"
+                ) from None
+            except redis.RedisError as exc:
+                if not is_transient(exc):
+                    raise
                 waited = time.monotonic() - started
                 if waited >= self.budget:
                     raise RedisUnavailable(

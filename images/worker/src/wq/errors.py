@@ -19,3 +19,21 @@ class RedisUnavailable(WqError):
 
 class SeedTimeout(WqError):
     """The run was never marked as seeded within the wait budget."""
+
+
+class RunLost(WqError):
+    """The run was seeded and its keys are gone: Redis restarted without persistence, the run
+    was purged, or its keys were evicted. Retrying cannot bring the items back."""
+
+    exit_code = 4
+
+    def __init__(self, run: str) -> None:
+        super().__init__(
+            f"run {run!r} was seeded but its keys are gone: Redis restarted without "
+            "persistence, the run was purged, or its keys were evicted; its items cannot be "
+            "recovered: seed the run again"
+        )
+
+
+class RedisFull(WqError):
+    """Redis refused a write because it reached its memory limit (OOM)."""

@@ -48,6 +48,23 @@ class RunKeys:
         return self._key("requeue")
 
     @property
+    def suspects(self) -> str:
+        """List of positions that came back from an expired lease of several items, uncharged:
+        any of them may have killed its worker, so each is leased again on its own."""
+        return self._key("suspects")
+
+    @property
+    def solo(self) -> str:
+        """Hash: position -> token of a lease that holds that one item alone. If it expires, the
+        item was surely the one running when its worker died, and that costs an attempt."""
+        return self._key("solo")
+
+    @property
+    def deaths(self) -> str:
+        """Hash: position -> times a worker died (its solo lease expired) while running it."""
+        return self._key("deaths")
+
+    @property
     def leases(self) -> str:
         """Sorted set: "position:token" -> lease deadline (ms, Redis server clock). The token
         in the member fences late results: only the current holder's member exists."""
@@ -55,8 +72,8 @@ class RunKeys:
 
     @property
     def attempts(self) -> str:
-        """Hash: position -> attempts so far (leases, less graceful releases), written only
-        for items that came back; absent means the first attempt."""
+        """Hash: position -> attempts charged so far (failures, and deaths of a worker that held
+        the item alone); absent means none. The attempt being made is this plus one."""
         return self._key("attempts")
 
     @property

@@ -231,6 +231,9 @@ class WorkerConfig:
     batch_target_s: float = 0.5
     max_batch: int = 500
     flush_interval_s: float = 0.2  # longest a finished item waits to be recorded
+    # Items this slow are recorded one by one, at once: a round trip is then a few percent of
+    # an item, and a worker killed between two items has nothing finished left unrecorded.
+    record_at_once_s: float = 0.01
 
 
 def settings(cls: type) -> list[tuple[Field[Any], Setting]]:

@@ -141,14 +141,21 @@ class RunQueue:
         k = self.keys
         raw: list[Any] = self.call(
             lambda: self.scripts.lease(
-                keys=[k.meta, k.items, k.requeue, k.leases, k.attempts],
+                keys=[k.meta, k.items, k.requeue, k.suspects, k.leases, k.attempts, k.solo],
                 args=[min(count, MAX_BATCH), int(lease_s * 1000), token],
             )
         )
-        items = [
-            Item(position=int(raw[i]), attempt=int(raw[i + 1]), raw=raw[i + 2])
-            for i in range(5, len(raw), 3)
-        ]
+        if raw[5] != "":  # a range run: its items are computed here, in exact integers
+            start, step = int(raw[5]), int(raw[6])
+            items = [
+                Item(int(raw[i]), int(raw[i + 1]), layout.range_item(start, step, int(raw[i])))
+                for i in range(7, len(raw), 3)
+            ]
+        else:
+            items = [
+                Item(position=int(raw[i]), attempt=int(raw[i + 1]), raw=raw[i + 2])
+                for i in range(7, len(raw), 3)
+            ]
         return LeaseReply(
             seeded=bool(raw[0]),
             now_ms=int(raw[1]),
@@ -162,7 +169,7 @@ class RunQueue:
         """Record positions as done; returns those the token had lost (not recorded)."""
         k = self.keys
         return self._per_chunk(
-            self.scripts.complete, [k.meta, k.leases, k.done], [token, worker], positions
+            self.scripts.complete, [k.meta, k.leases, k.done, k.solo], [token, worker], positions
         )
 
     def fail(self, token: str, position: int, error: str, max_attempts: int) -> str:
@@ -170,7 +177,7 @@ class RunQueue:
         k = self.keys
         result: str = self.call(
             lambda: self.scripts.fail(
-                keys=[k.meta, k.requeue, k.leases, k.attempts, k.dead, k.errors],
+                keys=[k.meta, k.requeue, k.leases, k.attempts, k.dead, k.errors, k.solo],
                 args=[token, position, error, max_attempts],
             )
         )
@@ -190,7 +197,7 @@ class RunQueue:
         for chunk in _chunks(positions):
             n: int = self.call(
                 lambda chunk=chunk: self.scripts.release(  # type: ignore[misc]
-                    keys=[k.meta, k.requeue, k.leases, k.attempts], args=[token, *chunk]
+                    keys=[k.meta, k.requeue, k.leases, k.solo], args=[token, *chunk]
                 )
             )
             released += int(n)
@@ -208,11 +215,12 @@ class RunQueue:
         return out
 
     def reap(self, max_attempts: int, limit: int = MAX_BATCH) -> tuple[int, int]:
-        """Reclaim expired leases; returns (requeued, dead-lettered)."""
+        """Reclaim up to `limit` expired leases; returns (requeued, dead-lettered)."""
         k = self.keys
+        keys = [k.meta, k.suspects, k.leases, k.attempts, k.dead, k.errors, k.solo, k.deaths]
         result: list[int] = self.call(
             lambda: self.scripts.reap(
-                keys=[k.meta, k.requeue, k.leases, k.attempts, k.dead, k.errors],
+                keys=keys,
                 args=[max_attempts, limit],
             )
         )
@@ -239,13 +247,14 @@ class RunQueue:
             pipe = self.client.pipeline(transaction=True)
             pipe.hgetall(k.meta)
             pipe.llen(k.requeue)
+            pipe.llen(k.suspects)
             pipe.zcard(k.leases)
             pipe.hlen(k.done)
             pipe.hlen(k.dead)
             pipe.time()
             return pipe.execute()
 
-        meta, requeued, in_flight, done, dead, now = self.call(snapshot)
+        meta, requeued, suspects, in_flight, done, dead, now = self.call(snapshot)
         total = int(meta.get(layout.TOTAL, 0))
         cursor = int(meta.get(layout.CURSOR, 0))
         now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
@@ -255,7 +264,7 @@ class RunQueue:
             run=self.run,
             seeded=layout.SEEDED in meta,
             total=total,
-            pending=int(requeued) + total - cursor,
+            pending=int(requeued) + int(suspects) + total - cursor,
             in_flight=int(in_flight),
             done=int(done),
             dead=int(dead),

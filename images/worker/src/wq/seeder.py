@@ -10,10 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
+
 from wq import layout
 from wq.errors import ConfigError
 from wq.item import encode
-from wq.items_source import ItemRange, read_items_file
+from wq.items_source import FORMATS, ItemRange, read_items_file
+from wq.options import setting
 from wq.queue import RunQueue
 
 
@@ -27,11 +30,34 @@ class SeedResult:
 class ItemsSource:
     """Where `wq seed` and `wq run` take a run's items from: exactly one of these is given."""
 
-    items: tuple[str, ...] = ()  # plain strings from the command line
-    items_file: Path | None = None
-    items_format: str | None = None  # of items_file; None: from its extension
-    item_range: str | None = None  # START:END[:STEP]
-    adopt_list: str | None = None  # a plain Redis list filled by hand
+    items: tuple[str, ...] = ()  # plain strings from the command line (ITEM...)
+    items_file: Path | None = setting(
+        None,
+        "--items-file",
+        "WQ_ITEMS_FILE",
+        "Read items from a file: one per line, or a JSON/YAML list.",
+        type=click.Path(path_type=Path, dir_okay=False),
+    )
+    items_format: str | None = setting(
+        None,
+        "--format",
+        "WQ_ITEMS_FORMAT",
+        "Format of --items-file (default: from the extension; .json, .yaml/.yml, else lines).",
+        type=click.Choice(FORMATS),
+    )
+    item_range: str | None = setting(
+        None,
+        "--range",
+        "WQ_ITEM_RANGE",
+        "Items are the integers START:END[:STEP] (END excluded, as in Python's range); nothing "
+        "is stored per item, so millions are cheap.",
+    )
+    adopt_list: str | None = setting(
+        None,
+        "--adopt-list",
+        "WQ_ADOPT_LIST",
+        "Adopt a plain Redis list filled by hand (rpush KEY a b c) as the items.",
+    )
 
     def check(self) -> None:
         given = [

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import NamedTuple, Protocol
 
-from wq.errors import SeedTimeout, WqError
+from wq.errors import RunLost, SeedTimeout
 from wq.handlers import Handler
 from wq.item import Item
 from wq.logs import EventLog
@@ -49,15 +49,21 @@ class Outcome(NamedTuple):
 
 
 class Held:
-    """The positions this worker holds leases for, by lease token (shared with the heartbeat)."""
+    """The positions this worker holds leases for, by lease token, and until when each lease is
+    known to be good (shared by the main loop and the heartbeat)."""
 
     def __init__(self) -> None:
         self._by_token: dict[str, set[int]] = defaultdict(set)
+        self._good_until: dict[str, float] = {}  # monotonic time: lease start or renewal + lease
         self._lock = threading.Lock()
+        # Positions whose lease the heartbeat found lost. Read without the lock on the hot
+        # path: a stale read only delays a skip by one item.
+        self.lost: set[tuple[str, int]] = set()
 
-    def add(self, token: str, positions: list[int]) -> None:
+    def add(self, token: str, positions: list[int], good_until: float) -> None:
         with self._lock:
             self._by_token[token].update(positions)
+            self._good_until[token] = good_until
 
     def remove(self, token: str, positions: list[int]) -> None:
         with self._lock:
@@ -67,6 +73,25 @@ class Held:
             held.difference_update(positions)
             if not held:
                 del self._by_token[token]
+                self._good_until.pop(token, None)
+
+    def renewed(self, token: str, good_until: float) -> None:
+        with self._lock:
+            if token in self._by_token:
+                self._good_until[token] = good_until
+
+    def mark_lost(self, token: str, positions: list[int]) -> list[int]:
+        """Forget positions whose lease is gone; returns those that were still held (a
+        position completed meanwhile was not lost)."""
+        with self._lock:
+            held = self._by_token.get(token, set())
+            gone = [p for p in positions if p in held]
+            self.lost.update((token, p) for p in gone)
+        self.remove(token, gone)
+        return gone
+
+    def good_until(self, token: str) -> float:
+        return self._good_until.get(token, 0.0)
 
     def snapshot(self) -> dict[str, list[int]]:
         with self._lock:
@@ -202,26 +227,37 @@ class ThreadSlots:
 
 class Heartbeat(threading.Thread):
     """Renews every held lease each third of the lease length, so a lease outlives a slow
-    item for as long as its worker is alive, whatever the item timeout."""
+    item for as long as its worker is alive, whatever the item timeout; and reclaims other
+    workers' expired leases as soon as they expire. It never dies of an error: it logs it and
+    tries again, and the main loop stops starting items whose lease it could not renew."""
 
-    def __init__(self, queue: RunQueue, held: Held, lease_s: float, log: EventLog) -> None:
+    def __init__(self, queue: RunQueue, held: Held, config: WorkerConfig, log: EventLog) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.queue = queue
         self.held = held
-        self.lease_s = lease_s
+        self.lease_s = config.lease_s
+        self.max_attempts = config.max_attempts
         self.log = log
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(self.lease_s / 3):
             try:
-                for token, positions in self.held.snapshot().items():
-                    lost = self.queue.renew(token, self.lease_s, positions)
-                    if lost:
-                        self.held.remove(token, lost)
-                        self.log.warning("lease.lost", positions=_brief(lost))
-            except WqError as exc:
-                self.log.warning("heartbeat.failed", error=str(exc))
+                self.beat()
+            except Exception as exc:  # any error: log, and beat again
+                self.log.warning("heartbeat.failed", error=str(exc) or type(exc).__name__)
+
+    def beat(self) -> None:
+        for token, positions in self.held.snapshot().items():
+            started = time.monotonic()
+            lost = self.queue.renew(token, self.lease_s, positions)
+            self.held.renewed(token, started + self.lease_s)
+            gone = self.held.mark_lost(token, lost) if lost else []
+            if gone:
+                self.log.warning("lease.lost", positions=_brief(gone))
+        requeued, dead = self.queue.reap(self.max_attempts)
+        if requeued or dead:
+            self.log.info("leases.reaped", requeued=requeued, dead=dead)
 
 
 class Worker:
@@ -271,7 +307,7 @@ class Worker:
             max_attempts=c.max_attempts,
             item_timeout_s=c.item_timeout_s,
         )
-        heartbeat = Heartbeat(self.queue, self.held, c.lease_s, self.log)
+        heartbeat = Heartbeat(self.queue, self.held, c, self.log)
         try:
             self._wait_seeded()
             heartbeat.start()
@@ -304,7 +340,8 @@ class Worker:
                 return self._shutdown()
             if self.local and self.slots.free() > 0:
                 token, item = self.local.popleft()
-                self.slots.submit(token, item)
+                if self._still_held(token, item):
+                    self.slots.submit(token, item)
             wait = 0.0 if self.local or not self.slots.busy() else self.config.flush_interval_s
             for outcome in self.slots.results(wait):
                 self._record(outcome)
@@ -315,14 +352,21 @@ class Worker:
 
             self._flush()
             token = secrets.token_hex(8)
+            leased_at = time.monotonic()
             reply = self.queue.lease(self._batch_size(), self.config.lease_s, token)
-            if reply.items:
-                self.held.add(token, [i.position for i in reply.items])
-                self.local.extend((token, i) for i in reply.items)
-                continue
+            if not reply.seeded:
+                self.log.error("run.lost", hint="the run was seeded and its keys are gone")
+                raise RunLost(self.queue.run)
             if reply.expired_leases:
                 requeued, dead = self.queue.reap(self.config.max_attempts)
                 self.log.info("leases.reaped", requeued=requeued, dead=dead)
+            if reply.items:
+                self.held.add(
+                    token, [i.position for i in reply.items], leased_at + self.config.lease_s
+                )
+                self.local.extend((token, i) for i in reply.items)
+                continue
+            if reply.expired_leases:
                 continue
             if self.slots.busy():
                 continue
@@ -339,6 +383,20 @@ class Worker:
                 else min(self.config.poll_s, until_deadline + 0.01)
             )
             self.stop.wait(pause)
+
+    def _still_held(self, token: str, item: Item) -> bool:
+        """Whether to start an item: not if its lease was found lost, nor if it could not be
+        renewed in time (Redis out of reach); such an item is handed back, uncharged."""
+        if self.held.lost and (token, item.position) in self.held.lost:
+            self.held.lost.discard((token, item.position))
+            self.log.debug("item.skipped", position=item.position, reason="lease lost")
+            return False
+        if time.monotonic() < self.held.good_until(token):
+            return True
+        self.held.remove(token, [item.position])
+        self.queue.release(token, [item.position])
+        self.log.warning("item.skipped", position=item.position, reason="lease not renewed")
+        return False
 
     def _batch_size(self) -> int:
         free = self.slots.free()
@@ -359,8 +417,8 @@ class Worker:
             if self.log.enabled("debug"):
                 self.log.debug("item.done", position=position, seconds=d)
             return
-        verdict = self.queue.fail(outcome.token, position, outcome.error, self.config.max_attempts)
         self.held.remove(outcome.token, [position])
+        verdict = self.queue.fail(outcome.token, position, outcome.error, self.config.max_attempts)
         self.failed += 1
         level = "error" if verdict == "dead" else "warning"
         self.log.emit(
@@ -379,6 +437,7 @@ class Worker:
             return False
         return (
             self.unflushed >= MAX_BATCH
+            or (self.item_seconds or 0.0) >= self.config.record_at_once_s
             or time.monotonic() - self.last_flush >= self.config.flush_interval_s
         )
 
@@ -389,8 +448,10 @@ class Worker:
         finished, self.finished = self.finished, defaultdict(list)
         self.unflushed = 0
         for token, positions in finished.items():
-            stale = self.queue.complete(token, self.worker_id, positions)
+            # Forgotten before it is recorded, so the heartbeat never renews a finished item
+            # and takes its missing lease for a lost one.
             self.held.remove(token, positions)
+            stale = self.queue.complete(token, self.worker_id, positions)
             self.processed += len(positions) - len(stale)
             if stale:
                 self.log.warning("result.rejected", reason="lease lost", positions=_brief(stale))

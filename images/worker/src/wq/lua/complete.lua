@@ -5,13 +5,14 @@
 -- KEYS[1] meta    hash: counter 'stale' (fields in wq/layout.py)
 -- KEYS[2] leases  zset: "position:token" -> deadline
 -- KEYS[3] done    hash: position -> worker id
+-- KEYS[4] solo    hash: position -> token of a lease holding that item alone
 -- ARGV[1] token   the worker's lease token
 -- ARGV[2] worker  worker id recorded in done
 -- ARGV[3..] positions
 --
 -- Returns the positions that were NOT recorded because the token no longer holds them.
 
-local meta_key, leases_key, done_key = KEYS[1], KEYS[2], KEYS[3]
+local meta_key, leases_key, done_key, solo_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local token, worker = ARGV[1], ARGV[2]
 local FIRST_POSITION = 3
 
@@ -35,6 +36,10 @@ if #held > 0 then
   -- A held position cannot be done already: only its holder can complete it.
   redis.call('ZREM', leases_key, unpack(held))
   redis.call('HSET', done_key, unpack(done))
+  if #held == 1 then
+    -- Only a lease of one item is solo; a batch's completions skip this write.
+    redis.call('HDEL', solo_key, done[1])
+  end
 end
 if #stale > 0 then
   redis.call('HINCRBY', meta_key, 'stale', #stale)

@@ -1,24 +1,30 @@
--- lease.lua: lease up to COUNT items to one worker, in seed order; items that came back
--- (expired, failed, released) are taken first. Does not reap: the reply carries the earliest
--- lease deadline so the caller knows when reap.lua has work.
---
--- The meta fields, the items layout and the range formula are described in wq/layout.py.
+-- lease.lua: lease up to COUNT items to one worker, in this order: items that came back after
+-- a failure or a graceful release (in batches), else ONE item that came back from an expired
+-- lease of several (it may have killed its worker, so it runs alone), else fresh items in
+-- seed order. A lease of exactly one item is recorded as solo: if it expires, the item is
+-- charged an attempt (reap.lua). Does not reap: the reply carries the earliest lease deadline
+-- so the caller knows when reap.lua has work.
+-- The meta fields and the items layout are described in wq/layout.py.
 --
 -- KEYS[1] meta      hash: total, cursor, seeded, kind, range_start, range_step, chunk, counters
 -- KEYS[2] items     hash: field -> up to `chunk` items as JSON, joined by newlines
 --                   (list runs only; JSON text never holds a raw newline)
--- KEYS[3] requeue   list of positions that came back
--- KEYS[4] leases    zset: "position:token" -> deadline (ms)
--- KEYS[5] attempts  hash: position -> attempts so far, for items that came back
+-- KEYS[3] requeue   list of positions that came back after a failure or a release
+-- KEYS[4] suspects  list of positions that came back from an expired lease of several
+-- KEYS[5] leases    zset: "position:token" -> deadline (ms)
+-- KEYS[6] attempts  hash: position -> attempts charged so far (absent: 0)
+-- KEYS[7] solo      hash: position -> token of a lease holding that item alone
 -- ARGV[1] count     how many items the worker wants (0 = only report the state)
 -- ARGV[2] lease_ms  lease length in milliseconds
 -- ARGV[3] token     token for this lease (fences late results)
 --
 -- Returns {seeded (0|1), now_ms, earliest_deadline_ms (-1 if none), pending, in_flight,
---          position_1, attempt_1, item_1, position_2, ...}
+--          range_start, range_step, position_1, attempt_1, item_1, position_2, ...}
+-- range_start and range_step are '' for list runs. A range run's items are '': the caller
+-- computes range_start + position * range_step, exactly (Lua numbers are doubles).
 
-local meta_key, items_key, requeue_key, leases_key, attempts_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local meta_key, items_key, requeue_key, suspects_key, leases_key, attempts_key, solo_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local want, lease_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 
 local t = redis.call('TIME')
@@ -26,33 +32,43 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local meta = redis.call('HMGET', meta_key, 'seeded', 'total', 'cursor', 'kind', 'range_start',
   'range_step', 'chunk')
 if not meta[1] then
-  return {0, now, -1, 0, 0}
+  return {0, now, -1, 0, 0, '', ''}
 end
 local total = tonumber(meta[2])
 local cursor = tonumber(meta[3])
-local positions, attempts = {}, {}
+local is_range = meta[4] == 'range'
+local positions = {}
+local returned = 0  -- positions[1..returned] came back; the rest are fresh (attempt 1)
 
 if want > 0 then
   local back = redis.call('LPOP', requeue_key, want)
-  if back then
-    for _, p in ipairs(back) do
-      positions[#positions + 1] = tonumber(p)
-      attempts[#attempts + 1] = redis.call('HINCRBY', attempts_key, p, 1)
+  if not back then
+    local suspect = redis.call('LPOP', suspects_key)
+    if suspect then
+      back = {suspect}
+      want = 1  -- alone: no fresh items beside it
     end
+  end
+  if back then
+    for i, p in ipairs(back) do
+      positions[i] = tonumber(p)
+    end
+    returned = #back
   end
   local fresh = math.min(want - #positions, total - cursor)
   if fresh > 0 then
-    -- A first attempt writes nothing to the attempts hash: absent means 1.
     for i = 0, fresh - 1 do
       positions[#positions + 1] = cursor + i
-      attempts[#attempts + 1] = 1
     end
     cursor = cursor + fresh
     redis.call('HSET', meta_key, 'cursor', cursor)
   end
 end
 
-local reply = {1, now, -1, 0, 0}
+local reply = {1, now, -1, 0, 0, '', ''}
+if is_range then
+  reply[6], reply[7] = meta[5], meta[6]
+end
 local n = #positions
 if n > 0 then
   local deadline = now + lease_ms
@@ -62,18 +78,24 @@ if n > 0 then
     zargs[2 * i] = p .. ':' .. token
   end
   redis.call('ZADD', leases_key, unpack(zargs))
+  if n == 1 then
+    redis.call('HSET', solo_key, positions[1], token)
+  end
   redis.call('HINCRBY', meta_key, 'executions', n)
   redis.call('HSETNX', meta_key, 'first_lease_ms', now)
 
-  local payloads = {}
-  if meta[4] == 'range' then
-    local start, step = tonumber(meta[5]), tonumber(meta[6])
-    for i, p in ipairs(positions) do
-      payloads[i] = string.format('%d', start + p * step)
+  local attempts = {}
+  if returned > 0 then
+    local charged = redis.call('HMGET', attempts_key, unpack(positions, 1, returned))
+    for i = 1, returned do
+      attempts[i] = (tonumber(charged[i]) or 0) + 1
     end
-  else
+  end
+
+  local payloads = {}
+  if not is_range then
     local chunk = tonumber(meta[7])
-    local split = {}  -- field -> its items, each chunk read and split once per call
+    local split = {}  -- field -> its items, each field read and split once per call
     for i, p in ipairs(positions) do
       local c = math.floor(p / chunk)
       local parts = split[c]
@@ -97,8 +119,8 @@ if n > 0 then
   end
   for i, p in ipairs(positions) do
     reply[#reply + 1] = p
-    reply[#reply + 1] = attempts[i]
-    reply[#reply + 1] = payloads[i]
+    reply[#reply + 1] = attempts[i] or 1
+    reply[#reply + 1] = payloads[i] or ''
   end
 end
 
@@ -106,6 +128,6 @@ local earliest = redis.call('ZRANGE', leases_key, 0, 0, 'WITHSCORES')
 if earliest[2] then
   reply[3] = tonumber(earliest[2])
 end
-reply[4] = redis.call('LLEN', requeue_key) + (total - cursor)
+reply[4] = redis.call('LLEN', requeue_key) + redis.call('LLEN', suspects_key) + (total - cursor)
 reply[5] = redis.call('ZCARD', leases_key)
 return reply

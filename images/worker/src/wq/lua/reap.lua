@@ -1,18 +1,23 @@
--- reap.lua: reclaim expired leases. An expired lease counts as an attempt: the item is
--- retried, or dead-lettered once it has used up its attempts.
+-- reap.lua: reclaim expired leases. A lease that held one item alone (solo) charges that item
+-- an attempt: its worker surely died running it. It is retried alone, or dead-lettered once
+-- it has used up its attempts. The items of an expired lease of several are not charged (most
+-- were never started): they go to the suspects list, from which each is leased alone, so a
+-- pod-killing item is isolated without costing its batch-mates anything.
 --
 -- KEYS[1] meta      hash: counter 'retried' (fields in wq/layout.py)
--- KEYS[2] requeue   list of positions that came back
+-- KEYS[2] suspects  list of positions to lease one at a time
 -- KEYS[3] leases    zset: "position:token" -> deadline
--- KEYS[4] attempts  hash: position -> attempts so far (absent: 1)
+-- KEYS[4] attempts  hash: position -> attempts charged so far (absent: 0)
 -- KEYS[5] dead      hash: position -> last error
 -- KEYS[6] errors    hash: position -> last error
+-- KEYS[7] solo      hash: position -> token of a lease holding that item alone
+-- KEYS[8] deaths    hash: position -> times its worker died while running it alone
 -- ARGV[1] max_attempts  ARGV[2] limit (most leases reclaimed in one call)
 --
 -- Returns {requeued, dead_lettered}.
 
-local meta_key, requeue_key, leases_key = KEYS[1], KEYS[2], KEYS[3]
-local attempts_key, dead_key, errors_key = KEYS[4], KEYS[5], KEYS[6]
+local meta_key, suspects_key, leases_key, attempts_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local dead_key, errors_key, solo_key, deaths_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local max_attempts, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 
 local t = redis.call('TIME')
@@ -21,17 +26,24 @@ local expired = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0,
 local requeued, dead = 0, 0
 for _, member in ipairs(expired) do
   redis.call('ZREM', leases_key, member)
-  local p = string.match(member, '^(%d+):')
-  local attempts = tonumber(redis.call('HGET', attempts_key, p) or '1')
-  local err = 'lease expired: the worker holding it stopped or lost contact (attempt '
-    .. attempts .. ')'
-  redis.call('HSET', errors_key, p, err)
-  if attempts >= max_attempts then
-    redis.call('HSET', dead_key, p, err)
-    dead = dead + 1
+  local p, token = string.match(member, '^(%d+):(.*)$')
+  if redis.call('HGET', solo_key, p) == token then
+    redis.call('HDEL', solo_key, p)
+    local died = redis.call('HINCRBY', deaths_key, p, 1)
+    local attempts = (tonumber(redis.call('HGET', attempts_key, p)) or 0) + 1
+    local err = 'its worker died ' .. died .. (died == 1 and ' time' or ' times')
+      .. ' while processing it (its lease expired)'
+    redis.call('HSET', errors_key, p, err)
+    if attempts >= max_attempts then
+      redis.call('HSET', dead_key, p, err)
+      dead = dead + 1
+    else
+      redis.call('HSET', attempts_key, p, attempts)
+      redis.call('RPUSH', suspects_key, p)
+      requeued = requeued + 1
+    end
   else
-    redis.call('HSET', attempts_key, p, attempts)
-    redis.call('RPUSH', requeue_key, p)
+    redis.call('RPUSH', suspects_key, p)
     requeued = requeued + 1
   end
 end

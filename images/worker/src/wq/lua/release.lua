@@ -4,13 +4,13 @@
 -- KEYS[1] meta      hash: counter 'released' (fields in wq/layout.py)
 -- KEYS[2] requeue   list of positions that came back
 -- KEYS[3] leases    zset: "position:token" -> deadline
--- KEYS[4] attempts  hash: position -> attempts so far (absent: 1)
+-- KEYS[4] solo      hash: position -> token of a lease holding that item alone
 -- ARGV[1] token
 -- ARGV[2..] positions
 --
 -- Returns the number of positions released (those the token still held).
 
-local meta_key, requeue_key, leases_key, attempts_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local meta_key, requeue_key, leases_key, solo_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local token = ARGV[1]
 local FIRST_POSITION = 2
 
@@ -18,11 +18,7 @@ local n = 0
 for i = #ARGV, FIRST_POSITION, -1 do
   local p = ARGV[i]
   if redis.call('ZREM', leases_key, p .. ':' .. token) == 1 then
-    -- Leasing it again from the requeue list adds one, so take this attempt back; a first
-    -- attempt (absent) stays absent and becomes 1 again.
-    if redis.call('HEXISTS', attempts_key, p) == 1 then
-      redis.call('HINCRBY', attempts_key, p, -1)
-    end
+    redis.call('HDEL', solo_key, p)
     redis.call('LPUSH', requeue_key, p)
     n = n + 1
   end

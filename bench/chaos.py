@@ -1,0 +1,162 @@
+"""`make chaos`: a long run under repeated SIGKILLs, and what it cost.
+
+20,000 items of 20-50 ms, 6 worker processes, 2 s leases; every 2 s for 60 s one busy worker
+is killed with SIGKILL and replaced (as the Job controller would). Then the run finishes and
+this prints:
+  - items lost (must be 0): not done, or dead;
+  - extra executions per kill (bar: <= concurrency, only the items in progress);
+  - the longest time from a kill to the item it was running starting again (bar: <= 2 x lease).
+
+    python bench/chaos.py [--items 20000] [--workers 6] [--lease 2] [--every 2] [--for 60]
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from wq.connection import RedisSettings, Retrying
+from wq.items_source import ItemRange
+from wq.local_redis import RedisServer
+from wq.queue import RunQueue
+from wq.seeder import seed_range
+
+HERE = Path(__file__).resolve().parent
+RUN = "chaos"
+
+
+def start_worker(url: str, logs: Path, lease: float) -> "subprocess.Popen[bytes]":
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(HERE),
+        "WQ_REDIS_URL": url,
+        "WQ_RUN": RUN,
+        "WQ_HANDLER": "python",
+        "WQ_PYTHON": "chaos_handler:work",
+        "WQ_LEASE": str(lease),
+        "WQ_MAX_ATTEMPTS": "10",
+        "WQ_POLL": "0.2",
+        "WQ_LOG_LEVEL": "error",
+        "WQ_CHAOS_DIR": str(logs),
+    }
+    argv = [str(Path(sys.executable).parent / "wq"), "work"]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+
+
+def read_logs(logs: Path) -> dict[int, list[tuple[str, str, float]]]:
+    """pid -> [(event, item, time)] in the order written."""
+    out: dict[int, list[tuple[str, str, float]]] = {}
+    for f in logs.glob("*.log"):
+        rows = []
+        for line in f.read_text().splitlines():
+            parts = line.split(" ")
+            if len(parts) == 3:  # a line cut by the kill is not an event
+                rows.append((parts[0], parts[1], float(parts[2])))
+        out[int(f.stem)] = rows
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=6)
+    parser.add_argument("--lease", type=float, default=2.0)
+    parser.add_argument("--every", type=float, default=2.0, help="seconds between kills")
+    parser.add_argument("--for", dest="duration", type=float, default=60.0)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    rng = random.Random(20261126)
+    with tempfile.TemporaryDirectory(prefix="wq-chaos-") as tmp:
+        server = RedisServer(Path(tmp) / "redis")
+        server.start()
+        logs = Path(tmp) / "logs"
+        logs.mkdir()
+        settings = RedisSettings.from_url(server.url)
+        queue = RunQueue(settings.client(), RUN, Retrying(settings, 30))
+        seed_range(queue, ItemRange(0, args.items, 1))
+        workers = [start_worker(server.url, logs, args.lease) for _ in range(args.workers)]
+        kills: list[tuple[int, float]] = []  # (pid, time of the kill)
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < args.duration and not queue.status().drained:
+                time.sleep(args.every)  # the chaos schedule itself
+                busy = [p for p in workers if (logs / f"{p.pid}.log").exists()]
+                if not busy:
+                    continue
+                victim = rng.choice(busy)
+                victim.send_signal(signal.SIGKILL)
+                kills.append((victim.pid, time.time()))
+                victim.wait()
+                workers.remove(victim)
+                workers.append(start_worker(server.url, logs, args.lease))
+                print(f"kill {len(kills)}: worker {victim.pid}", file=sys.stderr)
+            codes = [p.wait(600) for p in workers]
+            finished = time.monotonic() - started
+            status = queue.status()
+            done = queue.client.hkeys(queue.keys.done)
+        finally:
+            for p in workers:
+                if p.poll() is None:
+                    p.kill()
+            queue.close()
+            server.stop()
+        events = read_logs(logs)
+    starts = Counter(item for rows in events.values() for e, item, _ in rows if e == "start")
+    extra = sum(n - 1 for n in starts.values())
+    first_start_after: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for pid, rows in events.items():
+        for e, item, t in rows:
+            if e == "start":
+                first_start_after[item].append((t, pid))
+    recoveries = []
+    for pid, killed_at in kills:
+        ended = {item for e, item, _ in events.get(pid, []) if e == "end"}
+        running = [item for e, item, _ in events.get(pid, []) if e == "start" and item not in ended]
+        for item in running:
+            again = [t for t, other in first_start_after[item] if other != pid and t >= killed_at]
+            recoveries.append(min(again) - killed_at if again else float("inf"))
+    lost = args.items - len(set(done)) - status.dead  # neither done nor dead-lettered
+    result = {
+        "items": args.items,
+        "workers": args.workers,
+        "lease_s": args.lease,
+        "kills": len(kills),
+        "items_lost": lost,
+        "dead": status.dead,
+        "extra_executions": extra,
+        "extra_executions_per_kill": extra / len(kills) if kills else 0.0,
+        "interrupted_items": len(recoveries),
+        "longest_kill_to_rerun_s": max(recoveries) if recoveries else 0.0,
+        "run_seconds": finished,
+        "worker_exit_codes": sorted(set(codes)),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "chaos.json").write_text(json.dumps(result, indent=2) + "\n")
+    rows = [
+        ("kills (SIGKILL, replaced)", f"{len(kills)}"),
+        ("items lost (bar: 0)", f"{lost}"),
+        ("dead items", f"{status.dead}"),
+        ("extra executions per kill (bar: <= 1)", f"{result['extra_executions_per_kill']:.2f}"),
+        (
+            f"longest kill -> rerun (bar: <= {2 * args.lease:g} s)",
+            f"{result['longest_kill_to_rerun_s']:.2f} s",
+        ),
+        ("run time", f"{finished:.1f} s"),
+        ("worker exit codes", ", ".join(map(str, result["worker_exit_codes"]))),
+    ]
+    print("| measure | value |\n|---|---:|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+    ok = lost == 0 and status.dead == 0 and result["longest_kill_to_rerun_s"] <= 2 * args.lease
+    sys.exit(0 if ok and result["extra_executions_per_kill"] <= 1 else 1)
+
+
+if __name__ == "__main__":
+    main()
