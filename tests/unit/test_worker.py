@@ -225,6 +225,41 @@ def test_command_arguments_are_templates_passed_without_a_shell(
     )
 
 
+# A structured item with every kind of JSON value, nested.
+STRUCTURED = {
+    "src": "a b.png",
+    "meta": {"w": 2, "tags": ["x", None], "ok": False, "name": "é"},
+    "flag": True,
+    "none": None,
+    "n": 1.5,
+    "list": [1, "two"],
+}
+STRUCTURED_FIELDS = ["item", "item.src", "item.meta", "item.flag", "item.none", "item.n"]
+STRUCTURED_TEXT = [
+    '{"src":"a b.png","meta":{"w":2,"tags":["x",null],"ok":false,"name":"é"},"flag":true,'
+    '"none":null,"n":1.5,"list":[1,"two"]}',
+    "a b.png",
+    '{"w":2,"tags":["x",null],"ok":false,"name":"é"}',
+    "true",
+    "null",
+    "1.5",
+]
+
+
+@pytest.mark.parametrize("shell", [False], ids=["argv"])
+def test_command_values_are_text_or_compact_json_never_python_reprs(
+    shell: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Strings as themselves; null, true, numbers, dicts and lists as compact JSON (the form
+    of $WQ_ITEM), in both modes; with the shell each value stays one word."""
+    tags = ["{{ " + field + " }}" for field in STRUCTURED_FIELDS]
+    # One value per line, so that a value split into words would show.
+    command = ["printf", "'%s\\n'" if shell else "%s\\n", *tags]
+    CommandHandler(command, shell, 0)(command_item(STRUCTURED))
+    out = capsys.readouterr().out
+    assert out == "".join(f"[item 7] {text}\n" for text in STRUCTURED_TEXT)
+
+
 def test_command_with_shell_and_plain_string_item(capsys: pytest.CaptureFixture[str]) -> None:
     CommandHandler(['echo "$WQ_ITEM" | tr a-z A-Z'], True, 0)(command_item("apple pie"))
     assert capsys.readouterr().out == "[item 7] APPLE PIE\n"

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from jinja2 import StrictUndefined, TemplateError
@@ -185,11 +185,20 @@ def _kill_group(proc: "subprocess.Popen[bytes]", sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _finalize(value: Any) -> Any:
-    """`{{ item }}` of a structured item renders as JSON, not as a Python repr."""
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return value
+def _finalize(value: Any) -> str:
+    """What `{{ ... }}` inserts: a string as itself, any other value as compact JSON (`null`,
+    `true`, `1.5`, `{"src":"a.png"}`, the form of $WQ_ITEM), never a Python repr."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_not_json)
+
+
+def _not_json(value: Any) -> Any:
+    """A value a template made that JSON has no type for: a list if it is a sequence or a set
+    (`item.tags|map("upper")`, `item.keys()`), else its text."""
+    if isinstance(value, Iterable) and not isinstance(value, bytes):
+        return list(value)
+    return str(value)
 
 
 def build_handler(config: WorkerConfig) -> Handler:
