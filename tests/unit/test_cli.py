@@ -54,6 +54,14 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
         (["work", "--run", "r", "--handler", "python"], "needs --python MODULE:FUNCTION"),
         (["work", "--run", "r", "--handler", "command"], "command handler needs a command"),
         (["work", "--run", "r", "--", "echo"], "add --handler command"),
+        (
+            ["work", "--run", "r", "--handler", "command", "--shell", "--", "echo '{{ item }}'"],
+            "{{ item }} is inside single quotes",
+        ),
+        (
+            ["work", "--run", "r", "--handler", "command", "--", "sh", "-c", "echo {{ item }}"],
+            "sh -c runs its script as shell code",
+        ),
         (["work", "--run", "r", "--handler", "python", "--python", "json:nope"], "no function"),
         (
             ["work", "--run", "r", "--item-timeout", "1", "--concurrency", "2"],

@@ -1,5 +1,6 @@
 """The worker loop, in process: draining, waiting, reclaiming, failing, batching."""
 
+import shlex
 import threading
 import time
 from collections import Counter
@@ -246,7 +247,7 @@ STRUCTURED_TEXT = [
 ]
 
 
-@pytest.mark.parametrize("shell", [False], ids=["argv"])
+@pytest.mark.parametrize("shell", [False, True], ids=["argv", "shell"])
 def test_command_values_are_text_or_compact_json_never_python_reprs(
     shell: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -307,6 +308,42 @@ def test_command_handler_under_a_worker_with_concurrency(queue: RunQueue, tmp_pa
     handler = CommandHandler(["sh", "-c", f'touch "{out}/$WQ_ITEM"'], False, 10)
     assert Worker(queue, handler, config(concurrency=4), quiet()).run() == EXIT_DRAINED
     assert Counter(p.name for p in out.iterdir()) == Counter(f"f{i}" for i in range(12))
+
+
+# Items that run code if pasted into a shell line unquoted, or between quotes; DIR is where
+# they would leave their mark.
+HOSTILE_ITEMS = [
+    "$(touch DIR/pwned)",
+    "`touch DIR/pwned2`",
+    "a; touch DIR/pwned3",
+    "x\ntouch DIR/pwned4",
+    "'; touch DIR/pwned5; '",
+    '"; touch DIR/pwned6; "',
+    "$(touch DIR/pwned7)'\"",
+    "{{ 7 * 7 }} {% if true %}pwned8{% endif %}",  # item text is never a template either
+    "-n",  # nor an option of printf
+]
+
+
+@pytest.mark.parametrize("shell", [True, False], ids=["shell", "argv"])
+def test_items_never_run_as_code(queue: RunQueue, tmp_path: Path, shell: bool) -> None:
+    """Issue 9 (13): through a real worker, each item reaches the command as one argument,
+    intact, and none of its text runs, with or without the shell."""
+    marks = tmp_path / "marks"
+    got = tmp_path / "got"
+    marks.mkdir()
+    got.mkdir()
+    items = [text.replace("DIR", str(marks)) for text in HOSTILE_ITEMS]
+    seed(queue, items)
+    if shell:
+        command = ["printf %s {{ item }} >", shlex.quote(str(got)) + '/"$WQ_ITEM_POSITION"']
+    else:
+        command = ["sh", "-c", 'printf %s "$1" > "$0/$WQ_ITEM_POSITION"', str(got), "{{ item }}"]
+    handler = CommandHandler(command, shell, 30)
+    assert Worker(queue, handler, config(max_attempts=1), quiet()).run() == EXIT_DRAINED
+    assert sorted(p.name for p in marks.iterdir()) == []
+    assert queue.dead_items() == []
+    assert {int(p.name): p.read_text() for p in got.iterdir()} == dict(enumerate(items))
 
 
 def test_heartbeat_keeps_an_item_longer_than_its_lease(redis_url: str, run_id: str) -> None:

@@ -131,6 +131,9 @@ def seed(**opts: Any) -> int:
 def work(command: tuple[str, ...], **opts: Any) -> int:
     """Process items until the run is drained.
 
+    With --shell every value a template inserts is quoted as one shell word: write tags bare,
+    never inside quotes; shell code reads the raw item from "$WQ_ITEM".
+
     Exits 0 only when nothing is pending and nothing is in flight anywhere; while other
     workers hold the last items it waits, reclaiming their leases if they expire. Exit codes:
     0 drained, 1 Redis unreachable or never seeded, 2 bad configuration, 3 drained with dead
@@ -140,6 +143,7 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
     Examples:
       wq work --run r1 --handler demo --demo-sleep 0.1
       wq work --run r1 --handler command -- convert {{ item.src }} {{ item.dst }}
+      wq work --run r1 --handler command --shell -- 'gzip -c {{ item }} > {{ item }}.gz'
       wq work --run r1 --handler command --shell -- 'echo "$WQ_ITEM" | wc -c'
     """
     queue, log = open_run(opts)

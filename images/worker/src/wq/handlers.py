@@ -5,7 +5,6 @@ A handler returns normally on success and raises HandlerFailed (or any exception
 
 import contextlib
 import importlib
-import json
 import os
 import re
 import shlex
@@ -15,12 +14,10 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
-
+from wq.command_template import CommandTemplate, RenderFailed
 from wq.errors import ConfigError
 from wq.item import Item
 from wq.options import HANDLERS, WorkerConfig
@@ -90,8 +87,9 @@ def load_function(target: str) -> Callable[[Any], object]:
 
 class CommandHandler:
     """Runs a command per item. Each argument is a sandboxed Jinja2 template (`{{ item }}`,
-    `{{ item.src }}`); the item is also in $WQ_ITEM. No shell unless asked for. The exit code
-    decides success; output is streamed with the item named; a timeout kills the process group.
+    `{{ item.src }}`; see command_template: item text never runs as code); the item is also in
+    $WQ_ITEM. No shell unless asked for. The exit code decides success; output is streamed
+    with the item named; a timeout kills the process group.
     """
 
     enforces_own_timeout = True
@@ -102,22 +100,16 @@ class CommandHandler:
                 "command handler needs a command: wq work --handler command -- CMD ARGS... "
                 "(or WQ_COMMAND as a JSON list)"
             )
-        env = SandboxedEnvironment(undefined=StrictUndefined, finalize=_finalize, autoescape=False)
-        try:
-            self.templates = [env.from_string(a) for a in args]
-        except TemplateError as exc:
-            raise ConfigError(f"command template is invalid: {exc}") from None
-        self.shell = shell
+        self.template = CommandTemplate(args, shell)
         self.timeout_s = timeout_s
         self._running: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
 
     def render(self, item: Item) -> list[str]:
         try:
-            args = [t.render(item=item.value) for t in self.templates]
-        except TemplateError as exc:
-            raise HandlerFailed(f"command template failed for this item: {exc}") from None
-        return ["/bin/sh", "-c", " ".join(args)] if self.shell else args
+            return self.template.render(item.value)
+        except RenderFailed as exc:
+            raise HandlerFailed(str(exc)) from None
 
     def __call__(self, item: Item) -> None:
         argv = self.render(item)
@@ -183,22 +175,6 @@ class CommandHandler:
 def _kill_group(proc: "subprocess.Popen[bytes]", sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-
-
-def _finalize(value: Any) -> str:
-    """What `{{ ... }}` inserts: a string as itself, any other value as compact JSON (`null`,
-    `true`, `1.5`, `{"src":"a.png"}`, the form of $WQ_ITEM), never a Python repr."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_not_json)
-
-
-def _not_json(value: Any) -> Any:
-    """A value a template made that JSON has no type for: a list if it is a sequence or a set
-    (`item.tags|map("upper")`, `item.keys()`), else its text."""
-    if isinstance(value, Iterable) and not isinstance(value, bytes):
-        return list(value)
-    return str(value)
 
 
 def build_handler(config: WorkerConfig) -> Handler:
