@@ -14,13 +14,17 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from wq.command_template import CommandTemplate, RenderFailed
 from wq.errors import ConfigError
 from wq.item import Item
-from wq.options import HANDLERS, WorkerConfig
+from wq.options import HANDLERS, ConnectionConfig, WorkerConfig, setting_of
+
+_PASSWORD_ENV = setting_of(ConnectionConfig, "redis_password").env
+_URL_ENV = setting_of(ConnectionConfig, "redis_url").env
 
 
 class HandlerFailed(Exception):
@@ -113,7 +117,7 @@ class CommandHandler:
 
     def __call__(self, item: Item) -> None:
         argv = self.render(item)
-        env = {**os.environ, "WQ_ITEM": item.text, "WQ_ITEM_POSITION": str(item.position)}
+        env = item_environment(os.environ, item)
         try:
             proc = subprocess.Popen(
                 argv,
@@ -170,6 +174,20 @@ class CommandHandler:
             running = list(self._running)
         for proc in running:
             _kill_group(proc, signal.SIGTERM)
+
+
+def item_environment(environ: Mapping[str, str], item: Item) -> dict[str, str]:
+    """The environment of an item's process: the worker's without the Redis credentials, plus
+    the item. What runs per item may be fed hostile items and needs no Redis: it gets neither
+    WQ_REDIS_PASSWORD nor a WQ_REDIS_URL that holds a password (a URL without one, which only
+    says where Redis is, stays; a redacted one would be a wrong password, so it goes)."""
+    env = dict(environ)
+    env.pop(_PASSWORD_ENV, None)
+    if urlsplit(env.get(_URL_ENV, "")).password is not None:
+        del env[_URL_ENV]
+    env["WQ_ITEM"] = item.text
+    env["WQ_ITEM_POSITION"] = str(item.position)
+    return env
 
 
 def _kill_group(proc: "subprocess.Popen[bytes]", sig: int) -> None:
