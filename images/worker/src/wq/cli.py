@@ -237,6 +237,7 @@ def purge(yes: bool, **conn: Any) -> int:
     help="Use this Redis instead of starting a private redis-server.",
 )
 @click_option(ConnectionConfig, "redis_password")
+@click_option(ConnectionConfig, "redis_ca_cert")
 @click_option(ConnectionConfig, "run_id", required=False, help="Run id (default: local-TIMESTAMP).")
 @env_option(
     "--workers",
@@ -267,6 +268,7 @@ def run_local(workers: int, command_line: str | None, **opts: Any) -> int:
     connection = ConnectionConfig(
         redis_url=opts.pop("redis_url"),
         redis_password=opts.pop("redis_password"),
+        redis_ca_cert=opts.pop("redis_ca_cert"),
         redis_wait=30.0,
         run_id=opts.pop("run_id") or time.strftime("local-%Y%m%d-%H%M%S"),
         log_level="warning",

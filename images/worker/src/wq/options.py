@@ -89,6 +89,12 @@ class ConnectionConfig:
     redis_password: str | None = setting(
         None, "--redis-password", "WQ_REDIS_PASSWORD", "Redis password; overrides one in the URL."
     )
+    redis_ca_cert: str = setting(
+        "",
+        "--redis-ca-cert",
+        "WQ_REDIS_CA_CERT",
+        "CA certificate file (PEM) to verify a rediss:// server with, instead of the system's CAs.",
+    )
     redis_wait: float = setting(
         60.0,
         "--redis-wait",
