@@ -221,8 +221,45 @@ Environment shared by every container that runs `wq`: where Redis is and which r
       name: {{ . }}
       key: {{ include "wq.redis.passwordSecretKey" $ }}
 {{- end }}
+{{- if include "wq.redis.caSecretName" . }}
+- name: WQ_REDIS_CA_CERT
+  value: {{ printf "%s/ca.crt" (include "wq.redis.caMountPath" .) | quote }}
+{{- end }}
 - name: WQ_RUN
   value: {{ include "wq.runId" . | quote }}
+{{- end }}
+
+{{/*
+The external Redis' CA certificate, for every pod that runs `wq`: the Secret's name (empty:
+none), its volume and its read-only mount (each a YAML list, empty without the Secret).
+*/}}
+{{- define "wq.redis.caSecretName" -}}
+{{- if not .Values.redis.enabled }}
+{{- .Values.externalRedis.tlsCaSecret }}
+{{- end }}
+{{- end }}
+
+{{- define "wq.redis.caMountPath" -}}
+/etc/wq/redis-ca
+{{- end }}
+
+{{- define "wq.redis.caVolumes" -}}
+{{- with include "wq.redis.caSecretName" . -}}
+- name: redis-ca
+  secret:
+    secretName: {{ . | quote }}
+    items:
+      - key: {{ $.Values.externalRedis.tlsCaSecretKey | quote }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "wq.redis.caVolumeMounts" -}}
+{{- if include "wq.redis.caSecretName" . -}}
+- name: redis-ca
+  mountPath: {{ include "wq.redis.caMountPath" . }}
+  readOnly: true
+{{- end }}
 {{- end }}
 
 {{/*
@@ -237,6 +274,10 @@ Usage: include "wq.cliPodOverrides" (dict "ctx" $ "args" (list "status" "--watch
 {{- $_ := set $container "env" (include "wq.connectionEnv" $ctx | fromYamlArray) }}
 {{- $_ := set $container "securityContext" $ctx.Values.securityContext }}
 {{- $spec := dict "automountServiceAccountToken" false "enableServiceLinks" false "securityContext" $ctx.Values.podSecurityContext "containers" (list $container) }}
+{{- if include "wq.redis.caSecretName" $ctx }}
+{{- $_ := set $container "volumeMounts" (include "wq.redis.caVolumeMounts" $ctx | fromYamlArray) }}
+{{- $_ := set $spec "volumes" (include "wq.redis.caVolumes" $ctx | fromYamlArray) }}
+{{- end }}
 {{- if $ctx.Values.imagePullSecrets }}
 {{- $_ := set $spec "imagePullSecrets" $ctx.Values.imagePullSecrets }}
 {{- end }}
@@ -254,6 +295,7 @@ once, so that a user sees all problems of a values file at a time.
 {{- $messages = append $messages (include "wq.validateValues.itemsSize" .) }}
 {{- $messages = append $messages (include "wq.validateValues.seed" .) }}
 {{- $messages = append $messages (include "wq.validateValues.externalRedis" .) }}
+{{- $messages = append $messages (include "wq.validateValues.externalRedisCa" .) }}
 {{- $messages = append $messages (include "wq.validateValues.handler" .) }}
 {{- $messages = without $messages "" }}
 {{- if $messages }}
@@ -302,7 +344,7 @@ wq: seed.enabled=false means the run is seeded from outside: leave items, itemsF
 {{- define "wq.validateValues.externalRedis" -}}
 {{- $ext := .Values.externalRedis }}
 {{- if .Values.redis.enabled }}
-{{- if or $ext.url $ext.host $ext.existingSecret -}}
+{{- if or $ext.url $ext.host $ext.existingSecret $ext.tlsCaSecret -}}
 wq: externalRedis is only used with redis.enabled=false; set redis.enabled=false to use an external Redis.
 {{- end }}
 {{- else }}
@@ -312,6 +354,18 @@ wq: redis.enabled=false needs externalRedis.url (redis://host:port/db or rediss:
 wq: set externalRedis.url or externalRedis.host, not both.
 {{- else if regexMatch "^rediss?://[^/@]*:[^/@]*@" $ext.url -}}
 wq: externalRedis.url must not contain a password (it would be readable in the pod spec); put it in a Secret named by externalRedis.existingSecret.
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A CA certificate is only used over TLS (wq refuses one for redis://). */}}
+{{- define "wq.validateValues.externalRedisCa" -}}
+{{- $ext := .Values.externalRedis }}
+{{- if and (not .Values.redis.enabled) $ext.tlsCaSecret }}
+{{- if and $ext.url (not (hasPrefix "rediss://" $ext.url)) -}}
+wq: externalRedis.tlsCaSecret is for TLS: externalRedis.url must be rediss://, not {{ $ext.url }}.
+{{- else if and (not $ext.url) (not $ext.tls) -}}
+wq: externalRedis.tlsCaSecret is for TLS: set externalRedis.tls=true (or a rediss:// externalRedis.url).
 {{- end }}
 {{- end }}
 {{- end }}

@@ -32,6 +32,10 @@ COMBINATIONS: dict[str, Manifest] = {
         "redis": {"enabled": False},
         "externalRedis": {"host": "r", "tls": True, "existingSecret": "s"},
     },
+    "external-tls-ca": {
+        "redis": {"enabled": False},
+        "externalRedis": {"url": "rediss://r:6380/0", "tlsCaSecret": "ca", "existingSecret": "s"},
+    },
     "no-seed": {"seed": {"enabled": False}, "runId": "Batch_7.x"},
     "everything": {
         "imagePullSecrets": [{"name": "regcred"}],
@@ -106,7 +110,7 @@ def test_validator_rejects_a_broken_manifest(helm: Helm) -> None:
         kubernetes_validate.validate(wrong, NEWEST, strict=True)
 
 
-@pytest.mark.parametrize("name", ["defaults", "external", "everything"])
+@pytest.mark.parametrize("name", ["defaults", "external", "external-tls-ca", "everything"])
 def test_helm_lint_strict(helm: Helm, name: str) -> None:
     values = helm.values_file(COMBINATIONS[name])
     result = helm.run("lint", "--strict", str(CHART), "-f", str(values), "--kube-version", OLDEST)

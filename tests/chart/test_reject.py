@@ -45,6 +45,8 @@ BIG = "x" * 1000
         (["redis.persistence.size=lots"], "at '/redis/persistence/size'"),
         (["redis.enabled=maybe"], "at '/redis/enabled': got string, want boolean"),
         (["externalRedis.url=http://redis:6379"], "at '/externalRedis/url'"),
+        (["externalRedis.tlsCaSecret=Bad_Name"], "at '/externalRedis/tlsCaSecret'"),
+        (["externalRedis.tlsCaSecretKey=a/b"], "at '/externalRedis/tlsCaSecretKey'"),
         (["worker.python=notamodule"], "at '/worker/python'"),
         (["worker.ttlSecondsAfterFinished=-1"], "at '/worker/ttlSecondsAfterFinished'"),
         (["worker.activeDeadlineSeconds=0"], "at '/worker/activeDeadlineSeconds'"),
@@ -125,6 +127,21 @@ def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
         (
             {"externalRedis": {"url": "redis://a:6379/0"}},
             "externalRedis is only used with redis.enabled=false",
+        ),
+        (
+            {"externalRedis": {"tlsCaSecret": "ca"}},
+            "externalRedis is only used with redis.enabled=false",
+        ),
+        (
+            {"redis": {"enabled": False}, "externalRedis": {"host": "a", "tlsCaSecret": "ca"}},
+            "externalRedis.tlsCaSecret is for TLS: set externalRedis.tls=true",
+        ),
+        (
+            {
+                "redis": {"enabled": False},
+                "externalRedis": {"url": "redis://a:6379/0", "tls": True, "tlsCaSecret": "ca"},
+            },
+            "externalRedis.tlsCaSecret is for TLS: externalRedis.url must be rediss://",
         ),
         (
             {"worker": {"handler": "command"}},

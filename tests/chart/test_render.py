@@ -469,6 +469,8 @@ def test_external_redis(helm: Helm, external: dict[str, Any], url: str) -> None:
         e = env(obj)
         assert e["WQ_REDIS_URL"] == url
         assert "WQ_REDIS_PASSWORD" not in e
+        assert "WQ_REDIS_CA_CERT" not in e
+        assert "redis-ca" not in {v["name"] for v in pod_spec(obj)["volumes"]}
 
 
 def test_external_redis_password_from_secret(helm: Helm) -> None:
@@ -482,6 +484,48 @@ def test_external_redis_password_from_secret(helm: Helm) -> None:
     }
     e = env(helm.render(values).one("Job", "worker"))
     assert e["WQ_REDIS_PASSWORD"] == {"secretKeyRef": {"name": "shared", "key": "p"}}
+
+
+TLS_CA = {
+    "redis": {"enabled": False},
+    "externalRedis": {
+        "host": "redis.infra",
+        "tls": True,
+        "tlsCaSecret": "redis-ca",
+        "tlsCaSecretKey": "ca.pem",
+    },
+}
+
+
+def assert_ca_mounted(spec: Manifest, container: Manifest) -> None:
+    """The CA Secret's key is mounted read-only where WQ_REDIS_CA_CERT points."""
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["redis-ca"] == {
+        "name": "redis-ca",
+        "secret": {"secretName": "redis-ca", "items": [{"key": "ca.pem", "path": "ca.crt"}]},
+    }
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "redis-ca"]
+    assert mount["readOnly"] is True
+    ca_env = {e["name"]: e.get("value") for e in container["env"]}["WQ_REDIS_CA_CERT"]
+    assert ca_env == mount["mountPath"] + "/ca.crt"
+
+
+@pytest.mark.parametrize(
+    "external",
+    [
+        TLS_CA["externalRedis"],
+        {
+            "url": "rediss://redis.infra:6380/0",
+            "tlsCaSecret": "redis-ca",
+            "tlsCaSecretKey": "ca.pem",
+        },
+    ],
+)
+def test_external_redis_tls_ca_reaches_every_wq_pod(helm: Helm, external: Manifest) -> None:
+    r = helm.render({**TLS_CA, "externalRedis": external})
+    for obj in (r.one("Job", "seed"), r.one("Job", "worker"), r.one("Pod")):
+        assert env(obj)["WQ_REDIS_URL"].startswith("rediss://"), obj["metadata"]["name"]
+        assert_ca_mounted(pod_spec(obj), container(obj))
 
 
 # --- Job knobs ------------------------------------------------------------------------------
@@ -702,6 +746,14 @@ def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> No
     assert overrides["spec"]["enableServiceLinks"] is False
     assert "stdin" not in c  # kubectl run -i would then print nothing from a script
     assert "app.kubernetes.io/component=cli" in run_cmd
+
+
+def test_notes_cli_pod_mounts_the_redis_ca(helm: Helm, notes_chart: Path) -> None:
+    notes = render_notes(helm, notes_chart, TLS_CA)
+    start = notes.index("--overrides='") + len("--overrides='")
+    overrides = json.loads(notes[start : notes.index("'", start)])
+    [c] = overrides["spec"]["containers"]
+    assert_ca_mounted(overrides["spec"], c)
 
 
 @pytest.mark.parametrize(

@@ -66,15 +66,22 @@ def test_fine_grained(
 
 
 def test_command_handler(release: Releases) -> None:
-    """Scenario 6: a shell command per item; its output shows per item, its exit code counts."""
+    """Scenario 6: a shell command per item; its output shows per item, its exit code counts.
+    Issue 9 (13): in shell mode each value is one quoted word, so an item holding shell code
+    reaches the command as text and never runs."""
+    hostile = "$(touch /tmp/pwned)"
+    # Tags bare, never inside quotes (wq refuses that at start). Had the hostile item run, the
+    # file would be in this pod's /tmp right after the echo: the item would then fail.
     script = (
-        'echo "out:{{ item }} env:$WQ_ITEM"; '
-        '[ "{{ item }}" != oops ] || { echo "refusing {{ item }}"; exit 5; }'
+        'echo out:{{ item }} env:"$WQ_ITEM"; '
+        "[ ! -e /tmp/pwned ] || { echo PWNED; exit 7; }; "
+        "[ {{ item }} != oops ] || { echo refusing {{ item }}; exit 5; }"
     )
+    items = ["alpha", "beta", "gamma", "oops", hostile]
     rel = release("cmd")
     rel.install(
         {
-            "items": ["alpha", "beta", "gamma", "oops"],
+            "items": items,
             "worker": {
                 "parallelism": 2,
                 "handler": "command",
@@ -86,9 +93,11 @@ def test_command_handler(release: Releases) -> None:
     )
     rel.wait(timeout=240)
 
-    assert_counts(rel.status(), total=4, done=3, dead=1)
     logs = rel.worker_logs()
-    for position, item in enumerate(["alpha", "beta", "gamma"]):
+    assert "PWNED" not in logs, logs
+    assert_counts(rel.status(), total=5, done=4, dead=1)
+    for position in (0, 1, 2, 4):
+        item = items[position]
         assert logs.count(f"[item {position}] out:{item} env:{item}") == 1, logs
     assert logs.count("[item 3] refusing oops") == 2, "maxAttempts=2: two attempts, then dead"
     (dead,) = rel.dead()

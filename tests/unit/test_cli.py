@@ -54,6 +54,14 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
         (["work", "--run", "r", "--handler", "python"], "needs --python MODULE:FUNCTION"),
         (["work", "--run", "r", "--handler", "command"], "command handler needs a command"),
         (["work", "--run", "r", "--", "echo"], "add --handler command"),
+        (
+            ["work", "--run", "r", "--handler", "command", "--shell", "--", "echo '{{ item }}'"],
+            "{{ item }} is inside single quotes",
+        ),
+        (
+            ["work", "--run", "r", "--handler", "command", "--", "sh", "-c", "echo {{ item }}"],
+            "sh -c runs its script as shell code",
+        ),
         (["work", "--run", "r", "--handler", "python", "--python", "json:nope"], "no function"),
         (
             ["work", "--run", "r", "--item-timeout", "1", "--concurrency", "2"],
@@ -109,6 +117,45 @@ def test_wrong_password_is_a_configuration_error(tmp_path: Path) -> None:
         assert ok.returncode == 0, ok.stderr
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("in_url", [False, True], ids=["WQ_REDIS_PASSWORD", "in-url"])
+def test_item_processes_never_see_the_redis_password(
+    tmp_path: Path, run_id: str, in_url: bool
+) -> None:
+    """Issue 9 (10): the command handler's processes get the worker's environment without the
+    password, whether it came as WQ_REDIS_PASSWORD or inside WQ_REDIS_URL."""
+    from wq.local_redis import RedisServer
+
+    secret = "s3cret-Zq8"
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        import redis
+
+        redis.Redis(port=server.port).config_set("requirepass", secret)
+        url = f"redis://127.0.0.1:{server.port}/0"
+        env = {"WQ_RUN": run_id}
+        if in_url:
+            env["WQ_REDIS_URL"] = f"redis://:{secret}@127.0.0.1:{server.port}/0"
+        else:
+            env.update(WQ_REDIS_URL=url, WQ_REDIS_PASSWORD=secret)
+        assert wq("seed", "x", env=env).returncode == 0
+        worked = wq("work", "--handler", "command", "--", "env", env=env)
+        assert worked.returncode == 0, worked.stderr
+    finally:
+        server.stop()
+    seen = dict(
+        line.removeprefix("[item 0] ").split("=", 1)
+        for line in worked.stdout.splitlines()
+        if "=" in line
+    )
+    assert seen["WQ_ITEM"] == "x"
+    assert seen["WQ_RUN"] == run_id
+    assert secret not in worked.stdout
+    assert "WQ_REDIS_PASSWORD" not in seen
+    # A URL without credentials tells where Redis is, and stays; one with them goes.
+    assert seen.get("WQ_REDIS_URL") == (None if in_url else url)
 
 
 def test_seed_work_status_flow(redis_url: str, run_id: str, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import shlex
 import threading
 import time
 from collections import Counter
@@ -230,6 +231,41 @@ def test_command_arguments_are_templates_passed_without_a_shell(
     )
 
 
+# A structured item with every kind of JSON value, nested.
+STRUCTURED = {
+    "src": "a b.png",
+    "meta": {"w": 2, "tags": ["x", None], "ok": False, "name": "é"},
+    "flag": True,
+    "none": None,
+    "n": 1.5,
+    "list": [1, "two"],
+}
+STRUCTURED_FIELDS = ["item", "item.src", "item.meta", "item.flag", "item.none", "item.n"]
+STRUCTURED_TEXT = [
+    '{"src":"a b.png","meta":{"w":2,"tags":["x",null],"ok":false,"name":"é"},"flag":true,'
+    '"none":null,"n":1.5,"list":[1,"two"]}',
+    "a b.png",
+    '{"w":2,"tags":["x",null],"ok":false,"name":"é"}',
+    "true",
+    "null",
+    "1.5",
+]
+
+
+@pytest.mark.parametrize("shell", [False, True], ids=["argv", "shell"])
+def test_command_values_are_text_or_compact_json_never_python_reprs(
+    shell: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Strings as themselves; null, true, numbers, dicts and lists as compact JSON (the form
+    of $WQ_ITEM), in both modes; with the shell each value stays one word."""
+    tags = ["{{ " + field + " }}" for field in STRUCTURED_FIELDS]
+    # One value per line, so that a value split into words would show.
+    command = ["printf", "'%s\\n'" if shell else "%s\\n", *tags]
+    CommandHandler(command, shell, 0)(command_item(STRUCTURED))
+    out = capsys.readouterr().out
+    assert out == "".join(f"[item 7] {text}\n" for text in STRUCTURED_TEXT)
+
+
 def test_command_with_shell_and_plain_string_item(capsys: pytest.CaptureFixture[str]) -> None:
     CommandHandler(['echo "$WQ_ITEM" | tr a-z A-Z'], True, 0)(command_item("apple pie"))
     assert capsys.readouterr().out == "[item 7] APPLE PIE\n"
@@ -277,6 +313,42 @@ def test_command_handler_under_a_worker_with_concurrency(queue: RunQueue, tmp_pa
     handler = CommandHandler(["sh", "-c", f'touch "{out}/$WQ_ITEM"'], False, 10)
     assert Worker(queue, handler, config(concurrency=4), quiet()).run() == EXIT_DRAINED
     assert Counter(p.name for p in out.iterdir()) == Counter(f"f{i}" for i in range(12))
+
+
+# Items that run code if pasted into a shell line unquoted, or between quotes; DIR is where
+# they would leave their mark.
+HOSTILE_ITEMS = [
+    "$(touch DIR/pwned)",
+    "`touch DIR/pwned2`",
+    "a; touch DIR/pwned3",
+    "x\ntouch DIR/pwned4",
+    "'; touch DIR/pwned5; '",
+    '"; touch DIR/pwned6; "',
+    "$(touch DIR/pwned7)'\"",
+    "{{ 7 * 7 }} {% if true %}pwned8{% endif %}",  # item text is never a template either
+    "-n",  # nor an option of printf
+]
+
+
+@pytest.mark.parametrize("shell", [True, False], ids=["shell", "argv"])
+def test_items_never_run_as_code(queue: RunQueue, tmp_path: Path, shell: bool) -> None:
+    """Issue 9 (13): through a real worker, each item reaches the command as one argument,
+    intact, and none of its text runs, with or without the shell."""
+    marks = tmp_path / "marks"
+    got = tmp_path / "got"
+    marks.mkdir()
+    got.mkdir()
+    items = [text.replace("DIR", str(marks)) for text in HOSTILE_ITEMS]
+    seed(queue, items)
+    if shell:
+        command = ["printf %s {{ item }} >", shlex.quote(str(got)) + '/"$WQ_ITEM_POSITION"']
+    else:
+        command = ["sh", "-c", 'printf %s "$1" > "$0/$WQ_ITEM_POSITION"', str(got), "{{ item }}"]
+    handler = CommandHandler(command, shell, 30)
+    assert Worker(queue, handler, config(max_attempts=1), quiet()).run() == EXIT_DRAINED
+    assert sorted(p.name for p in marks.iterdir()) == []
+    assert queue.dead_items() == []
+    assert {int(p.name): p.read_text() for p in got.iterdir()} == dict(enumerate(items))
 
 
 def test_heartbeat_keeps_an_item_longer_than_its_lease(redis_url: str, run_id: str) -> None:

@@ -97,6 +97,9 @@ def seed(**opts: Any) -> int:
 def work(command: tuple[str, ...], **opts: Any) -> int:
     """Process items until the run is drained.
 
+    With --shell every value a template inserts is quoted as one shell word: write tags bare,
+    never inside quotes; shell code reads the raw item from "$WQ_ITEM".
+
     Exits 0 only when nothing is pending and nothing is in flight anywhere; while other
     workers hold the last items it waits, reclaiming their leases as they expire. Exit codes:
     0 drained, 1 Redis unreachable or full or the run never seeded, 2 bad configuration,
@@ -107,6 +110,7 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
     Examples:
       wq work --run r1 --handler demo --demo-sleep 0.1
       wq work --run r1 --handler command -- convert {{ item.src }} {{ item.dst }}
+      wq work --run r1 --handler command --shell -- 'gzip -c {{ item }} > {{ item }}.gz'
       wq work --run r1 --handler command --shell -- 'echo "$WQ_ITEM" | wc -c'
     """
     queue, log = open_run(opts)
@@ -211,6 +215,7 @@ def purge(yes: bool, **conn: Any) -> int:
     help="Use this Redis instead of starting a private redis-server.",
 )
 @click_option(ConnectionConfig, "redis_password")
+@click_option(ConnectionConfig, "redis_ca_cert")
 @click_option(ConnectionConfig, "run_id", required=False, help="Run id (default: local-TIMESTAMP).")
 @env_option(
     "--workers",
@@ -241,6 +246,7 @@ def run_local(workers: int, command_line: str | None, **opts: Any) -> int:
     connection = ConnectionConfig(
         redis_url=opts.pop("redis_url"),
         redis_password=opts.pop("redis_password"),
+        redis_ca_cert=opts.pop("redis_ca_cert"),
         redis_wait=30.0,
         run_id=opts.pop("run_id") or time.strftime("local-%Y%m%d-%H%M%S"),
         log_level="warning",

@@ -5,6 +5,8 @@ backoff for a bounded time, then raises RedisUnavailable. Which Redis errors are
 retrying is decided here, in one place (is_transient), for every caller.
 """
 
+import re
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,9 +48,12 @@ def is_transient(exc: BaseException) -> bool:
 class RedisSettings:
     url: str
     password: str | None = field(default=None, repr=False)
+    ca_cert: str | None = None  # CA file for rediss://; None: the system's CAs
 
     @classmethod
-    def from_url(cls, url: str, password: str | None = None) -> "RedisSettings":
+    def from_url(
+        cls, url: str, password: str | None = None, ca_cert: str | None = None
+    ) -> "RedisSettings":
         """Validate a redis://, rediss:// or unix:// URL; the password overrides the URL's."""
         if not url:
             raise ConfigError("no Redis URL: pass --redis-url or set WQ_REDIS_URL")
@@ -71,7 +76,9 @@ class RedisSettings:
             db = parts.path.lstrip("/")
             if db and not db.isdigit():
                 raise ConfigError(f"Redis URL {redact(url)!r}: database {db!r} is not a number")
-        return cls(url=url, password=password or None)
+        if ca_cert:
+            check_ca_cert(ca_cert, url)
+        return cls(url=url, password=password or None, ca_cert=ca_cert or None)
 
     @property
     def display(self) -> str:
@@ -88,6 +95,8 @@ class RedisSettings:
         }
         if self.password:
             kwargs["password"] = self.password
+        if self.ca_cert:
+            kwargs["ssl_ca_certs"] = self.ca_cert
         client: redis.Redis = redis.Redis.from_url(self.url, **kwargs)
         return client
 
@@ -132,6 +141,7 @@ class Retrying:
                     "maxmemory), or seed fewer stored items (itemRange stores none)"
                 ) from None
             except redis.RedisError as exc:
+                raise_if_certificate_error(exc, self.settings)  # not an outage: see below
                 if not is_transient(exc):
                     raise
                 waited = time.monotonic() - started
@@ -144,3 +154,57 @@ class Retrying:
                     self.on_retry(waited, exc)
                 time.sleep(min(delay, max(0.0, self.budget - waited)))
                 delay = min(delay * 2, 2.0)
+
+
+# TLS certificates. A server certificate that does not verify is a configuration error (exit
+# 2), never an outage to wait out: redis-py reports it as a ConnectionError like a refused
+# connection. Kept apart from Retrying's error classes so that either can change on its own.
+
+CA_SETTING = "--redis-ca-cert / WQ_REDIS_CA_CERT"
+
+
+def check_ca_cert(ca_cert: str, url: str) -> None:
+    """The CA file is for rediss:// and must hold a PEM certificate: found out now, not as a
+    connection error on every retry."""
+    if urlsplit(url).scheme != "rediss":
+        raise ConfigError(
+            f"{CA_SETTING} is only used with rediss:// URLs, and the Redis URL is {redact(url)!r}"
+        )
+    try:
+        ssl.create_default_context(cafile=ca_cert)
+    except ssl.SSLError:
+        raise ConfigError(f"{CA_SETTING} {ca_cert!r} holds no PEM certificate") from None
+    except OSError as exc:
+        raise ConfigError(f"{CA_SETTING} {ca_cert!r} cannot be read: {exc.strerror}") from None
+
+
+def raise_if_certificate_error(exc: BaseException, settings: RedisSettings) -> None:
+    reason = certificate_problem(exc)
+    if reason is None:
+        return
+    against = f"the CA in {settings.ca_cert}" if settings.ca_cert else "the system's CAs"
+    raise ConfigError(
+        f"Redis at {settings.display}: TLS certificate verification failed against {against} "
+        f"({reason}); give the CA that signed the server's certificate with {CA_SETTING}"
+    ) from None
+
+
+def certificate_problem(exc: BaseException) -> str | None:
+    """Why the server's certificate was refused, if that is what `exc` is about. redis-py
+    raises its ConnectionError while handling ssl.SSLCertVerificationError (the error is its
+    __context__, not its __cause__) and copies the text into the message: both are looked at."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or current.reason or current).rstrip(".")
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    match = _VERIFY_FAILED.search(str(exc))
+    return match.group(1).rstrip(".") if match else None
+
+
+# The message of the ConnectionError, for when the SSL error is not chained to it.
+_VERIFY_FAILED = re.compile(
+    r"CERTIFICATE_VERIFY_FAILED\] certificate verify failed: (.*?)(?: \(_ssl\.c:\d+\))?\.?$"
+)

@@ -5,7 +5,6 @@ A handler returns normally on success and raises HandlerFailed (or any exception
 
 import contextlib
 import importlib
-import json
 import os
 import re
 import shlex
@@ -15,15 +14,17 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
-
+from wq.command_template import CommandTemplate, RenderFailed
 from wq.errors import ConfigError
 from wq.item import Item
-from wq.options import HANDLERS, WorkerConfig
+from wq.options import HANDLERS, ConnectionConfig, WorkerConfig, setting_of
+
+_PASSWORD_ENV = setting_of(ConnectionConfig, "redis_password").env
+_URL_ENV = setting_of(ConnectionConfig, "redis_url").env
 
 
 class HandlerFailed(Exception):
@@ -93,8 +94,9 @@ def load_function(target: str) -> Callable[[Any], object]:
 
 class CommandHandler:
     """Runs a command per item. Each argument is a sandboxed Jinja2 template (`{{ item }}`,
-    `{{ item.src }}`); the item is also in $WQ_ITEM. No shell unless asked for. The exit code
-    decides success; output is streamed with the item named; a timeout kills the process group.
+    `{{ item.src }}`; see command_template: item text never runs as code); the item is also in
+    $WQ_ITEM. No shell unless asked for. The exit code decides success; output is streamed
+    with the item named; a timeout kills the process group.
     """
 
     enforces_own_timeout = True
@@ -105,26 +107,20 @@ class CommandHandler:
                 "command handler needs a command: wq work --handler command -- CMD ARGS... "
                 "(or WQ_COMMAND as a JSON list)"
             )
-        env = SandboxedEnvironment(undefined=StrictUndefined, finalize=_finalize, autoescape=False)
-        try:
-            self.templates = [env.from_string(a) for a in args]
-        except TemplateError as exc:
-            raise ConfigError(f"command template is invalid: {exc}") from None
-        self.shell = shell
+        self.template = CommandTemplate(args, shell)
         self.timeout_s = timeout_s
         self._running: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
 
     def render(self, item: Item) -> list[str]:
         try:
-            args = [t.render(item=item.value) for t in self.templates]
-        except TemplateError as exc:
-            raise HandlerFailed(f"command template failed for this item: {exc}") from None
-        return ["/bin/sh", "-c", " ".join(args)] if self.shell else args
+            return self.template.render(item.value)
+        except RenderFailed as exc:
+            raise HandlerFailed(str(exc)) from None
 
     def __call__(self, item: Item) -> None:
         argv = self.render(item)
-        env = {**os.environ, "WQ_ITEM": item.text, "WQ_ITEM_POSITION": str(item.position)}
+        env = item_environment(os.environ, item)
         try:
             proc = subprocess.Popen(
                 argv,
@@ -183,16 +179,23 @@ class CommandHandler:
             _kill_group(proc, signal.SIGTERM)
 
 
+def item_environment(environ: Mapping[str, str], item: Item) -> dict[str, str]:
+    """The environment of an item's process: the worker's without the Redis credentials, plus
+    the item. What runs per item may be fed hostile items and needs no Redis: it gets neither
+    WQ_REDIS_PASSWORD nor a WQ_REDIS_URL that holds a password (a URL without one, which only
+    says where Redis is, stays; a redacted one would be a wrong password, so it goes)."""
+    env = dict(environ)
+    env.pop(_PASSWORD_ENV, None)
+    if urlsplit(env.get(_URL_ENV, "")).password is not None:
+        del env[_URL_ENV]
+    env["WQ_ITEM"] = item.text
+    env["WQ_ITEM_POSITION"] = str(item.position)
+    return env
+
+
 def _kill_group(proc: "subprocess.Popen[bytes]", sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-
-
-def _finalize(value: Any) -> Any:
-    """`{{ item }}` of a structured item renders as JSON, not as a Python repr."""
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return value
 
 
 def build_handler(config: WorkerConfig) -> Handler:

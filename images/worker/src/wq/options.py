@@ -89,6 +89,12 @@ class ConnectionConfig:
     redis_password: str | None = setting(
         None, "--redis-password", "WQ_REDIS_PASSWORD", "Redis password; overrides one in the URL."
     )
+    redis_ca_cert: str = setting(
+        "",
+        "--redis-ca-cert",
+        "WQ_REDIS_CA_CERT",
+        "CA certificate file (PEM) to verify a rediss:// server with, instead of the system's CAs.",
+    )
     redis_wait: float = setting(
         60.0,
         "--redis-wait",
@@ -146,14 +152,17 @@ class WorkerConfig:
         None,
         "WQ_COMMAND",
         "The command handler's command: the arguments after `--`, or a JSON list of strings in "
-        "the variable. Each argument is a template: {{ item }}, {{ item.src }}.",
+        "the variable. Each argument is a template: {{ item }}, {{ item.src }}; a value that "
+        "is not a string goes in as compact JSON.",
         value="command",
     )
     shell: bool = setting(
         False,
         "--shell/--no-shell",
         "WQ_SHELL",
-        "Command handler: join the arguments and run them with /bin/sh -c.",
+        "Command handler: join the arguments and run them with /bin/sh -c. Every value a "
+        "template inserts is quoted as one word, so write tags bare, never inside quotes "
+        '(refused); shell code reads the raw item from "$WQ_ITEM".',
         value="shell",
     )
     python: str = setting(

@@ -64,7 +64,9 @@ def open_queue(config: ConnectionConfig, log: EventLog) -> "RunQueue":
     """The run's queue on the configured Redis; outages are retried for `redis_wait` seconds
     with a warning each time."""
     run = check_run_id(config.run_id)
-    settings = RedisSettings.from_url(config.redis_url, config.redis_password)
+    settings = RedisSettings.from_url(
+        config.redis_url, config.redis_password, config.redis_ca_cert or None
+    )
     retrying = Retrying(
         settings,
         config.redis_wait,

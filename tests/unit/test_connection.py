@@ -1,0 +1,169 @@
+"""Connecting over TLS to a real redis-server with a throwaway CA made by the openssl CLI:
+the right CA works; a certificate that does not verify is a configuration error (exit 2, one
+line), not an outage to retry (issue 9, obs. 10)."""
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.polling import wait_until
+from tests.unit.cli_runner import wq
+from wq.connection import certificate_problem
+from wq.local_redis import free_port
+
+
+@dataclass(frozen=True)
+class TlsRedis:
+    port: int
+    ca: Path  # the CA that signed the server's certificate
+    other_ca: Path  # a CA that did not
+
+    @property
+    def url(self) -> str:
+        return f"rediss://127.0.0.1:{self.port}/0"
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_ca(directory: Path, name: str) -> None:
+    openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={name}",
+        cwd=directory,
+    )  # fmt: skip
+
+
+def make_certificates(directory: Path) -> None:
+    """A CA, a server certificate it signed for IP 127.0.0.1, and an unrelated CA."""
+    make_ca(directory, "ca")
+    make_ca(directory, "other-ca")
+    openssl(
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
+        cwd=directory,
+    )  # fmt: skip
+    (directory / "server.ext").write_text(
+        "subjectAltName = IP:127.0.0.1\n"
+        "basicConstraints = CA:FALSE\n"
+        "authorityKeyIdentifier = keyid,issuer\n"
+    )
+    openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
+        cwd=directory,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
+    directory = tmp_path_factory.mktemp("tls")
+    make_certificates(directory)
+    server = TlsRedis(free_port(), directory / "ca.pem", directory / "other-ca.pem")
+    with (directory / "redis.log").open("wb") as log:
+        proc = subprocess.Popen(
+            ["redis-server", "--port", "0", "--tls-port", str(server.port),
+             "--bind", "127.0.0.1", "--tls-cert-file", "server.pem", "--tls-key-file",
+             "server.key", "--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no",
+             "--save", "", "--appendonly", "no", "--dir", str(directory)],
+            cwd=directory, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    client = redis.Redis.from_url(server.url, ssl_ca_certs=str(server.ca))
+
+    def answers() -> bool:
+        assert proc.poll() is None, (directory / "redis.log").read_text()
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_until("the TLS redis-server to answer", answers, timeout=30)
+        client.close()
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def status(url: str, ca: Path | None, *flags: str) -> subprocess.CompletedProcess[str]:
+    env = {"WQ_REDIS_URL": url, "WQ_RUN": "tls"}
+    if ca is not None:
+        env["WQ_REDIS_CA_CERT"] = str(ca)
+    return wq("status", "--redis-wait", "2", *flags, env=env)
+
+
+def test_status_over_tls_with_the_right_ca(tls_redis: TlsRedis) -> None:
+    result = status(tls_redis.url, tls_redis.ca)
+    assert result.returncode == 0, result.stderr
+    assert "not seeded" in result.stdout
+    flag = wq("status", "--run", "tls", "--redis-url", tls_redis.url, "--redis-ca-cert",
+              str(tls_redis.ca))  # fmt: skip
+    assert flag.returncode == 0, flag.stderr
+
+
+def assert_config_error(result: subprocess.CompletedProcess[str], *parts: str) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for part in parts:
+        assert part in lines[0]
+    return lines[0]
+
+
+def test_certificate_problem_is_found_in_the_message_alone() -> None:
+    """For a redis-py that does not chain the SSL error to its ConnectionError."""
+    message = (
+        "Error 1 connecting to 127.0.0.1:6380. [SSL: CERTIFICATE_VERIFY_FAILED] certificate "
+        "verify failed: self-signed certificate in certificate chain (_ssl.c:1006)."
+    )
+    problem = certificate_problem(redis.ConnectionError(message))
+    assert problem == "self-signed certificate in certificate chain"
+    assert certificate_problem(redis.ConnectionError("Connection refused.")) is None
+
+
+def test_no_ca_is_a_configuration_error(tls_redis: TlsRedis) -> None:
+    url = f"rediss://:pw-Xy7@127.0.0.1:{tls_redis.port}/0"
+    line = assert_config_error(
+        status(url, None),
+        f"rediss://:***@127.0.0.1:{tls_redis.port}/0",
+        "certificate verification failed",
+        "self-signed certificate in certificate chain",
+        "--redis-ca-cert",
+        "WQ_REDIS_CA_CERT",
+    )
+    assert "pw-Xy7" not in line
+
+
+def test_wrong_ca_is_a_configuration_error(tls_redis: TlsRedis) -> None:
+    assert_config_error(
+        status(tls_redis.url, tls_redis.other_ca),
+        tls_redis.url,
+        "certificate verification failed",
+        str(tls_redis.other_ca),
+        "--redis-ca-cert",
+    )
+
+
+def test_a_name_the_certificate_does_not_hold_is_a_configuration_error(
+    tls_redis: TlsRedis,
+) -> None:
+    assert_config_error(
+        status(f"rediss://localhost:{tls_redis.port}/0", tls_redis.ca),
+        "certificate is not valid for 'localhost'",
+    )
+
+
+def test_ca_setting_problems_are_configuration_errors(tls_redis: TlsRedis, tmp_path: Path) -> None:
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("hello\n")
+    assert_config_error(status(tls_redis.url, tmp_path / "missing.pem"), "cannot be read")
+    assert_config_error(status(tls_redis.url, not_pem), "holds no PEM certificate")
+    plain = f"redis://127.0.0.1:{tls_redis.port}/0"
+    assert_config_error(status(plain, tls_redis.ca), "only used with rediss://")
