@@ -23,6 +23,9 @@ from wq.status import RunStatus, is_drained
 
 # One Lua call handles at most this many positions, well under Lua's unpack() limit.
 MAX_BATCH = 1000
+# Operations on a whole run (retry-dead, purge) go in calls of about this many items or keys,
+# so that no single call blocks Redis for longer as the run grows.
+ADMIN_CHUNK = 1000
 # Staging writes: fields per HSET, HSETs per round trip, and how long an uncommitted
 # staging hash lives.
 FIELDS_PER_HSET = 64
@@ -295,12 +298,26 @@ class RunQueue:
 
         return self.call(read)
 
-    def retry_dead(self) -> int:
+    def retry_dead(self, chunk: int = ADMIN_CHUNK) -> int:
+        """Give every dead item a fresh set of attempts, about `chunk` items per call; returns
+        how many were requeued. Safe while workers run: items that die meanwhile may be
+        requeued too, and the walk ends even if they keep dying."""
+        cursor, requeued = "0", 0
+        while True:
+            cursor, n = self.retry_dead_chunk(cursor, chunk)
+            requeued += n
+            if cursor == "0":
+                return requeued
+
+    def retry_dead_chunk(self, cursor: str, count: int) -> tuple[str, int]:
+        """One call of retry-dead: (next cursor, '0' when done; items requeued)."""
         k = self.keys
-        n: int = self.call(
-            lambda: self.scripts.retry_dead(keys=[k.requeue, k.attempts, k.dead], args=[])
+        result: list[Any] = self.call(
+            lambda: self.scripts.retry_dead(
+                keys=[k.requeue, k.attempts, k.dead], args=[cursor, count]
+            )
         )
-        return int(n)
+        return str(result[0]), int(result[1])
 
     def purge(self) -> int:
         """Delete every key of the run; returns how many keys were deleted."""
