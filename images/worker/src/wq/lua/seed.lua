@@ -14,7 +14,7 @@ local meta_key, items_key, staging_key = KEYS[1], KEYS[2], KEYS[3]
 local total, kind, range_start, range_step, chunk = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 if redis.call('HEXISTS', meta_key, 'seeded') == 1 then
-  redis.call('DEL', staging_key)
+  redis.call('UNLINK', staging_key)
   return 0
 end
 if redis.call('EXISTS', staging_key) == 1 then
