@@ -8,7 +8,7 @@ from tests.polling import wait_until
 from wq import layout
 from wq.item import encode
 from wq.queue import RunQueue
-from wq.seeder import seed_items
+from wq.seeder import adopt_list, seed_items
 
 
 def seed(queue: RunQueue, values: list[object]) -> None:
@@ -241,18 +241,28 @@ def command_calls(queue: RunQueue) -> Counter[str]:
     return Counter({name.removeprefix("cmdstat_"): int(s["calls"]) for name, s in stats.items()})
 
 
-def test_keys_are_unlinked_never_deleted_in_redis_main_thread(queue: RunQueue) -> None:
+def test_keys_are_unlinked_never_deleted_in_redis_main_thread(
+    queue: RunQueue, redis_url: str
+) -> None:
     """DEL frees a big value before Redis serves the next call (0.1-0.4 s for a 1M-item run);
     UNLINK frees it in the background."""
+    from tests.unit.conftest import make_queue
+
+    adopter = make_queue(redis_url, queue.run + "-adopted")
+    source = f"job2-{queue.run}"
+    queue.client.rpush(source, *range(100))
     before = command_calls(queue)
+    assert adopt_list(adopter, source).total == 100  # unlinks the list
     seed(queue, list(range(100)))
     late = queue.keys.staging_items("late")
     queue.stage_items(late, [encode("x")] * 100)
     assert queue.commit_seed(late, 100, layout.KIND_LIST, 0, 1) is False  # drops the staging
     assert queue.purge() > 0
+    assert adopter.purge() > 0
     calls = command_calls(queue) - before
     assert calls["del"] == 0
-    assert calls["unlink"] >= 3
+    assert calls["unlink"] >= 4
+    adopter.close()
 
 
 @pytest.mark.parametrize("count", [1, 999, 1000, 2500])

@@ -5,10 +5,11 @@ import json
 import pytest
 import redis
 
+from wq.errors import SourceChanged
 from wq.item import encode
 from wq.items_source import ItemRange
 from wq.queue import RunQueue
-from wq.seeder import adopt_list, seed_items, seed_range
+from wq.seeder import Adoption, adopt_list, seed_items, seed_range
 
 ODD = ["a,b", 'say "hi"', "line1\nline2", "tab\there", "😀 emoji", "", " ", "\\", "{{ x }}"]
 
@@ -106,6 +107,78 @@ def test_adopt_a_list_filled_by_hand_as_in_the_kubernetes_docs(
     assert adopt_list(queue, source).seeded_now is False  # idempotent
     assert drain(queue) == ["apple", "banana", "cherry", "a/b", "ünï"]
     client.delete(source)
+
+
+@pytest.mark.parametrize(("n", "window"), [(1, 32), (31, 32), (32, 32), (33, 32), (200, 64)])
+def test_adopt_copies_a_list_in_windows_keeping_every_item_in_order(
+    queue: RunQueue, client: "redis.Redis", n: int, window: int
+) -> None:
+    source = f"job2-{queue.run}"
+    client.rpush(source, *[f"i{k}" for k in range(n)])
+    assert adopt_list(queue, source, window=window).total == n
+    assert client.exists(source) == 0
+    assert list(client.scan_iter(match=queue.keys.staging_items("*"))) == []
+    assert drain(queue) == [f"i{k}" for k in range(n)]
+
+
+def test_a_half_adopted_list_is_invisible_to_workers(
+    queue: RunQueue, client: "redis.Redis"
+) -> None:
+    source = f"job2-{queue.run}"
+    client.rpush(source, *[f"i{k}" for k in range(100)])
+    adoption = Adoption(queue, source, window=32)
+    steps, more = 0, True
+    while more:
+        more = adoption.step()
+        steps += 1
+        # A worker polling between two windows: not seeded, nothing to lease, not drained.
+        reply = queue.lease(10, 30, f"w{steps}")
+        assert (reply.seeded, reply.items, reply.drained) == (False, [], False)
+        assert queue.status().total == 0
+        assert client.llen(source) == 100  # the list stays whole until the commit
+    assert steps == 4
+    assert adoption.commit().total == 100
+    assert client.exists(source) == 0
+    assert drain(queue) == [f"i{k}" for k in range(100)]
+
+
+def test_adopting_a_list_that_grows_meanwhile_is_refused_at_the_commit(
+    queue: RunQueue, client: "redis.Redis"
+) -> None:
+    source = f"job2-{queue.run}"
+    client.rpush(source, *[f"i{k}" for k in range(40)])
+    adoption = Adoption(queue, source, window=32)
+    assert adoption.step()
+    client.rpush(source, "late")
+    assert not adoption.step()  # copies the 40 items the list held at the start
+    with pytest.raises(SourceChanged, match=f"list '{source}' changed length while it was"):
+        adoption.commit()
+    assert_nothing_adopted(queue, client, source, [f"i{k}" for k in range(40)] + ["late"])
+
+
+def test_adopting_a_list_that_shrinks_meanwhile_is_refused_at_once(
+    queue: RunQueue, client: "redis.Redis"
+) -> None:
+    source = f"job2-{queue.run}"
+    client.rpush(source, *[f"i{k}" for k in range(40)])
+    adoption = Adoption(queue, source, window=32)
+    assert adoption.step()
+    client.lpop(source)
+    with pytest.raises(SourceChanged, match=f"list '{source}' shrank while it was"):
+        adoption.step()
+    assert_nothing_adopted(queue, client, source, [f"i{k}" for k in range(1, 40)])
+
+
+def assert_nothing_adopted(
+    queue: RunQueue, client: "redis.Redis", source: str, left: list[str]
+) -> None:
+    """The run is not seeded, no staging is left, the list is as it was; adopting it again
+    works."""
+    assert not queue.is_seeded()
+    assert list(client.scan_iter(match=queue.keys.staging_items("*"))) == []
+    assert client.lrange(source, 0, -1) == left
+    assert adopt_list(queue, source).total == len(left)
+    assert drain(queue) == left
 
 
 def test_one_million_range_items_seed_instantly(queue: RunQueue) -> None:

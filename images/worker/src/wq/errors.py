@@ -19,3 +19,7 @@ class RedisUnavailable(WqError):
 
 class SeedTimeout(WqError):
     """The run was never marked as seeded within the wait budget."""
+
+
+class SourceChanged(WqError):
+    """The list being adopted changed while it was copied; adopting it again may work."""

@@ -39,10 +39,13 @@ KIND_LIST = "list"
 KIND_RANGE = "range"
 
 
-def chunk_fields(items: Sequence[str], chunk: int = ITEMS_PER_FIELD) -> Iterator[tuple[int, str]]:
-    """(field, joined items) of the items hash for items in seed order."""
-    for first in range(0, len(items), chunk):
-        yield first // chunk, SEPARATOR.join(items[first : first + chunk])
+def chunk_fields(
+    items: Sequence[str], chunk: int = ITEMS_PER_FIELD, first: int = 0
+) -> Iterator[tuple[int, str]]:
+    """(field, joined items) of the items hash for items in seed order, items[0] being at
+    position `first` (a multiple of `chunk`)."""
+    for start in range(0, len(items), chunk):
+        yield (first + start) // chunk, SEPARATOR.join(items[start : start + chunk])
 
 
 def split_chunk(blob: str) -> list[str]:

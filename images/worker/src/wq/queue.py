@@ -5,7 +5,7 @@ it is atomic; every call goes through the Retrying wrapper, so a Redis outage is
 then raised, never read as "no work".
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -14,6 +14,7 @@ from redis.commands.core import Script
 
 from wq import layout
 from wq.connection import RedisSettings, Retrying
+from wq.errors import SourceChanged
 from wq.item import Item
 from wq.keys import RunKeys, check_run_id
 from wq.logs import EventLog
@@ -98,41 +99,70 @@ class RunQueue:
         def stage() -> None:
             pipe = self.client.pipeline(transaction=False)
             pipe.unlink(staging)  # a retry after an outage starts afresh
-            args: list[str | int] = []
-            for n, (field, blob) in enumerate(layout.chunk_fields(items), start=1):
-                args += (field, blob)
-                if n % FIELDS_PER_HSET == 0:
-                    pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
-                    args = []
-                if n % (FIELDS_PER_HSET * HSETS_PER_ROUND_TRIP) == 0:
-                    pipe.expire(staging, STAGING_TTL_S)
-                    pipe.execute()
-            if args:
-                pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
-            pipe.expire(staging, STAGING_TTL_S)
-            pipe.execute()
+            self._write_fields(pipe, staging, layout.chunk_fields(items))
 
         self.call(stage)
 
-    def commit_seed(self, staging: str, total: int, kind: str, start: int, step: int) -> bool:
-        """Make a staged run (or a range run) the run, with its seeded marker; False when the
-        run was seeded already (the staging is dropped)."""
-        k = self.keys
-        args: list[str | int] = [total, kind, start, step, layout.ITEMS_PER_FIELD]
-        seeded: int = self.call(
-            lambda: self.scripts.seed(keys=[k.meta, k.items, staging], args=args)
+    def stage_fields(self, staging: str, fields: Sequence[tuple[int, str]]) -> None:
+        """Add fields of the items hash (layout.chunk_fields) to a staging hash."""
+        self.call(
+            lambda: self._write_fields(self.client.pipeline(transaction=False), staging, fields)
         )
-        return int(seeded) == 1
 
-    def adopt(self, source: str) -> int | None:
-        """Make a plain list the run's items; None when the run was seeded already."""
+    def _write_fields(
+        self, pipe: "redis.client.Pipeline", staging: str, fields: Iterable[tuple[int, str]]
+    ) -> None:
+        args: list[str | int] = []
+        for n, (field, blob) in enumerate(fields, start=1):
+            args += (field, blob)
+            if n % FIELDS_PER_HSET == 0:
+                pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
+                args = []
+            if n % (FIELDS_PER_HSET * HSETS_PER_ROUND_TRIP) == 0:
+                pipe.expire(staging, STAGING_TTL_S)
+                pipe.execute()
+        if args:
+            pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
+        pipe.expire(staging, STAGING_TTL_S)
+        pipe.execute()
+
+    def commit_seed(
+        self,
+        staging: str,
+        total: int,
+        kind: str,
+        start: int,
+        step: int,
+        source: str | None = None,
+    ) -> bool:
+        """Make a staged run (or a range run) the run, with its seeded marker; False when the
+        run was seeded already (the staging is dropped). With `source`, the staging hash is
+        the copy of that plain list, which goes in the same call; SourceChanged if its length
+        is not `total` any more."""
         k = self.keys
-        n: int = self.call(
-            lambda: self.scripts.adopt(
-                keys=[k.meta, k.items, source], args=[layout.ITEMS_PER_FIELD]
+        keys = [k.meta, k.items, staging]
+        args: list[str | int] = [total, kind, start, step, layout.ITEMS_PER_FIELD]
+        if source is not None:
+            keys.append(source)
+            args.append(total)
+        seeded = int(self.call(lambda: self.scripts.seed(keys=keys, args=args)))
+        if seeded < 0:
+            raise SourceChanged(
+                f"list {source!r} changed length while it was being adopted ({total} items "
+                "copied); adopt it again once nothing writes to it"
             )
-        )
-        return None if int(n) < 0 else int(n)
+        return seeded == 1
+
+    def drop_staging(self, staging: str) -> None:
+        self.call(lambda: self.client.unlink(staging))
+
+    def list_length(self, source: str) -> int:
+        return int(self.call(lambda: self.client.llen(source)))
+
+    def list_window(self, source: str, first: int, count: int) -> list[str]:
+        """Items first .. first + count - 1 of a plain list (fewer at its end)."""
+        values = self.call(lambda: self.client.lrange(source, first, first + count - 1))
+        return cast(list[str], values)
 
     def total(self) -> int:
         value = self.call(lambda: self.client.hget(self.keys.meta, layout.TOTAL))

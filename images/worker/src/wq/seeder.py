@@ -2,7 +2,9 @@
 
 Items are staged in a hash private to this seeder (with an expiry, in case it dies), then one
 Lua call renames it into place and sets the seeded marker. A retried seeder finds the marker
-and does nothing; workers wait for the marker, so they never see a half-seeded run.
+and does nothing; workers wait for the marker, so they never see a half-seeded run. An
+adopted list is staged the same way, copied a window at a time, so that no Redis call grows
+with the list.
 """
 
 import secrets
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wq import layout
-from wq.errors import ConfigError
+from wq.errors import ConfigError, SourceChanged
 from wq.item import encode
 from wq.items_source import ItemRange, read_items_file
 from wq.queue import RunQueue
@@ -81,12 +83,65 @@ def seed_range(queue: RunQueue, item_range: ItemRange) -> SeedResult:
     )
 
 
-def adopt_list(queue: RunQueue, source: str) -> SeedResult:
+# Items of an adopted list copied per call: a few milliseconds of Redis time.
+ADOPT_WINDOW = layout.ITEMS_PER_FIELD * 1024
+
+
+def adopt_list(queue: RunQueue, source: str, window: int = ADOPT_WINDOW) -> SeedResult:
     """Turn a plain list filled by hand into this run (the Kubernetes docs' workflow)."""
-    adopted = queue.adopt(source)
-    if adopted is None:
+    if queue.is_seeded():
         return SeedResult(total=queue.total(), seeded_now=False)
-    return SeedResult(total=adopted, seeded_now=True)
+    adoption = Adoption(queue, source, window)
+    while adoption.step():
+        pass
+    return adoption.commit()
+
+
+class Adoption:
+    """Adopting a plain list, `window` items per step: each step copies the next window into
+    a staging hash, laid out like the items hash and private to this seeder; the commit
+    (seed.lua) renames it into place, sets the seeded marker and unlinks the list in one
+    call, so workers see all of the adopted run or none of it.
+
+    The list must not change meanwhile: the items copied are those it held at the first step,
+    and a list found shorter at a step, or of another length at the commit, is refused
+    (errors.SourceChanged). A change that keeps its length goes unnoticed."""
+
+    def __init__(self, queue: RunQueue, source: str, window: int = ADOPT_WINDOW) -> None:
+        if window <= 0 or window % layout.ITEMS_PER_FIELD:
+            raise ValueError(f"window must be a multiple of {layout.ITEMS_PER_FIELD}")
+        self.queue = queue
+        self.source = source
+        self.window = window
+        self.staging = queue.keys.staging_items(secrets.token_hex(8))
+        self.length: int | None = None  # of the list, at the first step
+        self.copied = 0
+
+    def step(self) -> bool:
+        """Copy the next window; False once the whole list is copied."""
+        if self.length is None:
+            self.length = self.queue.list_length(self.source)
+        want = min(self.window, self.length - self.copied)
+        values = self.queue.list_window(self.source, self.copied, want) if want > 0 else []
+        if len(values) < want:
+            self.queue.drop_staging(self.staging)
+            raise SourceChanged(
+                f"list {self.source!r} shrank while it was being adopted (it held "
+                f"{self.length} items, now {self.copied + len(values)}); adopt it again once "
+                "nothing writes to it"
+            )
+        items = [encode(v) for v in values]
+        self.queue.stage_fields(self.staging, list(layout.chunk_fields(items, first=self.copied)))
+        self.copied += len(items)
+        return self.copied < self.length
+
+    def commit(self) -> SeedResult:
+        committed = self.queue.commit_seed(
+            self.staging, self.copied, layout.KIND_LIST, 0, 1, source=self.source
+        )
+        if committed:
+            return SeedResult(total=self.copied, seeded_now=True)
+        return SeedResult(total=self.queue.total(), seeded_now=False)
 
 
 def _commit(
