@@ -26,7 +26,7 @@ from wq.status import RunStatus, is_drained
 MAX_BATCH = 1000
 # Operations on a whole run (retry-dead, purge) go in calls of about this many items or keys,
 # so that no single call blocks Redis for longer as the run grows.
-ADMIN_CHUNK = 1000
+ADMIN_CHUNK = 500
 # Staging writes: fields per HSET, HSETs per round trip, and how long an uncommitted
 # staging hash lives.
 FIELDS_PER_HSET = 64
