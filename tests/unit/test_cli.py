@@ -51,6 +51,16 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
         (["seed", "--run", "r", "--range", "0:5", "a"], "exactly one way"),
         (["seed", "--run", "r"], "exactly one way: ITEMS, --items-file, --range or --adopt-list"),
         (["seed", "--run", "r", "--range", "1:x"], "must be integers"),
+        (["seed", "--run", "r", "--range", "0:1e23"], "must be integers"),
+        (
+            ["seed", "--run", "r", "--range", "0:99999999999999999999"],
+            "END 99999999999999999999 is outside the signed 64-bit range",
+        ),
+        (
+            ["seed", "--run", "r", "--range", "-9223372036854775808:0"],
+            "START -9223372036854775808 is outside the signed 64-bit range",
+        ),
+        (["run", "--range", "0:9:99999999999999999999"], "STEP 99999999999999999999 is outside"),
         (["work", "--run", "r", "--handler", "python"], "needs --python MODULE:FUNCTION"),
         (["work", "--run", "r", "--handler", "command"], "command handler needs a command"),
         (["work", "--run", "r", "--", "echo"], "add --handler command"),

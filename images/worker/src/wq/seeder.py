@@ -51,6 +51,8 @@ class ItemsSource:
                 "give items in exactly one way: ITEMS, --items-file, --range or --adopt-list"
                 + (f" (got {' and '.join(given)})" if given else " (got none)")
             )
+        if self.item_range:
+            ItemRange.parse(self.item_range)  # before `wq run` starts anything
 
 
 def seed_from(queue: RunQueue, source: ItemsSource) -> SeedResult:
@@ -79,7 +81,7 @@ def seed_range(queue: RunQueue, item_range: ItemRange) -> SeedResult:
     """A range run stores no items: each worker computes them (layout.range_item)."""
     staging = queue.keys.staging_items("range")
     return _commit(
-        queue, staging, len(item_range), layout.KIND_RANGE, item_range.start, item_range.step
+        queue, staging, item_range.count, layout.KIND_RANGE, item_range.start, item_range.step
     )
 
 
