@@ -52,6 +52,10 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
         (["seed", "--run", "r"], "exactly one way: ITEMS, --items-file, --range or --adopt-list"),
         (["seed", "--run", "r", "--range", "1:x"], "must be integers"),
         (["seed", "--run", "r", "--range", "0:1e23"], "must be integers"),
+        (["seed", "--run", "r", "--range", "10:0"], "item range '10:0' holds no items"),
+        (["seed", "--run", "r", "--range", "3:3"], "item range '3:3' holds no items"),
+        (["seed", "--run", "r", "--range", "0:5:-1"], "item range '0:5:-1' holds no items"),
+        (["run", "--range", "5:5"], "item range '5:5' holds no items"),
         (
             ["seed", "--run", "r", "--range", "0:99999999999999999999"],
             "END 99999999999999999999 is outside the signed 64-bit range",

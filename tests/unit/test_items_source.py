@@ -78,7 +78,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("0:5", [0, 1, 2, 3, 4]), ("1:10:4", [1, 5, 9]), ("3:0:-1", [3, 2, 1]), ("2:2", [])],
+    [("0:5", [0, 1, 2, 3, 4]), ("1:10:4", [1, 5, 9]), ("3:0:-1", [3, 2, 1]), ("2:3:9", [2])],
 )
 def test_ranges(text: str, expected: list[int]) -> None:
     r = ItemRange.parse(text)
@@ -121,6 +121,9 @@ def test_range_count_is_python_range_length(text: str) -> None:
         ("0:9:0", "must not be 0"),
         ("1:2:3:4", "not START:END"),
         ("0:1e23", "must be integers"),
+        ("2:2", "'2:2' holds no items"),
+        ("10:0", "'10:0' holds no items"),
+        ("0:10:-1", "'0:10:-1' holds no items"),
         ("0:1_000", "must be integers"),
         ("0:\u0661\u0660", "must be integers"),  # Arabic-Indic digits: int() takes them
         ("0:99999999999999999999", "END 99999999999999999999 is outside the signed 64-bit"),

@@ -85,15 +85,9 @@ def test_range_run_computes_items_without_storing_them(queue: RunQueue) -> None:
     assert drain(queue) == [10, 13, 16, 19]
 
 
-def test_range_negative_step_and_empty_range(queue: RunQueue, redis_url: str) -> None:
-    from tests.unit.conftest import make_queue
-
+def test_range_negative_step(queue: RunQueue) -> None:
     seed_range(queue, ItemRange.parse("5:0:-2"))
     assert drain(queue) == [5, 3, 1]
-    empty = make_queue(redis_url, queue.run + "-e")
-    assert seed_range(empty, ItemRange.parse("3:3")).total == 0
-    assert empty.lease(1, 30, "t").drained
-    empty.close()
 
 
 def test_adopt_a_list_filled_by_hand_as_in_the_kubernetes_docs(

@@ -55,7 +55,14 @@ class ItemRange:
         step = numbers[2] if len(numbers) == 3 else 1
         if step == 0:
             raise ConfigError(f"item range {shown!r}: STEP must not be 0")
-        return cls(numbers[0], numbers[1], step)
+        parsed = cls(numbers[0], numbers[1], step)
+        if parsed.count == 0:
+            direction = "above" if step > 0 else "below (STEP is negative)"
+            raise ConfigError(
+                f"item range {shown!r} holds no items: END is excluded, as in Python's range(), "
+                f"so it must be {direction} START"
+            )
+        return parsed
 
     @property
     def count(self) -> int:
