@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
@@ -57,6 +58,18 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
         (["seed", "--run", "r", "--range", "0:5:-1"], "item range '0:5:-1' holds no items"),
         (["run", "--range", "5:5"], "item range '5:5' holds no items"),
         (
+            ["seed", "--run", "r", "--adopt-list", "wq-test-no-such-list"],
+            "list 'wq-test-no-such-list' is empty or does not exist: nothing to adopt",
+        ),
+        (
+            ["seed", "--run", "r", "--adopt-list", "wq-test-a-string"],
+            "key 'wq-test-a-string' holds a string, not a list",
+        ),
+        (
+            ["seed", "--run", "r", "--adopt-list", "wq-test-binary-list"],
+            "list 'wq-test-binary-list' holds an item that is not UTF-8 text",
+        ),
+        (
             ["seed", "--run", "r", "--range", "0:99999999999999999999"],
             "END 99999999999999999999 is outside the signed 64-bit range",
         ),
@@ -77,8 +90,9 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
     ],
 )
 def test_bad_input_is_one_line_exit_2_no_traceback(
-    args: list[str], message: str, redis_url: str
+    args: list[str], message: str, redis_url: str, client: "redis.Redis"
 ) -> None:
+    prepare_bad_input(client)
     result = wq(*args, env={"WQ_REDIS_URL": redis_url})
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -86,6 +100,13 @@ def test_bad_input_is_one_line_exit_2_no_traceback(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("wq: error: ")
     assert message in lines[0]
+
+
+def prepare_bad_input(client: "redis.Redis") -> None:
+    """Keys the bad-input cases above refer to."""
+    client.set("wq-test-a-string", "x")
+    client.delete("wq-test-binary-list")
+    client.rpush("wq-test-binary-list", b"\xff\xfe")
 
 
 def test_bad_items_file_names_the_file_and_line(tmp_path: Path, redis_url: str) -> None:

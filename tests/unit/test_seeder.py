@@ -1,11 +1,13 @@
 """Seeding: atomic, idempotent, order- and content-preserving; ranges and adopted lists."""
 
 import json
+import re
+from collections.abc import Callable
 
 import pytest
 import redis
 
-from wq.errors import SourceChanged
+from wq.errors import ConfigError, SourceChanged
 from wq.item import encode
 from wq.items_source import ItemRange
 from wq.queue import RunQueue
@@ -97,6 +99,7 @@ def test_adopt_a_list_filled_by_hand_as_in_the_kubernetes_docs(
     client.rpush(source, "apple", "banana", "cherry", "a/b", "ünï")
     assert adopt_list(queue, source).total == 5
     assert client.exists(source) == 0
+    assert adopt_list(queue, source).seeded_now is False  # a retry after the commit
     client.rpush(source, "late")
     assert adopt_list(queue, source).seeded_now is False  # idempotent
     assert drain(queue) == ["apple", "banana", "cherry", "a/b", "ünï"]
@@ -173,6 +176,39 @@ def assert_nothing_adopted(
     assert client.lrange(source, 0, -1) == left
     assert adopt_list(queue, source).total == len(left)
     assert drain(queue) == left
+
+
+def test_adopting_a_missing_list_is_an_error_not_an_empty_run(queue: RunQueue) -> None:
+    source = f"job2-{queue.run}"
+    with pytest.raises(ConfigError, match=f"list '{source}' is empty or does not exist"):
+        adopt_list(queue, source)
+    assert not queue.is_seeded()
+
+
+@pytest.mark.parametrize(
+    ("fill", "message"),
+    [
+        (lambda c, key: c.set(key, "x"), "key '{key}' holds a string, not a list"),
+        (lambda c, key: c.hset(key, "a", "b"), "key '{key}' holds a hash, not a list"),
+        (
+            lambda c, key: c.rpush(key, "fine", b"\xff\xfe"),
+            "list '{key}' holds an item that is not UTF-8 text (item 1, counting from 0)",
+        ),
+    ],
+)
+def test_adopting_what_is_not_a_list_of_text_is_an_error(
+    queue: RunQueue,
+    client: "redis.Redis",
+    fill: Callable[["redis.Redis", str], object],
+    message: str,
+) -> None:
+    source = f"job2-{queue.run}"
+    fill(client, source)
+    with pytest.raises(ConfigError, match=re.escape(message.format(key=source))):
+        adopt_list(queue, source)
+    assert not queue.is_seeded()
+    assert client.exists(source) == 1
+    client.delete(source)
 
 
 def test_one_million_range_items_seed_instantly(queue: RunQueue) -> None:

@@ -14,7 +14,7 @@ from redis.commands.core import Script
 
 from wq import layout
 from wq.connection import RedisSettings, Retrying
-from wq.errors import SourceChanged
+from wq.errors import ConfigError, SourceChanged
 from wq.item import Item
 from wq.keys import RunKeys, check_run_id
 from wq.logs import EventLog
@@ -157,12 +157,39 @@ class RunQueue:
         self.call(lambda: self.client.unlink(staging))
 
     def list_length(self, source: str) -> int:
-        return int(self.call(lambda: self.client.llen(source)))
+        """LLEN of a plain list; ConfigError if the key holds something else."""
+
+        def length() -> int:
+            try:
+                return int(self.client.llen(source))
+            except redis.ResponseError as exc:
+                if not str(exc).startswith("WRONGTYPE"):
+                    raise
+                kind = cast(str, self.client.type(source))
+                raise ConfigError(f"key {source!r} holds a {kind}, not a list") from None
+
+        return self.call(length)
 
     def list_window(self, source: str, first: int, count: int) -> list[str]:
-        """Items first .. first + count - 1 of a plain list (fewer at its end)."""
-        values = self.call(lambda: self.client.lrange(source, first, first + count - 1))
-        return cast(list[str], values)
+        """Items first .. first + count - 1 of a plain list (fewer at its end); ConfigError
+        if one is not UTF-8 text."""
+        last = first + count - 1
+        raw = cast(
+            list[bytes],
+            self.call(
+                lambda: self.client.execute_command(  # type: ignore[no-untyped-call]
+                    "LRANGE", source, first, last, NEVER_DECODE=True
+                )
+            ),
+        )
+        try:
+            return [value.decode() for value in raw]
+        except UnicodeDecodeError:
+            bad = next(i for i, value in enumerate(raw) if not _is_utf8(value))
+            raise ConfigError(
+                f"list {source!r} holds an item that is not UTF-8 text (item {first + bad}, "
+                "counting from 0)"
+            ) from None
 
     def total(self) -> int:
         value = self.call(lambda: self.client.hget(self.keys.meta, layout.TOTAL))
@@ -371,6 +398,14 @@ class RunQueue:
             self.client.scan(cursor, match=self.keys.pattern, count=count),
         )
         return int(found[0]), list(found[1])
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _chunks(positions: Sequence[int]) -> list[Sequence[int]]:

@@ -138,6 +138,13 @@ class Adoption:
         return self.copied < self.length
 
     def commit(self) -> SeedResult:
+        if self.copied == 0:
+            if self.queue.is_seeded():  # by another seeder, meanwhile
+                return SeedResult(total=self.queue.total(), seeded_now=False)
+            raise ConfigError(
+                f"list {self.source!r} is empty or does not exist: nothing to adopt "
+                f"(fill it first: redis-cli rpush {self.source} ITEM...)"
+            )
         committed = self.queue.commit_seed(
             self.staging, self.copied, layout.KIND_LIST, 0, 1, source=self.source
         )
