@@ -256,7 +256,9 @@ def test_keys_are_unlinked_never_deleted_in_redis_main_thread(
     seed(queue, list(range(100)))
     late = queue.keys.staging_items("late")
     queue.stage_items(late, [encode("x")] * 100)
-    assert queue.commit_seed(late, 100, layout.KIND_LIST, 0, 1) is False  # drops the staging
+    assert (
+        queue.commit_seed(late, 100, layout.KIND_LIST, 0, 1, "digest") is False
+    )  # drops the staging
     assert queue.purge() > 0
     assert adopter.purge() > 0
     calls = command_calls(queue) - before

@@ -1,5 +1,6 @@
 """Seeding: atomic, idempotent, order- and content-preserving; ranges and adopted lists."""
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -48,10 +49,82 @@ def test_duplicates_are_separate_items(queue: RunQueue) -> None:
 
 def test_seeding_twice_does_not_double_seed(queue: RunQueue) -> None:
     first = seed_items(queue, [encode("a"), encode("b")])
-    second = seed_items(queue, [encode("x"), encode("y"), encode("z")])
+    second = seed_items(queue, [encode("a"), encode("b")])
     assert (first.seeded_now, first.total) == (True, 2)
     assert (second.seeded_now, second.total) == (False, 2)
     assert drain(queue) == ["a", "b"]
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def list_digest(values: list[object]) -> str:
+    """The digest of a list run as wq/layout.py defines it, computed the plain way."""
+    return sha256("".join(encode(v) + "\n" for v in values))
+
+
+@pytest.mark.parametrize("n", [0, 1, 31, 32, 33, 100])
+def test_a_list_run_records_the_digest_of_its_items(queue: RunQueue, n: int) -> None:
+    values: list[object] = [*ODD, {"src": "a.png"}, [1, 2], 3.5, None, *range(n)][:n]
+    result = seed_items(queue, [encode(v) for v in values])
+    assert result.digest == list_digest(values)
+    assert queue.status().digest == list_digest(values)
+
+
+def test_a_range_run_records_the_digest_of_its_bounds(queue: RunQueue) -> None:
+    # START, the end just after the last item, and STEP: 0:10:3 and 0:12:3 are the same items.
+    assert seed_range(queue, ItemRange.parse("0:10:3")).digest == sha256("range 0 12 3")
+    assert queue.status().digest == sha256("range 0 12 3")
+    assert seed_range(queue, ItemRange.parse("0:12:3")).seeded_now is False
+
+
+def test_an_adopted_list_records_the_digest_of_a_list_run_of_its_values(
+    queue: RunQueue, client: "redis.Redis"
+) -> None:
+    source = f"job2-{queue.run}"
+    values = ["apple", "a/b", "ünï", 'say "hi"', *[f"i{k}" for k in range(70)]]
+    client.rpush(source, *values)
+    assert adopt_list(queue, source, window=32).digest == list_digest(values)
+    assert queue.status().digest == list_digest(values)
+
+
+def test_seeding_again_with_other_items_is_an_error_naming_both_digests(
+    queue: RunQueue, client: "redis.Redis"
+) -> None:
+    first = seed_items(queue, [encode("a"), encode("b")])
+    assert first.digest is not None
+    again = seed_items(queue, [encode("a"), encode("b")])
+    assert (again.seeded_now, again.digest) == (False, first.digest)
+    other = list_digest(["a", "c"])
+    message = (
+        f"run {queue.run} was already seeded with different items "
+        f"(digest {first.digest[:12]}..., these are {other[:12]}...)"
+    )
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        seed_items(queue, [encode("a"), encode("c")])
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        seed_items(queue, [encode("a")])
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        seed_range(queue, ItemRange.parse("0:2"))
+    source = f"job2-{queue.run}"
+    client.rpush(source, "a", "c")
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        adopt_list(queue, source)
+    assert client.llen(source) == 2  # left alone
+    client.delete(source)
+    client.rpush(source, "a", "b")
+    assert adopt_list(queue, source).seeded_now is False  # the same items
+    client.delete(source)
+    assert drain(queue) == ["a", "b"]
+
+
+def test_a_range_run_seeded_again_with_another_range_is_an_error(queue: RunQueue) -> None:
+    seed_range(queue, ItemRange.parse("0:10"))
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        seed_range(queue, ItemRange.parse("0:11"))
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        seed_items(queue, [encode(i) for i in range(10)])
 
 
 def test_a_retry_racing_an_unfinished_seeder_commits_once(queue: RunQueue) -> None:
@@ -62,7 +135,7 @@ def test_a_retry_racing_an_unfinished_seeder_commits_once(queue: RunQueue) -> No
     assert not queue.is_seeded()
     assert queue.lease(10, 30, "t").items == []  # nothing visible before the commit
     seed_items(queue, [encode("good")])
-    assert queue.commit_seed(dead_staging, 5, "list", 0, 1) is False
+    assert queue.commit_seed(dead_staging, 5, "list", 0, 1, "digest") is False
     assert drain(queue) == ["good"]
     assert queue.client.exists(dead_staging) == 0
 
@@ -101,7 +174,8 @@ def test_adopt_a_list_filled_by_hand_as_in_the_kubernetes_docs(
     assert client.exists(source) == 0
     assert adopt_list(queue, source).seeded_now is False  # a retry after the commit
     client.rpush(source, "late")
-    assert adopt_list(queue, source).seeded_now is False  # idempotent
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        adopt_list(queue, source)
     assert drain(queue) == ["apple", "banana", "cherry", "a/b", "ünï"]
     client.delete(source)
 

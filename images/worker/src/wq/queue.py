@@ -92,16 +92,19 @@ class RunQueue:
 
     # Seeding (the policy is in wq.seeder; these are its Redis calls).
 
-    def stage_items(self, staging: str, items: Sequence[str]) -> None:
+    def stage_items(self, staging: str, items: Sequence[str]) -> str:
         """Fill a staging hash with JSON-encoded items, laid out like the items hash; it
-        expires unless committed, in case this seeder dies."""
+        expires unless committed, in case this seeder dies. Returns the items' digest
+        (layout.ItemsDigest), computed on the way."""
 
-        def stage() -> None:
+        def stage() -> str:
             pipe = self.client.pipeline(transaction=False)
             pipe.unlink(staging)  # a retry after an outage starts afresh
-            self._write_fields(pipe, staging, layout.chunk_fields(items))
+            digest = layout.ItemsDigest()
+            self._write_fields(pipe, staging, layout.chunk_fields(items), digest)
+            return digest.hexdigest()
 
-        self.call(stage)
+        return self.call(stage)
 
     def stage_fields(self, staging: str, fields: Sequence[tuple[int, str]]) -> None:
         """Add fields of the items hash (layout.chunk_fields) to a staging hash."""
@@ -110,10 +113,16 @@ class RunQueue:
         )
 
     def _write_fields(
-        self, pipe: "redis.client.Pipeline", staging: str, fields: Iterable[tuple[int, str]]
+        self,
+        pipe: "redis.client.Pipeline",
+        staging: str,
+        fields: Iterable[tuple[int, str]],
+        digest: layout.ItemsDigest | None = None,
     ) -> None:
         args: list[str | int] = []
         for n, (field, blob) in enumerate(fields, start=1):
+            if digest is not None:
+                digest.add_field(blob)
             args += (field, blob)
             if n % FIELDS_PER_HSET == 0:
                 pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
@@ -133,15 +142,16 @@ class RunQueue:
         kind: str,
         start: int,
         step: int,
+        digest: str,
         source: str | None = None,
     ) -> bool:
-        """Make a staged run (or a range run) the run, with its seeded marker; False when the
-        run was seeded already (the staging is dropped). With `source`, the staging hash is
-        the copy of that plain list, which goes in the same call; SourceChanged if its length
-        is not `total` any more."""
+        """Make a staged run (or a range run) the run, with its seeded marker and the digest
+        of its items; False when the run was seeded already (the staging is dropped). With
+        `source`, the staging hash is the copy of that plain list, which goes in the same
+        call; SourceChanged if its length is not `total` any more."""
         k = self.keys
         keys = [k.meta, k.items, staging]
-        args: list[str | int] = [total, kind, start, step, layout.ITEMS_PER_FIELD]
+        args: list[str | int] = [total, kind, start, step, layout.ITEMS_PER_FIELD, digest]
         if source is not None:
             keys.append(source)
             args.append(total)
@@ -292,6 +302,14 @@ class RunQueue:
     def is_seeded(self) -> bool:
         return bool(self.call(lambda: self.client.hexists(self.keys.meta, layout.SEEDED)))
 
+    def seed_state(self) -> tuple[bool, str | None]:
+        """(seeded?, the digest of its items; None if not seeded or seeded without one)."""
+        seeded, digest = cast(
+            list[str | None],
+            self.call(lambda: self.client.hmget(self.keys.meta, layout.SEEDED, layout.DIGEST)),
+        )
+        return seeded is not None, digest
+
     def status(self) -> RunStatus:
         k = self.keys
 
@@ -325,6 +343,7 @@ class RunQueue:
             stale=int(meta.get(layout.STALE, 0)),
             elapsed_s=elapsed,
             rate=done / elapsed if elapsed and elapsed > 0 else None,
+            digest=meta.get(layout.DIGEST),
         )
 
     def dead_items(self) -> list[DeadItem]:
