@@ -3,9 +3,8 @@
 Items are staged in a hash private to this seeder (with an expiry, in case it dies), then one
 Lua call renames it into place and sets the seeded marker and the digest of the items. A
 retried seeder finds the marker and does nothing, and a seeder with other items is refused;
-workers wait for the marker, so they never see a half-seeded run. An
-adopted list is staged the same way, copied a window at a time, so that no Redis call grows
-with the list.
+workers wait for the marker, so they never see a half-seeded run. An adopted list is staged
+the same way, copied a window at a time, so that no Redis call grows with the list.
 """
 
 import secrets
