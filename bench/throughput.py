@@ -6,13 +6,16 @@ Starts a private redis-server on loopback, then for each worker count W:
   - docs: fills a plain list with the same count, runs W processes of the docs' client
     protocol (docs_client.py), measures items/s from the first pop to empty;
 and reports redis-benchmark's ceiling on the same server (one request per round trip, and
-pipelined), plus the time to seed 1M items. Writes a table (results.md, results.json) and
-a plot (throughput.png) into --out.
+pipelined), the time to seed 1M items, and the slowest single Redis call of each operation
+that handles a whole 1M-item run (seed, retry-dead, adopt, purge): Redis serves one call at a
+time, so that is how long every worker waits behind it. Writes a table (results.md,
+results.json) and a plot (throughput.png) into --out.
 
     python bench/throughput.py --out bench/results [--items 200000] [--workers 1,2,4,8]
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -30,10 +33,13 @@ from wq.item import encode
 from wq.keys import RunKeys
 from wq.local_redis import RedisServer
 from wq.queue import RunQueue
-from wq.seeder import seed_items
+from wq.scripts import SCRIPT_NAMES, read_script
+from wq.seeder import adopt_list, seed_items
 
 HERE = Path(__file__).resolve().parent
 WQ = str(Path(sys.executable).parent / "wq")
+# No single Redis call of an operation on a whole run may take longer than this.
+CALL_BAR_MS = 50.0
 
 
 class Server(RedisServer):
@@ -165,6 +171,79 @@ def seed_million(server: Server, workdir: Path) -> dict[str, float]:
     return {"library_s": library_s, "cli_s": cli_s}
 
 
+def slowest_call(server: Server, action: Callable[[], object]) -> dict[str, object]:
+    """Runs `action` and returns the slowest Redis call it made, from the slow log.
+
+    The slow log takes every call over 0.1 ms here, not only those over the bar, so that the
+    table shows how far below the bar the slowest call is. Redis 7 also logs the commands a
+    Lua script calls (client address "?:0"); they are inside their script's call, so they are
+    left out.
+    """
+    c = server.client
+    c.config_set("slowlog-max-len", 100_000)
+    c.config_set("slowlog-log-slower-than", 100)
+    c.slowlog_reset()
+    started = time.perf_counter()
+    action()
+    wall_s = time.perf_counter() - started
+    entries = [e for e in c.slowlog_get(-1) if _text(e["client_address"]) != "?:0"]
+    c.config_set("slowlog-log-slower-than", 10_000)  # Redis's default again
+    c.slowlog_reset()
+    if not entries:
+        return {"slowest_ms": 0.1, "command": "(none over 0.1 ms)", "over_bar": 0, "wall_s": wall_s}
+    scripts = {hashlib.sha1(read_script(n).encode()).hexdigest(): n for n in SCRIPT_NAMES}
+    slowest = max(entries, key=lambda e: int(e["duration"]))
+    words = _text(slowest["command"]).split()
+    name = words[0].upper()
+    if name == "EVALSHA" and len(words) > 1:
+        name = f"EVALSHA {scripts.get(words[1], words[1][:8])}.lua"
+    return {
+        "slowest_ms": int(slowest["duration"]) / 1000,
+        "command": name,
+        "over_bar": sum(1 for e in entries if int(e["duration"]) > CALL_BAR_MS * 1000),
+        "wall_s": wall_s,
+    }
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def whole_run_calls(server: Server, n: int = 1_000_000) -> dict[str, dict[str, object]]:
+    """The slowest Redis call of seed, retry-dead, adopt and purge on n-item runs.
+
+    The n dead items are written directly with a pipeline (as if every item had been leased
+    and had failed for good); that set-up, like filling the list to adopt, is not measured.
+    """
+    settings = RedisSettings.from_url(server.url)
+    queue = RunQueue(settings.client(), "bench-calls", Retrying(settings, 10))
+    adopted = RunQueue(settings.client(), "bench-calls-adopt", Retrying(settings, 10))
+    c = server.client
+    results: dict[str, dict[str, object]] = {}
+    items = [encode(f"item-{i}") for i in range(n)]
+    results["seed"] = slowest_call(server, lambda: seed_items(queue, items))
+
+    pipe = c.pipeline(transaction=False)
+    pipe.hset(queue.keys.meta, layout.CURSOR, n)
+    error = "Traceback (most recent call last): ValueError: the handler gave up on this item"
+    for start in range(0, n, 1000):
+        pipe.hset(queue.keys.dead, mapping={p: error for p in range(start, min(n, start + 1000))})
+    pipe.execute()
+    results["retry-dead"] = slowest_call(server, queue.retry_dead)
+    assert queue.status().pending == n
+
+    source = "bench-calls-list"
+    for start in range(0, n, 10_000):
+        c.rpush(source, *(f"item-{i}" for i in range(start, min(n, start + 10_000))))
+    results["adopt"] = slowest_call(server, lambda: adopt_list(adopted, source))
+    assert adopted.status().total == n
+
+    results["purge"] = slowest_call(server, lambda: (queue.purge(), adopted.purge()))
+    queue.close()
+    adopted.close()
+    return results
+
+
 def plot(results: dict[str, object], path: Path) -> None:
     import matplotlib
 
@@ -231,6 +310,7 @@ def main() -> None:
                 )
                 print(f"workers={w} wq={wq_rate:,.0f}/s docs={docs_rate:,.0f}/s", flush=True)
             seeding = seed_million(server, Path(tmp))
+            calls = whole_run_calls(server)
         finally:
             server.stop()
 
@@ -240,6 +320,7 @@ def main() -> None:
         "ceiling": ceiling,
         "rows": rows,
         "seed_1m": seeding,
+        "calls_1m": calls,
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     table = [
@@ -258,6 +339,16 @@ def main() -> None:
         f"(1 request per round trip), {ceiling['pipelined']:,.0f} req/s (pipelined x32).",
         f"Seeding 1M items: {seeding['library_s']:.2f}s through the library, "
         f"{seeding['cli_s']:.2f}s with `wq seed --items-file` (1M lines, incl. start-up).",
+        "",
+        f"Slowest single Redis call of an operation on a 1M-item run (bar: {CALL_BAR_MS:g} ms):",
+        "",
+        "| operation | slowest call ms | that call | calls over the bar | seconds in all |",
+        "|---|---:|---|---:|---:|",
+        *(
+            f"| {op} | {r['slowest_ms']:.1f} | {r['command']} | {r['over_bar']} "
+            f"| {r['wall_s']:.2f} |"
+            for op, r in calls.items()
+        ),
     ]
     text = "\n".join(table)
     (args.out / "results.md").write_text(text + "\n")

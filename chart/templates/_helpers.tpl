@@ -314,12 +314,27 @@ wq: items, itemsFile and itemRange are mutually exclusive: set only one (now set
 {{- end }}
 {{- end }}
 
-{{/* A range that ends before it starts is a mistake, not an empty run. */}}
+{{/*
+A range with no items is a mistake, not an empty run (`wq seed --range` refuses it too).
+Numbers from a values file (or --set-json) reach templates as float64, exact only up to 2^53;
+--set gives int64. The schema bounds start, end and step to +-(2^63 - 1).
+*/}}
 {{- define "wq.validateValues.itemRange" -}}
 {{- with .Values.itemRange }}
-{{- if lt (int64 .end) (int64 .start) -}}
-wq: itemRange.end ({{ int64 .end }}) is below itemRange.start ({{ int64 .start }}); end is exclusive, as in Python's range().
+{{- $range := . }}
+{{- $messages := list }}
+{{- range $name := list "start" "end" "step" }}
+{{- $v := get $range $name }}
+{{- if and (kindIs "float64" $v) (or (ge $v 9007199254740992.0) (le $v -9007199254740992.0)) }}
+{{- $messages = append $messages (printf "wq: itemRange.%s (%.0f) is beyond 2^53, where a number from a values file is not exact (Helm reads it as floating point): pass it with --set itemRange.%s=..., which Helm reads as an exact integer." $name $v $name) }}
 {{- end }}
+{{- end }}
+{{- if lt (int64 .end) (int64 .start) }}
+{{- $messages = append $messages (printf "wq: itemRange.end (%d) is below itemRange.start (%d); end is exclusive, as in Python's range()." (int64 .end) (int64 .start)) }}
+{{- else if eq (int64 .end) (int64 .start) }}
+{{- $messages = append $messages (printf "wq: itemRange.end equals itemRange.start (%d): the range holds no items; end is exclusive, as in Python's range()." (int64 .start)) }}
+{{- end }}
+{{- join "\n" $messages }}
 {{- end }}
 {{- end }}
 

@@ -14,6 +14,7 @@ from tests.chart.helmlib import CHART, Helm
 SCHEMA = "values don't meet the specifications of the schema"
 VALIDATION = "VALUES VALIDATION:"
 BIG = "x" * 1000
+INT64_MAX = 2**63 - 1
 
 
 @pytest.mark.parametrize(
@@ -64,6 +65,32 @@ def test_schema_rejects(helm: Helm, sets: list[str], message: str) -> None:
     assert message in err
 
 
+# Range items are exact signed 64-bit integers: bounds of +-(2**63 - 1), as `wq seed --range`.
+@pytest.mark.parametrize(
+    ("item_range", "message"),
+    [
+        # Helm shows these numbers rounded, in scientific notation, but compares them exactly.
+        ({"start": 0, "end": 2**63}, "at '/itemRange/end': maximum"),
+        ({"start": -(2**63), "end": 0}, "at '/itemRange/start': minimum"),
+        ({"start": 0, "end": 9, "step": 2**63}, "at '/itemRange/step': maximum"),
+        ({"start": 0, "end": 10**19}, "at '/itemRange/end': maximum: got 1\u00d710\u00b9\u2079"),
+        ({"start": 0, "end": 1e300}, "at '/itemRange/end': maximum"),
+    ],
+)
+def test_schema_rejects_item_ranges_beyond_64_bits(
+    helm: Helm, item_range: dict[str, Any], message: str
+) -> None:
+    err = helm.render_error({"itemRange": item_range})
+    assert SCHEMA in err
+    assert message in err
+
+
+def test_schema_rejects_64_bit_overflow_from_set_flags(helm: Helm) -> None:
+    err = helm.render_error(sets=["itemRange.start=0", f"itemRange.end={2**63}"])
+    assert SCHEMA in err
+    assert "at '/itemRange/end'" in err
+
+
 def test_schema_rejects_fractional_parallelism(helm: Helm) -> None:
     err = helm.render_error({"worker": {"parallelism": 2.5}})
     assert "at '/worker/parallelism': got number, want integer" in err
@@ -94,6 +121,25 @@ def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
         (
             {"itemRange": {"start": 10, "end": 5}},
             "itemRange.end (5) is below itemRange.start (10)",
+        ),
+        (
+            {"itemRange": {"start": 3, "end": 3}},
+            "itemRange.end equals itemRange.start (3): the range holds no items",
+        ),
+        (
+            # 2**53 + 1 reaches Helm as the float 2**53: the run would not have these items.
+            {"itemRange": {"start": 0, "end": 2**53 + 1}},
+            "itemRange.end (9007199254740992) is beyond 2^53, where a number from a values file "
+            "is not exact (Helm reads it as floating point): pass it with --set "
+            "itemRange.end=...",
+        ),
+        (
+            {"itemRange": {"start": -(2**62), "end": 0}},
+            "itemRange.start (-4611686018427387904) is beyond 2^53",
+        ),
+        (
+            {"itemRange": {"start": 0, "end": 10, "step": 2**60}},
+            "itemRange.step (1152921504606846976) is beyond 2^53",
         ),
         (
             {"items": [BIG] * 1100},

@@ -226,7 +226,11 @@ def test_items_file_travels_as_lines(helm: Helm, tmp_path: Path) -> None:
         ({"start": 0, "end": 1000000}, "0:1000000:1"),
         ({"start": 10, "end": 100, "step": 5}, "10:100:5"),
         ({"start": -5, "end": 5}, "-5:5:1"),
-        ({"start": 3, "end": 3}, "3:3:1"),
+        # The widest range a values file carries exactly (Helm reads it as floating point).
+        (
+            {"start": -(2**53 - 1), "end": 2**53 - 1, "step": 2**53 - 1},
+            "-9007199254740991:9007199254740991:9007199254740991",
+        ),
     ],
 )
 def test_item_range_is_generated_by_the_seeder(
@@ -242,6 +246,13 @@ def test_item_range_is_generated_by_the_seeder(
 def test_item_range_from_set_flags(helm: Helm) -> None:
     r = helm.render(sets=["itemRange.start=1", "itemRange.end=2000001", "itemRange.step=2"])
     assert container(r.one("Job", "seed"))["args"] == ["seed", "--range", "1:2000001:2"]
+
+
+def test_item_range_from_set_flags_is_exact_up_to_64_bits(helm: Helm) -> None:
+    big = 2**63 - 1
+    sets = [f"itemRange.start=-{big}", f"itemRange.end={big}", f"itemRange.step={big}"]
+    r = helm.render(sets=sets)
+    assert container(r.one("Job", "seed"))["args"] == ["seed", "--range", f"-{big}:{big}:{big}"]
 
 
 def test_items_just_under_the_configmap_limit_render(helm: Helm) -> None:
@@ -760,6 +771,7 @@ def test_notes_cli_pod_mounts_the_redis_ca(helm: Helm, notes_chart: Path) -> Non
     ("values", "expected"),
     [
         ({"itemRange": {"start": 0, "end": 100, "step": 2}}, "items from range(0, 100, 2)."),
+        ({"itemRange": {"start": 0, "end": 1000000}}, "items from range(0, 1000000, 1)."),
         ({"itemsFile": "a\nb\nc\n"}, "items from itemsFile (3 line(s))."),
         ({"seed": {"enabled": False}}, "wq seed --run wq-1 --items-file items.txt"),
         ({"runId": "nightly"}, "exec job/nightly-worker -c worker"),

@@ -1,15 +1,24 @@
 """The command line through its real entry point: help, errors, and the whole flow."""
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
+from wq.item import encode
+from wq.items_source import ItemRange
 from wq.local_redis import RedisServer, free_port
+from wq.seeder import seed_items, seed_range
+
+# Digests (wq/layout.py) of the items "a" and "b", which run seeded-ab holds, and "a", "c".
+AB = hashlib.sha256(b'"a"\n"b"\n').hexdigest()
+AC = hashlib.sha256(b'"a"\n"c"\n').hexdigest()
 
 SUBCOMMANDS = ["seed", "work", "status", "dead", "retry-dead", "reap", "purge", "run"]
 
@@ -51,6 +60,42 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
         (["seed", "--run", "r", "--range", "0:5", "a"], "exactly one way"),
         (["seed", "--run", "r"], "exactly one way: ITEMS, --items-file, --range or --adopt-list"),
         (["seed", "--run", "r", "--range", "1:x"], "must be integers"),
+        (["seed", "--run", "r", "--range", "0:1e23"], "must be integers"),
+        (["seed", "--run", "r", "--range", "10:0"], "item range '10:0' holds no items"),
+        (["seed", "--run", "r", "--range", "3:3"], "item range '3:3' holds no items"),
+        (["seed", "--run", "r", "--range", "0:5:-1"], "item range '0:5:-1' holds no items"),
+        (["run", "--range", "5:5"], "item range '5:5' holds no items"),
+        (
+            ["seed", "--run", "r", "--adopt-list", "wq-test-no-such-list"],
+            "list 'wq-test-no-such-list' is empty or does not exist: nothing to adopt",
+        ),
+        (
+            ["seed", "--run", "r", "--adopt-list", "wq-test-a-string"],
+            "key 'wq-test-a-string' holds a string, not a list",
+        ),
+        (
+            ["seed", "--run", "r", "--adopt-list", "wq-test-binary-list"],
+            "list 'wq-test-binary-list' holds an item that is not UTF-8 text",
+        ),
+        (
+            ["seed", "--run", "seeded-ab", "a", "c"],
+            f"run seeded-ab was already seeded with different items (digest {AB[:12]}..., "
+            f"these are {AC[:12]}...)",
+        ),
+        (["seed", "--run", "seeded-ab", "--range", "0:2"], "already seeded with different items"),
+        (
+            ["seed", "--run", "seeded-range", "--range", "0:11"],
+            "run seeded-range was already seeded with different items",
+        ),
+        (
+            ["seed", "--run", "r", "--range", "0:99999999999999999999"],
+            "END 99999999999999999999 is outside the signed 64-bit range",
+        ),
+        (
+            ["seed", "--run", "r", "--range", "-9223372036854775808:0"],
+            "START -9223372036854775808 is outside the signed 64-bit range",
+        ),
+        (["run", "--range", "0:9:99999999999999999999"], "STEP 99999999999999999999 is outside"),
         (["work", "--run", "r", "--handler", "python"], "needs --python MODULE:FUNCTION"),
         (["work", "--run", "r", "--handler", "command"], "command handler needs a command"),
         (["work", "--run", "r", "--", "echo"], "add --handler command"),
@@ -71,8 +116,9 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
     ],
 )
 def test_bad_input_is_one_line_exit_2_no_traceback(
-    args: list[str], message: str, redis_url: str
+    args: list[str], message: str, redis_url: str, client: "redis.Redis"
 ) -> None:
+    prepare_bad_input(client, redis_url)
     result = wq(*args, env={"WQ_REDIS_URL": redis_url})
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -80,6 +126,20 @@ def test_bad_input_is_one_line_exit_2_no_traceback(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("wq: error: ")
     assert message in lines[0]
+
+
+def prepare_bad_input(client: "redis.Redis", redis_url: str) -> None:
+    """Keys and runs the bad-input cases above refer to."""
+    client.set("wq-test-a-string", "x")
+    client.delete("wq-test-binary-list")
+    client.rpush("wq-test-binary-list", b"\xff\xfe")
+    for run, items in (("seeded-ab", [encode("a"), encode("b")]), ("seeded-range", None)):
+        queue = make_queue(redis_url, run)
+        if items is None:
+            seed_range(queue, ItemRange.parse("0:10"))
+        else:
+            seed_items(queue, items)
+        queue.close()
 
 
 def test_bad_items_file_names_the_file_and_line(tmp_path: Path, redis_url: str) -> None:
@@ -182,6 +242,10 @@ def test_seed_work_status_flow(redis_url: str, run_id: str, tmp_path: Path) -> N
     data = json.loads(status.stdout)
     assert (data["total"], data["done"], data["pending"], data["in_flight"]) == (3, 3, 0, 0)
     assert data["state"] == "drained"
+    # The digest of the items as stored (wq/layout.py), in --json and in the text.
+    digest = hashlib.sha256(b'"apple"\n{"name":"banana"}\n"comma, separated"\n').hexdigest()
+    assert data["digest"] == digest
+    assert f"digest     {digest}" in wq("status", env=env).stdout.splitlines()
 
 
 def test_dead_items_fail_the_check_and_can_be_retried(redis_url: str, run_id: str) -> None:

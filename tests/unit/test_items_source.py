@@ -78,12 +78,39 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("0:5", [0, 1, 2, 3, 4]), ("1:10:4", [1, 5, 9]), ("3:0:-1", [3, 2, 1]), ("2:2", [])],
+    [("0:5", [0, 1, 2, 3, 4]), ("1:10:4", [1, 5, 9]), ("3:0:-1", [3, 2, 1]), ("2:3:9", [2])],
 )
 def test_ranges(text: str, expected: list[int]) -> None:
     r = ItemRange.parse(text)
     assert list(range(r.start, r.end, r.step)) == expected
-    assert len(r) == len(expected)
+    assert r.count == len(expected)
+
+
+INT64_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "last"),
+    [
+        (f"-{INT64_MAX}:{INT64_MAX}", 2**64 - 2, INT64_MAX - 1),
+        (f"{INT64_MAX}:-{INT64_MAX}:-1", 2**64 - 2, -INT64_MAX + 1),
+        (f"0:{INT64_MAX}:{INT64_MAX}", 1, 0),
+        (f"-{INT64_MAX}:{INT64_MAX}:{INT64_MAX}", 2, 0),
+        (f"{INT64_MAX - 1}:{INT64_MAX}", 1, INT64_MAX - 1),
+    ],
+)
+def test_ranges_up_to_the_64_bit_bounds_are_exact(text: str, count: int, last: int) -> None:
+    """More items than Python's len() takes (2**63 - 1), every one a signed 64-bit integer."""
+    r = ItemRange.parse(text)
+    assert r.count == count
+    assert r.start + (r.count - 1) * r.step == last
+    assert range(r.start, r.end, r.step)[-1] == last
+
+
+@pytest.mark.parametrize("text", ["0:7", "7:0:-1", "0:7:3", "-5:6:4", "6:-5:-4", "1:2:9"])
+def test_range_count_is_python_range_length(text: str) -> None:
+    r = ItemRange.parse(text)
+    assert r.count == len(range(r.start, r.end, r.step))
 
 
 @pytest.mark.parametrize(
@@ -93,6 +120,17 @@ def test_ranges(text: str, expected: list[int]) -> None:
         ("a:b", "must be integers"),
         ("0:9:0", "must not be 0"),
         ("1:2:3:4", "not START:END"),
+        ("0:1e23", "must be integers"),
+        ("2:2", "'2:2' holds no items"),
+        ("10:0", "'10:0' holds no items"),
+        ("0:10:-1", "'0:10:-1' holds no items"),
+        ("0:1_000", "must be integers"),
+        ("0:\u0661\u0660", "must be integers"),  # Arabic-Indic digits: int() takes them
+        ("0:99999999999999999999", "END 99999999999999999999 is outside the signed 64-bit"),
+        (f"-{INT64_MAX + 1}:0", f"START -{INT64_MAX + 1} is outside the signed 64-bit"),
+        (f"0:{INT64_MAX + 1}", f"END {INT64_MAX + 1} is outside the signed 64-bit"),
+        (f"0:9:{INT64_MAX + 1}", f"STEP {INT64_MAX + 1} is outside the signed 64-bit"),
+        ("0:" + "9" * 5000, "END 99999999999999999999... is outside the signed 64-bit"),
     ],
 )
 def test_bad_ranges(text: str, message: str) -> None:

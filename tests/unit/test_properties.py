@@ -3,6 +3,7 @@
 import itertools
 import time
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -15,6 +16,7 @@ from hypothesis.stateful import (
 )
 
 from tests.unit.conftest import make_queue
+from wq.errors import ConfigError
 from wq.item import encode
 from wq.seeder import seed_items
 
@@ -58,8 +60,12 @@ class QueueModel(RuleBasedStateMachine):
     def seed(self, values: list[object]) -> None:
         self.values = values
         seed_items(self.queue, [encode(v) for v in values])
-        # A second seed of the same run must change nothing.
-        seed_items(self.queue, [encode("intruder")])
+        # Seeding the run again changes nothing: with the same items it is a no-op, with
+        # other items an error.
+        assert not seed_items(self.queue, [encode(v) for v in values]).seeded_now
+        if [encode(v) for v in values] != [encode("intruder")]:
+            with pytest.raises(ConfigError, match="already seeded with different items"):
+                seed_items(self.queue, [encode("intruder")])
 
     def _expected_lease(self, n: int) -> list[int]:
         if n == 0:

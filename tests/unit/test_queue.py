@@ -1,12 +1,16 @@
 """Queue operations against a real Redis: order, leases, fencing, retries, dead letters."""
 
+from collections import Counter
+
 import pytest
 
 from tests.polling import wait_until
+from wq import layout
 from wq.item import encode
 from wq.items_source import ItemRange
+from wq.keys import RunKeys
 from wq.queue import RunQueue
-from wq.seeder import seed_items, seed_range
+from wq.seeder import adopt_list, seed_items, seed_range
 
 
 def seed(queue: RunQueue, values: list[object]) -> None:
@@ -15,6 +19,37 @@ def seed(queue: RunQueue, values: list[object]) -> None:
 
 def wait_for_an_expired_lease(queue: RunQueue) -> None:
     wait_until("a lease to expire", lambda: queue.lease(0, 30, "probe").expired_leases, 10)
+
+
+# Longer than a Redis hash keeps in the compact listpack encoding (64 bytes), so the dead hash
+# is a real hash table and HSCAN returns it a few fields at a time, as with a big run.
+LONG_ERROR = "Traceback (most recent call last): ValueError: the handler gave up on this item"
+
+
+def dead_letter(queue: RunQueue, n: int, token: str = "doomed") -> list[int]:
+    """Lease n items and fail each for good, as a worker with --max-attempts 1 would."""
+    held = queue.lease(n, 30, token).items
+    for item in held:
+        assert queue.fail(token, item.position, LONG_ERROR, 1) == "dead"
+    return [i.position for i in held]
+
+
+def places(queue: RunQueue) -> Counter[int]:
+    """How many places hold each position: not leased yet, requeued, leased, done or dead."""
+    k, c = queue.keys, queue.client
+    total, cursor = (int(v or 0) for v in c.hmget(k.meta, layout.TOTAL, layout.CURSOR))
+    where: Counter[int] = Counter(range(cursor, total))
+    where.update(int(p) for p in c.lrange(k.requeue, 0, -1))
+    where.update(int(m.split(":")[0]) for m in c.zrange(k.leases, 0, -1))
+    where.update(int(p) for p in c.hkeys(k.done))
+    where.update(int(p) for p in c.hkeys(k.dead))
+    return where
+
+
+def assert_each_item_in_one_place(queue: RunQueue, total: int) -> None:
+    where = places(queue)
+    assert sorted(where) == list(range(total))
+    assert [p for p, n in where.items() if n != 1] == []
 
 
 def test_lease_is_fifo_in_seed_order_and_batches(queue: RunQueue) -> None:
@@ -128,6 +163,46 @@ def test_retry_dead_gives_fresh_attempts(queue: RunQueue) -> None:
     assert queue.dead_items() == []
 
 
+def test_retry_dead_in_small_chunks_requeues_every_dead_item_once(queue: RunQueue) -> None:
+    seed(queue, list(range(300)))
+    dead_letter(queue, 300)
+    assert queue.retry_dead(chunk=4) == 300
+    requeued = [int(p) for p in queue.client.lrange(queue.keys.requeue, 0, -1)]
+    assert sorted(requeued) == list(range(300))
+    assert queue.status().dead == 0
+    again = queue.lease(1000, 30, "t").items
+    assert sorted(i.value for i in again) == list(range(300))
+    assert {i.attempt for i in again} == {1}
+    assert queue.retry_dead(chunk=4) == 0
+
+
+def test_retry_dead_chunks_between_worker_calls_lose_and_double_nothing(queue: RunQueue) -> None:
+    """Workers lease, complete and dead-letter items between two chunks of retry-dead: every
+    item dead when it started comes back once, and no item is ever in two places."""
+    total = 200
+    seed(queue, list(range(total)))
+    dead_letter(queue, 150)
+    again = "failed again after retry-dead: " + LONG_ERROR
+    cursor, steps, requeued = "0", 0, 0
+    while True:
+        cursor, n = queue.retry_dead_chunk(cursor, 3)
+        steps, requeued = steps + 1, requeued + n
+        token = f"w{steps}"
+        held = queue.lease(2, 30, token).items
+        if held:
+            assert queue.fail(token, held[0].position, again, 1) == "dead"
+            assert queue.complete(token, "w", [i.position for i in held[1:]]) == []
+        assert_each_item_in_one_place(queue, total)
+        if cursor == "0":
+            break
+    assert steps > 10  # the chunk boundaries were crossed
+    assert requeued >= 150
+    # Every item dead at the start came back: those dead now died again after that.
+    dead = queue.client.hgetall(queue.keys.dead)
+    assert set(dead.values()) <= {again}
+    assert len(dead) <= steps
+
+
 def test_purge_deletes_only_this_run(queue: RunQueue, redis_url: str) -> None:
     from tests.unit.conftest import make_queue
 
@@ -139,6 +214,59 @@ def test_purge_deletes_only_this_run(queue: RunQueue, redis_url: str) -> None:
     assert other.is_seeded()
     other.purge()
     other.close()
+
+
+def test_purge_in_small_rounds_deletes_every_key_of_only_this_run(
+    queue: RunQueue, redis_url: str
+) -> None:
+    from tests.unit.conftest import make_queue
+
+    other = make_queue(redis_url, queue.run + "-other")
+    seed(queue, list(range(100)))
+    seed(other, ["b"])
+    dead_letter(queue, 10)
+    queue.lease(5, 30, "t")
+    for n in range(25):  # staging hashes of seeders that died, found by SCAN
+        queue.stage_items(queue.keys.staging_items(f"orphan{n}"), [encode(n)])
+    mine = set(queue.client.scan_iter(match=queue.keys.pattern))
+    assert len(mine) == 30  # meta, items, leases, dead, errors and the staging hashes
+    assert queue.purge(chunk=2) == len(mine)
+    assert list(queue.client.scan_iter(match=queue.keys.pattern)) == []
+    assert other.status().total == 1
+    other.purge()
+    other.close()
+
+
+def command_calls(queue: RunQueue) -> Counter[str]:
+    """Calls per Redis command so far, on the whole server (Lua scripts' calls included)."""
+    stats = queue.client.info("commandstats")
+    return Counter({name.removeprefix("cmdstat_"): int(s["calls"]) for name, s in stats.items()})
+
+
+def test_keys_are_unlinked_never_deleted_in_redis_main_thread(
+    queue: RunQueue, redis_url: str
+) -> None:
+    """DEL frees a big value before Redis serves the next call (0.1-0.4 s for a 1M-item run);
+    UNLINK frees it in the background."""
+    from tests.unit.conftest import make_queue
+
+    adopter = make_queue(redis_url, queue.run + "-adopted")
+    source = f"job2-{queue.run}"
+    queue.client.rpush(source, *range(100))
+    before = command_calls(queue)
+    assert adopt_list(adopter, source).total == 100  # unlinks the list
+    seed(queue, list(range(100)))
+    late = queue.keys.staging_items("late")
+    queue.stage_items(late, [encode("x")] * 100)
+    assert (
+        queue.commit_seed(late, 100, layout.KIND_LIST, 0, 1, "digest") is False
+    )  # drops the staging
+    assert queue.purge() > 0
+    assert adopter.purge() > 0
+    calls = command_calls(queue) - before
+    assert calls["del"] == 0
+    assert calls["unlink"] >= 4
+    adopter.close()
 
 
 @pytest.mark.parametrize("count", [1, 999, 1000, 2500])
@@ -153,6 +281,18 @@ def test_batches_up_to_the_script_limit(queue: RunQueue, count: int) -> None:
         assert queue.complete("t", "w", [i.position for i in batch]) == []
     assert [i.value for i in got] == list(range(count))
     assert queue.status().done == count
+
+
+def test_named_keys_are_every_key_of_a_run() -> None:
+    """purge removes `named` in one call: a key added to RunKeys and forgotten there would
+    outlive its run, or be seen by a worker without the rest of the run."""
+    keys = RunKeys("r")
+    properties = [
+        name
+        for name, value in vars(RunKeys).items()
+        if isinstance(value, property) and name not in ("named", "pattern")
+    ]
+    assert sorted(keys.named) == sorted(getattr(keys, name) for name in properties)
 
 
 def test_every_key_of_a_run_shares_one_cluster_slot(queue: RunQueue) -> None:

@@ -1,14 +1,18 @@
 """Seeding: atomic, idempotent, order- and content-preserving; ranges and adopted lists."""
 
+import hashlib
 import json
+import re
+from collections.abc import Callable
 
 import pytest
 import redis
 
+from wq.errors import ConfigError, SourceChanged
 from wq.item import encode
 from wq.items_source import ItemRange
 from wq.queue import RunQueue
-from wq.seeder import adopt_list, seed_items, seed_range
+from wq.seeder import Adoption, adopt_list, seed_items, seed_range
 
 ODD = ["a,b", 'say "hi"', "line1\nline2", "tab\there", "😀 emoji", "", " ", "\\", "{{ x }}"]
 
@@ -45,10 +49,82 @@ def test_duplicates_are_separate_items(queue: RunQueue) -> None:
 
 def test_seeding_twice_does_not_double_seed(queue: RunQueue) -> None:
     first = seed_items(queue, [encode("a"), encode("b")])
-    second = seed_items(queue, [encode("x"), encode("y"), encode("z")])
+    second = seed_items(queue, [encode("a"), encode("b")])
     assert (first.seeded_now, first.total) == (True, 2)
     assert (second.seeded_now, second.total) == (False, 2)
     assert drain(queue) == ["a", "b"]
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def list_digest(values: list[object]) -> str:
+    """The digest of a list run as wq/layout.py defines it, computed the plain way."""
+    return sha256("".join(encode(v) + "\n" for v in values))
+
+
+@pytest.mark.parametrize("n", [0, 1, 31, 32, 33, 100])
+def test_a_list_run_records_the_digest_of_its_items(queue: RunQueue, n: int) -> None:
+    values: list[object] = [*ODD, {"src": "a.png"}, [1, 2], 3.5, None, *range(n)][:n]
+    result = seed_items(queue, [encode(v) for v in values])
+    assert result.digest == list_digest(values)
+    assert queue.status().digest == list_digest(values)
+
+
+def test_a_range_run_records_the_digest_of_its_bounds(queue: RunQueue) -> None:
+    # START, the end just after the last item, and STEP: 0:10:3 and 0:12:3 are the same items.
+    assert seed_range(queue, ItemRange.parse("0:10:3")).digest == sha256("range 0 12 3")
+    assert queue.status().digest == sha256("range 0 12 3")
+    assert seed_range(queue, ItemRange.parse("0:12:3")).seeded_now is False
+
+
+def test_an_adopted_list_records_the_digest_of_a_list_run_of_its_values(
+    queue: RunQueue, client: "redis.Redis"
+) -> None:
+    source = f"job2-{queue.run}"
+    values = ["apple", "a/b", "ünï", 'say "hi"', *[f"i{k}" for k in range(70)]]
+    client.rpush(source, *values)
+    assert adopt_list(queue, source, window=32).digest == list_digest(values)
+    assert queue.status().digest == list_digest(values)
+
+
+def test_seeding_again_with_other_items_is_an_error_naming_both_digests(
+    queue: RunQueue, client: "redis.Redis"
+) -> None:
+    first = seed_items(queue, [encode("a"), encode("b")])
+    assert first.digest is not None
+    again = seed_items(queue, [encode("a"), encode("b")])
+    assert (again.seeded_now, again.digest) == (False, first.digest)
+    other = list_digest(["a", "c"])
+    message = (
+        f"run {queue.run} was already seeded with different items "
+        f"(digest {first.digest[:12]}..., these are {other[:12]}...)"
+    )
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        seed_items(queue, [encode("a"), encode("c")])
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        seed_items(queue, [encode("a")])
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        seed_range(queue, ItemRange.parse("0:2"))
+    source = f"job2-{queue.run}"
+    client.rpush(source, "a", "c")
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        adopt_list(queue, source)
+    assert client.llen(source) == 2  # left alone
+    client.delete(source)
+    client.rpush(source, "a", "b")
+    assert adopt_list(queue, source).seeded_now is False  # the same items
+    client.delete(source)
+    assert drain(queue) == ["a", "b"]
+
+
+def test_a_range_run_seeded_again_with_another_range_is_an_error(queue: RunQueue) -> None:
+    seed_range(queue, ItemRange.parse("0:10"))
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        seed_range(queue, ItemRange.parse("0:11"))
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        seed_items(queue, [encode(i) for i in range(10)])
 
 
 def test_a_retry_racing_an_unfinished_seeder_commits_once(queue: RunQueue) -> None:
@@ -59,7 +135,7 @@ def test_a_retry_racing_an_unfinished_seeder_commits_once(queue: RunQueue) -> No
     assert not queue.is_seeded()
     assert queue.lease(10, 30, "t").items == []  # nothing visible before the commit
     seed_items(queue, [encode("good")])
-    assert queue.commit_seed(dead_staging, 5, "list", 0, 1) is False
+    assert queue.commit_seed(dead_staging, 5, "list", 0, 1, "digest") is False
     assert drain(queue) == ["good"]
     assert queue.client.exists(dead_staging) == 0
 
@@ -84,15 +160,9 @@ def test_range_run_computes_items_without_storing_them(queue: RunQueue) -> None:
     assert drain(queue) == [10, 13, 16, 19]
 
 
-def test_range_negative_step_and_empty_range(queue: RunQueue, redis_url: str) -> None:
-    from tests.unit.conftest import make_queue
-
+def test_range_negative_step(queue: RunQueue) -> None:
     seed_range(queue, ItemRange.parse("5:0:-2"))
     assert drain(queue) == [5, 3, 1]
-    empty = make_queue(redis_url, queue.run + "-e")
-    assert seed_range(empty, ItemRange.parse("3:3")).total == 0
-    assert empty.lease(1, 30, "t").drained
-    empty.close()
 
 
 def test_adopt_a_list_filled_by_hand_as_in_the_kubernetes_docs(
@@ -102,9 +172,116 @@ def test_adopt_a_list_filled_by_hand_as_in_the_kubernetes_docs(
     client.rpush(source, "apple", "banana", "cherry", "a/b", "ünï")
     assert adopt_list(queue, source).total == 5
     assert client.exists(source) == 0
+    assert adopt_list(queue, source).seeded_now is False  # a retry after the commit
     client.rpush(source, "late")
-    assert adopt_list(queue, source).seeded_now is False  # idempotent
+    with pytest.raises(ConfigError, match="already seeded with different items"):
+        adopt_list(queue, source)
     assert drain(queue) == ["apple", "banana", "cherry", "a/b", "ünï"]
+    client.delete(source)
+
+
+@pytest.mark.parametrize(("n", "window"), [(1, 32), (31, 32), (32, 32), (33, 32), (200, 64)])
+def test_adopt_copies_a_list_in_windows_keeping_every_item_in_order(
+    queue: RunQueue, client: "redis.Redis", n: int, window: int
+) -> None:
+    source = f"job2-{queue.run}"
+    client.rpush(source, *[f"i{k}" for k in range(n)])
+    assert adopt_list(queue, source, window=window).total == n
+    assert client.exists(source) == 0
+    assert list(client.scan_iter(match=queue.keys.staging_items("*"))) == []
+    assert drain(queue) == [f"i{k}" for k in range(n)]
+
+
+def test_a_half_adopted_list_is_invisible_to_workers(
+    queue: RunQueue, client: "redis.Redis"
+) -> None:
+    source = f"job2-{queue.run}"
+    client.rpush(source, *[f"i{k}" for k in range(100)])
+    adoption = Adoption(queue, source, window=32)
+    steps, more = 0, True
+    while more:
+        more = adoption.step()
+        steps += 1
+        # A worker polling between two windows: not seeded, nothing to lease, not drained.
+        reply = queue.lease(10, 30, f"w{steps}")
+        assert (reply.seeded, reply.items, reply.drained) == (False, [], False)
+        assert queue.status().total == 0
+        assert client.llen(source) == 100  # the list stays whole until the commit
+    assert steps == 4
+    assert adoption.commit().total == 100
+    assert client.exists(source) == 0
+    assert drain(queue) == [f"i{k}" for k in range(100)]
+
+
+def test_adopting_a_list_that_grows_meanwhile_is_refused_at_the_commit(
+    queue: RunQueue, client: "redis.Redis"
+) -> None:
+    source = f"job2-{queue.run}"
+    client.rpush(source, *[f"i{k}" for k in range(40)])
+    adoption = Adoption(queue, source, window=32)
+    assert adoption.step()
+    client.rpush(source, "late")
+    assert not adoption.step()  # copies the 40 items the list held at the start
+    with pytest.raises(SourceChanged, match=f"list '{source}' changed length while it was"):
+        adoption.commit()
+    assert_nothing_adopted(queue, client, source, [f"i{k}" for k in range(40)] + ["late"])
+
+
+def test_adopting_a_list_that_shrinks_meanwhile_is_refused_at_once(
+    queue: RunQueue, client: "redis.Redis"
+) -> None:
+    source = f"job2-{queue.run}"
+    client.rpush(source, *[f"i{k}" for k in range(40)])
+    adoption = Adoption(queue, source, window=32)
+    assert adoption.step()
+    client.lpop(source)
+    with pytest.raises(SourceChanged, match=f"list '{source}' shrank while it was"):
+        adoption.step()
+    assert_nothing_adopted(queue, client, source, [f"i{k}" for k in range(1, 40)])
+
+
+def assert_nothing_adopted(
+    queue: RunQueue, client: "redis.Redis", source: str, left: list[str]
+) -> None:
+    """The run is not seeded, no staging is left, the list is as it was; adopting it again
+    works."""
+    assert not queue.is_seeded()
+    assert list(client.scan_iter(match=queue.keys.staging_items("*"))) == []
+    assert client.lrange(source, 0, -1) == left
+    assert adopt_list(queue, source).total == len(left)
+    assert drain(queue) == left
+
+
+def test_adopting_a_missing_list_is_an_error_not_an_empty_run(queue: RunQueue) -> None:
+    source = f"job2-{queue.run}"
+    with pytest.raises(ConfigError, match=f"list '{source}' is empty or does not exist"):
+        adopt_list(queue, source)
+    assert not queue.is_seeded()
+
+
+@pytest.mark.parametrize(
+    ("fill", "message"),
+    [
+        (lambda c, key: c.set(key, "x"), "key '{key}' holds a string, not a list"),
+        (lambda c, key: c.hset(key, "a", "b"), "key '{key}' holds a hash, not a list"),
+        (
+            lambda c, key: c.rpush(key, "fine", b"\xff\xfe"),
+            "list '{key}' holds an item that is not UTF-8 text (item 1, counting from 0)",
+        ),
+    ],
+)
+def test_adopting_what_is_not_a_list_of_text_is_an_error(
+    queue: RunQueue,
+    client: "redis.Redis",
+    fill: Callable[["redis.Redis", str], object],
+    message: str,
+) -> None:
+    source = f"job2-{queue.run}"
+    fill(client, source)
+    with pytest.raises(ConfigError, match=re.escape(message.format(key=source))):
+        adopt_list(queue, source)
+    assert not queue.is_seeded()
+    assert client.exists(source) == 1
     client.delete(source)
 
 

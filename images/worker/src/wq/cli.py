@@ -77,13 +77,14 @@ def seed(**opts: Any) -> int:
     """Put a run's items into Redis, once.
 
     Items come from exactly one of: ITEMS on the command line, --items-file, --range or
-    --adopt-list. Seeding is atomic and idempotent: running it again for the same run does
-    nothing, so a retried seeding Job never seeds twice.
+    --adopt-list. Seeding is atomic and idempotent: running it again for the same run with
+    the same items does nothing, so a retried seeding Job never seeds twice; with other items
+    it is an error (exit 2). The run records a digest of its items (see `wq status`).
     """
     queue, log = open_run(opts)
     result = seed_from(queue, ItemsSource(**opts))
     outcome = "seeded" if result.seeded_now else "already_seeded"
-    log.info("seed.done", run=queue.run, outcome=outcome, total=result.total)
+    log.info("seed.done", run=queue.run, outcome=outcome, total=result.total, digest=result.digest)
     return 0
 
 

@@ -37,3 +37,7 @@ class RunLost(WqError):
 
 class RedisFull(WqError):
     """Redis refused a write because it reached its memory limit (OOM)."""
+
+
+class SourceChanged(WqError):
+    """The list being adopted changed while it was copied; adopting it again may work."""

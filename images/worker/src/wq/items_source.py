@@ -4,6 +4,7 @@ Every problem is a ConfigError that names the file and the place, never a traceb
 """
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,13 @@ from wq.item import encode
 FORMATS = ("lines", "json", "yaml")
 
 
+# Range items are signed 64-bit integers, exactly: START, END and STEP lie within
+# -INT64_MAX..INT64_MAX, so every item (between START and END) does too. (The chart's
+# values.schema.json has the same bounds.)
+INT64_MAX = 2**63 - 1
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 @dataclass(frozen=True)
 class ItemRange:
     start: int
@@ -25,22 +33,44 @@ class ItemRange:
 
     @classmethod
     def parse(cls, text: str) -> "ItemRange":
+        shown = text if len(text) <= 60 else text[:57] + "..."
         parts = text.split(":")
         if len(parts) not in (2, 3):
-            raise ConfigError(f"item range {text!r} is not START:END or START:END:STEP")
-        try:
-            numbers = [int(p) for p in parts]
-        except ValueError:
-            raise ConfigError(
-                f"item range {text!r}: START, END and STEP must be integers"
-            ) from None
+            raise ConfigError(f"item range {shown!r} is not START:END or START:END:STEP")
+        numbers = []
+        for name, part in zip(("START", "END", "STEP"), parts, strict=False):
+            digits = part.strip()
+            if not _INTEGER.fullmatch(digits):
+                raise ConfigError(f"item range {shown!r}: START, END and STEP must be integers")
+            # INT64_MAX has 19 digits; int() would refuse 4300 of them.
+            significant = digits.lstrip("+-").lstrip("0") or "0"
+            number = int(digits[0] + significant[:20] if digits[0] == "-" else significant[:20])
+            if len(significant) > 19 or not -INT64_MAX <= number <= INT64_MAX:
+                value = digits if len(digits) <= 20 else digits[:20] + "..."
+                raise ConfigError(
+                    f"item range {shown!r}: {name} {value} is outside the signed 64-bit range "
+                    f"(-{INT64_MAX} to {INT64_MAX})"
+                )
+            numbers.append(number)
         step = numbers[2] if len(numbers) == 3 else 1
         if step == 0:
-            raise ConfigError(f"item range {text!r}: STEP must not be 0")
-        return cls(numbers[0], numbers[1], step)
+            raise ConfigError(f"item range {shown!r}: STEP must not be 0")
+        parsed = cls(numbers[0], numbers[1], step)
+        if parsed.count == 0:
+            direction = "above" if step > 0 else "below (STEP is negative)"
+            raise ConfigError(
+                f"item range {shown!r} holds no items: END is excluded, as in Python's range(), "
+                f"so it must be {direction} START"
+            )
+        return parsed
 
-    def __len__(self) -> int:
-        return len(range(self.start, self.end, self.step))
+    @property
+    def count(self) -> int:
+        """How many items: len(range(start, end, step)), which Python only takes up to
+        2**63 - 1 items."""
+        if self.step > 0:
+            return max(0, (self.end - self.start + self.step - 1) // self.step)
+        return max(0, (self.start - self.end - self.step - 1) // -self.step)
 
 
 def format_for(path: Path, given: str | None) -> str:

@@ -91,6 +91,23 @@ class RunKeys:
         """Hash: position -> last error of an item that failed and was retried."""
         return self._key("errors")
 
+    @property
+    def named(self) -> list[str]:
+        """Every key above, meta first: all of a run's keys but the staging hashes."""
+        return [
+            self.meta,
+            self.items,
+            self.requeue,
+            self.suspects,
+            self.solo,
+            self.deaths,
+            self.leases,
+            self.attempts,
+            self.done,
+            self.dead,
+            self.errors,
+        ]
+
     def staging_items(self, token: str) -> str:
         """Like items; a seeder fills it before it commits, and it expires if that seeder dies."""
         return self._key(f"staging:{token}")

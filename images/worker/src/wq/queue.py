@@ -5,7 +5,7 @@ it is atomic; every call goes through the Retrying wrapper, so a Redis outage is
 then raised, never read as "no work".
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -14,6 +14,7 @@ from redis.commands.core import Script
 
 from wq import layout
 from wq.connection import RedisSettings, Retrying
+from wq.errors import ConfigError, SourceChanged
 from wq.item import Item
 from wq.keys import RunKeys, check_run_id
 from wq.logs import EventLog
@@ -23,6 +24,9 @@ from wq.status import RunStatus, is_drained
 
 # One Lua call handles at most this many positions, well under Lua's unpack() limit.
 MAX_BATCH = 1000
+# Operations on a whole run (retry-dead, purge) go in calls of about this many items or keys,
+# so that no single call blocks Redis for longer as the run grows.
+ADMIN_CHUNK = 500
 # Staging writes: fields per HSET, HSETs per round trip, and how long an uncommitted
 # staging hash lives.
 FIELDS_PER_HSET = 64
@@ -90,48 +94,114 @@ class RunQueue:
 
     # Seeding (the policy is in wq.seeder; these are its Redis calls).
 
-    def stage_items(self, staging: str, items: Sequence[str]) -> None:
+    def stage_items(self, staging: str, items: Sequence[str]) -> str:
         """Fill a staging hash with JSON-encoded items, laid out like the items hash; it
-        expires unless committed, in case this seeder dies."""
+        expires unless committed, in case this seeder dies. Returns the items' digest
+        (layout.ItemsDigest), computed on the way."""
 
-        def stage() -> None:
+        def stage() -> str:
             pipe = self.client.pipeline(transaction=False)
-            pipe.delete(staging)  # a retry after an outage starts afresh
-            args: list[str | int] = []
-            for n, (field, blob) in enumerate(layout.chunk_fields(items), start=1):
-                args += (field, blob)
-                if n % FIELDS_PER_HSET == 0:
-                    pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
-                    args = []
-                if n % (FIELDS_PER_HSET * HSETS_PER_ROUND_TRIP) == 0:
-                    pipe.expire(staging, STAGING_TTL_S)
-                    pipe.execute()
-            if args:
+            pipe.unlink(staging)  # a retry after an outage starts afresh
+            digest = layout.ItemsDigest()
+            self._write_fields(pipe, staging, layout.chunk_fields(items), digest)
+            return digest.hexdigest()
+
+        return self.call(stage)
+
+    def stage_fields(self, staging: str, fields: Sequence[tuple[int, str]]) -> None:
+        """Add fields of the items hash (layout.chunk_fields) to a staging hash."""
+        self.call(
+            lambda: self._write_fields(self.client.pipeline(transaction=False), staging, fields)
+        )
+
+    def _write_fields(
+        self,
+        pipe: "redis.client.Pipeline",
+        staging: str,
+        fields: Iterable[tuple[int, str]],
+        digest: layout.ItemsDigest | None = None,
+    ) -> None:
+        args: list[str | int] = []
+        for n, (field, blob) in enumerate(fields, start=1):
+            if digest is not None:
+                digest.add_field(blob)
+            args += (field, blob)
+            if n % FIELDS_PER_HSET == 0:
                 pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
-            pipe.expire(staging, STAGING_TTL_S)
-            pipe.execute()
+                args = []
+            if n % (FIELDS_PER_HSET * HSETS_PER_ROUND_TRIP) == 0:
+                pipe.expire(staging, STAGING_TTL_S)
+                pipe.execute()
+        if args:
+            pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
+        pipe.expire(staging, STAGING_TTL_S)
+        pipe.execute()
 
-        self.call(stage)
-
-    def commit_seed(self, staging: str, total: int, kind: str, start: int, step: int) -> bool:
-        """Make a staged run (or a range run) the run, with its seeded marker; False when the
-        run was seeded already (the staging is dropped)."""
+    def commit_seed(
+        self,
+        staging: str,
+        total: int,
+        kind: str,
+        start: int,
+        step: int,
+        digest: str,
+        source: str | None = None,
+    ) -> bool:
+        """Make a staged run (or a range run) the run, with its seeded marker and the digest
+        of its items; False when the run was seeded already (the staging is dropped). With
+        `source`, the staging hash is the copy of that plain list, which goes in the same
+        call; SourceChanged if its length is not `total` any more."""
         k = self.keys
-        args: list[str | int] = [total, kind, start, step, layout.ITEMS_PER_FIELD]
-        seeded: int = self.call(
-            lambda: self.scripts.seed(keys=[k.meta, k.items, staging], args=args)
-        )
-        return int(seeded) == 1
-
-    def adopt(self, source: str) -> int | None:
-        """Make a plain list the run's items; None when the run was seeded already."""
-        k = self.keys
-        n: int = self.call(
-            lambda: self.scripts.adopt(
-                keys=[k.meta, k.items, source], args=[layout.ITEMS_PER_FIELD]
+        keys = [k.meta, k.items, staging]
+        args: list[str | int] = [total, kind, start, step, layout.ITEMS_PER_FIELD, digest]
+        if source is not None:
+            keys.append(source)
+            args.append(total)
+        seeded = int(self.call(lambda: self.scripts.seed(keys=keys, args=args)))
+        if seeded < 0:
+            raise SourceChanged(
+                f"list {source!r} changed length while it was being adopted ({total} items "
+                "copied); adopt it again once nothing writes to it"
             )
+        return seeded == 1
+
+    def drop_staging(self, staging: str) -> None:
+        self.call(lambda: self.client.unlink(staging))
+
+    def list_length(self, source: str) -> int:
+        """LLEN of a plain list; ConfigError if the key holds something else."""
+
+        def length() -> int:
+            try:
+                return int(self.client.llen(source))
+            except redis.ResponseError as exc:
+                if not str(exc).startswith("WRONGTYPE"):
+                    raise
+                kind = cast(str, self.client.type(source))
+                raise ConfigError(f"key {source!r} holds a {kind}, not a list") from None
+
+        return self.call(length)
+
+    def list_window(self, source: str, first: int, count: int) -> list[str]:
+        """Items first .. first + count - 1 of a plain list (fewer at its end); ConfigError
+        if one is not UTF-8 text."""
+        last = first + count - 1
+        raw = cast(
+            list[bytes],
+            self.call(
+                lambda: self.client.execute_command(  # type: ignore[no-untyped-call]
+                    "LRANGE", source, first, last, NEVER_DECODE=True
+                )
+            ),
         )
-        return None if int(n) < 0 else int(n)
+        try:
+            return [value.decode() for value in raw]
+        except UnicodeDecodeError:
+            bad = next(i for i, value in enumerate(raw) if not _is_utf8(value))
+            raise ConfigError(
+                f"list {source!r} holds an item that is not UTF-8 text (item {first + bad}, "
+                "counting from 0)"
+            ) from None
 
     def total(self) -> int:
         value = self.call(lambda: self.client.hget(self.keys.meta, layout.TOTAL))
@@ -242,6 +312,14 @@ class RunQueue:
     def is_seeded(self) -> bool:
         return bool(self.call(lambda: self.client.hexists(self.keys.meta, layout.SEEDED)))
 
+    def seed_state(self) -> tuple[bool, str | None]:
+        """(seeded?, the digest of its items; None if not seeded or seeded without one)."""
+        seeded, digest = cast(
+            list[str | None],
+            self.call(lambda: self.client.hmget(self.keys.meta, layout.SEEDED, layout.DIGEST)),
+        )
+        return seeded is not None, digest
+
     def status(self) -> RunStatus:
         k = self.keys
 
@@ -276,6 +354,7 @@ class RunQueue:
             stale=int(meta.get(layout.STALE, 0)),
             elapsed_s=elapsed,
             rate=done / elapsed if elapsed and elapsed > 0 else None,
+            digest=meta.get(layout.DIGEST),
         )
 
     def dead_items(self) -> list[DeadItem]:
@@ -306,21 +385,57 @@ class RunQueue:
 
         return self.call(read)
 
-    def retry_dead(self) -> int:
+    def retry_dead(self, chunk: int = ADMIN_CHUNK) -> int:
+        """Give every dead item a fresh set of attempts, about `chunk` items per call; returns
+        how many were requeued. Safe while workers run: items that die meanwhile may be
+        requeued too, and the walk ends even if they keep dying."""
+        cursor, requeued = "0", 0
+        while True:
+            cursor, n = self.retry_dead_chunk(cursor, chunk)
+            requeued += n
+            if cursor == "0":
+                return requeued
+
+    def retry_dead_chunk(self, cursor: str, count: int) -> tuple[str, int]:
+        """One call of retry-dead: (next cursor, '0' when done; items requeued)."""
         k = self.keys
-        n: int = self.call(
-            lambda: self.scripts.retry_dead(keys=[k.requeue, k.attempts, k.dead], args=[])
+        result: list[Any] = self.call(
+            lambda: self.scripts.retry_dead(
+                keys=[k.requeue, k.attempts, k.dead], args=[cursor, count]
+            )
         )
-        return int(n)
+        return str(result[0]), int(result[1])
 
-    def purge(self) -> int:
-        """Delete every key of the run; returns how many keys were deleted."""
+    def purge(self, chunk: int = ADMIN_CHUNK) -> int:
+        """Delete every key of the run; returns how many keys were deleted.
 
-        def delete() -> int:
-            names = list(self.client.scan_iter(match=self.keys.pattern, count=1000))
-            return int(self.client.delete(*names)) if names else 0
+        UNLINK, not DEL: Redis frees big values in the background (DEL of a 1M-item run held
+        it for 0.1-0.4 s). The run's named keys go in one call, so a worker sees all of the
+        run or none of it; other keys (staging hashes) follow, SCAN-ing `chunk` names a call.
+        """
+        deleted: int = self.call(lambda: int(self.client.unlink(*self.keys.named)))
+        cursor = 0
+        while True:
+            cursor, names = self.call(lambda cursor=cursor: self._scan_run(cursor, chunk))  # type: ignore[misc]
+            if names:
+                deleted += self.call(lambda names=names: int(self.client.unlink(*names)))  # type: ignore[misc]
+            if cursor == 0:
+                return deleted
 
-        return self.call(delete)
+    def _scan_run(self, cursor: int, count: int) -> tuple[int, list[str]]:
+        found = cast(
+            tuple[int, list[str]],
+            self.client.scan(cursor, match=self.keys.pattern, count=count),
+        )
+        return int(found[0]), list(found[1])
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _chunks(positions: Sequence[int]) -> list[Sequence[int]]:

@@ -13,7 +13,6 @@ SCRIPT_NAMES = (
     "renew",
     "reap",
     "seed",
-    "adopt",
     "retry_dead",
 )
 
@@ -32,5 +31,4 @@ class Scripts:
         self.renew: Script = loaded["renew"]
         self.reap: Script = loaded["reap"]
         self.seed: Script = loaded["seed"]
-        self.adopt: Script = loaded["adopt"]
         self.retry_dead: Script = loaded["retry_dead"]

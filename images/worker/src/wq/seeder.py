@@ -1,8 +1,10 @@
 """Seeding a run: idempotent and atomic.
 
 Items are staged in a hash private to this seeder (with an expiry, in case it dies), then one
-Lua call renames it into place and sets the seeded marker. A retried seeder finds the marker
-and does nothing; workers wait for the marker, so they never see a half-seeded run.
+Lua call renames it into place and sets the seeded marker and the digest of the items. A
+retried seeder finds the marker and does nothing, and a seeder with other items is refused;
+workers wait for the marker, so they never see a half-seeded run. An adopted list is staged
+the same way, copied a window at a time, so that no Redis call grows with the list.
 """
 
 import secrets
@@ -13,7 +15,7 @@ from pathlib import Path
 import click
 
 from wq import layout
-from wq.errors import ConfigError
+from wq.errors import ConfigError, SourceChanged
 from wq.item import encode
 from wq.items_source import FORMATS, ItemRange, read_items_file
 from wq.options import setting
@@ -24,6 +26,7 @@ from wq.queue import RunQueue
 class SeedResult:
     total: int
     seeded_now: bool  # False when the run had been seeded already (a retry)
+    digest: str | None  # of the run's items (wq.layout); None: seeded before digests
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class ItemsSource:
                 "give items in exactly one way: ITEMS, --items-file, --range or --adopt-list"
                 + (f" (got {' and '.join(given)})" if given else " (got none)")
             )
+        if self.item_range:
+            ItemRange.parse(self.item_range)  # before `wq run` starts anything
 
 
 def seed_from(queue: RunQueue, source: ItemsSource) -> SeedResult:
@@ -90,34 +95,119 @@ def seed_from(queue: RunQueue, source: ItemsSource) -> SeedResult:
 
 
 def seed_items(queue: RunQueue, items: Sequence[str]) -> SeedResult:
-    """Seed JSON-encoded items in order; a no-op if the run is already seeded."""
+    """Seed JSON-encoded items in order; a no-op if the run is already seeded with the same
+    items, a ConfigError if with others."""
     if queue.is_seeded():
-        return SeedResult(total=queue.total(), seeded_now=False)
+        return _already_seeded(queue, layout.list_digest(items))
     staging = queue.keys.staging_items(secrets.token_hex(8))
-    if items:
-        queue.stage_items(staging, items)
-    return _commit(queue, staging, len(items), layout.KIND_LIST, 0, 1)
+    digest = queue.stage_items(staging, items) if items else layout.list_digest(items)
+    return _commit(queue, staging, len(items), layout.KIND_LIST, 0, 1, digest)
 
 
 def seed_range(queue: RunQueue, item_range: ItemRange) -> SeedResult:
     """A range run stores no items: each worker computes them (layout.range_item)."""
+    start, step, count = item_range.start, item_range.step, item_range.count
     staging = queue.keys.staging_items("range")
-    return _commit(
-        queue, staging, len(item_range), layout.KIND_RANGE, item_range.start, item_range.step
-    )
+    digest = layout.range_digest(start, step, count)
+    return _commit(queue, staging, count, layout.KIND_RANGE, start, step, digest)
 
 
-def adopt_list(queue: RunQueue, source: str) -> SeedResult:
+# Items of an adopted list copied per call: a few milliseconds of Redis time.
+ADOPT_WINDOW = layout.ITEMS_PER_FIELD * 1024
+
+
+def adopt_list(queue: RunQueue, source: str, window: int = ADOPT_WINDOW) -> SeedResult:
     """Turn a plain list filled by hand into this run (the Kubernetes docs' workflow)."""
-    adopted = queue.adopt(source)
-    if adopted is None:
-        return SeedResult(total=queue.total(), seeded_now=False)
-    return SeedResult(total=adopted, seeded_now=True)
+    if not queue.is_seeded():
+        adoption = Adoption(queue, source, window)
+        while adoption.step():
+            pass
+        return adoption.commit()
+    # A retry after the commit finds the list gone; a list filled again must hold the same
+    # items, which are only read.
+    reading = Adoption(queue, source, window, stage=False)
+    while reading.step():
+        pass
+    return _already_seeded(queue, reading.digest.hexdigest() if reading.copied else None)
+
+
+class Adoption:
+    """Adopting a plain list, `window` items per step: each step copies the next window into
+    a staging hash, laid out like the items hash and private to this seeder; the commit
+    (seed.lua) renames it into place, sets the seeded marker and unlinks the list in one
+    call, so workers see all of the adopted run or none of it.
+
+    The list must not change meanwhile: the items copied are those it held at the first step,
+    and a list found shorter at a step, or of another length at the commit, is refused
+    (errors.SourceChanged). A change that keeps its length goes unnoticed."""
+
+    def __init__(
+        self, queue: RunQueue, source: str, window: int = ADOPT_WINDOW, stage: bool = True
+    ) -> None:
+        if window <= 0 or window % layout.ITEMS_PER_FIELD:
+            raise ValueError(f"window must be a multiple of {layout.ITEMS_PER_FIELD}")
+        self.queue = queue
+        self.source = source
+        self.window = window
+        self.stage = stage  # False: only read the list, for its digest
+        self.staging = queue.keys.staging_items(secrets.token_hex(8))
+        self.length: int | None = None  # of the list, at the first step
+        self.copied = 0
+        self.digest = layout.ItemsDigest()
+
+    def step(self) -> bool:
+        """Copy the next window; False once the whole list is copied."""
+        if self.length is None:
+            self.length = self.queue.list_length(self.source)
+        want = min(self.window, self.length - self.copied)
+        values = self.queue.list_window(self.source, self.copied, want) if want > 0 else []
+        if len(values) < want:
+            self.queue.drop_staging(self.staging)
+            raise SourceChanged(
+                f"list {self.source!r} shrank while it was being adopted (it held "
+                f"{self.length} items, now {self.copied + len(values)}); adopt it again once "
+                "nothing writes to it"
+            )
+        items = [encode(v) for v in values]
+        fields = list(layout.chunk_fields(items, first=self.copied))
+        for _, blob in fields:
+            self.digest.add_field(blob)
+        if self.stage:
+            self.queue.stage_fields(self.staging, fields)
+        self.copied += len(items)
+        return self.copied < self.length
+
+    def commit(self) -> SeedResult:
+        if self.copied == 0:
+            if self.queue.is_seeded():  # by another seeder, meanwhile
+                return _already_seeded(self.queue, None)
+            raise ConfigError(
+                f"list {self.source!r} is empty or does not exist: nothing to adopt "
+                f"(fill it first: redis-cli rpush {self.source} ITEM...)"
+            )
+        digest = self.digest.hexdigest()
+        if self.queue.commit_seed(
+            self.staging, self.copied, layout.KIND_LIST, 0, 1, digest, source=self.source
+        ):
+            return SeedResult(total=self.copied, seeded_now=True, digest=digest)
+        return _already_seeded(self.queue, digest)
 
 
 def _commit(
-    queue: RunQueue, staging: str, total: int, kind: str, start: int, step: int
+    queue: RunQueue, staging: str, total: int, kind: str, start: int, step: int, digest: str
 ) -> SeedResult:
-    if queue.commit_seed(staging, total, kind, start, step):
-        return SeedResult(total=total, seeded_now=True)
-    return SeedResult(total=queue.total(), seeded_now=False)
+    if queue.commit_seed(staging, total, kind, start, step, digest):
+        return SeedResult(total=total, seeded_now=True, digest=digest)
+    return _already_seeded(queue, digest)
+
+
+def _already_seeded(queue: RunQueue, digest: str | None) -> SeedResult:
+    """The run was seeded already: a no-op with the same items (digest; None: not known),
+    a ConfigError with others. A run seeded before wq recorded digests matches anything."""
+    _, stored = queue.seed_state()
+    if digest is not None and stored is not None and digest != stored:
+        raise ConfigError(
+            f"run {queue.run} was already seeded with different items (digest "
+            f"{stored[:12]}..., these are {digest[:12]}...)"
+        )
+    return SeedResult(total=queue.total(), seeded_now=False, digest=stored)

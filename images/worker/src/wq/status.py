@@ -24,6 +24,7 @@ class RunStatus:
     stale: int
     elapsed_s: float | None  # since the first lease
     rate: float | None  # items done per second since the first lease
+    digest: str | None = None  # of the run's items, fixed at seeding (wq.layout)
 
     @property
     def drained(self) -> bool:
@@ -64,6 +65,7 @@ class RunStatus:
             ("retried", str(self.retried)),
             ("rate", f"{self.rate:.1f} items/s" if self.rate else "-"),
             ("eta", format_duration(self.eta_s)),
+            ("digest", self.digest or "-"),
         ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
