@@ -227,6 +227,10 @@ Environment shared by every container that runs `wq`: where Redis is and which r
 {{- end }}
 - name: WQ_RUN
   value: {{ include "wq.runId" . | quote }}
+{{- if and (not .Values.redis.enabled) .Values.externalRedis.cluster }}
+- name: WQ_REDIS_CLUSTER
+  value: "true"
+{{- end }}
 {{- end }}
 
 {{/*

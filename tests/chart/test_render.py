@@ -484,6 +484,14 @@ def test_external_redis(helm: Helm, external: dict[str, Any], url: str) -> None:
         assert "redis-ca" not in {v["name"] for v in pod_spec(obj)["volumes"]}
 
 
+def test_external_redis_cluster(helm: Helm) -> None:
+    external = {"host": "redis-cluster.infra", "cluster": True}
+    r = helm.render({"redis": {"enabled": False}, "externalRedis": external})
+    for obj in (r.one("Job", "seed"), r.one("Job", "worker"), r.one("Pod")):
+        assert env(obj)["WQ_REDIS_CLUSTER"] == "true"
+    assert "WQ_REDIS_CLUSTER" not in env(helm.render().one("Job", "worker"))
+
+
 def test_external_redis_password_from_secret(helm: Helm) -> None:
     values = {
         "redis": {"enabled": False},

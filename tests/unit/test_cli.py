@@ -45,6 +45,8 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
         (["work", "--run", "r", "--handler", "nope"], "'nope' is not one of"),
         (["status", "--run", "r", "--redis-url", "http://x:1"], "has scheme 'http'"),
         (["status", "--run", "r", "--redis-url", "redis://h:notaport"], "bad port"),
+        (["status", "--run", "r", "--redis-url", "redis://[::1/0"], "is malformed"),
+        (["status", "--run", "r", "--redis-cluster", "--redis-url", "unix:///x"], "over TCP"),
         (["status", "--run", ""], "run id '' is not valid"),
         (["status", "--run", "a b"], "run id 'a b' is not valid"),
         (["status", "--run", "r\n"], "run id 'r\\n' is not valid"),

@@ -37,6 +37,7 @@ def test_every_setting_round_trips_through_its_environment_variable() -> None:
         redis_url="redis://h:1/2",
         redis_password="pw",
         redis_ca_cert="/etc/wq/redis-ca/ca.crt",
+        redis_cluster=True,
         redis_wait=7.5,
         run_id="r-1",
         log_level="debug",

@@ -273,7 +273,7 @@ def main() -> None:
     except WqError as exc:
         click.echo(f"wq: error: {exc}", err=True)
         code = exc.exit_code
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         click.echo(f"wq: error: Redis answered with an error: {exc}", err=True)
         code = 1
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.cluster import RedisCluster
 
 from wq.errors import ConfigError, RedisFull, RedisUnavailable
 
@@ -44,20 +45,32 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, redis.ResponseError) and str(exc).startswith(TRANSIENT_REPLY_PREFIXES)
 
 
+# A plain client or a Redis Cluster client: wq uses what both offer.
+Client = redis.Redis | RedisCluster
+
+
 @dataclass(frozen=True)
 class RedisSettings:
     url: str
     password: str | None = field(default=None, repr=False)
     ca_cert: str | None = None  # CA file for rediss://; None: the system's CAs
+    cluster: bool = False  # a Redis Cluster: the URL names any one of its nodes
 
     @classmethod
     def from_url(
-        cls, url: str, password: str | None = None, ca_cert: str | None = None
+        cls,
+        url: str,
+        password: str | None = None,
+        ca_cert: str | None = None,
+        cluster: bool = False,
     ) -> "RedisSettings":
         """Validate a redis://, rediss:// or unix:// URL; the password overrides the URL's."""
         if not url:
             raise ConfigError("no Redis URL: pass --redis-url or set WQ_REDIS_URL")
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            raise ConfigError(f"Redis URL {redact(url)!r} is malformed: {exc}") from None
         if parts.scheme not in SCHEMES:
             raise ConfigError(
                 f"Redis URL {redact(url)!r} has scheme {parts.scheme!r}; "
@@ -76,16 +89,20 @@ class RedisSettings:
             db = parts.path.lstrip("/")
             if db and not db.isdigit():
                 raise ConfigError(f"Redis URL {redact(url)!r}: database {db!r} is not a number")
+            if cluster and db not in ("", "0"):
+                raise ConfigError(f"Redis URL {redact(url)!r}: a Redis Cluster has only database 0")
+        if cluster and parts.scheme == "unix":
+            raise ConfigError("a Redis Cluster is reached over TCP: use redis:// or rediss://")
         if ca_cert:
             check_ca_cert(ca_cert, url)
-        return cls(url=url, password=password or None, ca_cert=ca_cert or None)
+        return cls(url=url, password=password or None, ca_cert=ca_cert or None, cluster=cluster)
 
     @property
     def display(self) -> str:
         """The URL without its password, for messages and logs."""
         return redact(self.url)
 
-    def client(self) -> redis.Redis:
+    def client(self) -> Client:
         kwargs: dict[str, Any] = {
             "decode_responses": True,
             # Without timeouts a half-open connection would hang a worker for ever.
@@ -97,12 +114,19 @@ class RedisSettings:
             kwargs["password"] = self.password
         if self.ca_cert:
             kwargs["ssl_ca_certs"] = self.ca_cert
+        if self.cluster:
+            return RedisCluster.from_url(self.url, **kwargs)
         client: redis.Redis = redis.Redis.from_url(self.url, **kwargs)
         return client
 
 
 def redact(url: str) -> str:
-    parts = urlsplit(url)
+    """The URL with its password replaced by ***; for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # malformed: hide whatever stands before the last '@'
+        scheme, sep, rest = url.partition("://")
+        return f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}" if "@" in rest else url
     if parts.password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
@@ -133,6 +157,11 @@ class Retrying:
                 raise ConfigError(
                     f"Redis at {self.settings.display} refused the credentials: {exc}; "
                     "check WQ_REDIS_PASSWORD"
+                ) from None
+            except (redis.exceptions.MovedError, redis.exceptions.AskError):
+                raise ConfigError(
+                    f"Redis at {self.settings.display} is a Redis Cluster node: pass "
+                    "--redis-cluster (WQ_REDIS_CLUSTER=true; chart: externalRedis.cluster)"
                 ) from None
             except redis.exceptions.OutOfMemoryError:
                 raise RedisFull(

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -31,7 +32,13 @@ class RedisServer:
     """
 
     def __init__(
-        self, workdir: Path, *, port: int | None = None, unix: bool = False, aof: bool = False
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        unix: bool = False,
+        aof: bool = False,
+        extra_args: Sequence[str] = (),
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -44,6 +51,7 @@ class RedisServer:
         self.unix = unix
         self.port = 0 if unix else (port or free_port())
         self.aof = aof
+        self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,8 +68,10 @@ class RedisServer:
         args = [self.binary, "--port", str(self.port), "--dir", str(self.workdir), "--save", ""]
         args += ["--unixsocket", str(self.socket_path)] if self.unix else ["--bind", "127.0.0.1"]
         if self.aof:
-            return [*args, "--appendonly", "yes", "--appendfsync", "always"]
-        return [*args, "--appendonly", "no"]
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        return args + self.extra_args
 
     def connect(self) -> "redis.Redis":
         return redis.Redis.from_url(self.url, decode_responses=True)

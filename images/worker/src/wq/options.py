@@ -95,6 +95,13 @@ class ConnectionConfig:
         "WQ_REDIS_CA_CERT",
         "CA certificate file (PEM) to verify a rediss:// server with, instead of the system's CAs.",
     )
+    redis_cluster: bool = setting(
+        False,
+        "--redis-cluster/--no-redis-cluster",
+        "WQ_REDIS_CLUSTER",
+        "The URL names a node of a Redis Cluster: use a cluster client (a run's keys share "
+        "one slot, so its scripts run on one node).",
+    )
     redis_wait: float = setting(
         60.0,
         "--redis-wait",

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
+from redis.crc import key_slot
 
 from wq import layout
-from wq.connection import RedisSettings, Retrying
+from wq.connection import Client, RedisSettings, Retrying
 from wq.errors import ConfigError, SourceChanged
 from wq.item import Item
 from wq.keys import RunKeys, check_run_id
@@ -69,7 +71,10 @@ def open_queue(config: ConnectionConfig, log: EventLog) -> "RunQueue":
     with a warning each time."""
     run = check_run_id(config.run_id)
     settings = RedisSettings.from_url(
-        config.redis_url, config.redis_password, config.redis_ca_cert or None
+        config.redis_url,
+        config.redis_password,
+        ca_cert=config.redis_ca_cert or None,
+        cluster=config.redis_cluster,
     )
     retrying = Retrying(
         settings,
@@ -82,7 +87,7 @@ def open_queue(config: ConnectionConfig, log: EventLog) -> "RunQueue":
 
 
 class RunQueue:
-    def __init__(self, client: redis.Redis, run: str, retrying: Retrying) -> None:
+    def __init__(self, client: Client, run: str, retrying: Retrying) -> None:
         self.client = client
         self.run = run
         self.keys = RunKeys(run)
@@ -116,24 +121,24 @@ class RunQueue:
 
     def _write_fields(
         self,
-        pipe: "redis.client.Pipeline",
+        pipe: Any,  # a Pipeline or, on a Redis Cluster, a ClusterPipeline
         staging: str,
         fields: Iterable[tuple[int, str]],
         digest: layout.ItemsDigest | None = None,
     ) -> None:
-        args: list[str | int] = []
+        batch: dict[int, str] = {}
         for n, (field, blob) in enumerate(fields, start=1):
             if digest is not None:
                 digest.add_field(blob)
-            args += (field, blob)
+            batch[field] = blob
             if n % FIELDS_PER_HSET == 0:
-                pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
-                args = []
+                pipe.hset(staging, mapping=batch)
+                batch = {}
             if n % (FIELDS_PER_HSET * HSETS_PER_ROUND_TRIP) == 0:
                 pipe.expire(staging, STAGING_TTL_S)
                 pipe.execute()
-        if args:
-            pipe.execute_command("HSET", staging, *args)  # type: ignore[no-untyped-call]
+        if batch:
+            pipe.hset(staging, mapping=batch)
         pipe.expire(staging, STAGING_TTL_S)
         pipe.execute()
 
@@ -154,15 +159,28 @@ class RunQueue:
         k = self.keys
         keys = [k.meta, k.items, staging]
         args: list[str | int] = [total, kind, start, step, layout.ITEMS_PER_FIELD, digest]
-        if source is not None:
+        # On a Redis Cluster a list in another slot cannot join the run's script: its length
+        # is checked before the commit and it is unlinked after, not in the same step.
+        apart = (
+            source is not None
+            and isinstance(self.client, RedisCluster)
+            and key_slot(source.encode()) != key_slot(k.meta.encode())
+        )
+        if source is not None and not apart:
             keys.append(source)
             args.append(total)
-        seeded = int(self.call(lambda: self.scripts.seed(keys=keys, args=args)))
+        if source is not None and apart and self.list_length(source) != total:
+            self.drop_staging(staging)
+            seeded = -1
+        else:
+            seeded = int(self.call(lambda: self.scripts.seed(keys=keys, args=args)))
         if seeded < 0:
             raise SourceChanged(
                 f"list {source!r} changed length while it was being adopted ({total} items "
                 "copied); adopt it again once nothing writes to it"
             )
+        if source is not None and apart and seeded == 1:
+            self.call(lambda: self.client.unlink(source))
         return seeded == 1
 
     def drop_staging(self, staging: str) -> None:
@@ -322,24 +340,14 @@ class RunQueue:
 
     def status(self) -> RunStatus:
         k = self.keys
-
-        def snapshot() -> list[Any]:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hgetall(k.meta)
-            pipe.llen(k.requeue)
-            pipe.llen(k.suspects)
-            pipe.zcard(k.leases)
-            pipe.hlen(k.done)
-            pipe.hlen(k.dead)
-            pipe.time()
-            return pipe.execute()
-
-        meta, requeued, suspects, in_flight, done, dead, now = self.call(snapshot)
+        keys = [k.meta, k.requeue, k.suspects, k.leases, k.done, k.dead]
+        raw: list[Any] = self.call(lambda: self.scripts.status(keys=keys, args=[]))
+        flat, requeued, suspects, in_flight, done, dead, now_ms = raw
+        meta = dict(zip(flat[::2], flat[1::2], strict=True))
         total = int(meta.get(layout.TOTAL, 0))
         cursor = int(meta.get(layout.CURSOR, 0))
-        now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
         first = meta.get(layout.FIRST_LEASE_MS)
-        elapsed = (now_ms - int(first)) / 1000 if first else None
+        elapsed = (int(now_ms) - int(first)) / 1000 if first else None
         return RunStatus(
             run=self.run,
             seeded=layout.SEEDED in meta,
@@ -423,6 +431,15 @@ class RunQueue:
                 return deleted
 
     def _scan_run(self, cursor: int, count: int) -> tuple[int, list[str]]:
+        if isinstance(self.client, RedisCluster):
+            # Only the node that serves the run's slot can hold its keys. The cluster client
+            # answers SCAN with its cursors by node: here, one.
+            node = self.client.get_node_from_key(self.keys.meta)  # type: ignore[no-untyped-call]
+            cursors, names = cast(
+                tuple[dict[str, int], list[str]],
+                self.client.scan(cursor, match=self.keys.pattern, count=count, target_nodes=node),
+            )
+            return int(next(iter(cursors.values()))), list(names)
         found = cast(
             tuple[int, list[str]],
             self.client.scan(cursor, match=self.keys.pattern, count=count),

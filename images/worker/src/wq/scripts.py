@@ -3,6 +3,7 @@
 from importlib import resources
 
 import redis
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
 SCRIPT_NAMES = (
@@ -14,6 +15,7 @@ SCRIPT_NAMES = (
     "reap",
     "seed",
     "retry_dead",
+    "status",
 )
 
 
@@ -22,7 +24,7 @@ def read_script(name: str) -> str:
 
 
 class Scripts:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: "redis.Redis | RedisCluster") -> None:
         loaded = {name: client.register_script(read_script(name)) for name in SCRIPT_NAMES}
         self.lease: Script = loaded["lease"]
         self.complete: Script = loaded["complete"]
@@ -32,3 +34,4 @@ class Scripts:
         self.reap: Script = loaded["reap"]
         self.seed: Script = loaded["seed"]
         self.retry_dead: Script = loaded["retry_dead"]
+        self.status: Script = loaded["status"]

@@ -1,0 +1,151 @@
+"""wq on a real Redis Cluster: three `redis-server --cluster-enabled yes` on loopback, and runs
+whose slots live on each of the nodes."""
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+
+from tests.polling import wait_until
+from tests.unit.cli_runner import wq
+from wq.local_redis import RedisServer, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free and valid too."""
+    while True:
+        port = free_port()
+        if port <= 55535 and _free(port + 10000):
+            return port
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    nodes = [
+        RedisServer(
+            tmp_path_factory.mktemp(f"node{n}"),
+            port=cluster_port(),
+            extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"],
+        )
+        for n in range(3)
+    ]
+    for node in nodes:
+        node.start()
+    try:
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{node.port}" for node in nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+        def ready() -> bool:
+            for node in nodes:
+                client = node.connect()
+                try:
+                    if "cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                        return False
+                finally:
+                    client.close()
+            return True
+
+        wait_until("the cluster to be ok on every node", ready, 60, interval=0.2)
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def runs_on_every_node(nodes: list[RedisServer]) -> dict[int, str]:
+    """A run id per node port, whose keys' slot that node serves."""
+    client = RedisCluster(host="127.0.0.1", port=nodes[0].port)
+    try:
+        owners = {}
+        for start, end, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+            owners[(int(start), int(end))] = int(primary[1])
+    finally:
+        client.close()
+    runs: dict[int, str] = {}
+    n = 0
+    while len(runs) < len(nodes):
+        run = f"run-{n}"
+        slot = key_slot(run.encode())
+        port = next(p for (a, b), p in owners.items() if a <= slot <= b)
+        runs.setdefault(port, run)
+        n += 1
+    return runs
+
+
+def test_runs_on_every_node_of_a_cluster_seed_work_and_drain(
+    cluster: list[RedisServer], tmp_path: Path
+) -> None:
+    runs = runs_on_every_node(cluster)
+    url = cluster[0].url  # any one node: the cluster client finds the others
+    for port, run in runs.items():
+        env = {"WQ_REDIS_URL": url, "WQ_REDIS_CLUSTER": "true", "WQ_RUN": run}
+        items = tmp_path / f"{run}.txt"
+        items.write_text("".join(f"{run}-item-{k}\n" for k in range(200)))
+        seeded = wq("seed", "--items-file", str(items), env=env)
+        assert seeded.returncode == 0, (port, seeded.stderr)
+        worked = wq("work", "--demo-sleep", "0", env=env)
+        assert worked.returncode == 0, (port, worked.stderr)
+        assert worked.stdout.count("Working on") == 200
+        status = wq("status", "--check", "--expect-seeded", env=env)
+        assert status.returncode == 0, (port, status.stdout, status.stderr)
+        purged = wq("purge", "--yes", env=env)
+        assert purged.returncode == 0, purged.stderr
+
+
+def test_a_range_run_and_an_adopted_list_in_another_slot(cluster: list[RedisServer]) -> None:
+    runs = list(runs_on_every_node(cluster).values())
+    url = cluster[0].url
+    client = RedisCluster(host="127.0.0.1", port=cluster[0].port, decode_responses=True)
+    try:
+        client.rpush("job2", "apple", "banana", "cherry")  # the docs' list, in its own slot
+    finally:
+        client.close()
+    assert key_slot(b"job2") != key_slot(runs[1].encode())
+    for run, how in ((runs[0], ["--range", "0:500"]), (runs[1], ["--adopt-list", "job2"])):
+        env = {"WQ_REDIS_URL": url, "WQ_REDIS_CLUSTER": "true", "WQ_RUN": run}
+        seeded = wq("seed", *how, env=env)
+        assert seeded.returncode == 0, seeded.stderr
+        worked = wq("work", "--demo-sleep", "0", env=env)
+        assert worked.returncode == 0, worked.stderr
+        assert wq("status", "--check", env=env).returncode == 0
+        purged = wq("purge", "--yes", env=env)
+        assert purged.returncode == 0, purged.stderr
+
+
+def test_a_cluster_node_without_the_cluster_flag_is_a_clear_error(
+    cluster: list[RedisServer],
+) -> None:
+    runs = runs_on_every_node(cluster)
+    elsewhere = next(run for port, run in runs.items() if port != cluster[0].port)
+    env = {"WQ_REDIS_URL": cluster[0].url, "WQ_RUN": elsewhere}
+    result = wq("seed", "a", "b", env=env)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "is a Redis Cluster node: pass --redis-cluster" in line
