@@ -94,8 +94,8 @@ def test_concurrent_slots_run_items_at_the_same_time(queue: RunQueue) -> None:
     assert queue.status().dead == 0
 
 
-def test_fast_items_are_leased_in_batches(queue: RunQueue) -> None:
-    seed(queue, list(range(2000)))
+def count_leases(queue: RunQueue) -> list[int]:
+    """The item count of every lease call the queue gets from now on."""
     calls: list[int] = []
     real_lease = queue.lease
 
@@ -104,6 +104,12 @@ def test_fast_items_are_leased_in_batches(queue: RunQueue) -> None:
         return real_lease(count, lease_s, token)
 
     queue.lease = counting_lease  # type: ignore[method-assign]
+    return calls
+
+
+def test_fast_items_are_leased_in_batches(queue: RunQueue) -> None:
+    seed(queue, list(range(2000)))
+    calls = count_leases(queue)
     assert Worker(queue, Recorder(), config(), quiet()).run() == EXIT_DRAINED
     assert len(calls) < 40
     assert max(calls) >= 100
@@ -113,14 +119,7 @@ def test_slow_items_are_not_hoarded(queue: RunQueue) -> None:
     """Items slower than the batch target are leased one at a time, so other workers can
     take the rest."""
     seed(queue, list(range(8)))
-    calls: list[int] = []
-    real_lease = queue.lease
-
-    def counting_lease(count: int, lease_s: float, token: str) -> LeaseReply:
-        calls.append(count)
-        return real_lease(count, lease_s, token)
-
-    queue.lease = counting_lease  # type: ignore[method-assign]
+    calls = count_leases(queue)
     handler = Recorder(sleep_s=0.1)
     assert Worker(queue, handler, config(batch_target_s=0.05), quiet()).run() == EXIT_DRAINED
     assert sorted(handler.seen) == list(range(8))
