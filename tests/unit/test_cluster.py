@@ -44,9 +44,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServ
         )
         for n in range(3)
     ]
-    for node in nodes:
-        node.start()
     try:
+        for node in nodes:
+            node.start()
         subprocess.run(
             [
                 "redis-cli",
