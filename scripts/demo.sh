@@ -16,6 +16,8 @@ release="${DEMO_RELEASE:-wq-demo}"
 namespace="${DEMO_NAMESPACE:-wq-demo}"
 items='{apple,banana,cherry,date,fig,grape,lemon,melon,orange}'
 job=""  # the release's worker Job, set by main
+# What kubectl exec says when the watched worker pod ends under it.
+EXEC_RACE='command terminated with exit code|unable to upgrade connection|cannot exec into a container'
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 on_exit() {
@@ -46,8 +48,11 @@ main() {
   # What NOTES.txt tells a user to do: watch from inside a worker pod, then `helm test`.
   kube rollout status "deployment/$(of_release deployments redis)" --timeout=180s >&2
   log "live progress of run ${job%-worker} (wq status --watch in a worker pod)"
-  # Again while no worker pod runs yet, or if the one watched from ends first.
-  until finished || kube exec "job/${job}" -c worker -- wq status --watch --interval 1 >/dev/null; do
+  # Again while no worker pod runs yet, or if the one watched from ends first. kubectl's
+  # own complaints about that race (the pod ended under the exec) are expected, not errors:
+  # only they are filtered out of the live view; the Job's outcome is checked below.
+  until finished || kube exec "job/${job}" -c worker -- wq status --watch --interval 1 \
+    >/dev/null 2> >(grep -vE "${EXEC_RACE}" >&2); do
     sleep 1
   done
   until finished; do sleep 1; done

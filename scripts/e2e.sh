@@ -3,7 +3,8 @@
 #   1. cluster up (reused when it runs), images built and loaded (`make images`);
 #   2. pytest -m e2e tests/e2e, with extra arguments (`make e2e E2E_ARGS="-k docs"`);
 #   3. on failure, `kind export logs` and every pod into _artifacts/e2e-logs;
-#   4. cluster down, unless KEEP_CLUSTER=1 (kept for debugging: see `make kind-down`).
+#   4. cluster down, unless KEEP_CLUSTER=1 (kept for debugging: see `make kind-down`) or the
+#      cluster was there before (e.g. `make demo`'s, with its release: left as it was found).
 # Settings come from the Makefile: MAKE, PYTHON, KIND, KIND_CLUSTER, KUBECONFIG (the cluster's
 # own file, never the user's), WORKER_IMAGE, REDIS_IMAGE, PYTHON_BASE_IMAGE.
 set -o errexit -o nounset -o pipefail
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 : "${PYTHON_BASE_IMAGE:?set by the Makefile (make e2e)}"
 export KUBECONFIG KIND_CLUSTER WORKER_IMAGE REDIS_IMAGE PYTHON_BASE_IMAGE
 ARTIFACTS="${ARTIFACTS:-${PWD}/_artifacts}"
+found_cluster=0  # set by main: the cluster ran before this suite, so it is not ours to delete
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -26,13 +28,20 @@ cleanup() {
     "${KIND}" export logs "${ARTIFACTS}/e2e-logs" --name "${KIND_CLUSTER}" >/dev/null 2>&1 || true
     kubectl get pods --all-namespaces -o wide >"${ARTIFACTS}/e2e-logs/pods.txt" 2>&1 || true
   fi
-  "${MAKE}" --no-print-directory kind-down || log "kind-down failed"
+  if [ "${found_cluster}" = 1 ]; then
+    log "cluster ${KIND_CLUSTER} was running before: kept (make kind-down removes it)"
+  else
+    "${MAKE}" --no-print-directory kind-down || log "kind-down failed"
+  fi
   exit "${code}"
 }
 
 main() {
   trap cleanup EXIT
   local started=${SECONDS}
+  if "${KIND}" get clusters 2>/dev/null | grep -qx "${KIND_CLUSTER}"; then
+    found_cluster=1
+  fi
   "${MAKE}" --no-print-directory images
   # The smoke test in tests/e2e also runs a pod from the python base image.
   "${KIND}" load docker-image --name "${KIND_CLUSTER}" "${PYTHON_BASE_IMAGE}"

@@ -782,6 +782,7 @@ def test_notes_cli_pod_mounts_the_redis_ca(helm: Helm, notes_chart: Path) -> Non
         ({"itemRange": {"start": 0, "end": 1000000}}, "items from range(0, 1000000, 1)."),
         ({"itemsFile": "a\nb\nc\n"}, "items from itemsFile (3 line(s))."),
         ({"seed": {"enabled": False}}, "wq seed --run wq-1 --items-file items.txt"),
+        ({"seed": {"enabled": False}}, "wq seed --run wq-1 --adopt-list job2"),
         ({"runId": "nightly"}, "exec job/nightly-worker -c worker"),
     ],
 )
