@@ -15,6 +15,7 @@ import redis
 
 from tests.polling import wait_until
 from tests.unit.conftest import make_queue
+from wq.connection import RedisSettings, Retrying
 from wq.errors import RunLost, SeedTimeout
 from wq.handlers import CommandHandler, DemoHandler, HandlerFailed, PythonHandler
 from wq.item import Item, encode
@@ -404,7 +405,12 @@ def test_the_heartbeat_rides_out_a_busy_redis(tmp_path: Path) -> None:
     admin = server.connect()
     admin.config_set("busy-reply-threshold", 100)  # BUSY after 0.1 s of a running script
     run = "busy"
-    queues = [make_queue(server.url, run, budget=30) for _ in range(2)]
+    settings = RedisSettings.from_url(server.url)
+    busy_seen = threading.Event()  # the slow worker's own calls met BUSY and are retrying it
+    retrying = Retrying(
+        settings, 30, on_retry=lambda _, exc: busy_seen.set() if "BUSY" in str(exc) else None
+    )
+    queues = [RunQueue(settings.client(), run, retrying), make_queue(server.url, run, budget=30)]
     seed(queues[0], ["long"])
     slow, idle = Recorder(sleep_s=8.0), Recorder()
     workers = [
@@ -424,7 +430,8 @@ def test_the_heartbeat_rides_out_a_busy_redis(tmp_path: Path) -> None:
     blocker = threading.Thread(target=block)
     blocker.start()
     wait_until("Redis to answer BUSY", lambda: _answers_busy(server), 30)
-    time.sleep(1.2)  # the outage under test: longer than a heartbeat period, shorter than a lease
+    # Only the heartbeat calls Redis while the slow item runs: once it has met BUSY, end it.
+    wait_until("the heartbeat to meet BUSY", busy_seen.is_set, 30)
     admin.script_kill()
     blocker.join(30)
     first.join(30)
