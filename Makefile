@@ -169,6 +169,21 @@ e2e: venv wheelhouse tools ## e2e tests on kind: cluster up, images, tests/e2e, 
 demo: venv wheelhouse tools ## The docs' nine fruits on kind: install, live progress, final `wq status`.
 	$(E2E_ENV) scripts/demo.sh
 
+##@ Cleaning
+
+WQ_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/wq
+
+.PHONY: clean
+clean: ## Remove what the work tree builds: .venv, bin, .cache, _artifacts, wheelhouse, bench results (and the kind cluster).
+	if [ -x $(BIN)/kind ] && [ -f $(KIND_KUBECONFIG) ]; then $(MAKE) --no-print-directory kind-down; fi
+	rm -rf $(VENV) $(BIN) $(CURDIR)/.cache $(CURDIR)/_artifacts $(WHEELHOUSE) bench/results
+
+.PHONY: clean-cache
+clean-cache: ## Remove ~/.cache/wq (node image inputs, binaries) and the wq.local/* Docker images.
+	rm -rf "$(WQ_CACHE)"
+	images="$$(docker images --format '{{.Repository}}:{{.Tag}}' 'wq.local/*' 2>/dev/null)"; \
+	  if [ -n "$$images" ]; then docker rmi $$images; fi
+
 ##@ Benchmark
 
 .PHONY: bench
