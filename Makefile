@@ -84,10 +84,11 @@ chart-docs-check: $(BIN)/helm-docs ## Fail when chart/README.md is stale (run `m
 	  || { echo "chart/README.md is stale: run 'make chart-docs'" >&2; exit 1; }
 
 $(BIN)/helm-docs:
-	go install github.com/norwoodj/helm-docs/cmd/helm-docs@$(HELM_DOCS_VERSION)
+	scripts/run-logged.sh "building helm-docs $(HELM_DOCS_VERSION)" -- \
+	  go install github.com/norwoodj/helm-docs/cmd/helm-docs@$(HELM_DOCS_VERSION)
 
 $(BIN)/helm:
-	go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	scripts/run-logged.sh "building helm $(HELM_VERSION)" -- go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 ##@ Cluster
 
@@ -107,7 +108,7 @@ KIND_ENV = KIND=$(BIN)/kind KIND_CLUSTER=$(KIND_CLUSTER) KUBECONFIG=$(KIND_KUBEC
 tools: $(BIN)/kind $(BIN)/kubectl $(BIN)/helm ## kind, kubectl and helm at the pinned versions into ./bin.
 
 $(BIN)/kind:
-	go install sigs.k8s.io/kind@$(KIND_VERSION)
+	scripts/run-logged.sh "building kind $(KIND_VERSION)" -- go install sigs.k8s.io/kind@$(KIND_VERSION)
 
 # Built with Kubernetes itself from the Go module proxy (scripts/kind/kube-build).
 $(BIN)/kubectl:

@@ -12,18 +12,27 @@ source "$(dirname "$0")/lib.sh"
 
 KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl)
 OTHERS=(etcd coredns crictl pause)
-# Set by main: the binaries asked for, where they go, a scratch directory.
+# Set by main: the binaries asked for, where they go, a scratch directory, the step count.
 WANTED=()
+STEP=0
+STEPS=5
 KUBE_BIN_DIR=""
 tmp=""
 
 wanted() { [[ " ${WANTED[*]} " == *" $1 "* ]]; }
+
+# A long step with its output (go's download chatter, compiler output) in a log file.
+# Each build function counts itself as a step first, built or not, so the numbers hold.
+step() { # label command...
+  "${REPO_ROOT}/scripts/run-logged.sh" "step ${STEP}/${STEPS}: $1" -- "${@:2}"
+}
 
 module_version() { # go.mod dir, module path -> version it requires
   (cd "$1" && go list -m -f '{{.Version}}' "$2")
 }
 
 build_kubernetes() {
+  STEP=$((STEP + 1))
   local dir="${KIND_SCRIPTS}/kube-build" want=() cmd have
   for cmd in "${KUBE_CMDS[@]}"; do
     wanted "${cmd}" || continue
@@ -51,30 +60,31 @@ build_kubernetes() {
       ldflags+=" -X '${pkg}.${key}=${val}'"
     done
   done
-  log "building ${want[*]##*/} (Kubernetes ${KUBERNETES_VERSION})"
-  (cd "${dir}" && go build -trimpath -tags selinux,notest,grpcnotrace \
-    -ldflags "all=${ldflags} -s -w" -o "${tmp}/" "${want[@]}")
+  step "building ${want[*]##*/} (Kubernetes ${KUBERNETES_VERSION})" \
+    go -C "${dir}" build -trimpath -tags selinux,notest,grpcnotrace \
+    -ldflags "all=${ldflags} -s -w" -o "${tmp}/" "${want[@]}"
   mv "${tmp}"/* "${KUBE_BIN_DIR}/"
 }
 
 build_tool() { # module dir, package, binary name
+  STEP=$((STEP + 1))
   local dir="$1" pkg="$2" name="$3"
   wanted "${name}" || return 0
   [ -x "${KUBE_BIN_DIR}/${name}" ] && return 0
-  log "building ${name} ($(module_version "${dir}" "${pkg%/cmd/*}"))"
-  (cd "${dir}" && go build -trimpath -ldflags '-s -w' -o "${tmp}/${name}" "${pkg}")
+  step "building ${name} ($(module_version "${dir}" "${pkg%/cmd/*}"))" \
+    go -C "${dir}" build -trimpath -ldflags '-s -w' -o "${tmp}/${name}" "${pkg}"
   mv "${tmp}/${name}" "${KUBE_BIN_DIR}/${name}"
 }
 
 build_pause() {
+  STEP=$((STEP + 1))
   wanted pause || return 0
   [ -x "${KUBE_BIN_DIR}/pause" ] && return 0
   local src
   src="$(go mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}" |
     sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/build/pause/linux/pause.c"
   [ -f "${src}" ] || die "no ${src}"
-  log "building pause ${PAUSE_VERSION}"
-  gcc -Os -Wall -Werror -static -DVERSION="v${PAUSE_VERSION}-wq" -o "${tmp}/pause" "${src}"
+  step "building pause ${PAUSE_VERSION}" gcc -Os -Wall -Werror -static -DVERSION="v${PAUSE_VERSION}-wq" -o "${tmp}/pause" "${src}"
   strip "${tmp}/pause"
   mv "${tmp}/pause" "${KUBE_BIN_DIR}/pause"
 }
