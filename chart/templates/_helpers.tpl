@@ -272,8 +272,8 @@ Usage: include "wq.cliPodOverrides" (dict "ctx" $ "args" (list "status" "--watch
 */}}
 {{- define "wq.cliPodOverrides" -}}
 {{- $ctx := .ctx }}
-{{- /* No "stdin": kubectl run -i then only streams the output, which works from a script
-  too (with stdin at end of file, an attached stdin made kubectl print nothing). */}}
+{{- /* No "stdin" and no attach: the pod runs to its end by itself, and NOTES waits for it
+  and reads its log. (`kubectl run -i` raced short pods: it sometimes printed nothing.) */}}
 {{- $container := dict "name" "wq" "image" (include "wq.image" $ctx) "command" (prepend .args "wq") }}
 {{- $_ := set $container "env" (include "wq.connectionEnv" $ctx | fromYamlArray) }}
 {{- $_ := set $container "securityContext" $ctx.Values.securityContext }}

@@ -755,7 +755,7 @@ def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> No
     start = notes.index("kubectl -n default run ")
     run_cmd = notes[start : notes.index("\n\n", start)]
     assert subprocess.run(["bash", "-n", "-c", run_cmd], check=False).returncode == 0
-    overrides = json.loads(run_cmd.split("--overrides='", 1)[1].rsplit("'", 1)[0])
+    overrides = json.loads(run_cmd.split("--overrides='", 1)[1].split("'", 1)[0])
     [c] = overrides["spec"]["containers"]
     assert c["command"] == ["wq", "dead"]
     assert c["image"] == "wq:0.1.0"
@@ -765,6 +765,10 @@ def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> No
     assert overrides["spec"]["enableServiceLinks"] is False
     assert "stdin" not in c  # kubectl run -i would then print nothing from a script
     assert "app.kubernetes.io/component=cli" in run_cmd
+    # No attach (`run -i`), which races a short pod: wait for it to succeed, then read its log.
+    assert "--rm" not in run_cmd
+    assert "wait pod/wq-cli --for=jsonpath='{.status.phase}'=Succeeded" in run_cmd
+    assert "logs pod/wq-cli" in run_cmd
 
 
 def test_notes_cli_pod_mounts_the_redis_ca(helm: Helm, notes_chart: Path) -> None:
