@@ -22,10 +22,10 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from wq.connection import RedisSettings, Retrying
 from wq.items_source import ItemRange
 from wq.local_redis import RedisServer
-from wq.queue import RunQueue
+from wq.options import ConnectionConfig
+from wq.queue import open_queue
 from wq.seeder import seed_range
 
 HERE = Path(__file__).resolve().parent
@@ -78,8 +78,7 @@ def main() -> None:
         server.start()
         logs = Path(tmp) / "logs"
         logs.mkdir()
-        settings = RedisSettings.from_url(server.url)
-        queue = RunQueue(settings.client(), RUN, Retrying(settings, 30))
+        queue = open_queue(ConnectionConfig(redis_url=server.url, run_id=RUN, redis_wait=30))
         seed_range(queue, ItemRange(0, args.items, 1))
         workers = [start_worker(server.url, logs, args.lease) for _ in range(args.workers)]
         kills: list[tuple[int, float]] = []  # (pid, time of the kill)

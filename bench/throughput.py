@@ -28,11 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wq import layout
-from wq.connection import RedisSettings, Retrying
 from wq.item import encode
 from wq.keys import RunKeys
 from wq.local_redis import RedisServer
-from wq.queue import RunQueue
+from wq.options import ConnectionConfig
+from wq.queue import open_queue
 from wq.scripts import SCRIPT_NAMES, read_script
 from wq.seeder import adopt_list, seed_items
 
@@ -147,8 +147,7 @@ def seed_million(server: Server, workdir: Path) -> dict[str, float]:
     """Seeding 1M string items: through the library, and `wq seed` on a lines file."""
     n = 1_000_000
     items = [encode(f"item-{i}") for i in range(n)]
-    settings = RedisSettings.from_url(server.url)
-    queue = RunQueue(settings.client(), "bench-seed", Retrying(settings, 10))
+    queue = open_queue(ConnectionConfig(redis_url=server.url, run_id="bench-seed", redis_wait=10))
     started = time.perf_counter()
     result = seed_items(queue, items)
     library_s = time.perf_counter() - started
@@ -215,9 +214,10 @@ def whole_run_calls(server: Server, n: int = 1_000_000) -> dict[str, dict[str, o
     The n dead items are written directly with a pipeline (as if every item had been leased
     and had failed for good); that set-up, like filling the list to adopt, is not measured.
     """
-    settings = RedisSettings.from_url(server.url)
-    queue = RunQueue(settings.client(), "bench-calls", Retrying(settings, 10))
-    adopted = RunQueue(settings.client(), "bench-calls-adopt", Retrying(settings, 10))
+    queue, adopted = (
+        open_queue(ConnectionConfig(redis_url=server.url, run_id=run, redis_wait=10))
+        for run in ("bench-calls", "bench-calls-adopt")
+    )
     c = server.client
     results: dict[str, dict[str, object]] = {}
     items = [encode(f"item-{i}") for i in range(n)]

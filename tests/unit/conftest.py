@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from wq.connection import RedisSettings, Retrying
 from wq.local_redis import RedisServer
-from wq.queue import RunQueue
+from wq.options import ConnectionConfig
+from wq.queue import RunQueue, open_queue
 
 _run_ids = itertools.count()
 
@@ -41,8 +41,7 @@ def run_id(request: pytest.FixtureRequest) -> str:
 
 
 def make_queue(url: str, run: str, budget: float = 5.0) -> RunQueue:
-    settings = RedisSettings.from_url(url)
-    return RunQueue(settings.client(), run, Retrying(settings, budget))
+    return open_queue(ConnectionConfig(redis_url=url, run_id=run, redis_wait=budget))
 
 
 @pytest.fixture

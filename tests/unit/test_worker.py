@@ -116,6 +116,23 @@ def test_fast_items_are_leased_in_batches(queue: RunQueue) -> None:
     assert max(calls) >= 100
 
 
+def test_items_of_10_ms_or_more_are_recorded_as_each_one_finishes(queue: RunQueue) -> None:
+    """So a worker killed between two such items leaves nothing finished unrecorded."""
+    seed(queue, list(range(6)))
+    completed: list[int] = []
+    real_complete = queue.complete
+
+    def counting_complete(token: str, worker: str, positions: Sequence[int]) -> list[int]:
+        completed.append(len(positions))
+        return real_complete(token, worker, positions)
+
+    queue.complete = counting_complete  # type: ignore[method-assign]
+    # Flushing on a timer alone would bundle these 20 ms items: the timer is made long.
+    worker_config = config(batch_target_s=0.5, flush_interval_s=60)
+    assert Worker(queue, Recorder(sleep_s=0.02), worker_config, quiet()).run() == EXIT_DRAINED
+    assert completed == [1] * 6
+
+
 def test_slow_items_are_not_hoarded(queue: RunQueue) -> None:
     """Items slower than the batch target are leased one at a time, so other workers can
     take the rest."""
@@ -351,26 +368,38 @@ def test_items_never_run_as_code(queue: RunQueue, tmp_path: Path, shell: bool) -
     assert {int(p.name): p.read_text() for p in got.iterdir()} == dict(enumerate(items))
 
 
+class SlowBesideIdle:
+    """One item longer than its lease, run by a slow worker (started at once); and an idle
+    worker beside it, polling with the same lease, that reclaims the item if its lease ever
+    runs out. Both share the run of `queues`."""
+
+    def __init__(self, queues: list[RunQueue], lease_s: float, item_s: float) -> None:
+        self.queues = queues
+        seed(queues[0], ["long"])
+        self.slow, self.idle = Recorder(sleep_s=item_s), Recorder()
+        slow = Worker(queues[0], self.slow, config(worker_id="slow", lease_s=lease_s), quiet())
+        self.idle_worker = Worker(
+            queues[1], self.idle, config(worker_id="idle", lease_s=lease_s, poll_s=0.05), quiet()
+        )
+        self.first = threading.Thread(target=slow.run)
+        self.first.start()
+        # The slow worker holds the item before the other starts polling.
+        wait_until("the slow worker to lease", lambda: queues[1].status().in_flight == 1, 30)
+
+    def assert_the_item_ran_once(self) -> None:
+        self.first.join(30)
+        status = self.queues[0].status()
+        assert (self.slow.seen, self.idle.seen) == (["long"], [])
+        assert (status.retried, status.executions, status.done) == (0, 1, 1)
+        for q in self.queues:
+            q.close()
+
+
 def test_heartbeat_keeps_an_item_longer_than_its_lease(redis_url: str, run_id: str) -> None:
     """A 2 s item under a 0.6 s lease is not reclaimed by a second worker polling beside it."""
-    queues = [make_queue(redis_url, run_id) for _ in range(2)]
-    seed(queues[0], ["long"])
-    slow, idle = Recorder(sleep_s=2.0), Recorder()
-    workers = [
-        Worker(queues[0], slow, config(worker_id="slow", lease_s=0.6), quiet()),
-        Worker(queues[1], idle, config(worker_id="idle", lease_s=0.6, poll_s=0.05), quiet()),
-    ]
-    first = threading.Thread(target=workers[0].run)
-    first.start()
-    # The slow worker holds the item before the other starts polling.
-    wait_until("the slow worker to lease", lambda: queues[0].status().in_flight == 1, timeout=30)
-    assert workers[1].run() == EXIT_DRAINED
-    first.join(10)
-    assert (slow.seen, idle.seen) == (["long"], [])
-    status = queues[0].status()
-    assert (status.retried, status.executions, status.done) == (0, 1, 1)
-    for q in queues:
-        q.close()
+    pair = SlowBesideIdle([make_queue(redis_url, run_id) for _ in range(2)], 0.6, 2.0)
+    assert pair.idle_worker.run() == EXIT_DRAINED
+    pair.assert_the_item_ran_once()
 
 
 def test_a_run_purged_while_workers_run_ends_as_lost(redis_url: str, run_id: str) -> None:
@@ -411,16 +440,8 @@ def test_the_heartbeat_rides_out_a_busy_redis(tmp_path: Path) -> None:
         settings, 30, on_retry=lambda _, exc: busy_seen.set() if "BUSY" in str(exc) else None
     )
     queues = [RunQueue(settings.client(), run, retrying), make_queue(server.url, run, budget=30)]
-    seed(queues[0], ["long"])
-    slow, idle = Recorder(sleep_s=8.0), Recorder()
-    workers = [
-        Worker(queues[0], slow, config(worker_id="slow", lease_s=3.0), quiet()),
-        Worker(queues[1], idle, config(worker_id="idle", lease_s=3.0, poll_s=0.05), quiet()),
-    ]
-    first = threading.Thread(target=workers[0].run)
-    first.start()
-    wait_until("the slow worker to lease", lambda: queues[1].status().in_flight == 1, 30)
-    second = threading.Thread(target=workers[1].run)
+    pair = SlowBesideIdle(queues, lease_s=3.0, item_s=8.0)
+    second = threading.Thread(target=pair.idle_worker.run)
     second.start()
 
     def block() -> None:
@@ -430,17 +451,13 @@ def test_the_heartbeat_rides_out_a_busy_redis(tmp_path: Path) -> None:
     blocker = threading.Thread(target=block)
     blocker.start()
     wait_until("Redis to answer BUSY", lambda: _answers_busy(server), 30)
-    # Only the heartbeat calls Redis while the slow item runs: once it has met BUSY, end it.
+    # The slow worker's queue is used only by its heartbeat while the item runs: once that
+    # heartbeat has met BUSY (and retries it), end the outage.
     wait_until("the heartbeat to meet BUSY", busy_seen.is_set, 30)
     admin.script_kill()
     blocker.join(30)
-    first.join(30)
     second.join(30)
-    status = queues[0].status()
-    assert (slow.seen, idle.seen) == (["long"], [])
-    assert (status.retried, status.executions, status.done) == (0, 1, 1)
-    for q in queues:
-        q.close()
+    pair.assert_the_item_ran_once()
     admin.close()
     server.stop()
 

@@ -66,9 +66,9 @@ class DeadItem:
     item: str  # JSON text
 
 
-def open_queue(config: ConnectionConfig, log: EventLog) -> "RunQueue":
-    """The run's queue on the configured Redis; outages are retried for `redis_wait` seconds
-    with a warning each time."""
+def open_queue(config: ConnectionConfig, log: EventLog | None = None) -> "RunQueue":
+    """The run's queue on the configured Redis; outages are retried for `redis_wait` seconds,
+    with a warning each time when there is a log."""
     run = check_run_id(config.run_id)
     settings = RedisSettings.from_url(
         config.redis_url,
@@ -76,14 +76,14 @@ def open_queue(config: ConnectionConfig, log: EventLog) -> "RunQueue":
         ca_cert=config.redis_ca_cert or None,
         cluster=config.redis_cluster,
     )
-    retrying = Retrying(
-        settings,
-        config.redis_wait,
-        on_retry=lambda waited, exc: log.warning(
-            "redis.retry", url=settings.display, waited_s=round(waited, 1), error=str(exc)
-        ),
-    )
-    return RunQueue(settings.client(), run, retrying)
+
+    def warn(waited: float, exc: Exception) -> None:
+        if log is not None:
+            log.warning(
+                "redis.retry", url=settings.display, waited_s=round(waited, 1), error=str(exc)
+            )
+
+    return RunQueue(settings.client(), run, Retrying(settings, config.redis_wait, on_retry=warn))
 
 
 class RunQueue:
