@@ -8,6 +8,7 @@ HELM_VERSION ?= v3.19.0
 KIND_VERSION ?= v0.30.0
 KUBERNETES_VERSION ?= v1.34.1
 HELM_DOCS_VERSION ?= v1.14.2
+CRANE_VERSION ?= v0.22.1
 
 BIN := $(CURDIR)/bin
 VENV := $(CURDIR)/.venv
@@ -90,6 +91,40 @@ $(BIN)/helm-docs:
 $(BIN)/helm:
 	scripts/run-logged.sh "building helm $(HELM_VERSION)" -- go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
+##@ Distribution
+
+DIST := $(CURDIR)/dist
+CHART_VERSION := $(shell sed -n 's/^version: *//p' $(CHART)/Chart.yaml)
+APP_VERSION := $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*/\1/p' $(CHART)/Chart.yaml)
+CHART_ARCHIVE := $(DIST)/wq-$(CHART_VERSION).tgz
+# The local registry (a container, see scripts/kind/registry-up.sh) that the kind cluster
+# pulls from; `make push` pushes there unless REGISTRY names another.
+REGISTRY_NAME ?= wq-registry
+REGISTRY_PORT ?= 5001
+LOCAL_REGISTRY := localhost:$(REGISTRY_PORT)
+REGISTRY ?= $(LOCAL_REGISTRY)
+PUSH_TAG ?= $(APP_VERSION)
+REGISTRY_ENV = CRANE=$(BIN)/crane REGISTRY_NAME=$(REGISTRY_NAME) REGISTRY_PORT=$(REGISTRY_PORT)
+
+.PHONY: package
+package: $(BIN)/helm ## The chart archive dist/wq-<version>.tgz, after helm lint --strict.
+	$(BIN)/helm lint --strict --quiet $(CHART)
+	$(BIN)/helm package $(CHART) --destination $(DIST)
+
+.PHONY: registry
+registry: docker $(BIN)/crane ## Start the local OCI registry (localhost:5001), the one the kind cluster pulls from.
+	$(REGISTRY_ENV) scripts/kind/registry-up.sh
+
+.PHONY: push
+push: package images ## Push wq-worker and wq-redis:PUSH_TAG and the chart to REGISTRY (default: the local one).
+	$(if $(filter $(LOCAL_REGISTRY),$(REGISTRY)),$(MAKE) --no-print-directory registry >/dev/null)
+	REGISTRY=$(REGISTRY) PUSH_TAG=$(PUSH_TAG) HELM=$(BIN)/helm scripts/push.sh \
+	  $(WORKER_IMAGE)=wq-worker $(REDIS_IMAGE)=wq-redis --chart $(CHART_ARCHIVE)
+
+$(BIN)/crane: # static: it is also the local registry's image
+	scripts/run-logged.sh "building crane $(CRANE_VERSION)" -- \
+	  env CGO_ENABLED=0 go install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+
 ##@ Cluster
 
 # A one-node kind cluster for e2e tests. Its name and kubeconfig are its own:
@@ -102,10 +137,10 @@ PYTHON_BASE_IMAGE ?= wq.local/python:3.11-bookworm
 REDIS_IMAGE ?= wq.local/redis:7.0-bookworm
 WORKER_IMAGE ?= wq.local/wq-worker:e2e
 KIND_ENV = KIND=$(BIN)/kind KIND_CLUSTER=$(KIND_CLUSTER) KUBECONFIG=$(KIND_KUBECONFIG) \
-  KIND_VERSION=$(KIND_VERSION) KUBERNETES_VERSION=$(KUBERNETES_VERSION)
+  KIND_VERSION=$(KIND_VERSION) KUBERNETES_VERSION=$(KUBERNETES_VERSION) $(REGISTRY_ENV)
 
 .PHONY: tools
-tools: $(BIN)/kind $(BIN)/kubectl $(BIN)/helm ## kind, kubectl and helm at the pinned versions into ./bin.
+tools: $(BIN)/kind $(BIN)/kubectl $(BIN)/helm $(BIN)/crane ## kind, kubectl, helm and crane at the pinned versions into ./bin.
 
 $(BIN)/kind:
 	scripts/run-logged.sh "building kind $(KIND_VERSION)" -- go install sigs.k8s.io/kind@$(KIND_VERSION)
@@ -124,11 +159,11 @@ node-image: docker ## Build a kind node image without any registry (cold: ~20 mi
 	$(KIND_ENV) scripts/kind/build-node-image.sh
 
 .PHONY: kind-up
-kind-up: docker $(BIN)/kind $(BIN)/kubectl ## Create the test cluster (kindest/node if pullable, else `node-image`).
+kind-up: docker $(BIN)/kind $(BIN)/kubectl $(BIN)/crane ## Create the test cluster and its registry (kindest/node if pullable, else `node-image`).
 	$(KIND_ENV) scripts/kind/kind-up.sh
 
 .PHONY: kind-down
-kind-down: $(BIN)/kind ## Delete the test cluster; KEEP_CLUSTER=1 keeps it.
+kind-down: $(BIN)/kind ## Delete the test cluster and its registry; KEEP_CLUSTER=1 keeps them.
 	$(KIND_ENV) scripts/kind/kind-down.sh
 
 .PHONY: image-bases
@@ -136,23 +171,30 @@ image-bases: docker ## Build the python base and Redis images from Debian packag
 	PYTHON_BASE_IMAGE=$(PYTHON_BASE_IMAGE) REDIS_IMAGE=$(REDIS_IMAGE) scripts/images/build-base-images.sh
 
 .PHONY: images
-images: image-bases wheelhouse kind-up ## Build the worker image on the python base; load it and Redis into the cluster.
-	docker build --build-arg BASE_IMAGE=$(PYTHON_BASE_IMAGE) -t $(WORKER_IMAGE) \
-	  -f images/worker/Dockerfile images/worker
-	$(BIN)/kind load docker-image --name $(KIND_CLUSTER) $(WORKER_IMAGE) $(REDIS_IMAGE)
+images: image-bases wheelhouse ## Build the worker image on the python base.
+	docker build -q --build-arg BASE_IMAGE=$(PYTHON_BASE_IMAGE) -t $(WORKER_IMAGE) \
+	  -f images/worker/Dockerfile images/worker >/dev/null
+
+CLUSTER_IMAGES_ENV = WORKER_IMAGE=$(WORKER_IMAGE) REDIS_IMAGE=$(REDIS_IMAGE) \
+  PYTHON_BASE_IMAGE=$(PYTHON_BASE_IMAGE) CHART_ARCHIVE=$(CHART_ARCHIVE) \
+  CHART_VERSION=$(CHART_VERSION) REGISTRY_PORT=$(REGISTRY_PORT) HELM=$(BIN)/helm
+
+# The cluster pulls from its local registry: every image built here goes there under a tag
+# made from the images' content, so that pull policy IfNotPresent never runs a stale image.
+.PHONY: cluster-images
+cluster-images: images kind-up package
+	$(CLUSTER_IMAGES_ENV) scripts/cluster-images.sh
 
 .PHONY: e2e-smoke
-e2e-smoke: venv image-bases kind-up ## Cluster smoke test: node Ready, local images run, DNS, ClusterIP.
-	$(BIN)/kind load docker-image --name $(KIND_CLUSTER) $(PYTHON_BASE_IMAGE) $(REDIS_IMAGE)
-	KUBECONFIG=$(KIND_KUBECONFIG) PYTHON_BASE_IMAGE=$(PYTHON_BASE_IMAGE) REDIS_IMAGE=$(REDIS_IMAGE) \
-	  $(PY) -m pytest -m e2e tests/e2e/test_cluster_smoke.py
+e2e-smoke: venv images kind-up package ## Cluster smoke test: node Ready, images from the local registry run, DNS, ClusterIP.
+	export $$($(CLUSTER_IMAGES_ENV) scripts/cluster-images.sh) && \
+	  KUBECONFIG=$(KIND_KUBECONFIG) $(PY) -m pytest -m e2e tests/e2e/test_cluster_smoke.py
 
 ##@ End to end
 
 WHEELHOUSE := images/worker/wheelhouse
 E2E_ENV = MAKE="$(MAKE)" PYTHON=$(PY) KIND=$(BIN)/kind KIND_CLUSTER=$(KIND_CLUSTER) \
-  KUBECONFIG=$(KIND_KUBECONFIG) WORKER_IMAGE=$(WORKER_IMAGE) REDIS_IMAGE=$(REDIS_IMAGE) \
-  PYTHON_BASE_IMAGE=$(PYTHON_BASE_IMAGE)
+  KUBECONFIG=$(KIND_KUBECONFIG) $(CLUSTER_IMAGES_ENV)
 
 # pip inside `docker build` reaches no index: the image installs from these wheels.
 $(WHEELHOUSE)/.complete: images/worker/pyproject.toml images/worker/build-wheelhouse.sh | $(VENV)/.installed
@@ -175,9 +217,9 @@ demo: venv wheelhouse tools ## The docs' nine fruits on kind: install, live prog
 WQ_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/wq
 
 .PHONY: clean
-clean: ## Remove what the work tree builds: .venv, bin, .cache, _artifacts, wheelhouse, bench results (and the kind cluster).
+clean: ## Remove what the work tree builds: .venv, bin, .cache, _artifacts, dist, wheelhouse, bench results (and the kind cluster).
 	if [ -x $(BIN)/kind ] && [ -f $(KIND_KUBECONFIG) ]; then $(MAKE) --no-print-directory kind-down; fi
-	rm -rf $(VENV) $(BIN) $(CURDIR)/.cache $(CURDIR)/_artifacts $(WHEELHOUSE) bench/results
+	rm -rf $(VENV) $(BIN) $(CURDIR)/.cache $(CURDIR)/_artifacts $(WHEELHOUSE) $(DIST) bench/results
 
 .PHONY: clean-cache
 clean-cache: ## Remove ~/.cache/wq (node image inputs, binaries) and the wq.local/* Docker images.

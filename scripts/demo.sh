@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # The main job end to end, as `make demo` does: cluster up (reused when it runs), images
-# built and loaded, `helm install` of the Kubernetes docs' nine fruit items, live progress
-# until the worker Job finishes, then the run's final `wq status` (through `helm test`),
-# all with the commands NOTES.txt prints.
+# built and pushed to the cluster's local registry, `helm install` of the Kubernetes docs'
+# nine fruit items, live progress until the worker Job finishes, `helm test`, then the run's
+# final `wq status`, all with the commands NOTES.txt prints.
 # The cluster and the release are kept: the printed commands work on them afterwards.
-# Settings come from the Makefile: MAKE, KUBECONFIG, WORKER_IMAGE, REDIS_IMAGE;
-# DEMO_RELEASE and DEMO_NAMESPACE (default wq-demo) may be set.
+# Settings come from the Makefile: MAKE, KUBECONFIG and what scripts/cluster-images.sh
+# reads; DEMO_RELEASE and DEMO_NAMESPACE (default wq-demo) may be set.
 set -o errexit -o nounset -o pipefail
 
 cd "$(dirname "$0")/.."
 : "${MAKE:=make}" "${KUBECONFIG:?set KUBECONFIG to the kubeconfig file of the kind cluster}"
-: "${WORKER_IMAGE:?set by the Makefile (make demo)}" "${REDIS_IMAGE:?set by the Makefile (make demo)}"
 export KUBECONFIG
 release="${DEMO_RELEASE:-wq-demo}"
 namespace="${DEMO_NAMESPACE:-wq-demo}"
@@ -32,10 +31,19 @@ of_release() { # component -> the name of this release's object with that compon
 }
 outcome() { kube get job "${job}" -o jsonpath='{.status.conditions[?(@.status=="True")].type}'; }
 finished() { grep -qwE 'Complete|Failed' <<<"$(outcome)"; }
+notes_cli_command() { # wq subcommand -> NOTES.txt's CLI pod command, running that subcommand
+  helm get notes "${release}" --namespace "${namespace}" |
+    awk -v start="kubectl -n ${namespace} run " 'index($0, start) {on = 1} on && /^$/ {exit} on' |
+    sed "s/\"dead\"/\"$1\"/"
+}
 
 main() {
   trap on_exit EXIT
-  "${MAKE}" --no-print-directory images
+  "${MAKE}" --no-print-directory images kind-up package
+  local refs
+  refs="$(scripts/cluster-images.sh)"
+  # shellcheck disable=SC2046  # one NAME=VALUE per line, no spaces in them
+  export $(printf '%s\n' "${refs}")
   log "helm install ${release} with the docs' nine items, 2 worker pods"
   helm upgrade --install "${release}" chart --namespace "${namespace}" --create-namespace \
     --set "items=${items}" --set worker.parallelism=2 \
@@ -58,8 +66,10 @@ main() {
   until finished; do sleep 1; done
   log "job ${job}: $(outcome)"
   grep -qw Complete <<<"$(outcome)"
-  log "final wq status (helm test)"
-  helm test "${release}" --namespace "${namespace}" --logs
+  log "helm test: every item done, none dead"
+  helm test "${release}" --namespace "${namespace}" | grep -E '^(TEST SUITE|Phase)'
+  log "final wq status (NOTES.txt's CLI pod)"
+  bash -c "$(notes_cli_command status)"
   log "kept: helm -n ${namespace} uninstall ${release}; make kind-down"
 }
 

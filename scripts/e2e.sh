@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
 # Runs the e2e suite (tests/e2e) on the kind test cluster, as `make e2e` does:
-#   1. cluster up (reused when it runs), images built and loaded (`make images`);
+#   1. cluster up (reused when it runs), images built and pushed with the chart to the
+#      cluster's local registry (scripts/cluster-images.sh), which the tests install from;
 #   2. pytest -m e2e tests/e2e, with extra arguments (`make e2e E2E_ARGS="-k docs"`);
 #   3. on failure, `kind export logs` and every pod into _artifacts/e2e-logs;
 #   4. cluster down, unless KEEP_CLUSTER=1 (kept for debugging: see `make kind-down`) or the
 #      cluster was there before (e.g. `make demo`'s, with its release: left as it was found).
 # Settings come from the Makefile: MAKE, PYTHON, KIND, KIND_CLUSTER, KUBECONFIG (the cluster's
-# own file, never the user's), WORKER_IMAGE, REDIS_IMAGE, PYTHON_BASE_IMAGE.
+# own file, never the user's) and what scripts/cluster-images.sh reads.
 set -o errexit -o nounset -o pipefail
 
 cd "$(dirname "$0")/.."
 : "${MAKE:=make}" "${PYTHON:=.venv/bin/python}" "${KIND:=bin/kind}" "${KIND_CLUSTER:=wq-e2e}"
 : "${KUBECONFIG:?set KUBECONFIG to the kubeconfig file of the kind cluster (make e2e does)}"
-: "${WORKER_IMAGE:?set by the Makefile (make e2e)}" "${REDIS_IMAGE:?set by the Makefile (make e2e)}"
-: "${PYTHON_BASE_IMAGE:?set by the Makefile (make e2e)}"
-export KUBECONFIG KIND_CLUSTER WORKER_IMAGE REDIS_IMAGE PYTHON_BASE_IMAGE
+export KUBECONFIG KIND_CLUSTER
 ARTIFACTS="${ARTIFACTS:-${PWD}/_artifacts}"
 found_cluster=0  # set by main: the cluster ran before this suite, so it is not ours to delete
 
@@ -42,9 +41,12 @@ main() {
   if "${KIND}" get clusters 2>/dev/null | grep -qx "${KIND_CLUSTER}"; then
     found_cluster=1
   fi
-  "${MAKE}" --no-print-directory images
-  # The smoke test in tests/e2e also runs a pod from the python base image.
-  "${KIND}" load docker-image --name "${KIND_CLUSTER}" "${PYTHON_BASE_IMAGE}"
+  "${MAKE}" --no-print-directory images kind-up package
+  # From here on WORKER_IMAGE etc. name what the cluster pulls from its registry.
+  local refs
+  refs="$(scripts/cluster-images.sh)"
+  # shellcheck disable=SC2046  # one NAME=VALUE per line, no spaces in them
+  export $(printf '%s\n' "${refs}")
   log "cluster and images ready after $((SECONDS - started))s"
   "${PYTHON}" -m pytest -m e2e tests/e2e "$@"
   log "e2e passed in $((SECONDS - started))s (timings: ${ARTIFACTS}/e2e-timings.txt)"

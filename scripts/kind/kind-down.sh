@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Deletes the test cluster, unless KEEP_CLUSTER=1 (for debugging).
+# Deletes the test cluster and its local registry (registry-up.sh), unless KEEP_CLUSTER=1
+# (for debugging).
 set -euo pipefail
 # shellcheck source=scripts/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 KIND="${KIND:-kind}"
 KIND_CLUSTER="${KIND_CLUSTER:-wq-e2e}"
+REGISTRY_NAME="${REGISTRY_NAME:-wq-registry}"
 
 main() {
   : "${KUBECONFIG:?set KUBECONFIG to the cluster kubeconfig file}"
@@ -15,6 +17,10 @@ main() {
   fi
   "${KIND}" delete cluster --name "${KIND_CLUSTER}" --kubeconfig "${KUBECONFIG}"
   rm -f "${KUBECONFIG}"
+  if docker inspect "${REGISTRY_NAME}" >/dev/null 2>&1; then
+    docker rm -f -v "${REGISTRY_NAME}" >/dev/null
+    log "registry ${REGISTRY_NAME} removed"
+  fi
 }
 
 main "$@"

@@ -4,12 +4,16 @@
 # Node image: KIND_NODE_IMAGE if set; else kindest/node:${KUBERNETES_VERSION}
 # if present locally or pullable; else one built here without any registry
 # (build-node-image.sh), which brings its own CNI config instead of kindnet.
+# The nodes pull from the local registry (registry-up.sh) under its host-side name
+# localhost:${REGISTRY_PORT}, as in kind's "Local Registry" guide: no `kind load`.
 set -euo pipefail
 # shellcheck source=scripts/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 KIND="${KIND:-kind}"
 KIND_CLUSTER="${KIND_CLUSTER:-wq-e2e}"
+REGISTRY_NAME="${REGISTRY_NAME:-wq-registry}"
+REGISTRY_PORT="${REGISTRY_PORT:-5001}"
 ARTIFACTS="${ARTIFACTS:-${REPO_ROOT}/_artifacts}"
 config=""
 
@@ -25,9 +29,42 @@ cluster_config() { # official_cni (true|false) -> the kind cluster config on std
   echo '  podSubnet: 10.244.0.0/16'
   if [ "$1" = false ]; then
     echo '  disableDefaultCNI: true'
+    # kindest/node images from kind v0.27 on read /etc/containerd/certs.d already; the
+    # node image built here runs Debian's containerd 1.6, which needs to be told.
+    echo 'containerdConfigPatches:'
+    echo '- |-'
+    echo '  [plugins."io.containerd.grpc.v1.cri".registry]'
+    echo '    config_path = "/etc/containerd/certs.d"'
   fi
   echo 'nodes:'
   echo '- role: control-plane'
+}
+
+# The nodes resolve localhost:PORT to the registry container on the kind network, and the
+# cluster documents it (KEP-1755's local-registry-hosting ConfigMap). Idempotent.
+connect_registry() {
+  "${KIND_SCRIPTS}/registry-up.sh" >/dev/null
+  if ! docker inspect -f '{{json .NetworkSettings.Networks}}' "${REGISTRY_NAME}" | grep -q '"kind"'; then
+    docker network connect kind "${REGISTRY_NAME}"
+  fi
+  local node dir="/etc/containerd/certs.d/localhost:${REGISTRY_PORT}"
+  for node in $("${KIND}" get nodes --name "${KIND_CLUSTER}"); do
+    docker exec "${node}" mkdir -p "${dir}"
+    printf '[host."http://%s:5000"]\n' "${REGISTRY_NAME}" |
+      docker exec -i "${node}" cp /dev/stdin "${dir}/hosts.toml"
+  done
+  kubectl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: local-registry-hosting
+  namespace: kube-public
+data:
+  localRegistryHosting.v1: |
+    host: "localhost:${REGISTRY_PORT}"
+    help: "https://kind.sigs.k8s.io/docs/user/local-registry/"
+EOF
+  log "nodes pull localhost:${REGISTRY_PORT}/* from registry ${REGISTRY_NAME}"
 }
 
 main() {
@@ -40,6 +77,7 @@ main() {
       log "cluster ${KIND_CLUSTER} is running; reusing it"
       "${KIND}" export kubeconfig --name "${KIND_CLUSTER}" --kubeconfig "${KUBECONFIG}" 2>/dev/null
       kubectl wait --for=condition=Ready node --all --timeout=120s >&2
+      connect_registry
       return 0
     fi
     log "cluster ${KIND_CLUSTER} exists but its node is not running: recreating it"
@@ -77,6 +115,7 @@ main() {
     kubectl -n kube-system describe pods -l k8s-app=kube-dns >&2
     exit 1
   fi
+  connect_registry
   log "cluster ${KIND_CLUSTER} is up (KUBECONFIG=${KUBECONFIG})"
 }
 

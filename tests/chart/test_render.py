@@ -649,6 +649,9 @@ def test_image_pull_secrets_reach_every_pod(helm: Helm) -> None:
 def test_helm_test_pod_checks_the_run(helm: Helm) -> None:
     pod = helm.render().one("Pod", "test")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    # Gone when it passes (Helm's uninstall never deletes hooks), kept when it fails.
+    policy = pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"].split(",")
+    assert sorted(policy) == ["before-hook-creation", "hook-succeeded"]
     assert pod["metadata"]["name"] == "wq-1-test"
     assert pod["spec"]["restartPolicy"] == "Never"
     assert container(pod)["command"] == ["wq"]
@@ -747,7 +750,8 @@ def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> No
     assert "wq run wq-1: 3 worker pod(s), handler demo, items from items (2 item(s))." in notes
     assert "kubectl -n default exec job/wq-1-worker -c worker -- wq status --watch" in notes
     assert "kubectl -n default get job wq-1-worker" in notes
-    assert "helm test wq -n default --logs" in notes
+    assert "helm test wq -n default\n" in notes
+    assert "kubectl -n default logs wq-1-test says why" in notes
     assert "kubectl -n default logs job/wq-1-worker -c worker" in notes
     # The wait loop and the `kubectl run` command are valid shell.
     block = notes[notes.index("  until state=") : notes.index("3. Check")]

@@ -1,10 +1,12 @@
 """Fixtures of the e2e tests, chained image -> cluster -> namespace -> release.
 
-`make e2e` brings the kind cluster up, builds and loads the images, then runs these tests with
-KUBECONFIG set to the cluster's own file, WORKER_IMAGE and REDIS_IMAGE to the fixed tags and
-KIND_CLUSTER to its name. Each test gets its own namespace (deleted afterwards); when a test
-fails, the namespace's objects, descriptions, pod logs, events and `wq status` of every release
-are added to its report. Durations go to the terminal summary and are appended to
+`make e2e` brings the kind cluster up, builds the images and pushes them with the chart to the
+cluster's local registry, then runs these tests with KUBECONFIG set to the cluster's own file,
+WORKER_IMAGE and REDIS_IMAGE to the references the cluster pulls (localhost:PORT/...:TAG),
+CHART_REF and CHART_VERSION to the pushed chart, and KIND_CLUSTER to the cluster's name.
+Each test gets its own namespace (deleted afterwards); when a test fails, the namespace's
+objects, descriptions, pod logs, events and `wq status` of every release are added to its
+report. Durations go to the terminal summary and are appended to
 _artifacts/e2e-timings.txt.
 """
 
@@ -19,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.kube import ARTIFACTS, Kube, docker, node_names, run, setting, tool, wait_until
-from tests.e2e.release import Image, Images, Releases
+from tests.e2e.kube import ARTIFACTS, Kube, node_names, setting, wait_until
+from tests.e2e.release import Image, Images, Releases, registry_has
 
 TIMINGS_FILE = ARTIFACTS / "e2e-timings.txt"
 # Scenario durations (setup + call + teardown) and named measurements, for the summary.
@@ -31,32 +33,27 @@ SUITE_STARTED = time.monotonic()  # this conftest is imported when collection st
 
 @pytest.fixture(scope="session")
 def images() -> Images:
-    """The locally built images (`make images`), present in Docker with fixed tags."""
+    """The images as the cluster pulls them from its local registry, where
+    scripts/cluster-images.sh pushed them (`make e2e` runs it)."""
     found = Images(
         worker=Image.parse(setting("WORKER_IMAGE")),
         redis=Image.parse(setting("REDIS_IMAGE")),
     )
     for image in (found.worker, found.redis):
-        if not docker("image", "inspect", image.ref, check=False):
-            pytest.fail(f"image {image.ref} is not built: run `make images`", pytrace=False)
+        if not registry_has(image):
+            pytest.fail(f"the registry has no {image.ref}: run `make e2e`", pytrace=False)
     return found
 
 
 @pytest.fixture(scope="session")
 def cluster(images: Images) -> str:
-    """The kind cluster from KUBECONFIG, its node Ready, with the images loaded (a no-op
-    for kind when the node already has the same image id)."""
+    """The kind cluster from KUBECONFIG, its node Ready."""
     kubeconfig = os.environ.get("KUBECONFIG")
     if not kubeconfig or not Path(kubeconfig).is_file():
         pytest.fail("KUBECONFIG must name the kind cluster's file: run `make e2e`", pytrace=False)
-    name = os.environ.get("KIND_CLUSTER", "wq-e2e")
     cluster_wide = Kube("default")
     cluster_wide("wait", "--for=condition=Ready", "node", "--all", "--timeout=120s")
-    run(
-        [tool("kind"), "load", "docker-image", "--name", name, images.worker.ref, images.redis.ref],
-        timeout=300,
-    )
-    return name
+    return os.environ.get("KIND_CLUSTER", "wq-e2e")
 
 
 @pytest.fixture

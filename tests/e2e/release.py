@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,12 @@ from tests.e2e.kube import (
 )
 
 CHART_NAME = "wq"
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,25 @@ class Image:
         return f"{self.repository}:{self.tag}"
 
     def values(self) -> Obj:
-        # Never: a loaded image or nothing; a typo fails at once instead of trying a registry.
-        return {"repository": self.repository, "tag": self.tag, "pullPolicy": "Never"}
+        # The chart's default policy: the tag is unique per content (scripts/cluster-images.sh),
+        # so the node pulls a new build from the local registry and reuses an old one.
+        return {"repository": self.repository, "tag": self.tag, "pullPolicy": "IfNotPresent"}
+
+
+def registry_has(image: Image) -> bool:
+    """Whether the registry in the image's name (the cluster's local one, plain HTTP) serves
+    its manifest: what a node's pull of it needs."""
+    host, _, repository = image.repository.partition("/")
+    request = urllib.request.Request(
+        f"http://{host}/v2/{repository}/manifests/{image.tag}",
+        method="HEAD",
+        headers={"Accept": ", ".join(MANIFEST_TYPES)},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return bool(response.status == 200)
+    except urllib.error.URLError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -113,16 +139,21 @@ class Release:
         path.write_text(json.dumps(merge(self.images.values(), values)), encoding="utf-8")
         return path
 
-    def install(self, values: Obj, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self._deploy("install", values, check)
+    def install(
+        self, values: Obj, check: bool = True, chart: Sequence[str] = (str(CHART),)
+    ) -> subprocess.CompletedProcess[str]:
+        """helm install of `chart` (the work tree's by default; or e.g. an oci:// reference
+        with its --version and --plain-http)."""
+        return self._deploy("install", values, check, chart)
 
     def upgrade(self, values: Obj) -> subprocess.CompletedProcess[str]:
-        return self._deploy("upgrade", values, True)
+        return self._deploy("upgrade", values, True, (str(CHART),))
 
-    def _deploy(self, verb: str, values: Obj, check: bool) -> subprocess.CompletedProcess[str]:
-        result = self.helm(
-            verb, self.name, str(CHART), "-f", str(self._values_file(values)), check=check
-        )
+    def _deploy(
+        self, verb: str, values: Obj, check: bool, chart: Sequence[str]
+    ) -> subprocess.CompletedProcess[str]:
+        values_file = str(self._values_file(values))
+        result = self.helm(verb, self.name, *chart, "-f", values_file, check=check)
         if result.returncode == 0:
             self.revision += 1
             self.values = values
@@ -182,7 +213,7 @@ class Release:
         container = {
             "name": "wq",
             "image": self.images.worker.ref,
-            "imagePullPolicy": "Never",
+            "imagePullPolicy": "IfNotPresent",
             "command": ["wq", *args],
             "env": env,
             "securityContext": worker["securityContext"],

@@ -1,10 +1,10 @@
 """Smoke test of the kind cluster from `make kind-up` (run by `make e2e-smoke`).
 
 Proves what the e2e tests rely on: the node is Ready, a pod from a locally built
-image runs (pull policy Never: nothing comes from a registry), a Service name
-resolves through cluster DNS, and a Service ClusterIP answers from another pod.
-The cluster comes from KUBECONFIG; the images from PYTHON_BASE_IMAGE and
-REDIS_IMAGE, already loaded with `kind load docker-image`.
+image runs, pulled from the cluster's local registry (pull policy IfNotPresent), a
+Service name resolves through cluster DNS, and a Service ClusterIP answers from
+another pod. The cluster comes from KUBECONFIG; the images from PYTHON_BASE_IMAGE
+and REDIS_IMAGE, as scripts/cluster-images.sh pushed them to that registry.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def redis_service(namespace: str) -> str:
                     {
                         "name": "redis",
                         "image": redis_image(),
-                        "imagePullPolicy": "Never",
+                        "imagePullPolicy": "IfNotPresent",
                         "ports": [{"containerPort": 6379}],
                         "readinessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 1},
                     }
@@ -130,7 +130,7 @@ def run_python(namespace: str, code: str, timeout: float = 120) -> str:
                     {
                         "name": "python",
                         "image": python_image(),
-                        "imagePullPolicy": "Never",
+                        "imagePullPolicy": "IfNotPresent",
                         "command": ["python3", "-c", code],
                     }
                 ],
@@ -163,7 +163,10 @@ def test_local_image_pod_runs(namespace: str, redis_service: str) -> None:
     assert pod["status"]["phase"] == "Running"
     (status,) = pod["status"]["containerStatuses"]
     assert status["ready"] is True
-    assert status["image"].endswith(redis_image().split("/", 1)[1]), status["image"]
+    assert status["image"] == redis_image(), status["image"]
+    # A digest under the registry's name: containerd pulled it from there.
+    repository = redis_image().rpartition(":")[0]
+    assert status["imageID"].startswith(f"{repository}@sha256:"), status["imageID"]
     # And a run-to-completion pod from the other local image.
     assert run_python(namespace, "import sys; print(sys.version_info[:2])").strip() == "(3, 11)"
 

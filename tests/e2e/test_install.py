@@ -1,15 +1,19 @@
-"""Installing: bad values are refused, and a release can use another's Redis (issue 5,
-scenarios 8 and 10)."""
+"""Installing: bad values are refused, a release can use another's Redis (issue 5,
+scenarios 8 and 10), and the chart installs from an OCI registry and uninstalls without a
+trace (issue 10)."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 
 import pytest
 
 from tests.e2e.checks import assert_clean, worked_on
-from tests.e2e.kube import Kube
+from tests.e2e.kube import Kube, setting
 from tests.e2e.release import Releases
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -95,3 +99,40 @@ def test_external_redis(release: Releases, namespace: Kube) -> None:
     assert sorted(host.done_by(guest.run_id())) == list(range(4))
     assert sorted(host.done_by()) == list(range(3))
     assert worked_on(guest.worker_logs()) == Counter(["g1", "g2", "g3", "g4"])
+
+
+# What a namespace holds before any release: its default ServiceAccount and CA bundle.
+NAMESPACE_DEFAULTS = {"serviceaccount/default", "configmap/kube-root-ca.crt"}
+KINDS = "all,configmaps,secrets,serviceaccounts,pvc,networkpolicies,roles,rolebindings"
+
+
+def test_install_from_oci_registry(release: Releases, namespace: Kube) -> None:
+    """The chart as users get it: `helm install oci://...` from the cluster's local registry,
+    its images pulled from there; after a passing `helm test`, `helm uninstall` leaves nothing
+    of the release in the namespace (the test pod included)."""
+    rel = release("oci")
+    version = setting("CHART_VERSION")
+    chart = (setting("CHART_REF"), "--version", version, "--plain-http")
+    rel.install({"items": ["o1", "o2", "o3"], "worker": {"parallelism": 2}}, chart=chart)
+    rel.wait()
+
+    (listed,) = json.loads(rel.helm("list", "-o", "json").stdout)
+    assert listed["chart"] == f"wq-{version}", listed
+    for pod in namespace.items("pods", f"app.kubernetes.io/instance={rel.name}"):
+        for status in pod["status"]["containerStatuses"]:
+            repository = status["image"].rpartition(":")[0]
+            assert repository.startswith("localhost:"), status["image"]
+            assert status["imageID"].startswith(f"{repository}@sha256:"), status["imageID"]
+    tested = rel.helm("test", rel.name, "--timeout", "3m")
+    assert re.search(r"^Phase:\s+Succeeded$", tested.stdout, re.MULTILINE), tested.stdout
+
+    rel.helm("uninstall", rel.name, "--wait", "--timeout", "3m")
+
+    # Pods of deleted Jobs go in the background: wait, then name what stayed.
+    seen: list[set[str]] = []
+
+    def nothing_left() -> bool:
+        seen.append(set(namespace("get", KINDS, "-o", "name").split()) - NAMESPACE_DEFAULTS)
+        return not seen[-1]
+
+    wait_until(lambda: f"nothing left in the namespace; left: {seen[-1]}", nothing_left, 120, 1.0)

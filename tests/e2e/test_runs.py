@@ -13,6 +13,7 @@ import pytest
 from tests.e2e.checks import assert_clean, assert_counts, pod_of, worked_on, worker_pods
 from tests.e2e.kube import Kube, run
 from tests.e2e.release import Releases
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -131,19 +132,24 @@ def test_second_run(release: Releases, namespace: Kube) -> None:
 
 
 def test_helm_test(release: Releases) -> None:
-    """Scenario 9: `helm test` passes on a completed run and shows its status."""
+    """Scenario 9: `helm test` passes on a completed run, and its passing pod is gone (hook
+    deleted on success); NOTES.txt's CLI pod shows the dead items and the status."""
     rel = release("checked")
     rel.install({"items": ["x", "y", "z"], "worker": {"parallelism": 1, "demoSleep": 0}})
     rel.wait()
 
-    result = rel.helm("test", rel.name, "--logs", "--timeout", "3m")
+    result = rel.helm("test", rel.name, "--timeout", "3m")
     assert re.search(r"^Phase:\s+Succeeded$", result.stdout, re.MULTILINE), result.stdout
-    assert re.search(r"^state\s+drained$", result.stdout, re.MULTILINE), result.stdout
-    assert re.search(r"^done\s+3$", result.stdout, re.MULTILINE), result.stdout
+    test_pod = f"{rel.run_id()}-test"
+    wait_until(f"test pod {test_pod} deleted", lambda: not rel.kube.find("pod", test_pod), 60)
 
-    # NOTES.txt's command for dead items works as printed, from a script (no terminal).
+    # NOTES.txt's command for dead items works as printed, from a script (no terminal), and
+    # with "status" in place of "dead", as NOTES says.
     notes = rel.helm("get", "notes", rel.name).stdout
     start = notes.index(f"kubectl -n {rel.kube.namespace} run ")
     command = notes[start : notes.index("\n\n", start)]
     dead = run(["bash", "-c", command], timeout=180)
     assert f"0 dead item(s) in run {rel.run_id()}" in dead.stdout + dead.stderr, dead
+    status = run(["bash", "-c", command.replace('"dead"', '"status"')], timeout=180).stdout
+    assert re.search(r"^state\s+drained$", status, re.MULTILINE), status
+    assert re.search(r"^done\s+3$", status, re.MULTILINE), status
