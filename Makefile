@@ -9,6 +9,7 @@ KIND_VERSION ?= v0.30.0
 KUBERNETES_VERSION ?= v1.34.1
 HELM_DOCS_VERSION ?= v1.14.2
 CRANE_VERSION ?= v0.22.1
+ACTIONLINT_VERSION ?= v1.7.12
 
 BIN := $(CURDIR)/bin
 VENV := $(CURDIR)/.venv
@@ -38,7 +39,7 @@ $(VENV)/.installed: images/worker/pyproject.toml requirements-dev.txt
 venv: $(VENV)/.installed ## Create .venv with the wq package (editable) and the test tools.
 
 .PHONY: lint
-lint: venv lint-shell ## Lint and type-check: shellcheck, ruff check, ruff format --check, mypy --strict.
+lint: venv lint-shell lint-workflows ## Lint and type-check: shellcheck, actionlint, ruff check, ruff format --check, mypy --strict.
 	$(PY) -m ruff check $(PY_SOURCES)
 	$(PY) -m ruff format --check $(PY_SOURCES)
 	$(PY) -m mypy images/worker/src/wq
@@ -46,6 +47,18 @@ lint: venv lint-shell ## Lint and type-check: shellcheck, ruff check, ruff forma
 .PHONY: lint-shell
 lint-shell: ## shellcheck every shell script (*.sh and sh/bash shebangs git knows of).
 	scripts/lint-shell.sh
+
+# The GitHub workflow cannot run here (no GitHub, no registry), so actionlint is its only check.
+# actionlint skips the shell of `run:` blocks without a word when shellcheck is missing: refuse.
+.PHONY: lint-workflows
+lint-workflows: $(BIN)/actionlint ## actionlint (with shellcheck on run: blocks) on .github/workflows.
+	@command -v shellcheck >/dev/null 2>&1 || \
+	  { echo "shellcheck not found: apt-get install shellcheck (.ci/run does)" >&2; exit 1; }
+	$(BIN)/actionlint .github/workflows/*.yml
+
+$(BIN)/actionlint:
+	scripts/run-logged.sh "building actionlint $(ACTIONLINT_VERSION)" -- \
+	  go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 .PHONY: fmt
 fmt: venv ## Format and auto-fix Python sources.
