@@ -399,6 +399,8 @@ wq: worker.handler=python needs worker.python (module:function).
 wq: worker.command is only used with worker.handler=command (now: {{ $w.handler }}).
 {{- else if and $w.python (ne $w.handler "python") -}}
 wq: worker.python is only used with worker.handler=python (now: {{ $w.handler }}).
+{{- else if and $w.captureStdout (ne $w.handler "command") -}}
+wq: worker.captureStdout is only used with worker.handler=command (now: {{ $w.handler }}).
 {{- end }}
 {{- end }}
 

@@ -41,6 +41,7 @@ HANDLER_VALUES: list[Manifest] = [
             "handler": "command",
             "command": ["echo", "{{ item }}"],
             "shell": True,
+            "captureStdout": True,
             "failOnDead": True,
         }
     },

@@ -206,6 +206,10 @@ def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
             "worker.python is only used with worker.handler=python (now: command).",
         ),
         (
+            {"worker": {"captureStdout": True, "handler": "python", "python": "m:f"}},
+            "worker.captureStdout is only used with worker.handler=command (now: python).",
+        ),
+        (
             {"seed": {"enabled": False}, "items": ["a"]},
             "seed.enabled=false means the run is seeded from outside",
         ),

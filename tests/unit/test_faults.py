@@ -18,7 +18,9 @@ from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
 from tests.unit.sample_handlers import executions
+from wq import layout
 from wq.keys import RunKeys
+from wq.ledger import DONE, account, iter_records
 from wq.local_redis import RedisServer
 
 pytestmark = pytest.mark.slow
@@ -42,7 +44,7 @@ class Fleet:
         )
         self.live: list[subprocess.Popen[str]] = []
         self.client = redis.Redis.from_url(url, decode_responses=True)
-        self.done_key = RunKeys(run).done
+        self.workers_key = RunKeys(run).workers
         self.ended: list[tuple[subprocess.Popen[str], str]] = []  # (process, how it ended)
 
     def start(self, n: int) -> None:
@@ -61,7 +63,7 @@ class Fleet:
         still importing Python modules would just die of the signal, holding nothing)."""
 
         def working() -> list[subprocess.Popen[str]] | None:
-            recorded = set(self.client.hvals(self.done_key))
+            recorded = set(self.client.hkeys(self.workers_key))  # those that recorded items
             running = [
                 p
                 for p in self.live
@@ -110,7 +112,7 @@ def wait_for_done(url: str, run: str, n: int) -> int:
     def done() -> int | None:
         client = redis.Redis.from_url(url)
         try:
-            count = int(client.hlen(RunKeys(run).done))
+            count = _done_count(client, run)
         finally:
             client.close()
         return count if count >= n else None
@@ -126,11 +128,13 @@ def seed_range(url: str, run: str, total: int) -> None:
 def assert_every_item_done_once(url: str, run: str, total: int) -> None:
     queue = make_queue(url, run)
     status = queue.status()
-    done = queue.client.hgetall(queue.keys.done)
+    done = [r.position for r in iter_records(queue) if r.state == DONE]
+    accounting = account(queue)
     queue.close()
+    assert accounting.exact, accounting.summary()
     assert (status.pending, status.in_flight, status.dead) == (0, 0, 0)
     assert status.done == total
-    assert sorted(map(int, done)) == list(range(total))
+    assert done == list(range(total))
 
 
 @pytest.mark.timeout(240)
@@ -371,9 +375,13 @@ def _finished(log: Path) -> int:
 def _done(url: str, run: str) -> int:
     client = redis.Redis.from_url(url)
     try:
-        return int(client.hlen(RunKeys(run).done))
+        return _done_count(client, run)
     finally:
         client.close()
+
+
+def _done_count(client: "redis.Redis", run: str) -> int:
+    return int(client.hget(RunKeys(run).meta, layout.DONE_COUNT) or 0)
 
 
 @pytest.mark.timeout(240)

@@ -49,6 +49,8 @@ def test_every_setting_round_trips_through_its_environment_variable() -> None:
         command=("echo", "{{ item.src }}"),
         shell=True,
         python="m:f",
+        capture_stdout=True,
+        max_output_bytes=1000,
         lease_s=12.5,
         item_timeout_s=3.0,
         max_attempts=7,

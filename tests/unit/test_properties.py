@@ -18,6 +18,7 @@ from hypothesis.stateful import (
 from tests.unit.conftest import make_queue
 from wq.errors import ConfigError
 from wq.item import encode
+from wq.ledger import DEAD, DONE, IN_FLIGHT, PENDING, iter_records
 from wq.seeder import seed_items
 
 MAX_ATTEMPTS = 2
@@ -176,6 +177,28 @@ class QueueModel(RuleBasedStateMachine):
         assert s.pending == self._pending_count()
         assert s.pending + s.in_flight + s.done + s.dead == s.total
         assert s.drained == (s.pending == 0 and in_flight == 0)
+
+    @invariant()
+    def records_say_where_each_item_is(self) -> None:
+        if not self.queue.is_seeded():
+            return
+        held = set().union(*self.held.values())
+        expected = [
+            DONE
+            if p in self.done
+            else DEAD
+            if p in self.dead
+            else IN_FLIGHT
+            if p in held
+            else PENDING
+            for p in range(len(self.values))
+        ]
+        records = list(iter_records(self.queue))
+        assert [r.state for r in records] == expected
+        assert [r.item for r in records] == [encode(v) for v in self.values]
+        for r in records:
+            charged = self.attempts.get(r.position, 0)
+            assert r.attempts == (charged + 1 if r.state == DONE else charged)
 
 
 def test_queue_operations_keep_every_item_accounted_for(redis_url: str) -> None:

@@ -9,6 +9,7 @@ from wq import layout
 from wq.item import encode
 from wq.items_source import ItemRange
 from wq.keys import RunKeys
+from wq.ledger import DEAD, DONE, iter_records
 from wq.queue import RunQueue
 from wq.seeder import adopt_list, seed_items, seed_range
 
@@ -41,7 +42,7 @@ def places(queue: RunQueue) -> Counter[int]:
     where: Counter[int] = Counter(range(cursor, total))
     where.update(int(p) for p in c.lrange(k.requeue, 0, -1))
     where.update(int(m.split(":")[0]) for m in c.zrange(k.leases, 0, -1))
-    where.update(int(p) for p in c.hkeys(k.done))
+    where.update(r.position for r in iter_records(queue, states=(DONE,)))
     where.update(int(p) for p in c.hkeys(k.dead))
     return where
 
@@ -112,7 +113,8 @@ def test_late_result_of_an_expired_lease_is_rejected_and_done_recorded_once(
     status = queue.status()
     assert status.done == 1
     assert status.stale == 3
-    assert queue.client.hgetall(queue.keys.done) == {"0": "w-fast"}
+    [record] = iter_records(queue, states=(DONE, DEAD))
+    assert (record.position, record.worker, record.attempts) == (0, "w-fast", 2)
 
 
 def test_failures_retry_then_dead_letter_with_last_error(queue: RunQueue) -> None:
@@ -229,7 +231,7 @@ def test_purge_in_small_rounds_deletes_every_key_of_only_this_run(
     for n in range(25):  # staging hashes of seeders that died, found by SCAN
         queue.stage_items(queue.keys.staging_items(f"orphan{n}"), [encode(n)])
     mine = set(queue.client.scan_iter(match=queue.keys.pattern))
-    assert len(mine) == 30  # meta, items, leases, dead, errors and the staging hashes
+    assert len(mine) == 31  # meta, items, leases, dead, errors, ledger and the staging hashes
     assert queue.purge(chunk=2) == len(mine)
     assert list(queue.client.scan_iter(match=queue.keys.pattern)) == []
     assert other.status().total == 1
@@ -300,7 +302,7 @@ def test_every_key_of_a_run_shares_one_cluster_slot(queue: RunQueue) -> None:
     from redis.crc import key_slot
 
     k = queue.keys
-    names = [k.meta, k.items, k.requeue, k.leases, k.attempts, k.done, k.dead, k.errors]
+    names = [k.meta, k.items, k.requeue, k.leases, k.attempts, k.ledger, k.dead, k.errors]
     names.append(k.staging_items("abc"))
     slots = {key_slot(name.encode()) for name in names}
     # The hash tag is the run id itself: every key hashes like the bare run id.

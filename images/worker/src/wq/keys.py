@@ -77,9 +77,20 @@ class RunKeys:
         return self._key("attempts")
 
     @property
-    def done(self) -> str:
-        """Hash: position -> id of the worker that completed it. Written once per position."""
-        return self._key("done")
+    def ledger(self) -> str:
+        """Hash: field -> packed records of what happened to finished items (done or dead: state,
+        attempts, duration, worker, finish time), 32 per field (wq.layout)."""
+        return self._key("ledger")
+
+    @property
+    def outputs(self) -> str:
+        """Hash: position -> output of the accepted attempt, as JSON text."""
+        return self._key("outputs")
+
+    @property
+    def workers(self) -> str:
+        """Hash: worker id -> its number in ledger records."""
+        return self._key("workers")
 
     @property
     def dead(self) -> str:
@@ -103,7 +114,9 @@ class RunKeys:
             self.deaths,
             self.leases,
             self.attempts,
-            self.done,
+            self.ledger,
+            self.outputs,
+            self.workers,
             self.dead,
             self.errors,
         ]

@@ -12,14 +12,36 @@ meta hash (keys.RunKeys.meta), fields:
   digest                 what the run's items are, fixed at seeding (ItemsDigest, range_digest);
                          absent in runs seeded before wq recorded it
   retried, released, executions, stale, first_lease_ms   counters and the first lease time
+  done                   items recorded done (which ones: the ledger)
+  workers                worker ids numbered so far in the workers hash (id -> number)
 
 items hash (keys.RunKeys.items): field p // chunk holds `chunk` items as JSON text joined by
 "\\n" (JSON text never holds a raw newline); one field per item would make seeding a million
 items several times slower.
+
+ledger hash (keys.RunKeys.ledger): what happened to each finished item, RECORDS_PER_FIELD
+fixed-width records per field: field p // RECORDS_PER_FIELD holds the record of position p at
+byte (p % RECORDS_PER_FIELD) * RECORD_WIDTH. A field is written whole (RECORDS_PER_FIELD *
+RECORD_WIDTH bytes); an absent field or an all-zero record means "no record": the item is
+pending or in flight. A hash field per item (the `done` hash wq had before) cost about 72 bytes
+per item; 32 packed records per field cost about 21. A record is, big-endian (RECORD_FORMAT):
+  state    1 byte   DONE or DEAD, plus HAS_OUTPUT when the outputs hash holds its output
+  attempts 2 bytes  attempts counted, the accepted one included (failures, worker deaths)
+  worker   3 bytes  index of the worker in the workers hash (0: none, e.g. its worker died)
+  duration 4 bytes  of the accepted (or last) attempt in ms; UNKNOWN_MS if not known
+  finished 6 bytes  Redis time (ms since the epoch) when the result was recorded
+The scripts that write records (complete, fail, reap, retry_dead) pack them with Lua's
+struct.pack(RECORD_FORMAT, ...).
+
+outputs hash (keys.RunKeys.outputs): position -> the accepted attempt's output as JSON text,
+written by the same call as its done record, under the same lease token.
+
+workers hash (keys.RunKeys.workers): worker id -> its number in ledger records (from 1).
 """
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 ITEMS_PER_FIELD = 32
 SEPARATOR = "\n"
@@ -39,8 +61,57 @@ EXECUTIONS = "executions"
 STALE = "stale"
 FIRST_LEASE_MS = "first_lease_ms"
 
+DONE_COUNT = "done"  # items recorded done (the ledger holds which)
+WORKERS = "workers"  # how many worker ids the workers hash has numbered
+
 KIND_LIST = "list"
 KIND_RANGE = "range"
+
+# The ledger (see the module docstring).
+RECORDS_PER_FIELD = 32
+RECORD_WIDTH = 16
+RECORD_FORMAT = ">BHI3I4I6"  # Lua struct notation; Python's struct has no 3- or 6-byte ints
+FIELD_WIDTH = RECORDS_PER_FIELD * RECORD_WIDTH
+DONE = 1
+DEAD = 2
+HAS_OUTPUT = 0x80
+STATE_MASK = 0x0F
+UNKNOWN_MS = 0xFFFFFFFF
+
+
+class Record(NamedTuple):
+    """One ledger record, decoded."""
+
+    state: int  # DONE or DEAD
+    has_output: bool
+    attempts: int
+    worker: int  # index in the workers hash; 0: none
+    duration_ms: int | None
+    finished_ms: int
+
+
+def split_records(blob: bytes | None) -> list[Record | None]:
+    """The RECORDS_PER_FIELD records of one ledger field (None: no record)."""
+    if not blob:
+        return [None] * RECORDS_PER_FIELD
+    out: list[Record | None] = []
+    for offset in range(0, FIELD_WIDTH, RECORD_WIDTH):
+        head = blob[offset]
+        if head == 0:
+            out.append(None)
+            continue
+        duration = int.from_bytes(blob[offset + 6 : offset + 10])
+        out.append(
+            Record(
+                state=head & STATE_MASK,
+                has_output=bool(head & HAS_OUTPUT),
+                attempts=int.from_bytes(blob[offset + 1 : offset + 3]),
+                worker=int.from_bytes(blob[offset + 3 : offset + 6]),
+                duration_ms=None if duration == UNKNOWN_MS else duration,
+                finished_ms=int.from_bytes(blob[offset + 10 : offset + 16]),
+            )
+        )
+    return out
 
 
 def chunk_fields(

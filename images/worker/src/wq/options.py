@@ -19,6 +19,7 @@ import click
 from wq.errors import ConfigError
 
 HANDLERS = ("demo", "command", "python")
+DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -176,8 +177,27 @@ class WorkerConfig:
         "",
         "--python",
         "WQ_PYTHON",
-        "MODULE:FUNCTION for the python handler; called with the decoded item.",
+        "MODULE:FUNCTION for the python handler; called with the decoded item. What it returns "
+        "(anything JSON can hold; None: nothing) is the item's output.",
         value="python",
+    )
+    capture_stdout: bool = setting(
+        False,
+        "--capture-stdout/--no-capture-stdout",
+        "WQ_CAPTURE_STDOUT",
+        "Command handler: the command's standard output is the item's output (its standard "
+        "error is still logged). Without it, the output is what the command writes to the file "
+        "named by $WQ_OUTPUT, if it writes one.",
+        value="captureStdout",
+    )
+    max_output_bytes: int = setting(
+        DEFAULT_MAX_OUTPUT_BYTES,
+        "--max-output-bytes",
+        "WQ_MAX_OUTPUT_BYTES",
+        "Largest output stored for one item; a bigger one fails the attempt with that reason "
+        "(it is never cut short).",
+        type=count(0, 16 * 1024 * 1024),
+        value="maxOutputBytes",
     )
     lease_s: float = setting(
         30.0,
@@ -240,7 +260,8 @@ class WorkerConfig:
         "",
         "--worker-id",
         "WQ_WORKER_ID",
-        "Name in logs and in the done record (default: HOSTNAME-PID).",
+        "Name in logs and in the records of the items it finishes (default: HOSTNAME-PID; the "
+        "chart sets the pod's name).",
     )
     # Tuning, not options. Adaptive batching: lease about this many seconds of work per slot,
     # so millisecond items come in big batches and slow items one at a time (never hoarded).

@@ -5,9 +5,10 @@ it is atomic; every call goes through the Retrying wrapper, so a Redis outage is
 then raised, never read as "no work".
 """
 
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis
 from redis.cluster import RedisCluster
@@ -26,6 +27,10 @@ from wq.status import RunStatus, is_drained
 
 # One Lua call handles at most this many positions, well under Lua's unpack() limit.
 MAX_BATCH = 1000
+# Outputs sent in one completion call, about: beyond, the positions go in further calls.
+OUTPUT_BYTES_PER_CALL = 1 << 20
+# Positions read per call by window(): 32 fields of the items hash and of the ledger.
+WINDOW = 32 * layout.RECORDS_PER_FIELD
 # Operations on a whole run (retry-dead, purge) go in calls of about this many items or keys,
 # so that no single call blocks Redis for longer as the run grows.
 ADMIN_CHUNK = 500
@@ -57,6 +62,28 @@ class LeaseReply:
         if self.earliest_deadline_ms < 0:
             return None
         return max(0.0, (self.earliest_deadline_ms - self.now_ms) / 1000)
+
+
+class Finished(NamedTuple):
+    """A successful attempt, as a worker reports it."""
+
+    position: int
+    duration_ms: int = layout.UNKNOWN_MS
+    output: str | None = None  # JSON text; None: the handler gave none
+
+
+@dataclass(frozen=True)
+class Window:
+    """Consecutive positions of a run, read in one step (RunQueue.window)."""
+
+    first: int
+    total: int  # of the run
+    seeded: bool
+    items: list[str]  # JSON text, one per position of the window
+    records: list[layout.Record | None]  # ledger records; None: pending or in flight
+    attempts: list[int]  # charged so far (failures, deaths of a worker running it alone)
+    errors: list[str | None]  # last error of a failed attempt
+    dead: list[str | None]  # the error of a dead item, from the dead-letter hash
 
 
 @dataclass(frozen=True)
@@ -255,20 +282,59 @@ class RunQueue:
             items=items,
         )
 
-    def complete(self, token: str, worker: str, positions: Sequence[int]) -> list[int]:
-        """Record positions as done; returns those the token had lost (not recorded)."""
+    def complete(self, token: str, worker: str, finished: Sequence[Finished | int]) -> list[int]:
+        """Record items as done, each with its ledger record and output (a bare position: no
+        duration known, no output); returns the positions the token had lost (nothing of them
+        is recorded)."""
         k = self.keys
-        return self._per_chunk(
-            self.scripts.complete, [k.meta, k.leases, k.done, k.solo], [token, worker], positions
-        )
+        keys = [k.meta, k.leases, k.ledger, k.outputs, k.attempts, k.workers, k.solo]
+        stale: list[int] = []
+        for chunk in _completion_chunks(finished):
+            # The script takes the positions with an output first (complete.lua).
+            with_output = [f for f in chunk if f.output is not None]
+            ordered = with_output + [f for f in chunk if f.output is None] if with_output else chunk
+            durations = struct.pack(f">{len(ordered)}I", *(f.duration_ms for f in ordered))
+            args = [
+                token,
+                worker,
+                durations,
+                len(with_output),
+                *(f.output for f in with_output),
+                *(f.position for f in ordered),
+            ]
+            result: list[str] = self.call(
+                lambda args=args: self.scripts.complete(keys=keys, args=args)  # type: ignore[misc]
+            )
+            stale.extend(int(p) for p in result)
+        return stale
 
-    def fail(self, token: str, position: int, error: str, max_attempts: int) -> str:
-        """Returns 'retry', 'dead' or 'stale'."""
+    def fail(
+        self,
+        token: str,
+        position: int,
+        error: str,
+        max_attempts: int,
+        worker: str = "",
+        duration_ms: int = layout.UNKNOWN_MS,
+    ) -> str:
+        """Returns 'retry', 'dead' or 'stale'. A dead item's ledger record names the worker
+        (if given) and how long its last attempt took."""
         k = self.keys
+        keys = [
+            k.meta,
+            k.requeue,
+            k.leases,
+            k.attempts,
+            k.dead,
+            k.errors,
+            k.solo,
+            k.ledger,
+            k.workers,
+        ]
         result: str = self.call(
             lambda: self.scripts.fail(
-                keys=[k.meta, k.requeue, k.leases, k.attempts, k.dead, k.errors, k.solo],
-                args=[token, position, error, max_attempts],
+                keys=keys,
+                args=[token, position, error, max_attempts, worker, _ms(duration_ms)],
             )
         )
         return result
@@ -307,7 +373,17 @@ class RunQueue:
     def reap(self, max_attempts: int, limit: int = MAX_BATCH) -> tuple[int, int]:
         """Reclaim up to `limit` expired leases; returns (requeued, dead-lettered)."""
         k = self.keys
-        keys = [k.meta, k.suspects, k.leases, k.attempts, k.dead, k.errors, k.solo, k.deaths]
+        keys = [
+            k.meta,
+            k.suspects,
+            k.leases,
+            k.attempts,
+            k.dead,
+            k.errors,
+            k.solo,
+            k.deaths,
+            k.ledger,
+        ]
         result: list[int] = self.call(
             lambda: self.scripts.reap(
                 keys=keys,
@@ -340,21 +416,22 @@ class RunQueue:
 
     def status(self) -> RunStatus:
         k = self.keys
-        keys = [k.meta, k.requeue, k.suspects, k.leases, k.done, k.dead]
+        keys = [k.meta, k.requeue, k.suspects, k.leases, k.dead]
         raw: list[Any] = self.call(lambda: self.scripts.status(keys=keys, args=[]))
-        flat, requeued, suspects, in_flight, done, dead, now_ms = raw
+        flat, requeued, suspects, in_flight, dead, now_ms, ttl_ms = raw
         meta = dict(zip(flat[::2], flat[1::2], strict=True))
         total = int(meta.get(layout.TOTAL, 0))
         cursor = int(meta.get(layout.CURSOR, 0))
         first = meta.get(layout.FIRST_LEASE_MS)
         elapsed = (int(now_ms) - int(first)) / 1000 if first else None
+        done = int(meta.get(layout.DONE_COUNT, 0))
         return RunStatus(
             run=self.run,
             seeded=layout.SEEDED in meta,
             total=total,
             pending=int(requeued) + int(suspects) + total - cursor,
             in_flight=int(in_flight),
-            done=int(done),
+            done=done,
             dead=int(dead),
             retried=int(meta.get(layout.RETRIED, 0)),
             released=int(meta.get(layout.RELEASED, 0)),
@@ -363,6 +440,7 @@ class RunQueue:
             elapsed_s=elapsed,
             rate=done / elapsed if elapsed and elapsed > 0 else None,
             digest=meta.get(layout.DIGEST),
+            expires_in_s=int(ttl_ms) / 1000 if int(ttl_ms) >= 0 else None,
         )
 
     def dead_items(self) -> list[DeadItem]:
@@ -393,6 +471,119 @@ class RunQueue:
 
         return self.call(read)
 
+    def window(self, first: int, count: int = WINDOW) -> Window:
+        """Positions first .. first + count - 1 of the run (fewer at its end) as one atomic
+        read: items, ledger records, attempts and errors. `first` is a multiple of WINDOW."""
+        k = self.keys
+        keys = [k.meta, k.items, k.ledger, k.attempts, k.errors, k.dead]
+        raw = cast(
+            list[Any], self.call(lambda: self._eval_raw(self.scripts.window, keys, [first, count]))
+        )
+        meta, item_fields, ledger_fields, attempts, errors, dead = raw
+        total_b, kind_b, start_b, step_b, chunk_b, seeded_b = meta
+        total = int(total_b or 0)
+        n = max(0, min(first + count, total) - first)
+        if kind_b == layout.KIND_RANGE.encode():
+            start, step = int(start_b), int(step_b)
+            items = [layout.range_item(start, step, p) for p in range(first, first + n)]
+        else:
+            size = int(chunk_b or layout.ITEMS_PER_FIELD)
+            joined: list[str] = []
+            for blob in item_fields:
+                joined.extend(layout.split_chunk(blob.decode() if blob else ""))
+            skip = first - (first // size) * size
+            items = joined[skip : skip + n]
+        records: list[layout.Record | None] = []
+        for blob in ledger_fields:
+            records.extend(layout.split_records(blob))
+        skip = first % layout.RECORDS_PER_FIELD
+        return Window(
+            first=first,
+            total=total,
+            seeded=seeded_b is not None,
+            items=items,
+            records=records[skip : skip + n],
+            attempts=[int(a or 0) for a in attempts],
+            errors=[e.decode() if e is not None else None for e in errors],
+            dead=[d.decode() if d is not None else None for d in dead],
+        )
+
+    def _eval_raw(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """Run a script whose reply holds bytes that are not text (ledger records): the reply
+        is not decoded."""
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            return self.client.execute_command(*command, NEVER_DECODE=True)  # type: ignore[no-untyped-call]
+        except redis.exceptions.NoScriptError:
+            script.sha = self.client.script_load(script.script)
+            return self.client.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", script.sha, len(keys), *keys, *args, NEVER_DECODE=True
+            )
+
+    def outputs(self, positions: Sequence[int]) -> dict[int, str]:
+        """The outputs of these positions (those that have one), as JSON text, read a few at a
+        time so that no reply holds more than about OUTPUT_BYTES_PER_CALL bytes of them
+        (HSTRLEN first: a single output bigger than that comes alone)."""
+        if not positions:
+            return {}
+        key = self.keys.outputs
+
+        def lengths() -> list[int]:
+            pipe = self.client.pipeline(transaction=False)
+            for p in positions:
+                pipe.hstrlen(key, str(p))
+            return [int(n) for n in pipe.execute()]
+
+        found: dict[int, str] = {}
+        batch: list[int] = []
+        size = 0
+        for p, n in [*zip(positions, self.call(lengths), strict=True), (-1, 0)]:
+            if batch and (p < 0 or size + n > OUTPUT_BYTES_PER_CALL):
+                values = cast(
+                    list[str | None],
+                    self.call(lambda batch=batch: self.client.hmget(key, [str(q) for q in batch])),  # type: ignore[misc]
+                )
+                found.update((q, v) for q, v in zip(batch, values, strict=True) if v is not None)
+                batch, size = [], 0
+            if p >= 0 and n > 0:
+                batch.append(p)
+                size += n
+        return found
+
+    def worker_names(self) -> dict[int, str]:
+        """Number in ledger records -> worker id (as many as the run had workers)."""
+        names: dict[int, str] = {}
+        cursor = 0
+        while True:
+            cursor, page = cast(
+                tuple[int, dict[str, str]],
+                self.call(
+                    lambda cursor=cursor: self.client.hscan(  # type: ignore[misc]
+                        self.keys.workers, cursor, count=ADMIN_CHUNK
+                    )
+                ),
+            )
+            names.update((int(n), name) for name, n in page.items())
+            if int(cursor) == 0:
+                return names
+
+    def leased_positions(self) -> set[int]:
+        """Positions leased now (as many as workers hold, whatever the run's size)."""
+        held: set[int] = set()
+        cursor = 0
+        while True:
+            cursor, page = cast(
+                tuple[int, list[tuple[str, float]]],
+                self.call(
+                    lambda cursor=cursor: self.client.zscan(  # type: ignore[misc]
+                        self.keys.leases, cursor, count=ADMIN_CHUNK
+                    )
+                ),
+            )
+            held.update(int(member.split(":", 1)[0]) for member, _ in page)
+            if int(cursor) == 0:
+                return held
+
     def retry_dead(self, chunk: int = ADMIN_CHUNK) -> int:
         """Give every dead item a fresh set of attempts, about `chunk` items per call; returns
         how many were requeued. Safe while workers run: items that die meanwhile may be
@@ -409,7 +600,7 @@ class RunQueue:
         k = self.keys
         result: list[Any] = self.call(
             lambda: self.scripts.retry_dead(
-                keys=[k.requeue, k.attempts, k.dead], args=[cursor, count]
+                keys=[k.requeue, k.attempts, k.dead, k.ledger], args=[cursor, count]
             )
         )
         return str(result[0]), int(result[1])
@@ -453,6 +644,30 @@ def _is_utf8(value: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _ms(duration_ms: int) -> int:
+    """A duration for a ledger record: at most what 4 bytes hold, UNKNOWN_MS when not known."""
+    return layout.UNKNOWN_MS if duration_ms < 0 else min(duration_ms, layout.UNKNOWN_MS)
+
+
+def _completion_chunks(finished: Sequence[Finished | int]) -> Iterable[list[Finished]]:
+    """Completions in calls of at most MAX_BATCH positions and about OUTPUT_BYTES_PER_CALL
+    bytes of outputs."""
+    chunk: list[Finished] = []
+    size = 0
+    for given in finished:
+        f = given if isinstance(given, Finished) else Finished(given)
+        if not 0 <= f.duration_ms < layout.UNKNOWN_MS:
+            f = f._replace(duration_ms=_ms(f.duration_ms))
+        n = len(f.output) if f.output is not None else 0
+        if chunk and (len(chunk) >= MAX_BATCH or size + n > OUTPUT_BYTES_PER_CALL):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(f)
+        size += n
+    if chunk:
+        yield chunk
 
 
 def _chunks(positions: Sequence[int]) -> list[Sequence[int]]:

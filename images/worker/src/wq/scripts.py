@@ -16,6 +16,7 @@ SCRIPT_NAMES = (
     "seed",
     "retry_dead",
     "status",
+    "window",
 )
 
 
@@ -35,3 +36,4 @@ class Scripts:
         self.seed: Script = loaded["seed"]
         self.retry_dead: Script = loaded["retry_dead"]
         self.status: Script = loaded["status"]
+        self.window: Script = loaded["window"]

@@ -25,6 +25,7 @@ class RunStatus:
     elapsed_s: float | None  # since the first lease
     rate: float | None  # items done per second since the first lease
     digest: str | None = None  # of the run's items, fixed at seeding (wq.layout)
+    expires_in_s: float | None = None  # when the keys of a drained run expire; None: never
 
     @property
     def drained(self) -> bool:
@@ -67,6 +68,8 @@ class RunStatus:
             ("eta", format_duration(self.eta_s)),
             ("digest", self.digest or "-"),
         ]
+        if self.expires_in_s is not None:
+            rows.append(("expires", f"in {format_duration(self.expires_in_s)}"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -88,8 +91,11 @@ def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h{minutes:02d}m"
     if hours:
         return f"{hours}h{minutes:02d}m{secs:02d}s"
     if minutes:

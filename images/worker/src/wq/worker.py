@@ -24,7 +24,7 @@ from wq.handlers import Handler
 from wq.item import Item
 from wq.logs import EventLog
 from wq.options import WorkerConfig
-from wq.queue import MAX_BATCH, RunQueue
+from wq.queue import MAX_BATCH, OUTPUT_BYTES_PER_CALL, Finished, RunQueue
 
 EXIT_DRAINED = 0
 EXIT_DEAD_ITEMS = 3
@@ -46,6 +46,7 @@ class Outcome(NamedTuple):
     item: Item
     error: str | None
     duration_s: float
+    output: str | None = None  # JSON text
 
 
 class Held:
@@ -114,11 +115,11 @@ class Slots(Protocol):
 def _run(handler: Handler, token: str, item: Item) -> Outcome:
     started = time.monotonic()
     try:
-        handler(item)
+        output = handler(item)
     except Exception as exc:
         error = str(exc) or type(exc).__name__
         return Outcome(token, item, error, time.monotonic() - started)
-    return Outcome(token, item, None, time.monotonic() - started)
+    return Outcome(token, item, None, time.monotonic() - started, output)
 
 
 class InlineSlots:
@@ -277,8 +278,9 @@ class Worker:
             else ThreadSlots(handler, config.concurrency)
         )
         self.local: deque[tuple[str, Item]] = deque()
-        self.finished: dict[str, list[int]] = defaultdict(list)
+        self.finished: dict[str, list[Finished]] = defaultdict(list)
         self.unflushed = 0
+        self.unflushed_output = 0  # characters of outputs waiting to be recorded
         self.last_flush = time.monotonic()
         self.item_seconds: float | None = None  # moving average of handler time per item
         self.processed = 0
@@ -412,13 +414,22 @@ class Worker:
         self.item_seconds = d if self.item_seconds is None else 0.8 * self.item_seconds + 0.2 * d
         position = outcome.item.position
         if outcome.error is None:
-            self.finished[outcome.token].append(position)
+            self.finished[outcome.token].append(_finished(outcome))
             self.unflushed += 1
+            if outcome.output is not None:
+                self.unflushed_output += len(outcome.output)
             if self.log.enabled("debug"):
                 self.log.debug("item.done", position=position, seconds=d)
             return
         self.held.remove(outcome.token, [position])
-        verdict = self.queue.fail(outcome.token, position, outcome.error, self.config.max_attempts)
+        verdict = self.queue.fail(
+            outcome.token,
+            position,
+            outcome.error,
+            self.config.max_attempts,
+            worker=self.worker_id,
+            duration_ms=int(d * 1000),
+        )
         self.failed += 1
         level = "error" if verdict == "dead" else "warning"
         self.log.emit(
@@ -437,6 +448,7 @@ class Worker:
             return False
         return (
             self.unflushed >= MAX_BATCH
+            or self.unflushed_output >= OUTPUT_BYTES_PER_CALL
             or (self.item_seconds or 0.0) >= self.config.record_at_once_s
             or time.monotonic() - self.last_flush >= self.config.flush_interval_s
         )
@@ -446,13 +458,13 @@ class Worker:
         if not self.finished:
             return
         finished, self.finished = self.finished, defaultdict(list)
-        self.unflushed = 0
-        for token, positions in finished.items():
+        self.unflushed = self.unflushed_output = 0
+        for token, results in finished.items():
             # Forgotten before it is recorded, so the heartbeat never renews a finished item
             # and takes its missing lease for a lost one.
-            self.held.remove(token, positions)
-            stale = self.queue.complete(token, self.worker_id, positions)
-            self.processed += len(positions) - len(stale)
+            self.held.remove(token, [r.position for r in results])
+            stale = self.queue.complete(token, self.worker_id, results)
+            self.processed += len(results) - len(stale)
             if stale:
                 self.log.warning("result.rejected", reason="lease lost", positions=_brief(stale))
 
@@ -480,7 +492,7 @@ class Worker:
         self.handler.cancel_all()
         for outcome in self.slots.results(0):
             if outcome.error is None:  # failures now are our own cancellations
-                self.finished[outcome.token].append(outcome.item.position)
+                self.finished[outcome.token].append(_finished(outcome))
         self._flush()
         released = sum(
             self.queue.release(token, positions)
@@ -488,6 +500,10 @@ class Worker:
         )
         self.log.info("worker.stopped", processed=self.processed, released=released)
         return EXIT_STOPPED
+
+
+def _finished(outcome: Outcome) -> Finished:
+    return Finished(outcome.item.position, int(outcome.duration_s * 1000), outcome.output)
 
 
 def _brief(positions: list[int], limit: int = 20) -> str:

@@ -1,20 +1,28 @@
 -- fail.lua: an attempt at one item failed. Retry it, or dead-letter it once it has used up
--- its attempts. Ignored (returns 'stale') when the token no longer holds the position.
+-- its attempts, with its ledger record (wq/layout.py: RECORD_FORMAT, 32 per field of 16 bytes).
+-- Ignored (returns 'stale') when the token no longer holds the position.
 --
--- KEYS[1] meta      hash: counters 'retried', 'stale' (fields in wq/layout.py)
+-- KEYS[1] meta      hash: counters 'retried', 'stale', 'workers' (fields in wq/layout.py)
 -- KEYS[2] requeue   list of positions that came back
 -- KEYS[3] leases    zset: "position:token" -> deadline
 -- KEYS[4] attempts  hash: position -> attempts charged so far (absent: 0)
 -- KEYS[5] dead      hash: position -> last error
 -- KEYS[6] errors    hash: position -> last error
 -- KEYS[7] solo      hash: position -> token of a lease holding that item alone
+-- KEYS[8] ledger    hash: field -> 32 packed records
+-- KEYS[9] workers   hash: worker id -> its number in records
 -- ARGV[1] token  ARGV[2] position  ARGV[3] error text  ARGV[4] max_attempts
+-- ARGV[5] worker id ('': not known)  ARGV[6] milliseconds the attempt took (0xFFFFFFFF: not known)
 --
 -- Returns 'retry', 'dead' or 'stale'.
 
 local meta_key, requeue_key, leases_key = KEYS[1], KEYS[2], KEYS[3]
 local attempts_key, dead_key, errors_key, solo_key = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local ledger_key, workers_key = KEYS[8], KEYS[9]
 local token, p, err, max_attempts = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local worker, ms = ARGV[5], tonumber(ARGV[6])
+local PER_FIELD, WIDTH, FORMAT = 32, 16, '>BHI3I4I6'
+local DEAD = 2
 
 if redis.call('ZREM', leases_key, p .. ':' .. token) == 0 then
   redis.call('HINCRBY', meta_key, 'stale', 1)
@@ -25,6 +33,22 @@ redis.call('HSET', errors_key, p, err)
 local attempts = (tonumber(redis.call('HGET', attempts_key, p)) or 0) + 1
 if attempts >= max_attempts then
   redis.call('HSET', dead_key, p, err)
+  local number = 0
+  if worker ~= '' then
+    number = redis.call('HGET', workers_key, worker)
+    if not number then
+      number = redis.call('HINCRBY', meta_key, 'workers', 1)
+      redis.call('HSET', workers_key, worker, number)
+    end
+  end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local n = tonumber(p)
+  local f, at = math.floor(n / PER_FIELD), (n % PER_FIELD) * WIDTH
+  local blob = redis.call('HGET', ledger_key, f) or string.rep('\0', PER_FIELD * WIDTH)
+  local record = struct.pack(FORMAT, DEAD, attempts, tonumber(number), ms, now)
+  redis.call('HSET', ledger_key, f,
+    string.sub(blob, 1, at) .. record .. string.sub(blob, at + WIDTH + 1))
   return 'dead'
 end
 redis.call('HSET', attempts_key, p, attempts)

@@ -1,18 +1,18 @@
 -- status.lua: a run's counts in one atomic read, on the run's own node (a pipeline with TIME
 -- would need a keyless command, which a Redis Cluster cannot route with the run's keys).
--- The meta fields are described in wq/layout.py.
+-- The meta fields are described in wq/layout.py; 'done' among them counts the done items.
 --
 -- KEYS[1] meta      hash: total, cursor, seeded, counters, first_lease_ms
 -- KEYS[2] requeue   list of positions that came back after a failure or a release
 -- KEYS[3] suspects  list of positions that came back from an expired lease of several
 -- KEYS[4] leases    zset: "position:token" -> deadline
--- KEYS[5] done      hash: position -> worker id
--- KEYS[6] dead      hash: position -> last error
+-- KEYS[5] dead      hash: position -> last error
 --
--- Returns {meta as a flat field/value list, requeued, suspects, in_flight, done, dead, now_ms}
+-- Returns {meta as a flat field/value list, requeued, suspects, in_flight, dead, now_ms,
+--          ms until the run's keys expire (-1: never)}
 
-local meta_key, requeue_key, suspects_key, leases_key, done_key, dead_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local meta_key, requeue_key, suspects_key, leases_key, dead_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 local t = redis.call('TIME')
 return {
@@ -20,7 +20,7 @@ return {
   redis.call('LLEN', requeue_key),
   redis.call('LLEN', suspects_key),
   redis.call('ZCARD', leases_key),
-  redis.call('HLEN', done_key),
   redis.call('HLEN', dead_key),
   tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),
+  redis.call('PTTL', meta_key),
 }
