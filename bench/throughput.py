@@ -2,7 +2,9 @@
 
 Starts a private redis-server on loopback, then for each worker count W:
   - wq: seeds N no-op items, runs W `wq work` processes, measures items/s from the first
-    lease to drained;
+    lease to drained, the Redis server's CPU time per item (INFO cpu, user + system, over the
+    whole run) and the bytes per item the drained run's keys hold (MEMORY USAGE of every key
+    of the run: a range run stores no items, so that is its ledger of done items);
   - docs: fills a plain list with the same count, runs W processes of the docs' client
     protocol (docs_client.py), measures items/s from the first pop to empty;
 and reports redis-benchmark's ceiling on the same server (one request per round trip, and
@@ -11,7 +13,11 @@ that handles a whole 1M-item run (seed, retry-dead, adopt, purge): Redis serves 
 time, so that is how long every worker waits behind it. Writes a table (results.md,
 results.json) and a plot (throughput.png) into --out.
 
-    python bench/throughput.py --out bench/results [--items 200000] [--workers 1,2,4,8]
+    python bench/throughput.py --out bench/results [--items 1000000] [--workers 1,2,4,8]
+    python bench/throughput.py --wq-only --workers 4 --repeat 3   # A/B of wq alone
+
+The workers import `wq` like this script does, so PYTHONPATH=OTHER/src runs another version
+of the package for an A/B comparison on the same machine.
 """
 
 import argparse
@@ -67,33 +73,50 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.00
         time.sleep(step)
 
 
-def run_wq(server: Server, items: int, workers: int, tag: str) -> float:
+def redis_cpu_s(server: Server) -> float:
+    """CPU time the Redis server has used so far, user + system."""
+    cpu = server.client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def run_wq(server: Server, items: int, workers: int, tag: str) -> dict[str, float]:
+    """items/s, Redis CPU microseconds per item, and bytes per item of the drained run."""
     run = f"bench-{tag}"
+    pythonpath = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
     env = {
         **os.environ,
         "WQ_REDIS_URL": server.url,
         "WQ_RUN": run,
-        "PYTHONPATH": str(HERE),
+        "PYTHONPATH": pythonpath,
         "WQ_LOG_LEVEL": "warning",
     }
     subprocess.run([WQ, "seed", "--range", f"0:{items}"], env=env, check=True)
+    queue = open_queue(ConnectionConfig(redis_url=server.url, run_id=run, redis_wait=10))
+    keys = RunKeys(run)
+    cpu_before = redis_cpu_s(server)
     procs = [
         subprocess.Popen(
             [WQ, "work", "--handler", "python", "--python", "noop:noop", "--poll", "0.01"], env=env
         )
         for _ in range(workers)
     ]
-    keys = RunKeys(run)
-    meta, done = keys.meta, keys.done
-    wait_until(lambda: server.client.hexists(meta, layout.FIRST_LEASE_MS), 60)
-    wait_until(lambda: server.client.hlen(done) >= items, 600)
+    wait_until(lambda: server.client.hexists(keys.meta, layout.FIRST_LEASE_MS), 60)
+    wait_until(lambda: queue.status().done >= items, 600, step=0.02)
     finished = server.now()
-    first = int(server.client.hget(meta, layout.FIRST_LEASE_MS) or 0) / 1000
+    first = int(server.client.hget(keys.meta, layout.FIRST_LEASE_MS) or 0) / 1000
     for p in procs:
         if p.wait(60) != 0:
             raise RuntimeError(f"wq worker exited with {p.returncode}")
-    server.client.delete(*server.client.keys(keys.pattern))
-    return items / (finished - first)
+    cpu_s = redis_cpu_s(server) - cpu_before
+    names = server.client.keys(keys.pattern)
+    held = sum(int(server.client.memory_usage(k, samples=0) or 0) for k in names)
+    server.client.delete(*names)
+    queue.close()
+    return {
+        "rate": items / (finished - first),
+        "cpu_us": cpu_s / items * 1e6,
+        "bytes": held / items,
+    }
 
 
 def run_docs(server: Server, items: int, workers: int, tag: str) -> float:
@@ -279,10 +302,29 @@ def plot(results: dict[str, object], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--items", type=int, default=200_000, help="wq items per run")
+    parser.add_argument("--items", type=int, default=1_000_000, help="wq items per run")
     parser.add_argument("--docs-items", type=int, default=20_000, help="docs client items per run")
     parser.add_argument("--workers", default="1,2,4,8")
+    parser.add_argument(
+        "--wq-only", action="store_true", help="only the wq runs: no docs client, no extras"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="wq runs per worker count")
     args = parser.parse_args()
+    if args.wq_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            server = Server(Path(tmp))
+            try:
+                for w in (int(x) for x in args.workers.split(",")):
+                    for n in range(args.repeat):
+                        r = run_wq(server, args.items, w, f"w{w}-{n}")
+                        print(
+                            f"workers={w} wq={r['rate']:,.0f}/s redis_cpu={r['cpu_us']:.2f}us/item "
+                            f"keys={r['bytes']:.1f}B/item",
+                            flush=True,
+                        )
+            finally:
+                server.stop()
+        return
     if shutil.which("redis-benchmark") is None:
         sys.exit("redis-benchmark not found: apt-get install redis-tools")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -296,19 +338,26 @@ def main() -> None:
             }
             rows = []
             for w in (int(x) for x in args.workers.split(",")):
-                wq_rate = run_wq(server, args.items, w, f"w{w}")
+                measured = run_wq(server, args.items, w, f"w{w}")
+                wq_rate = measured["rate"]
                 docs_rate = run_docs(server, args.docs_items, w, f"w{w}")
                 rows.append(
                     {
                         "workers": w,
                         "wq": wq_rate,
+                        "cpu_us": measured["cpu_us"],
+                        "bytes": measured["bytes"],
                         "docs": docs_rate,
                         "speedup": wq_rate / docs_rate,
                         "of_ceiling": wq_rate / ceiling["unpipelined"],
                         "of_pipelined": wq_rate / ceiling["pipelined"],
                     }
                 )
-                print(f"workers={w} wq={wq_rate:,.0f}/s docs={docs_rate:,.0f}/s", flush=True)
+                print(
+                    f"workers={w} wq={wq_rate:,.0f}/s docs={docs_rate:,.0f}/s "
+                    f"redis_cpu={measured['cpu_us']:.2f}us/item keys={measured['bytes']:.1f}B/item",
+                    flush=True,
+                )
             seeding = seed_million(server, Path(tmp))
             calls = whole_run_calls(server)
         finally:
@@ -324,13 +373,17 @@ def main() -> None:
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     table = [
-        f"No-op items on {os.cpu_count()} cores, one redis-server on loopback.",
+        f"{args.items:,} no-op items per wq run on {os.cpu_count()} cores, one redis-server "
+        "on loopback. Redis CPU: the server's user + system time over the run, per item. "
+        "Bytes: what the drained run's keys hold per item (a range run: its ledger of done "
+        "items, no outputs).",
         "",
-        "| workers | wq items/s | docs client items/s | wq / docs "
-        "| wq / redis-benchmark (1 req/RTT) | wq / redis-benchmark (pipelined) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| workers | wq items/s | Redis CPU us/item | bytes/item | docs client items/s "
+        "| wq / docs | wq / redis-benchmark (1 req/RTT) | wq / redis-benchmark (pipelined) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {r['workers']} | {r['wq']:,.0f} | {r['docs']:,.0f} | {r['speedup']:.1f}x "
+            f"| {r['workers']} | {r['wq']:,.0f} | {r['cpu_us']:.2f} | {r['bytes']:.1f} "
+            f"| {r['docs']:,.0f} | {r['speedup']:.1f}x "
             f"| {r['of_ceiling']:.2f} | {r['of_pipelined']:.2f} |"
             for r in rows
         ),

@@ -27,11 +27,13 @@ pending or in flight. A hash field per item (the `done` hash wq had before) cost
 per item; 32 packed records per field cost about 21. A record is, big-endian (RECORD_FORMAT):
   state    1 byte   DONE or DEAD, plus HAS_OUTPUT when the outputs hash holds its output
   attempts 2 bytes  attempts counted, the accepted one included (failures, worker deaths)
-  worker   3 bytes  index of the worker in the workers hash (0: none, e.g. its worker died)
   duration 4 bytes  of the accepted (or last) attempt in ms; UNKNOWN_MS if not known
+  worker   3 bytes  number of the worker in the workers hash (0: none, e.g. its worker died)
   finished 6 bytes  Redis time (ms since the epoch) when the result was recorded
-The scripts that write records (complete, fail, reap, retry_dead) pack them with Lua's
-struct.pack(RECORD_FORMAT, ...).
+What differs per item comes first and what one call shares (worker, time) last, so that
+complete.lua builds a record from the 6 bytes a worker packs per item (ATTEMPT_FORMAT) and
+one tail per call. The scripts that write records (complete, fail, reap, retry_dead) pack
+them with Lua's struct.pack(RECORD_FORMAT, ...).
 
 outputs hash (keys.RunKeys.outputs): position -> the accepted attempt's output as JSON text,
 written by the same call as its done record, under the same lease token.
@@ -40,6 +42,7 @@ workers hash (keys.RunKeys.workers): worker id -> its number in ledger records (
 """
 
 import hashlib
+import struct
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -70,7 +73,8 @@ KIND_RANGE = "range"
 # The ledger (see the module docstring).
 RECORDS_PER_FIELD = 32
 RECORD_WIDTH = 16
-RECORD_FORMAT = ">BHI3I4I6"  # Lua struct notation; Python's struct has no 3- or 6-byte ints
+RECORD_FORMAT = ">BHI4I3I6"  # Lua struct notation; Python's struct has no 3- or 6-byte ints
+ATTEMPT_FORMAT = ">HI"  # what a worker sends per item done: attempt number, duration in ms
 FIELD_WIDTH = RECORDS_PER_FIELD * RECORD_WIDTH
 DONE = 1
 DEAD = 2
@@ -90,28 +94,30 @@ class Record(NamedTuple):
     finished_ms: int
 
 
+# A record for Python's struct, which has no 3- or 6-byte integers: the worker number as 2 + 1
+# bytes, the time as 4 + 2.
+_RECORD = struct.Struct(">BHIHBIH")
+
+
 def split_records(blob: bytes | None) -> list[Record | None]:
     """The RECORDS_PER_FIELD records of one ledger field (None: no record)."""
     if not blob:
         return [None] * RECORDS_PER_FIELD
-    out: list[Record | None] = []
-    for offset in range(0, FIELD_WIDTH, RECORD_WIDTH):
-        head = blob[offset]
-        if head == 0:
-            out.append(None)
-            continue
-        duration = int.from_bytes(blob[offset + 6 : offset + 10])
-        out.append(
-            Record(
-                state=head & STATE_MASK,
-                has_output=bool(head & HAS_OUTPUT),
-                attempts=int.from_bytes(blob[offset + 1 : offset + 3]),
-                worker=int.from_bytes(blob[offset + 3 : offset + 6]),
-                duration_ms=None if duration == UNKNOWN_MS else duration,
-                finished_ms=int.from_bytes(blob[offset + 10 : offset + 16]),
-            )
+    return [
+        Record(
+            state=head & STATE_MASK,
+            has_output=bool(head & HAS_OUTPUT),
+            attempts=attempts,
+            worker=worker_high << 8 | worker_low,
+            duration_ms=None if duration == UNKNOWN_MS else duration,
+            finished_ms=time_high << 16 | time_low,
         )
-    return out
+        if head
+        else None
+        for head, attempts, duration, worker_high, worker_low, time_high, time_low in (
+            _RECORD.iter_unpack(blob)
+        )
+    ]
 
 
 def chunk_fields(

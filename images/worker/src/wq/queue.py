@@ -6,7 +6,7 @@ then raised, never read as "no work".
 """
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
@@ -65,11 +65,80 @@ class LeaseReply:
 
 
 class Finished(NamedTuple):
-    """A successful attempt, as a worker reports it."""
+    """A successful attempt whose attempt number is not known to the caller (complete.lua
+    counts it): for callers other than the worker, and tests."""
 
     position: int
     duration_ms: int = layout.UNKNOWN_MS
     output: str | None = None  # JSON text; None: the handler gave none
+
+
+_ATTEMPT = struct.Struct(layout.ATTEMPT_FORMAT)
+_MAX_ATTEMPT = 0xFFFF
+
+
+class Completions:
+    """Successful attempts under one lease token, to record in one go (RunQueue.complete).
+    Packed as they are added (layout.ATTEMPT_FORMAT), since a worker adds thousands a second
+    and complete.lua then copies each item's bytes into its record as they are."""
+
+    def __init__(self, attempts_known: bool = True) -> None:
+        self.positions: list[int] = []
+        self.packed = bytearray()
+        self.outputs: dict[int, str] = {}  # JSON text
+        self.output_chars = 0
+        self.attempts_known = attempts_known
+
+    def add(
+        self,
+        position: int,
+        attempt: int,
+        duration_ms: int = layout.UNKNOWN_MS,
+        output: str | None = None,
+    ) -> None:
+        self.positions.append(position)
+        if not 0 <= duration_ms < layout.UNKNOWN_MS:
+            duration_ms = layout.UNKNOWN_MS
+        self.packed += _ATTEMPT.pack(min(attempt, _MAX_ATTEMPT), duration_ms)
+        if output is not None:
+            self.outputs[position] = output
+            self.output_chars += len(output)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @classmethod
+    def of(cls, finished: Iterable[Finished | int]) -> "Completions":
+        """Bare positions or Finished tuples: complete.lua counts their attempts."""
+        done = cls(attempts_known=False)
+        for f in finished:
+            if isinstance(f, Finished):
+                done.add(f.position, 0, f.duration_ms, f.output)
+            else:
+                done.add(f, 0)
+        return done
+
+    def calls(self) -> Iterator["Completions"]:
+        """Parts of at most MAX_BATCH positions and about OUTPUT_BYTES_PER_CALL characters of
+        outputs each (one complete.lua call each)."""
+        if len(self.positions) <= MAX_BATCH and self.output_chars <= OUTPUT_BYTES_PER_CALL:
+            yield self
+            return
+        part = Completions(self.attempts_known)
+        for i, p in enumerate(self.positions):
+            output = self.outputs.get(p)
+            size = len(output) if output is not None else 0
+            if part.positions and (
+                len(part) >= MAX_BATCH or part.output_chars + size > OUTPUT_BYTES_PER_CALL
+            ):
+                yield part
+                part = Completions(self.attempts_known)
+            part.positions.append(p)
+            part.packed += self.packed[i * _ATTEMPT.size : (i + 1) * _ATTEMPT.size]
+            if output is not None:
+                part.outputs[p] = output
+                part.output_chars += size
+        yield part
 
 
 @dataclass(frozen=True)
@@ -282,26 +351,27 @@ class RunQueue:
             items=items,
         )
 
-    def complete(self, token: str, worker: str, finished: Sequence[Finished | int]) -> list[int]:
+    def complete(
+        self, token: str, worker: str, done: Completions | Sequence[Finished | int]
+    ) -> list[int]:
         """Record items as done, each with its ledger record and output (a bare position: no
         duration known, no output); returns the positions the token had lost (nothing of them
         is recorded)."""
         k = self.keys
         keys = [k.meta, k.leases, k.ledger, k.outputs, k.attempts, k.workers, k.solo]
+        batch = done if isinstance(done, Completions) else Completions.of(done)
         stale: list[int] = []
-        for chunk in _completion_chunks(finished):
-            # The script takes the positions with an output first (complete.lua).
-            with_output = [f for f in chunk if f.output is not None]
-            ordered = with_output + [f for f in chunk if f.output is None] if with_output else chunk
-            durations = struct.pack(f">{len(ordered)}I", *(f.duration_ms for f in ordered))
-            args = [
+        for part in batch.calls():
+            args: list[Any] = [
                 token,
                 worker,
-                durations,
-                len(with_output),
-                *(f.output for f in with_output),
-                *(f.position for f in ordered),
+                "1" if part.attempts_known else "0",
+                bytes(part.packed),
+                len(part.positions),
+                *part.positions,
             ]
+            for position, output in part.outputs.items():
+                args += (position, output)
             result: list[str] = self.call(
                 lambda args=args: self.scripts.complete(keys=keys, args=args)  # type: ignore[misc]
             )
@@ -649,25 +719,6 @@ def _is_utf8(value: bytes) -> bool:
 def _ms(duration_ms: int) -> int:
     """A duration for a ledger record: at most what 4 bytes hold, UNKNOWN_MS when not known."""
     return layout.UNKNOWN_MS if duration_ms < 0 else min(duration_ms, layout.UNKNOWN_MS)
-
-
-def _completion_chunks(finished: Sequence[Finished | int]) -> Iterable[list[Finished]]:
-    """Completions in calls of at most MAX_BATCH positions and about OUTPUT_BYTES_PER_CALL
-    bytes of outputs."""
-    chunk: list[Finished] = []
-    size = 0
-    for given in finished:
-        f = given if isinstance(given, Finished) else Finished(given)
-        if not 0 <= f.duration_ms < layout.UNKNOWN_MS:
-            f = f._replace(duration_ms=_ms(f.duration_ms))
-        n = len(f.output) if f.output is not None else 0
-        if chunk and (len(chunk) >= MAX_BATCH or size + n > OUTPUT_BYTES_PER_CALL):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(f)
-        size += n
-    if chunk:
-        yield chunk
 
 
 def _chunks(positions: Sequence[int]) -> list[Sequence[int]]:

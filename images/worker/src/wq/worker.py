@@ -24,7 +24,7 @@ from wq.handlers import Handler
 from wq.item import Item
 from wq.logs import EventLog
 from wq.options import WorkerConfig
-from wq.queue import MAX_BATCH, OUTPUT_BYTES_PER_CALL, Finished, RunQueue
+from wq.queue import MAX_BATCH, OUTPUT_BYTES_PER_CALL, Completions, RunQueue
 
 EXIT_DRAINED = 0
 EXIT_DEAD_ITEMS = 3
@@ -278,7 +278,7 @@ class Worker:
             else ThreadSlots(handler, config.concurrency)
         )
         self.local: deque[tuple[str, Item]] = deque()
-        self.finished: dict[str, list[Finished]] = defaultdict(list)
+        self.finished: dict[str, Completions] = defaultdict(Completions)
         self.unflushed = 0
         self.unflushed_output = 0  # characters of outputs waiting to be recorded
         self.last_flush = time.monotonic()
@@ -414,7 +414,9 @@ class Worker:
         self.item_seconds = d if self.item_seconds is None else 0.8 * self.item_seconds + 0.2 * d
         position = outcome.item.position
         if outcome.error is None:
-            self.finished[outcome.token].append(_finished(outcome))
+            self.finished[outcome.token].add(
+                position, outcome.item.attempt, int(d * 1000), outcome.output
+            )
             self.unflushed += 1
             if outcome.output is not None:
                 self.unflushed_output += len(outcome.output)
@@ -457,14 +459,14 @@ class Worker:
         self.last_flush = time.monotonic()
         if not self.finished:
             return
-        finished, self.finished = self.finished, defaultdict(list)
+        finished, self.finished = self.finished, defaultdict(Completions)
         self.unflushed = self.unflushed_output = 0
-        for token, results in finished.items():
+        for token, done in finished.items():
             # Forgotten before it is recorded, so the heartbeat never renews a finished item
             # and takes its missing lease for a lost one.
-            self.held.remove(token, [r.position for r in results])
-            stale = self.queue.complete(token, self.worker_id, results)
-            self.processed += len(results) - len(stale)
+            self.held.remove(token, done.positions)
+            stale = self.queue.complete(token, self.worker_id, done)
+            self.processed += len(done) - len(stale)
             if stale:
                 self.log.warning("result.rejected", reason="lease lost", positions=_brief(stale))
 
@@ -492,7 +494,8 @@ class Worker:
         self.handler.cancel_all()
         for outcome in self.slots.results(0):
             if outcome.error is None:  # failures now are our own cancellations
-                self.finished[outcome.token].append(_finished(outcome))
+                item, ms = outcome.item, int(outcome.duration_s * 1000)
+                self.finished[outcome.token].add(item.position, item.attempt, ms, outcome.output)
         self._flush()
         released = sum(
             self.queue.release(token, positions)
@@ -500,10 +503,6 @@ class Worker:
         )
         self.log.info("worker.stopped", processed=self.processed, released=released)
         return EXIT_STOPPED
-
-
-def _finished(outcome: Outcome) -> Finished:
-    return Finished(outcome.item.position, int(outcome.duration_s * 1000), outcome.output)
 
 
 def _brief(positions: list[int], limit: int = 20) -> str:

@@ -2,7 +2,9 @@
 -- ledger record (attempts, duration, worker, time) and its output, in the same step. A
 -- position whose lease expired (reaped, maybe leased to another worker) is skipped, output and
 -- all, so a late result never overwrites or doubles the current holder's.
--- Records are packed as wq/layout.py describes (RECORD_FORMAT, 32 per field of 16 bytes).
+-- Records are laid out as wq/layout.py describes (RECORD_FORMAT, 32 per field of 16 bytes):
+-- each is the state byte, the 6 bytes the worker sent for the item, and a tail of worker
+-- number and time shared by the whole call.
 --
 -- KEYS[1] meta      hash: counters 'done', 'stale', 'workers' (fields in wq/layout.py)
 -- KEYS[2] leases    zset: "position:token" -> deadline
@@ -12,26 +14,28 @@
 -- KEYS[6] workers   hash: worker id -> its number in records
 -- KEYS[7] solo      hash: position -> token of a lease holding that item alone
 -- ARGV[1] token     the worker's lease token
--- ARGV[2] worker    worker id recorded (by its number) in each record
--- ARGV[3] durations milliseconds each attempt took, a 4-byte big-endian integer per position,
---                   in the order of the positions below (0xFFFFFFFF: not known)
--- ARGV[4] outputs   K: how many of the positions below come with an output (the first K)
--- ARGV[5..4+K] the outputs of the first K positions, as JSON text
--- ARGV[5+K..] positions
+-- ARGV[2] worker    worker id, recorded by its number
+-- ARGV[3] known     '1': the attempt numbers below are known; '0': count them here
+-- ARGV[4] per item  6 bytes per position, in the order of the positions: attempt number
+--                   (2 bytes) and milliseconds the attempt took (4 bytes, 0xFFFFFFFF: not
+--                   known), big-endian (wq/layout.py ATTEMPT_FORMAT)
+-- ARGV[5] N         how many positions follow
+-- ARGV[6..5+N]      positions
+-- ARGV[6+N..]       position, output pairs: the outputs (JSON text) of positions that have one
 --
 -- Returns the positions that were NOT recorded because the token no longer holds them.
 
 local meta_key, leases_key, ledger_key, outputs_key, attempts_key, workers_key, solo_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local token, worker, durations, with_output = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local FIRST_OUTPUT = 5
-local FIRST_POSITION = FIRST_OUTPUT + with_output
-local PER_FIELD, WIDTH, FORMAT = 32, 16, '>BHI3I4I6'
-local DONE, HAS_OUTPUT = 1, 128
+local token, worker, known, per_item = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
+local FIRST_POSITION = 6
+local LAST_POSITION = FIRST_POSITION + tonumber(ARGV[5]) - 1
+local PER_FIELD, WIDTH, ITEM_BYTES = 32, 16, 6
+local DONE, DONE_WITH_OUTPUT = string.char(1), string.char(1 + 128)
 local NO_RECORD = string.rep('\0', WIDTH)
 
 local members = {}
-for i = FIRST_POSITION, #ARGV do
+for i = FIRST_POSITION, LAST_POSITION do
   members[#members + 1] = ARGV[i] .. ':' .. token
 end
 local scores = redis.call('ZMSCORE', leases_key, unpack(members))
@@ -41,7 +45,7 @@ for i, score in ipairs(scores) do
   if score then
     held[#held + 1] = members[i]
     positions[#positions + 1] = p
-    given[#given + 1] = i  -- its place among the positions given: its duration and output
+    given[#given + 1] = i  -- its place among the positions given: where its 6 bytes are
   else
     stale[#stale + 1] = p
   end
@@ -55,20 +59,32 @@ if #held > 0 then
     number = redis.call('HINCRBY', meta_key, 'workers', 1)
     redis.call('HSET', workers_key, worker, number)
   end
-  number = tonumber(number)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local charged = redis.call('HMGET', attempts_key, unpack(positions))
+  local tail = struct.pack('>I3I6', tonumber(number), now)
+  local charged = nil
+  if not known then
+    charged = redis.call('HMGET', attempts_key, unpack(positions))
+  end
+  local output_of = {}
+  for j = LAST_POSITION + 1, #ARGV, 2 do
+    output_of[ARGV[j]] = ARGV[j + 1]
+  end
 
   -- New records by ledger field, then each field touched is rewritten whole, once.
   local records, fields, outputs = {}, {}, {}
   for j, p in ipairs(positions) do
-    local i = given[j]
     local state = DONE
-    if i <= with_output then
-      state = DONE + HAS_OUTPUT
+    local output = output_of[p]
+    if output then
+      state = DONE_WITH_OUTPUT
       outputs[#outputs + 1] = p
-      outputs[#outputs + 1] = ARGV[FIRST_OUTPUT + i - 1]
+      outputs[#outputs + 1] = output
+    end
+    local i = given[j]
+    local sent = string.sub(per_item, ITEM_BYTES * i - 5, ITEM_BYTES * i)
+    if charged then
+      sent = struct.pack('>H', (tonumber(charged[j]) or 0) + 1) .. string.sub(sent, 3)
     end
     local n = tonumber(p)
     local f = math.floor(n / PER_FIELD)
@@ -78,9 +94,7 @@ if #held > 0 then
       records[f] = slots
       fields[#fields + 1] = f
     end
-    local ms = struct.unpack('>I4', durations, 4 * i - 3)
-    slots[n % PER_FIELD + 1] =
-      struct.pack(FORMAT, state, (tonumber(charged[j]) or 0) + 1, number, ms, now)
+    slots[n % PER_FIELD + 1] = state .. sent .. tail
   end
   local blobs = redis.call('HMGET', ledger_key, unpack(fields))
   local writes = {}

@@ -21,7 +21,7 @@ local attempts_key, dead_key, errors_key, solo_key = KEYS[4], KEYS[5], KEYS[6], 
 local ledger_key, workers_key = KEYS[8], KEYS[9]
 local token, p, err, max_attempts = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local worker, ms = ARGV[5], tonumber(ARGV[6])
-local PER_FIELD, WIDTH, FORMAT = 32, 16, '>BHI3I4I6'
+local PER_FIELD, WIDTH, FORMAT = 32, 16, '>BHI4I3I6'
 local DEAD = 2
 
 if redis.call('ZREM', leases_key, p .. ':' .. token) == 0 then
@@ -46,7 +46,7 @@ if attempts >= max_attempts then
   local n = tonumber(p)
   local f, at = math.floor(n / PER_FIELD), (n % PER_FIELD) * WIDTH
   local blob = redis.call('HGET', ledger_key, f) or string.rep('\0', PER_FIELD * WIDTH)
-  local record = struct.pack(FORMAT, DEAD, attempts, tonumber(number), ms, now)
+  local record = struct.pack(FORMAT, DEAD, attempts, ms, tonumber(number), now)
   redis.call('HSET', ledger_key, f,
     string.sub(blob, 1, at) .. record .. string.sub(blob, at + WIDTH + 1))
   return 'dead'

@@ -23,7 +23,7 @@ local meta_key, suspects_key, leases_key, attempts_key = KEYS[1], KEYS[2], KEYS[
 local dead_key, errors_key, solo_key, deaths_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local ledger_key = KEYS[9]
 local max_attempts, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-local PER_FIELD, WIDTH, FORMAT = 32, 16, '>BHI3I4I6'
+local PER_FIELD, WIDTH, FORMAT = 32, 16, '>BHI4I3I6'
 local DEAD, NO_WORKER, UNKNOWN_MS = 2, 0, 4294967295
 
 local t = redis.call('TIME')
@@ -45,7 +45,7 @@ for _, member in ipairs(expired) do
       local n = tonumber(p)
       local f, at = math.floor(n / PER_FIELD), (n % PER_FIELD) * WIDTH
       local blob = redis.call('HGET', ledger_key, f) or string.rep('\0', PER_FIELD * WIDTH)
-      local record = struct.pack(FORMAT, DEAD, attempts, NO_WORKER, UNKNOWN_MS, now)
+      local record = struct.pack(FORMAT, DEAD, attempts, UNKNOWN_MS, NO_WORKER, now)
       redis.call('HSET', ledger_key, f,
         string.sub(blob, 1, at) .. record .. string.sub(blob, at + WIDTH + 1))
       dead = dead + 1
