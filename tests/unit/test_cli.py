@@ -20,7 +20,18 @@ from wq.seeder import seed_items, seed_range
 AB = hashlib.sha256(b'"a"\n"b"\n').hexdigest()
 AC = hashlib.sha256(b'"a"\n"c"\n').hexdigest()
 
-SUBCOMMANDS = ["seed", "work", "status", "dead", "retry-dead", "reap", "purge", "run"]
+SUBCOMMANDS = [
+    "seed",
+    "work",
+    "status",
+    "report",
+    "dead",
+    "digest",
+    "retry-dead",
+    "reap",
+    "purge",
+    "run",
+]
 
 
 def test_help_lists_every_subcommand() -> None:
@@ -35,7 +46,7 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
     result = wq(name, "--help")
     assert result.returncode == 0
     assert "Usage: wq" in result.stdout
-    if name != "run":
+    if name not in ("run", "digest"):  # digest needs no run: it reads the items only
         assert "env var: WQ_RUN" in result.stdout
 
 
@@ -115,6 +126,17 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
             "needs --concurrency 1",
         ),
         (["frobnicate"], "No such command 'frobnicate'"),
+        (["report", "--run", "r", "--state", "finished"], "'finished' is not one of 'pending'"),
+        (["report", "--run", "r", "--format", "xml"], "'xml' is not one of 'jsonl', 'csv'"),
+        (["report", "--run", "never-seeded"], "run 'never-seeded' is not seeded"),
+        (["digest"], "give items in exactly one way"),
+        (["digest", "--items-file", "/nonexistent/items.txt"], "does not exist"),
+        (["digest", "--range", "3:3"], "item range '3:3' holds no items"),
+        (["work", "--run", "r", "--max-output-bytes", "-1"], "-1 is not in the range 0 to"),
+        (
+            ["work", "--run", "r", "--capture-stdout", "--handler", "demo"],
+            "--capture-stdout is for the command handler, and the handler is 'demo'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_no_traceback(

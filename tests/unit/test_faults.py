@@ -20,7 +20,7 @@ from tests.unit.conftest import make_queue
 from tests.unit.sample_handlers import executions
 from wq import layout
 from wq.keys import RunKeys
-from wq.ledger import DONE, account, iter_records
+from wq.ledger import DEAD, DONE, account, iter_records
 from wq.local_redis import RedisServer
 
 pytestmark = pytest.mark.slow
@@ -285,7 +285,7 @@ def test_a_pod_killing_item_is_isolated_and_its_batch_mates_are_not_charged(
         fleet.close()
     queue = make_queue(redis_url, run_id)
     status = queue.status()
-    [dead] = queue.dead_items()
+    [dead] = list(iter_records(queue, states=(DEAD,)))
     attempts = queue.client.hgetall(queue.keys.attempts)
     queue.close()
     assert (dead.position, dead.error) == (

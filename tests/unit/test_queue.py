@@ -124,7 +124,7 @@ def test_failures_retry_then_dead_letter_with_last_error(queue: RunQueue) -> Non
         assert (item.value, item.attempt) == ("poison", attempt)
         expected = "dead" if attempt == 3 else "retry"
         assert queue.fail(f"t{attempt}", item.position, f"error {attempt}", 3) == expected
-    dead = queue.dead_items()
+    dead = list(iter_records(queue, states=(DEAD,)))
     assert [(d.position, d.item, d.error) for d in dead] == [(0, '"poison"', "error 3")]
     rest = queue.lease(5, 30, "t9").items
     assert [i.value for i in rest] == ["fine"]
@@ -162,7 +162,7 @@ def test_retry_dead_gives_fresh_attempts(queue: RunQueue) -> None:
     assert queue.retry_dead() == 1
     item = queue.lease(1, 30, "u").items[0]
     assert (item.value, item.attempt) == ("x", 1)
-    assert queue.dead_items() == []
+    assert list(iter_records(queue, states=(DEAD,))) == []
 
 
 def test_retry_dead_in_small_chunks_requeues_every_dead_item_once(queue: RunQueue) -> None:

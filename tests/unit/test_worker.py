@@ -19,6 +19,7 @@ from wq.connection import RedisSettings, Retrying
 from wq.errors import RunLost, SeedTimeout
 from wq.handlers import CommandHandler, DemoHandler, HandlerFailed, PythonHandler
 from wq.item import Item, encode
+from wq.ledger import DEAD, iter_records
 from wq.local_redis import RedisServer
 from wq.logs import EventLog
 from wq.options import WorkerConfig
@@ -194,7 +195,7 @@ def test_failing_item_goes_dead_and_fail_on_dead_exits_3(queue: RunQueue) -> Non
     code = Worker(queue, handler, config(max_attempts=2, fail_on_dead=True), quiet()).run()
     assert code == EXIT_DEAD_ITEMS
     assert sorted(handler.seen) == ["fine", "ok"]
-    [dead] = queue.dead_items()
+    [dead] = list(iter_records(queue, states=(DEAD,)))
     assert (dead.item, dead.error) == ('"poison"', "bad item poison")
     assert queue.status().retried == 1
 
@@ -205,7 +206,7 @@ def test_inline_item_timeout_interrupts_a_python_handler(queue: RunQueue) -> Non
     worker = Worker(queue, handler, config(item_timeout_s=0.2, max_attempts=1), quiet())
     assert worker.run() == EXIT_DRAINED
     assert handler.seen == []  # interrupted in its sleep, never finished
-    [dead] = queue.dead_items()
+    [dead] = list(iter_records(queue, states=(DEAD,)))
     assert dead.error == "timed out after 0.2s"
 
 
@@ -364,7 +365,7 @@ def test_items_never_run_as_code(queue: RunQueue, tmp_path: Path, shell: bool) -
     handler = CommandHandler(command, shell, 30)
     assert Worker(queue, handler, config(max_attempts=1), quiet()).run() == EXIT_DRAINED
     assert sorted(p.name for p in marks.iterdir()) == []
-    assert queue.dead_items() == []
+    assert list(iter_records(queue, states=(DEAD,))) == []
     assert {int(p.name): p.read_text() for p in got.iterdir()} == dict(enumerate(items))
 
 

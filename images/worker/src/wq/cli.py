@@ -6,14 +6,17 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import redis
 
 from wq import __version__
+from wq import report as reports
 from wq.errors import RunLost, WqError
 from wq.handlers import build_handler, split_command_line
+from wq.ledger import DEAD, STATES, account, iter_records
 from wq.localrun import run_locally
 from wq.logs import EventLog
 from wq.options import (
@@ -27,7 +30,7 @@ from wq.options import (
     seconds,
 )
 from wq.queue import RunQueue, open_queue
-from wq.seeder import ItemsSource, seed_from
+from wq.seeder import ItemsSource, digest_of, seed_from
 from wq.watch import watch_status
 from wq.worker import Worker
 
@@ -126,7 +129,11 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 @click.option("--watch", is_flag=True, help="Show a live progress bar until the run is drained.")
 @click.option(
-    "--check", is_flag=True, help="Exit 0 only if the run is drained with no dead items, else 1."
+    "--check",
+    is_flag=True,
+    help="Verify that every position is accounted for exactly once (done + dead = total, none "
+    "in two states; it reads the whole run, a window at a time). Exit 0 only if it is, and "
+    "the run is drained with no dead items, else 1.",
 )
 @click.option(
     "--expect-seeded",
@@ -144,32 +151,116 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
 def status(
     as_json: bool, watch: bool, check: bool, expect_seeded: bool, interval: float, **conn: Any
 ) -> int:
-    """Show a run's counts: total, pending, in flight, done, retried, dead, rate and ETA."""
+    """Show a run's counts: total, pending, in flight, done, retried, dead, rate, ETA and the
+    digest of its items (compare it with `wq digest` of the items file)."""
     queue, _ = open_run(conn)
     current = queue.status()
     if expect_seeded and not current.seeded:
         raise RunLost(queue.run)
     if watch:
         current = watch_status(queue, interval, sys.stderr)
-    click.echo(current.to_json() if as_json else current.to_text())
-    return 1 if check and not current.clean else 0
+    if not check:
+        click.echo(current.to_json() if as_json else current.to_text())
+        return 0
+    if current.drained:
+        accounting = account(queue)
+        exact, summary = accounting.exact, accounting.summary()
+    else:
+        exact = False
+        summary = (
+            f"NOT accounted for: the run is {current.state} ({current.pending} pending, "
+            f"{current.in_flight} in flight)"
+        )
+    if as_json:
+        click.echo(current.to_json(check={"exact": exact, "summary": summary}))
+    else:
+        click.echo(current.to_text(extra=[("check", summary)]))
+    return 0 if exact and current.clean else 1
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("items", nargs=-1)
+@click_options(ItemsSource, skip=("adopt_list",))
+def digest(**opts: Any) -> int:
+    """Print the digest of items, as `wq seed` records it for a run.
+
+    Computed here, without Redis. `wq status` shows the digest a run was seeded with: equal
+    digests mean the run holds exactly these items, in this order.
+
+    \b
+    Examples:
+      wq digest --items-file items.txt
+      wq digest --range 0:1000000
+    """
+    click.echo(digest_of(ItemsSource(**opts)))
+    return 0
 
 
 @cli.command(epilog=EPILOG)
 @connection_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def dead(as_json: bool, **conn: Any) -> int:
-    """List dead-lettered items with their last error."""
+    """List dead-lettered items with their last error (`wq report --state dead`, shorter)."""
     queue, _ = open_run(conn)
-    items = queue.dead_items()
-    for d in items:
+    n = 0
+    for d in iter_records(queue, states=(DEAD,)):
+        n += 1
         if as_json:
             record = {"position": d.position, "item": json.loads(d.item), "error": d.error}
             click.echo(json.dumps(record, ensure_ascii=False))
         else:
             click.echo(f"{d.position}\t{d.item}\t{d.error}")
     if not as_json:
-        click.echo(f"{len(items)} dead item(s) in run {queue.run}", err=True)
+        click.echo(f"{n} dead item(s) in run {queue.run}", err=True)
+    return 0
+
+
+@cli.command(epilog=EPILOG)
+@connection_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(reports.FORMATS),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines (values as they are) or CSV (string values as text, others as JSON).",
+)
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(STATES),
+    help="Only items in this state; repeat for several (default: every item).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to FILE, which appears once the report is complete (default: standard output).",
+)
+def report(fmt: str, states: tuple[str, ...], output: Path | None, **conn: Any) -> int:
+    """Stream what happened to every item, in seed order: its state, attempts, the duration of
+    the accepted attempt, the worker that finished it, when, the last error, the item and its
+    output.
+
+    Reads the run a window at a time, so it takes the same memory for any number of items.
+    Pending and in-flight items are included (state pending or in_flight; an item is in
+    flight if it was leased when the report started).
+
+    \b
+    Examples:
+      wq report > report.jsonl
+      wq report --format csv --state dead -o dead.csv
+    """
+    queue, _ = open_run(conn)
+    records = iter_records(queue, states=states or STATES)
+    if output is None:
+        reports.write(records, fmt, sys.stdout)
+        return 0
+    with reports.replaced_when_complete(output) as f:
+        n = reports.write(records, fmt, f)
+    click.echo(f"wrote {n} record(s) of run {queue.run} to {output}", err=True)
     return 0
 
 

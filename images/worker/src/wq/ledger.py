@@ -7,7 +7,8 @@ no ledger record: a position leased when the read started is in flight, any othe
 """
 
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from wq import layout
 from wq.errors import ConfigError
@@ -19,8 +20,9 @@ STATES = (PENDING, IN_FLIGHT, DONE, DEAD)
 EXAMPLES = 10
 
 
-@dataclass(frozen=True)
-class ItemRecord:
+class ItemRecord(NamedTuple):
+    """A NamedTuple, not a dataclass: a report makes one per item of the run."""
+
     position: int
     state: str  # one of STATES
     attempts: int  # counted: failures, deaths of its worker, and the accepted attempt
@@ -72,7 +74,7 @@ def iter_records(
         outputs = queue.outputs(with_output)
         for record in chosen:
             if record.position in outputs:
-                yield replace(record, output=outputs[record.position])
+                yield record._replace(output=outputs[record.position])
             else:
                 yield record
         first += window

@@ -155,13 +155,6 @@ class Window:
     dead: list[str | None]  # the error of a dead item, from the dead-letter hash
 
 
-@dataclass(frozen=True)
-class DeadItem:
-    position: int
-    error: str
-    item: str  # JSON text
-
-
 def open_queue(config: ConnectionConfig, log: EventLog | None = None) -> "RunQueue":
     """The run's queue on the configured Redis; outages are retried for `redis_wait` seconds,
     with a warning each time when there is a log."""
@@ -512,34 +505,6 @@ class RunQueue:
             digest=meta.get(layout.DIGEST),
             expires_in_s=int(ttl_ms) / 1000 if int(ttl_ms) >= 0 else None,
         )
-
-    def dead_items(self) -> list[DeadItem]:
-        k = self.keys
-
-        def read() -> list[DeadItem]:
-            errors = cast(dict[str, str], self.client.hgetall(k.dead))
-            positions = sorted(map(int, errors))
-            kind, start, step, chunk = cast(
-                list[str],
-                self.client.hmget(
-                    k.meta, layout.KIND, layout.RANGE_START, layout.RANGE_STEP, layout.CHUNK
-                ),
-            )
-            if kind == layout.KIND_RANGE:
-                payloads = [layout.range_item(int(start), int(step), p) for p in positions]
-            else:
-                size = int(chunk or 1)
-                where = [layout.field_of(p, size) for p in positions]
-                fields = sorted({f for f, _ in where})
-                blobs = cast(list[str | None], self.client.hmget(k.items, fields)) if fields else []
-                split = {f: layout.split_chunk(b or "") for f, b in zip(fields, blobs, strict=True)}
-                payloads = [split[f][i] for f, i in where]
-            return [
-                DeadItem(position=p, error=errors[str(p)], item=v)
-                for p, v in zip(positions, payloads, strict=True)
-            ]
-
-        return self.call(read)
 
     def window(self, first: int, count: int = WINDOW) -> Window:
         """Positions first .. first + count - 1 of the run (fewer at its end) as one atomic

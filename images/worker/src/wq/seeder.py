@@ -94,6 +94,23 @@ def seed_from(queue: RunQueue, source: ItemsSource) -> SeedResult:
     return seed_items(queue, [encode(i) for i in source.items])
 
 
+def digest_of(source: ItemsSource) -> str:
+    """The digest that seeding these items records (layout.ItemsDigest, range_digest),
+    computed here, without Redis: `wq digest` proves which items a run was seeded with."""
+    source.check()
+    if source.adopt_list:
+        raise ConfigError(
+            "the items of a list in Redis are only known once adopted: its run's digest is in "
+            "`wq status`"
+        )
+    if source.item_range:
+        r = ItemRange.parse(source.item_range)
+        return layout.range_digest(r.start, r.step, r.count)
+    if source.items_file:
+        return layout.list_digest(read_items_file(source.items_file, source.items_format))
+    return layout.list_digest([encode(i) for i in source.items])
+
+
 def seed_items(queue: RunQueue, items: Sequence[str]) -> SeedResult:
     """Seed JSON-encoded items in order; a no-op if the run is already seeded with the same
     items, a ConfigError if with others."""

@@ -1,7 +1,9 @@
 """A run's counts, and how they are shown."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 def is_drained(seeded: bool, pending: int, in_flight: int) -> bool:
@@ -49,12 +51,13 @@ class RunStatus:
             return "drained" if self.dead == 0 else "drained with dead items"
         return "running" if self.executions else "waiting for workers"
 
-    def to_json(self) -> str:
+    def to_json(self, **extra: Any) -> str:
         data = asdict(self)
-        data.update(drained=self.drained, state=self.state, eta_s=self.eta_s)
+        data.update(drained=self.drained, state=self.state, eta_s=self.eta_s, **extra)
         return json.dumps(data, sort_keys=True)
 
-    def to_text(self) -> str:
+    def to_text(self, extra: Sequence[tuple[str, str]] = ()) -> str:
+        """Aligned rows of the counts, then `extra` rows."""
         rows = [
             ("run", self.run),
             ("state", self.state),
@@ -70,6 +73,7 @@ class RunStatus:
         ]
         if self.expires_in_s is not None:
             rows.append(("expires", f"in {format_duration(self.expires_in_s)}"))
+        rows.extend(extra)
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
