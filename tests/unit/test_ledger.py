@@ -317,3 +317,47 @@ def test_records_cost_at_most_32_bytes_per_done_item(queue: RunQueue) -> None:
     assert queue.status().done == n
     assert used / n <= 32
     assert layout.RECORD_WIDTH * layout.RECORDS_PER_FIELD == layout.FIELD_WIDTH
+
+
+# Retention.
+
+
+def ttls(queue: RunQueue) -> dict[str, int]:
+    """PTTL of each key the run has (-1: no expiry)."""
+    return {k: int(queue.client.pttl(k)) for k in queue.keys.named if queue.client.exists(k)}
+
+
+def test_a_drained_runs_keys_expire_after_the_results_ttl(queue: RunQueue) -> None:
+    seed(queue, ["a", "b", "c"])
+    assert run_worker(queue, Returns(str.upper), results_ttl_s=1) == EXIT_DRAINED
+    kept = ttls(queue)
+    assert {queue.keys.meta, queue.keys.items, queue.keys.ledger, queue.keys.outputs} <= set(kept)
+    assert all(0 < ttl <= 1000 for ttl in kept.values()), kept
+    expires = queue.status().expires_in_s
+    assert expires is not None
+    assert 0 < expires <= 1
+    wait_until("the run's keys to expire", lambda: not ttls(queue), 10)
+    assert not queue.status().seeded
+
+
+def test_results_are_kept_while_a_run_is_worked_on_or_with_ttl_0(queue: RunQueue) -> None:
+    seed(queue, ["a", "b"])
+    [item] = queue.lease(1, 30, "t").items
+    assert not queue.expire_results(60)  # one pending, one in flight
+    queue.complete("t", "w", [item.position])
+    assert not queue.expire_results(60)  # one pending
+    assert run_worker(queue, Returns(str.upper), results_ttl_s=0) == EXIT_DRAINED
+    assert set(ttls(queue).values()) == {-1}
+    assert queue.status().expires_in_s is None
+
+
+def test_retry_dead_keeps_a_run_that_was_set_to_expire(queue: RunQueue) -> None:
+    seed(queue, ["poison", "fine"])
+    held = queue.lease(2, 30, "t").items
+    queue.fail("t", held[0].position, "bad", 1)
+    queue.complete("t", "w", [held[1].position])
+    assert queue.expire_results(3600)
+    assert all(ttl > 0 for ttl in ttls(queue).values())
+    assert queue.retry_dead() == 1
+    assert set(ttls(queue).values()) == {-1}
+    assert not queue.expire_results(3600)  # the retried item is pending

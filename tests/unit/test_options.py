@@ -58,6 +58,7 @@ def test_every_setting_round_trips_through_its_environment_variable() -> None:
         seed_wait_s=9.0,
         poll_s=0.3,
         fail_on_dead=True,
+        results_ttl_s=60,
         worker_id="w-9",
     )
     # Every setting differs from its default, so a setting to_env forgot would show.

@@ -256,6 +256,15 @@ class WorkerConfig:
         "Exit 3 instead of 0 when the run drains with dead items.",
         value="failOnDead",
     )
+    results_ttl_s: int = setting(
+        7 * 24 * 3600,
+        "--results-ttl",
+        "WQ_RESULTS_TTL",
+        "Seconds a drained run's keys (its items, records and outputs, for `wq report`) are "
+        "kept once it drains; 0: until `wq purge`.",
+        type=count(0, 3650 * 24 * 3600),
+        value="resultsTtl",
+    )
     worker_id: str = setting(
         "",
         "--worker-id",

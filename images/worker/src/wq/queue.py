@@ -622,13 +622,38 @@ class RunQueue:
     def retry_dead(self, chunk: int = ADMIN_CHUNK) -> int:
         """Give every dead item a fresh set of attempts, about `chunk` items per call; returns
         how many were requeued. Safe while workers run: items that die meanwhile may be
-        requeued too, and the walk ends even if they keep dying."""
+        requeued too, and the walk ends even if they keep dying.
+
+        A drained run's keys may be set to expire (expire_results): the expiry is removed
+        before the walk, and again after it, in case a worker found the run drained between
+        the first removal and the first requeued item (the run is not drained after)."""
+        self.keep_results()
         cursor, requeued = "0", 0
         while True:
             cursor, n = self.retry_dead_chunk(cursor, chunk)
             requeued += n
             if cursor == "0":
+                self.keep_results()
                 return requeued
+
+    def expire_results(self, ttl_s: int) -> bool:
+        """Once the run is drained, its keys expire in `ttl_s` seconds; False (and no
+        expiry) if it is not drained."""
+        k = self.keys
+        head = [k.meta, k.requeue, k.suspects, k.leases]
+        keys = head + [key for key in k.named if key not in head]
+        return bool(self.call(lambda: self.scripts.expire(keys=keys, args=[int(ttl_s * 1000)])))
+
+    def keep_results(self) -> None:
+        """Remove the expiry of the run's keys (a retried run is worked on again)."""
+
+        def persist() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for key in self.keys.named:
+                pipe.persist(key)
+            pipe.execute()
+
+        self.call(persist)
 
     def retry_dead_chunk(self, cursor: str, count: int) -> tuple[str, int]:
         """One call of retry-dead: (next cursor, '0' when done; items requeued)."""

@@ -17,6 +17,7 @@ SCRIPT_NAMES = (
     "retry_dead",
     "status",
     "window",
+    "expire",
 )
 
 
@@ -37,3 +38,4 @@ class Scripts:
         self.retry_dead: Script = loaded["retry_dead"]
         self.status: Script = loaded["status"]
         self.window: Script = loaded["window"]
+        self.expire: Script = loaded["expire"]

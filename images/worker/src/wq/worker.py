@@ -471,6 +471,8 @@ class Worker:
                 self.log.warning("result.rejected", reason="lease lost", positions=_brief(stale))
 
     def _finish(self) -> int:
+        ttl = self.config.results_ttl_s
+        expiring = ttl > 0 and self.queue.expire_results(ttl)
         status = self.queue.status()
         self.log.info(
             "worker.drained",
@@ -479,6 +481,7 @@ class Worker:
             done=status.done,
             dead=status.dead,
             total=status.total,
+            **({"keys_expire_in_s": ttl} if expiring else {}),
         )
         if self.config.fail_on_dead and status.dead:
             self.log.error(
