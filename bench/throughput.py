@@ -3,8 +3,10 @@
 Starts a private redis-server on loopback, then for each worker count W:
   - wq: seeds N no-op items, runs W `wq work` processes, measures items/s from the first
     lease to drained, the Redis server's CPU time per item (INFO cpu, user + system, over the
-    whole run) and the bytes per item the drained run's keys hold (MEMORY USAGE of every key
-    of the run: a range run stores no items, so that is its ledger of done items);
+    whole run), the workers' CPU time per item (their rusage, start-up included) and the
+    bytes per item the drained run's keys hold (MEMORY USAGE of every key of the run: a
+    range run stores no items, so that is its ledger of done items). On a busy machine CPU
+    time per item varies much less than items/s, which also counts waiting for a core;
   - docs: fills a plain list with the same count, runs W processes of the docs' client
     protocol (docs_client.py), measures items/s from the first pop to empty;
 and reports redis-benchmark's ceiling on the same server (one request per round trip, and
@@ -104,10 +106,14 @@ def run_wq(server: Server, items: int, workers: int, tag: str) -> dict[str, floa
     wait_until(lambda: queue.status().done >= items, 600, step=0.02)
     finished = server.now()
     first = int(server.client.hget(keys.meta, layout.FIRST_LEASE_MS) or 0) / 1000
-    for p in procs:
-        if p.wait(60) != 0:
-            raise RuntimeError(f"wq worker exited with {p.returncode}")
     cpu_s = redis_cpu_s(server) - cpu_before
+    workers_cpu_s = 0.0
+    for p in procs:
+        _, status, usage = os.wait4(p.pid, 0)  # its own CPU time, unlike Popen.wait
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            raise RuntimeError(f"wq worker exited with {p.returncode}")
+        workers_cpu_s += usage.ru_utime + usage.ru_stime
     names = server.client.keys(keys.pattern)
     held = sum(int(server.client.memory_usage(k, samples=0) or 0) for k in names)
     server.client.delete(*names)
@@ -115,6 +121,7 @@ def run_wq(server: Server, items: int, workers: int, tag: str) -> dict[str, floa
     return {
         "rate": items / (finished - first),
         "cpu_us": cpu_s / items * 1e6,
+        "workers_cpu_us": workers_cpu_s / items * 1e6,
         "bytes": held / items,
     }
 
@@ -319,6 +326,7 @@ def main() -> None:
                         r = run_wq(server, args.items, w, f"w{w}-{n}")
                         print(
                             f"workers={w} wq={r['rate']:,.0f}/s redis_cpu={r['cpu_us']:.2f}us/item "
+                            f"workers_cpu={r['workers_cpu_us']:.2f}us/item "
                             f"keys={r['bytes']:.1f}B/item",
                             flush=True,
                         )
@@ -346,6 +354,7 @@ def main() -> None:
                         "workers": w,
                         "wq": wq_rate,
                         "cpu_us": measured["cpu_us"],
+                        "workers_cpu_us": measured["workers_cpu_us"],
                         "bytes": measured["bytes"],
                         "docs": docs_rate,
                         "speedup": wq_rate / docs_rate,
@@ -375,14 +384,16 @@ def main() -> None:
     table = [
         f"{args.items:,} no-op items per wq run on {os.cpu_count()} cores, one redis-server "
         "on loopback. Redis CPU: the server's user + system time over the run, per item. "
-        "Bytes: what the drained run's keys hold per item (a range run: its ledger of done "
-        "items, no outputs).",
+        "Workers' CPU: theirs, start-up included. Bytes: what the drained run's keys hold per "
+        "item (a range run: its ledger of done items, no outputs).",
         "",
-        "| workers | wq items/s | Redis CPU us/item | bytes/item | docs client items/s "
-        "| wq / docs | wq / redis-benchmark (1 req/RTT) | wq / redis-benchmark (pipelined) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workers | wq items/s | Redis CPU us/item | workers' CPU us/item | bytes/item "
+        "| docs client items/s | wq / docs | wq / redis-benchmark (1 req/RTT) "
+        "| wq / redis-benchmark (pipelined) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {r['workers']} | {r['wq']:,.0f} | {r['cpu_us']:.2f} | {r['bytes']:.1f} "
+            f"| {r['workers']} | {r['wq']:,.0f} | {r['cpu_us']:.2f} | {r['workers_cpu_us']:.2f} "
+            f"| {r['bytes']:.1f} "
             f"| {r['docs']:,.0f} | {r['speedup']:.1f}x "
             f"| {r['of_ceiling']:.2f} | {r['of_pipelined']:.2f} |"
             for r in rows

@@ -86,7 +86,8 @@ class PythonHandler:
         self.max_output_bytes = max_output_bytes
 
     def __call__(self, item: Item) -> str | None:
-        return json_output(self.func(item.value), self.max_output_bytes)
+        result = self.func(item.value)
+        return None if result is None else json_output(result, self.max_output_bytes)
 
     def cancel_all(self) -> None:
         pass
