@@ -48,10 +48,13 @@ def prepare_run(queue: RunQueue) -> dict[int, dict[str, Any]]:
     Returns what each position's JSON line must hold (times aside)."""
     values = [*TRICKY, "poison", "waiting", "held"]
     seed_items(queue, [encode(v) for v in values])
-    items = queue.lease(len(values), 30, "t").items
-    done = Completions()
-    for i in items[: len(TRICKY)]:
-        done.add(i.position, i.attempt, 1500 + i.position, encode(output_for(i.value)))
+    finished = queue.lease(len(values), 30, "t").items[: len(TRICKY)]
+    done = Completions(
+        positions=[i.position for i in finished],
+        attempts=[i.attempt for i in finished],
+        durations_ms=[1500 + i.position for i in finished],
+        outputs={i.position: encode(output_for(i.value)) for i in finished},
+    )
     assert queue.complete("t", "pod-0", done) == []
     poison, waiting = len(TRICKY), len(TRICKY) + 1
     assert queue.fail("t", poison, 'no, "never"', 1, worker="pod-1", duration_ms=2) == "dead"
@@ -161,9 +164,8 @@ def fill(queue: RunQueue, n: int) -> None:
     """A range run of n items, every one done (straight through the queue: fast)."""
     seed_range(queue, ItemRange(0, n, 1))
     while items := queue.lease(1000, 60, "t").items:
-        done = Completions()
-        for i in items:
-            done.add(i.position, i.attempt, 1)
+        positions = [i.position for i in items]
+        done = Completions(positions, [1] * len(items), [1] * len(items), {})
         assert queue.complete("t", "w", done) == []
 
 

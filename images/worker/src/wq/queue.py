@@ -73,47 +73,36 @@ class Finished(NamedTuple):
     output: str | None = None  # JSON text; None: the handler gave none
 
 
-_MAX_ATTEMPT = 0xFFFF
-
-
 class Completions:
-    """Successful attempts under one lease token, to record in one go (RunQueue.complete).
-    A worker adds thousands a second, so adding is three appends; packing for complete.lua
-    (layout.ATTEMPT_FORMAT per item) happens once per call, in C."""
+    """Successful attempts under one lease token, to record in one go (RunQueue.complete):
+    parallel lists, which a worker makes for a whole batch at once; packing them for
+    complete.lua (layout.ATTEMPT_FORMAT per item) happens once per call, in C loops."""
 
-    def __init__(self, attempts_known: bool = True) -> None:
-        self.positions: list[int] = []
-        self.attempts: list[int] = []
-        self.durations_ms: list[int] = []
-        self.outputs: dict[int, str] = {}  # JSON text
-        self.output_chars = 0
-        self.attempts_known = attempts_known
-
-    def add(
+    def __init__(
         self,
-        position: int,
-        attempt: int,
-        duration_ms: int = layout.UNKNOWN_MS,
-        output: str | None = None,
+        positions: list[int],
+        attempts: list[int],
+        durations_ms: list[int],  # out of range (negative, UNKNOWN_MS or more): not known
+        outputs: dict[int, str],  # position -> JSON text, for those that have one
+        attempts_known: bool = True,  # False: complete.lua counts them (attempts ignored)
     ) -> None:
-        self.positions.append(position)
-        self.attempts.append(attempt)
-        self.durations_ms.append(duration_ms)
-        if output is not None:
-            self.outputs[position] = output
-            self.output_chars += len(output)
+        self.positions = positions
+        self.attempts = attempts
+        self.durations_ms = durations_ms
+        self.outputs = outputs
+        self.attempts_known = attempts_known
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def packed(self) -> bytes:
-        """Attempt (2 bytes) and duration (4 bytes) per position, big-endian, interleaved by
-        extended-slice assignment rather than a Python loop."""
+        """Attempt (2 bytes) and duration in ms (4 bytes) per position, big-endian,
+        interleaved by extended-slice assignment rather than a Python loop."""
         n = len(self.positions)
         try:
             attempts = struct.pack(f">{n}H", *self.attempts)
             durations = struct.pack(f">{n}I", *self.durations_ms)
-        except struct.error:  # out of range: a duration not measured, or absurd
+        except struct.error:  # out of range: a duration not known, or absurd
             attempts = struct.pack(f">{n}H", *(min(a, _MAX_ATTEMPT) for a in self.attempts))
             durations = struct.pack(f">{n}I", *map(_ms, self.durations_ms))
         out = bytearray(6 * n)
@@ -126,31 +115,43 @@ class Completions:
     @classmethod
     def of(cls, finished: Iterable[Finished | int]) -> "Completions":
         """Bare positions or Finished tuples: complete.lua counts their attempts."""
-        done = cls(attempts_known=False)
-        for f in finished:
-            if isinstance(f, Finished):
-                done.add(f.position, 0, f.duration_ms, f.output)
-            else:
-                done.add(f, 0)
-        return done
+        done = [f if isinstance(f, Finished) else Finished(f) for f in finished]
+        return cls(
+            positions=[f.position for f in done],
+            attempts=[0] * len(done),
+            durations_ms=[f.duration_ms for f in done],
+            outputs={f.position: f.output for f in done if f.output is not None},
+            attempts_known=False,
+        )
 
     def calls(self) -> Iterator["Completions"]:
         """Parts of at most MAX_BATCH positions and about OUTPUT_BYTES_PER_CALL characters of
         outputs each (one complete.lua call each)."""
-        if len(self.positions) <= MAX_BATCH and self.output_chars <= OUTPUT_BYTES_PER_CALL:
+        sizes = {p: len(o) for p, o in self.outputs.items()}
+        if len(self.positions) <= MAX_BATCH and sum(sizes.values()) <= OUTPUT_BYTES_PER_CALL:
             yield self
             return
-        part = Completions(self.attempts_known)
-        for p, attempt, ms in zip(self.positions, self.attempts, self.durations_ms, strict=True):
-            output = self.outputs.get(p)
-            size = len(output) if output is not None else 0
-            if part.positions and (
-                len(part) >= MAX_BATCH or part.output_chars + size > OUTPUT_BYTES_PER_CALL
-            ):
-                yield part
-                part = Completions(self.attempts_known)
-            part.add(p, attempt, ms, output)
-        yield part
+        start = size = 0
+        for i, p in enumerate(self.positions):
+            grow = sizes.get(p, 0)
+            if i > start and (i - start >= MAX_BATCH or size + grow > OUTPUT_BYTES_PER_CALL):
+                yield self._part(start, i)
+                start, size = i, 0
+            size += grow
+        yield self._part(start, len(self.positions))
+
+    def _part(self, start: int, end: int) -> "Completions":
+        positions = self.positions[start:end]
+        return Completions(
+            positions,
+            self.attempts[start:end],
+            self.durations_ms[start:end],
+            {p: self.outputs[p] for p in positions if p in self.outputs},
+            self.attempts_known,
+        )
+
+
+_MAX_ATTEMPT = 0xFFFF
 
 
 @dataclass(frozen=True)
