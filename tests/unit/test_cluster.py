@@ -1,6 +1,7 @@
 """wq on a real Redis Cluster: three `redis-server --cluster-enabled yes` on loopback, and runs
 whose slots live on each of the nodes."""
 
+import json
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -115,6 +116,12 @@ def test_runs_on_every_node_of_a_cluster_seed_work_and_drain(
         assert worked.stdout.count("Working on") == 200
         status = wq("status", "--check", "--expect-seeded", env=env)
         assert status.returncode == 0, (port, status.stdout, status.stderr)
+        report = wq("report", env=env)
+        assert report.returncode == 0, (port, report.stderr)
+        records = [json.loads(line) for line in report.stdout.splitlines()]
+        assert [r["item"] for r in records] == [f"{run}-item-{k}" for k in range(200)]
+        assert {(r["state"], r["attempts"]) for r in records} == {("done", 1)}
+        assert len({r["worker"] for r in records}) == 1
         purged = wq("purge", "--yes", env=env)
         assert purged.returncode == 0, purged.stderr
 

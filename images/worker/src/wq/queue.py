@@ -92,6 +92,11 @@ class Completions:
         self.outputs = outputs
         self.attempts_known = attempts_known
 
+    @classmethod
+    def empty(cls) -> "Completions":
+        """A batch to append to, item by item (the worker does, as items finish)."""
+        return cls([], [], [], {})
+
     def __len__(self) -> int:
         return len(self.positions)
 
