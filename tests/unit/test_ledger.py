@@ -361,3 +361,20 @@ def test_retry_dead_keeps_a_run_that_was_set_to_expire(queue: RunQueue) -> None:
     assert queue.retry_dead() == 1
     assert set(ttls(queue).values()) == {-1}
     assert not queue.expire_results(3600)  # the retried item is pending
+
+
+def test_completions_pack_each_item_as_the_layout_says() -> None:
+    """packed() interleaves two struct calls; it must equal ATTEMPT_FORMAT item by item, with
+    durations not known (negative, or too long for 4 bytes) as UNKNOWN_MS."""
+    import struct
+
+    from wq.queue import Completions
+
+    attempts = [1, 2, 1000, 70_000]
+    durations = [0, 12_345, -1, 2**40]
+    done = Completions([5, 6, 7, 8], attempts, durations, {})
+    expected = b"".join(
+        struct.pack(layout.ATTEMPT_FORMAT, a, d)
+        for a, d in [(1, 0), (2, 12_345), (1000, layout.UNKNOWN_MS), (0xFFFF, layout.UNKNOWN_MS)]
+    )
+    assert done.packed() == expected
