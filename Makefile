@@ -238,9 +238,10 @@ clean: ## Remove what the work tree builds: .venv, bin, .cache, _artifacts, dist
 	rm -rf $(VENV) $(BIN) $(CURDIR)/.cache $(CURDIR)/_artifacts $(WHEELHOUSE) $(DIST) bench/results
 
 .PHONY: clean-cache
-clean-cache: ## Remove ~/.cache/wq (node image inputs, binaries) and the wq.local/* Docker images.
+clean-cache: ## Remove ~/.cache/wq (node image inputs, binaries) and the images built or pushed here.
 	rm -rf "$(WQ_CACHE)"
-	images="$$(docker images --format '{{.Repository}}:{{.Tag}}' 'wq.local/*' 2>/dev/null)"; \
+	images="$$(for ref in 'wq.local/*' '$(LOCAL_REGISTRY)/*'; do \
+	  docker images --format '{{.Repository}}:{{.Tag}}' "$$ref" 2>/dev/null; done)"; \
 	  if [ -n "$$images" ]; then docker rmi $$images; fi
 
 ##@ Benchmark

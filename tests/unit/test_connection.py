@@ -3,6 +3,8 @@ the right CA works; a certificate that does not verify is a configuration error 
 line), not an outage to retry (issue 9, obs. 10). And a port that answers something other than
 Redis is waited out like an outage, then named."""
 
+import io
+import json
 import socket
 import subprocess
 import threading
@@ -18,6 +20,9 @@ from tests.unit.cli_runner import wq
 from wq.connection import RedisSettings, Retrying, certificate_problem
 from wq.errors import RedisUnavailable
 from wq.local_redis import RedisServer, free_port
+from wq.logs import EventLog
+from wq.options import ConnectionConfig
+from wq.queue import QUIET_RETRY_S, open_queue
 
 
 @dataclass(frozen=True)
@@ -236,3 +241,21 @@ def test_a_port_that_never_speaks_redis_is_named_after_the_wait(tmp_path: Path) 
         assert stand_in.answered.is_set()
     finally:
         stand_in.stop()
+
+
+def test_retries_are_warnings_only_once_the_outage_lasts(tmp_path: Path) -> None:
+    """A blip's retries are debug lines; from QUIET_RETRY_S on, each retry is a warning, and
+    the outage ends in RedisUnavailable."""
+    stream = io.StringIO()
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    config = ConnectionConfig(redis_url=url, redis_wait=3, run_id="blip")
+    queue = open_queue(config, EventLog(level="debug", fmt="json", stream=stream))
+    with pytest.raises(RedisUnavailable):
+        queue.status()
+    retries = [
+        r for r in map(json.loads, stream.getvalue().splitlines()) if r["event"] == "redis.retry"
+    ]
+    levels = {r["level"] for r in retries}
+    assert levels == {"debug", "warning"}, retries
+    for record in retries:
+        assert (record["level"] == "warning") == (record["waited_s"] >= QUIET_RETRY_S), record
