@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes the test cluster enforce NetworkPolicy, as the clusters users run do: kind's own
-# kindnet does (official node images), the CNI of the node image built here does not. So on a
-# cluster without kindnet this runs kube-router's network policy controller alone (iptables
-# and ipsets) as a DaemonSet, and waits until it is ready. Idempotent; nothing with kindnet.
+# networking does (kindnet with kube-network-policies beside it, since kind v0.24, on the
+# official node images), the CNI of the node image built here does not. So on a cluster
+# without kindnet this runs kube-router's network policy controller alone (iptables and
+# ipsets) as a DaemonSet, and waits until it is ready. Idempotent; nothing with kindnet.
 #
 # Why kube-router: kube-network-policies, which the issue suggests, needs nftables' `queue`
 # expression, and this machine's kernel has none ("nft add rule ... queue num 98" fails with
@@ -57,7 +58,7 @@ main() {
   trap cleanup EXIT
   : "${KUBECONFIG:?set KUBECONFIG to the cluster kubeconfig file}"
   if kubectl -n kube-system get daemonset kindnet >/dev/null 2>&1; then
-    log "kindnet enforces NetworkPolicy on this cluster"
+    log "kind's own networking (kindnet) enforces NetworkPolicy on this cluster"
     return 0
   fi
   local image ref

@@ -1,7 +1,7 @@
 """NetworkPolicy enforced for real (issue 10): the chart's policy lets the release's own wq
 pods reach Redis and refuses a pod without their labels. The cluster enforces policy as users'
-clusters do: kindnet on kind's own node images, kube-network-policies on the node image built
-here (scripts/kind/netpol-up.sh)."""
+clusters do: kind's own networking on its official node images, kube-router's policy controller
+on the node image built here (scripts/kind/netpol-up.sh)."""
 
 from __future__ import annotations
 
