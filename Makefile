@@ -10,6 +10,8 @@ KUBERNETES_VERSION ?= v1.34.1
 HELM_DOCS_VERSION ?= v1.14.2
 CRANE_VERSION ?= v0.22.1
 ACTIONLINT_VERSION ?= v1.7.12
+# Enforces NetworkPolicy in the kind cluster built here (scripts/kind/netpol-up.sh says why).
+KUBE_ROUTER_VERSION ?= v2.1.0
 
 BIN := $(CURDIR)/bin
 VENV := $(CURDIR)/.venv
@@ -150,7 +152,8 @@ PYTHON_BASE_IMAGE ?= wq.local/python:3.11-bookworm
 REDIS_IMAGE ?= wq.local/redis:7.0-bookworm
 WORKER_IMAGE ?= wq.local/wq-worker:e2e
 KIND_ENV = KIND=$(BIN)/kind KIND_CLUSTER=$(KIND_CLUSTER) KUBECONFIG=$(KIND_KUBECONFIG) \
-  KIND_VERSION=$(KIND_VERSION) KUBERNETES_VERSION=$(KUBERNETES_VERSION) $(REGISTRY_ENV)
+  KIND_VERSION=$(KIND_VERSION) KUBERNETES_VERSION=$(KUBERNETES_VERSION) $(REGISTRY_ENV) \
+  KUBE_ROUTER_VERSION=$(KUBE_ROUTER_VERSION)
 
 .PHONY: tools
 tools: $(BIN)/kind $(BIN)/kubectl $(BIN)/helm $(BIN)/crane ## kind, kubectl, helm and crane at the pinned versions into ./bin.
@@ -235,9 +238,10 @@ clean: ## Remove what the work tree builds: .venv, bin, .cache, _artifacts, dist
 	rm -rf $(VENV) $(BIN) $(CURDIR)/.cache $(CURDIR)/_artifacts $(WHEELHOUSE) $(DIST) bench/results
 
 .PHONY: clean-cache
-clean-cache: ## Remove ~/.cache/wq (node image inputs, binaries) and the wq.local/* Docker images.
+clean-cache: ## Remove ~/.cache/wq (node image inputs, binaries) and the images built or pushed here.
 	rm -rf "$(WQ_CACHE)"
-	images="$$(docker images --format '{{.Repository}}:{{.Tag}}' 'wq.local/*' 2>/dev/null)"; \
+	images="$$(for ref in 'wq.local/*' '$(LOCAL_REGISTRY)/*'; do \
+	  docker images --format '{{.Repository}}:{{.Tag}}' "$$ref" 2>/dev/null; done)"; \
 	  if [ -n "$$images" ]; then docker rmi $$images; fi
 
 ##@ Benchmark

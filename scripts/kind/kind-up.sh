@@ -6,6 +6,7 @@
 # (build-node-image.sh), which brings its own CNI config instead of kindnet.
 # The nodes pull from the local registry (registry-up.sh) under its host-side name
 # localhost:${REGISTRY_PORT}, as in kind's "Local Registry" guide: no `kind load`.
+# NetworkPolicy is enforced: by kindnet, or by kube-router's controller (netpol-up.sh).
 set -euo pipefail
 # shellcheck source=scripts/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -78,6 +79,7 @@ main() {
       "${KIND}" export kubeconfig --name "${KIND_CLUSTER}" --kubeconfig "${KUBECONFIG}" 2>/dev/null
       kubectl wait --for=condition=Ready node --all --timeout=120s >&2
       connect_registry
+      "${KIND_SCRIPTS}/netpol-up.sh"
       return 0
     fi
     log "cluster ${KIND_CLUSTER} exists but its node is not running: recreating it"
@@ -116,6 +118,7 @@ main() {
     exit 1
   fi
   connect_registry
+  "${KIND_SCRIPTS}/netpol-up.sh"
   log "cluster ${KIND_CLUSTER} is up (KUBECONFIG=${KUBECONFIG})"
 }
 

@@ -42,7 +42,7 @@ build_registry_image() { # tag
 wait_ready() {
   local i
   for i in $(seq 1 30); do
-    curl -fsS -o /dev/null "http://127.0.0.1:${REGISTRY_PORT}/v2/" 2>/dev/null && return 0
+    "${CRANE}" catalog --insecure "localhost:${REGISTRY_PORT}" >/dev/null 2>&1 && return 0
     sleep 1
   done
   docker logs "${REGISTRY_NAME}" >&2 || true

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -36,6 +37,21 @@ def last_item_worked_on(logs: str) -> int:
     return int(re.findall(r"Working on (\d+)$", logs, re.MULTILINE)[-1])
 
 
+def just_started(rel: Release, pod: str, within_s: float) -> int | None:
+    """The item `pod` started less than `within_s` ago (by its log's timestamps) and has not
+    finished, or None: killing the pod now kills it mid-item, with time to spare."""
+    starts = re.findall(
+        r"^(\S+) Working on (\d+)$", rel.kube("logs", "--timestamps", pod), re.MULTILINE
+    )
+    if not starts:
+        return None
+    stamp, item = starts[-1]
+    # RFC 3339 with nanoseconds; fromisoformat takes microseconds.
+    started = datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", stamp))
+    age = (datetime.now(UTC) - started).total_seconds()
+    return int(item) if age < within_s and int(item) not in rel.done_by() else None
+
+
 def test_pods_die(release: Releases, namespace: Kube) -> None:
     """Scenario 3: one worker pod deleted gracefully, another killed with SIGKILL mid-item:
     the Job completes, nothing is lost, the killed pod's item is reclaimed after its lease."""
@@ -45,14 +61,24 @@ def test_pods_die(release: Releases, namespace: Kube) -> None:
             "itemRange": {"start": 0, "end": 30},
             "worker": {
                 "parallelism": 3,
-                "demoSleep": 1.5,
+                "demoSleep": 4,
                 "lease": 5,
                 "poll": 0.5,
                 "terminationGracePeriodSeconds": 10,
             },
         }
     )
-    graceful, killed = wait_for_progress(rel, done=3, busy_pods=3)[:2]
+    pods = wait_for_progress(rel, done=3, busy_pods=3)
+    # Kill a pod that has just started its item: with 4 s items, at least 3 s are left for
+    # the kill to land mid-item however slow the machine (a pod killed between items, with a
+    # lease it never started on, is handed back without a retry being charged).
+    killed, _ = wait_until(
+        "a worker pod that has just started an item",
+        lambda: next(((p, i) for p in pods if (i := just_started(rel, p, 1.0)) is not None), None),
+        timeout=120,
+        interval=0.2,
+    )
+    graceful = next(pod for pod in pods if pod != killed)
 
     kill_container_on_node(namespace, killed, "worker")
     namespace("delete", "pod", graceful, "--wait=false")

@@ -1,8 +1,13 @@
 """Connecting over TLS to a real redis-server with a throwaway CA made by the openssl CLI:
 the right CA works; a certificate that does not verify is a configuration error (exit 2, one
-line), not an outage to retry (issue 9, obs. 10)."""
+line), not an outage to retry (issue 9, obs. 10). And a port that answers something other than
+Redis is waited out like an outage, then named."""
 
+import io
+import json
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +17,12 @@ import redis
 
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq
-from wq.connection import certificate_problem
-from wq.local_redis import free_port
+from wq.connection import RedisSettings, Retrying, certificate_problem
+from wq.errors import RedisUnavailable
+from wq.local_redis import RedisServer, free_port
+from wq.logs import EventLog
+from wq.options import ConnectionConfig
+from wq.queue import QUIET_RETRY_S, open_queue
 
 
 @dataclass(frozen=True)
@@ -167,3 +176,86 @@ def test_ca_setting_problems_are_configuration_errors(tls_redis: TlsRedis, tmp_p
     assert_config_error(status(tls_redis.url, not_pem), "holds no PEM certificate")
     plain = f"redis://127.0.0.1:{tls_redis.port}/0"
     assert_config_error(status(plain, tls_redis.ca), "only used with rediss://")
+
+
+HTTP_400 = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+
+
+class HttpStandIn:
+    """Answers every connection on a loopback port with an HTTP 400, as the proxy a Service
+    briefly routed to did, until stopped."""
+
+    def __init__(self, port: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.answered = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed by stop()
+                return
+            with conn:
+                conn.recv(1024)
+                conn.sendall(HTTP_400)
+            self.answered.set()
+
+    def stop(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=10)
+
+
+def test_a_reply_that_is_not_redis_is_waited_out(tmp_path: Path) -> None:
+    """Redis's port first answers HTTP; then the real server takes it over: the call waits
+    and succeeds, having retried the InvalidResponse."""
+    port = free_port()
+    stand_in = HttpStandIn(port)
+    retried: list[str] = []
+    settings = RedisSettings.from_url(f"redis://127.0.0.1:{port}/0")
+    call = Retrying(settings, 60, on_retry=lambda _, exc: retried.append(str(exc)))
+    client = settings.client()
+    result: list[object] = []
+    caller = threading.Thread(target=lambda: result.append(call(client.ping)))
+    caller.start()
+    wait_until("the stand-in to answer the client", lambda: retried, timeout=30)
+    stand_in.stop()
+    server = RedisServer(tmp_path, port=port)
+    server.start()
+    try:
+        caller.join(timeout=60)
+        assert result == [True]
+        assert "Protocol error" in retried[0], retried
+    finally:
+        server.stop()
+
+
+def test_a_port_that_never_speaks_redis_is_named_after_the_wait(tmp_path: Path) -> None:
+    port = free_port()
+    stand_in = HttpStandIn(port)
+    try:
+        settings = RedisSettings.from_url(f"redis://127.0.0.1:{port}/0")
+        with pytest.raises(RedisUnavailable, match=r"unreachable for .*Protocol error"):
+            Retrying(settings, 0.5)(settings.client().ping)
+        assert stand_in.answered.is_set()
+    finally:
+        stand_in.stop()
+
+
+def test_retries_are_warnings_only_once_the_outage_lasts(tmp_path: Path) -> None:
+    """A blip's retries are debug lines; from QUIET_RETRY_S on, each retry is a warning, and
+    the outage ends in RedisUnavailable."""
+    stream = io.StringIO()
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    config = ConnectionConfig(redis_url=url, redis_wait=3, run_id="blip")
+    queue = open_queue(config, EventLog(level="debug", fmt="json", stream=stream))
+    with pytest.raises(RedisUnavailable):
+        queue.status()
+    retries = [
+        r for r in map(json.loads, stream.getvalue().splitlines()) if r["event"] == "redis.retry"
+    ]
+    levels = {r["level"] for r in retries}
+    assert levels == {"debug", "warning"}, retries
+    for record in retries:
+        assert (record["level"] == "warning") == (record["waited_s"] >= QUIET_RETRY_S), record

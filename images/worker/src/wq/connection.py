@@ -23,10 +23,15 @@ T = TypeVar("T")
 SCHEMES = ("redis", "rediss", "unix")
 # Failures that pass by themselves: connection refused or reset, timeouts, a restarted server
 # still loading its data (LOADING), a cluster moving slots (TRYAGAIN), a replica without its
-# master (MASTERDOWN) or a former master after a failover (READONLY).
+# master (MASTERDOWN) or a former master after a failover (READONLY). And a reply that is not
+# Redis at all (InvalidResponse): while a Service changes endpoints or a mesh sidecar starts,
+# a new connection can briefly reach something else (seen on kind: an HTTP proxy answering
+# "HTTP/1.1 400" in the moment a Redis Service got its endpoint). redis-py drops that
+# connection; a URL that names no Redis at all still fails, with that reply, after the wait.
 TRANSIENT = (
     redis.ConnectionError,
     redis.TimeoutError,
+    redis.exceptions.InvalidResponse,
     redis.exceptions.BusyLoadingError,
     redis.exceptions.TryAgainError,
     redis.exceptions.MasterDownError,

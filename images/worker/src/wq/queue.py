@@ -173,9 +173,14 @@ class Window:
     dead: list[str | None]  # the error of a dead item, from the dead-letter hash
 
 
+# A blip passes within a second (a Redis still starting, a policy agent that has not yet
+# admitted a new pod): its retries are logged at debug level, not shown as warnings.
+QUIET_RETRY_S = 1.0
+
+
 def open_queue(config: ConnectionConfig, log: EventLog | None = None) -> "RunQueue":
     """The run's queue on the configured Redis; outages are retried for `redis_wait` seconds,
-    with a warning each time when there is a log."""
+    with a warning each retry once the outage has lasted QUIET_RETRY_S, when there is a log."""
     run = check_run_id(config.run_id)
     settings = RedisSettings.from_url(
         config.redis_url,
@@ -186,9 +191,8 @@ def open_queue(config: ConnectionConfig, log: EventLog | None = None) -> "RunQue
 
     def warn(waited: float, exc: Exception) -> None:
         if log is not None:
-            log.warning(
-                "redis.retry", url=settings.display, waited_s=round(waited, 1), error=str(exc)
-            )
+            emit = log.warning if waited >= QUIET_RETRY_S else log.debug
+            emit("redis.retry", url=settings.display, waited_s=round(waited, 1), error=str(exc))
 
     return RunQueue(settings.client(), run, Retrying(settings, config.redis_wait, on_retry=warn))
 
