@@ -775,6 +775,27 @@ def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> No
     assert "logs pod/wq-cli" in run_cmd
 
 
+def test_notes_stream_the_report_through_exec(helm: Helm, notes_chart: Path) -> None:
+    notes = render_notes(helm, notes_chart, {"items": ["a", "b"], "worker": {"resultsTtl": 60}})
+    assert "while the run's keys are kept\n   (60s after it drains)" in notes
+    start = notes.index("kubectl -n default run wq-report ")
+    block = notes[start : notes.index("\n\n", start)]
+    assert subprocess.run(["bash", "-n", "-c", block], check=False).returncode == 0
+    overrides = json.loads(block.split("--overrides='", 1)[1].split("'", 1)[0])
+    [c] = overrides["spec"]["containers"]
+    # The pod idles and the report comes through exec: a pod's log is rotated at 10 MiB.
+    assert c["command"] == ["sleep", "3600"]
+    assert {e["name"] for e in c["env"]} == {"WQ_REDIS_URL", "WQ_REDIS_PASSWORD", "WQ_RUN"}
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "app.kubernetes.io/component=cli" in block
+    assert "exec pod/wq-report -- wq report > report.jsonl;" in block
+    assert "logs" not in block
+    # The pod is deleted whatever happened, and the report's exit code is the block's.
+    assert block.endswith("delete pod wq-report --now >/dev/null; (exit $rc)")
+    kept = render_notes(helm, notes_chart, {"items": ["a"], "worker": {"resultsTtl": 0}})
+    assert "(until purged)" in kept
+
+
 def test_notes_cli_pod_mounts_the_redis_ca(helm: Helm, notes_chart: Path) -> None:
     notes = render_notes(helm, notes_chart, TLS_CA)
     start = notes.index("--overrides='") + len("--overrides='")

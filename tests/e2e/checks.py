@@ -42,8 +42,3 @@ def assert_counts(status: dict[str, Any], total: int, done: int, dead: int) -> N
 
 def worker_pods(rel: Release, revision: int | None = None) -> list[str]:
     return rel.kube.pod_names(f"job-name={rel.worker_job(revision)}")
-
-
-def pod_of(worker_id: str) -> str:
-    """The pod name in a worker id (`HOSTNAME-PID`, the value of the run's done hash)."""
-    return worker_id.rsplit("-", 1)[0]

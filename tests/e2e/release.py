@@ -168,8 +168,11 @@ class Release:
         return wait_for_job(self.kube, self.worker_job(), timeout, expect, pods, [seed_job])
 
     # --- the run's truth ---------------------------------------------------------------
-    def wq(self, *args: str, run_id: str | None = None, redis_wait: int = 30) -> str:
-        """Runs `wq ARGS` in a CLI pod with the workers' connection settings; its output."""
+    def wq(
+        self, *args: str, run_id: str | None = None, redis_wait: int = 30, check: bool = True
+    ) -> str:
+        """Runs `wq ARGS` in a CLI pod with the workers' connection settings; its output
+        (failing the test if wq fails, unless check is False)."""
         pod = f"{self.name}-cli-{uuid.uuid4().hex[:5]}"
         self.kube(
             "run",
@@ -187,7 +190,7 @@ class Release:
                 interval=1.0,
             )
             output = self.kube("logs", pod)
-            if phase != "Succeeded":
+            if check and phase != "Succeeded":
                 pytest.fail(f"wq {' '.join(args)} failed in pod {pod}:\n{output}")
             return output
         finally:
@@ -252,13 +255,24 @@ class Release:
         )
         return out.splitlines()
 
+    def report(self, *args: str, run_id: str | None = None) -> list[dict[str, Any]]:
+        """`wq report ARGS` (JSON Lines): one record per item, in seed order."""
+        output = self.wq("report", *args, run_id=run_id)
+        return [json.loads(ln) for ln in output.splitlines() if ln.startswith("{")]
+
     def done_by(self, run_id: str | None = None) -> dict[int, str]:
-        """Position -> id of the worker that completed it, from the run's `done` hash."""
-        flat = self.redis_cli("HGETALL", f"wq:{{{run_id or self.run_id()}}}:done")
-        return {int(pos): worker for pos, worker in zip(flat[::2], flat[1::2], strict=True)}
+        """Position -> id of the worker that completed it (the pod's name), from the ledger."""
+        done = self.report("--state", "done", run_id=run_id)
+        return {r["position"]: r["worker"] for r in done}
 
     def done_count(self) -> int:
-        return int(self.redis_cli("HLEN", f"wq:{{{self.run_id()}}}:done")[0])
+        """The run's done counter, read in the Redis pod (cheap enough to poll)."""
+        return int(self.redis_cli("HGET", f"wq:{{{self.run_id()}}}:meta", "done")[0] or 0)
+
+    def leased_positions(self) -> set[int]:
+        """Positions held by a lease now (members "position:token" of the leases zset)."""
+        members = self.redis_cli("ZRANGE", f"wq:{{{self.run_id()}}}:leases", "0", "-1")
+        return {int(m.split(":", 1)[0]) for m in members if m}
 
     def worker_logs(self) -> str:
         return self.kube.logs(self.selector("worker"))

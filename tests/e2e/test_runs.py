@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.checks import assert_clean, assert_counts, pod_of, worked_on, worker_pods
+from tests.e2e.checks import assert_clean, assert_counts, worked_on, worker_pods
 from tests.e2e.kube import Kube, run
 from tests.e2e.release import Releases
 from tests.polling import wait_until
@@ -35,7 +35,8 @@ def test_docs_flow(release: Releases) -> None:
     done_by = rel.done_by()
     assert sorted(done_by) == list(range(9))
     pods = worker_pods(rel)
-    assert all(pod_of(worker) in pods for worker in done_by.values()), done_by
+    # The chart sets each worker's id to its pod's name.
+    assert set(done_by.values()) <= set(pods), done_by
     assert worked_on(rel.worker_logs()) == Counter(FRUITS)
 
 

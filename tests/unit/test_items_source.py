@@ -49,13 +49,24 @@ def test_format_flag_overrides_the_extension(tmp_path: Path) -> None:
     assert decoded(f) == ['["a", "b"]']
 
 
+def test_a_chart_values_file_gives_its_items(tmp_path: Path) -> None:
+    """`wq digest --items-file values.yaml` must see the items the chart seeds from it."""
+    f = tmp_path / "values.yaml"
+    f.write_text("worker:\n  parallelism: 4\nitems:\n  - a\n  - src: x\n  - 3\n")
+    assert decoded(f) == ["a", {"src": "x"}, 3]
+    other = tmp_path / "other.yaml"
+    other.write_text("worker:\n  parallelism: 4\nitems: not-a-list\n")
+    with pytest.raises(ConfigError, match="or a mapping whose `items` is that list"):
+        read_items_file(other)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("i.json", '{"a": 1}', "must hold a list of items, not a dict"),
+        ("i.json", '{"a": 1}', r"must hold a list of items \(or .*\), not a dict"),
         ("i.json", "[1, 2", "is not valid JSON"),
         ("i.yaml", "- a\n b: [", "is not valid YAML"),
-        ("i.yaml", "just a string", "must hold a list of items, not a str"),
+        ("i.yaml", "just a string", r"must hold a list of items \(or .*\), not a str"),
     ],
 )
 def test_bad_documents(tmp_path: Path, name: str, content: str, message: str) -> None:

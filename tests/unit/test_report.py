@@ -31,6 +31,11 @@ TRICKY: list[Any] = [
     None,
     "",
     "=1+1",
+    "@SUM(A1:A2)",
+    "+x",
+    "-y",
+    "\tcmd",
+    -5,
 ]
 
 
@@ -120,8 +125,25 @@ def test_report_jsonl_and_csv_read_back_through_real_parsers(
 
 
 def text_cell(value: Any) -> str:
-    """A CSV cell as the report documents it: strings as they are, others as compact JSON."""
-    return value if isinstance(value, str) else encode(value)
+    """A CSV cell as the report documents it: strings as they are but for a ' before a
+    formula's first character, others as compact JSON."""
+    if not isinstance(value, str):
+        return encode(value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def test_csv_cells_never_start_a_formula(queue: RunQueue, redis_url: str) -> None:
+    """Items are untrusted: a spreadsheet opening the CSV report must not run one as a formula,
+    whatever column it lands in (item, output, error)."""
+    prepare_run(queue)
+    table = wq("report", "--format", "csv", env=env_of(redis_url, queue.run))
+    rows = list(csv.DictReader(io.StringIO(table.stdout, newline="")))
+    cells = [row[c] for row in rows for c in ("item", "output", "error", "worker")]
+    for guarded in ("'=1+1", "'@SUM(A1:A2)", "'+x", "'-y", "'\tcmd"):
+        assert guarded in cells
+    assert "-5" in cells  # a number stays a number
+    risky = [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r") or c.startswith("-y")]
+    assert risky == []
 
 
 def test_wq_dead_is_the_dead_part_of_the_report(queue: RunQueue, redis_url: str) -> None:
@@ -283,3 +305,29 @@ def test_status_check_accounts_for_every_position_and_prints_the_digest(
     forged = wq("status", "--check", env=env)
     assert forged.returncode == 1
     assert "1 position(s) in two states: 1 (done and dead)" in forged.stdout
+
+
+def test_a_run_seeded_by_another_storage_format_is_refused_not_miscounted(
+    queue: RunQueue, client: "redis.Redis", redis_url: str
+) -> None:
+    """A run seeded by wq 0.1 (a `done` hash, no ledger, no format field) must not be worked,
+    reported or counted by this wq as if nothing were done: exit 2 naming what to do. Purge
+    still removes it."""
+    seed_items(queue, [encode(v) for v in ("a", "b", "c")])
+    client.hdel(queue.keys.meta, "format")
+    client.hset(f"wq:{{{queue.run}}}:done", mapping={"0": "old-worker-1"})
+    env = env_of(redis_url, queue.run)
+    for argv in (
+        ("work", "--redis-wait", "1"),
+        ("status",),
+        ("report",),
+        ("seed", "a", "b", "c"),
+    ):
+        result = wq(*argv, env=env)
+        assert result.returncode == 2, (argv, result)
+        assert "seeded by another wq version (storage format 1" in result.stderr, argv
+        assert "Traceback" not in result.stderr
+    assert client.hget(queue.keys.meta, "cursor") == "0", "no worker leased an item"
+    purged = wq("purge", "--yes", env=env)
+    assert purged.returncode == 0, purged.stderr
+    assert client.keys(f"wq:{{{queue.run}}}:*") == []

@@ -190,6 +190,7 @@ def digest(**opts: Any) -> int:
     \b
     Examples:
       wq digest --items-file items.txt
+      wq digest --items-file values.yaml    # the `items` of a chart values file
       wq digest --range 0:1000000
     """
     click.echo(digest_of(ItemsSource(**opts)))
@@ -223,7 +224,8 @@ def dead(as_json: bool, **conn: Any) -> int:
     type=click.Choice(reports.FORMATS),
     default="jsonl",
     show_default=True,
-    help="JSON Lines (values as they are) or CSV (string values as text, others as JSON).",
+    help="JSON Lines (values as they are) or CSV (string values as text, others as JSON; text "
+    "that a spreadsheet would run as a formula gets a leading ').",
 )
 @click.option(
     "--state",

@@ -35,6 +35,17 @@ class RunLost(WqError):
         )
 
 
+class RunFormatError(ConfigError):
+    """The run's keys are laid out as another wq version lays them out (wq.layout)."""
+
+    def __init__(self, run: str, found: str | None, expected: str) -> None:
+        super().__init__(
+            f"run {run!r} was seeded by another wq version (storage format {found or '1'}; "
+            f"this wq reads format {expected}): finish it with the wq image that seeded it, "
+            "or delete it (`wq purge`) and seed it again"
+        )
+
+
 class RedisFull(WqError):
     """Redis refused a write because it reached its memory limit (OOM)."""
 

@@ -136,8 +136,14 @@ def _document(text: str, name: str, fmt: str) -> list[Any]:
         raise ConfigError(f"items file {name!r} is not valid YAML: {problem}{at}") from None
     if data is None and fmt == "yaml":
         return []
+    listed = data.get("items") if isinstance(data, dict) else None
+    if isinstance(listed, list):
+        # A chart values file: its `items` are the run's, so `wq digest --items-file
+        # values.yaml` gives the digest of the run the chart seeded from it.
+        return listed
     if not isinstance(data, list):
         raise ConfigError(
-            f"items file {name!r} must hold a list of items, not a {type(data).__name__}"
+            f"items file {name!r} must hold a list of items (or a mapping whose `items` is "
+            f"that list, as a chart values file), not a {type(data).__name__}"
         )
     return data

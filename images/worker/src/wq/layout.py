@@ -11,6 +11,8 @@ meta hash (keys.RunKeys.meta), fields:
   chunk                  items per field of the items hash (ITEMS_PER_FIELD at seeding)
   digest                 what the run's items are, fixed at seeding (ItemsDigest, range_digest);
                          absent in runs seeded before wq recorded it
+  format                 STORAGE_FORMAT of the wq that seeded the run; absent: format 1 (wq
+                         0.1, a `done` hash instead of the ledger), which this wq refuses
   retried, released, executions, stale, first_lease_ms   counters and the first lease time
   done                   items recorded done (which ones: the ledger)
   workers                worker ids numbered so far in the workers hash (id -> number)
@@ -58,6 +60,7 @@ RANGE_START = "range_start"
 RANGE_STEP = "range_step"
 CHUNK = "chunk"
 DIGEST = "digest"
+FORMAT = "format"
 RETRIED = "retried"
 RELEASED = "released"
 EXECUTIONS = "executions"
@@ -66,6 +69,10 @@ FIRST_LEASE_MS = "first_lease_ms"
 
 DONE_COUNT = "done"  # items recorded done (the ledger holds which)
 WORKERS = "workers"  # how many worker ids the workers hash has numbered
+
+# The layout described here. A run keeps the format it was seeded with; a wq that reads another
+# one refuses the run (errors.RunFormatError) rather than miscount it.
+STORAGE_FORMAT = "2"
 
 KIND_LIST = "list"
 KIND_RANGE = "range"

@@ -38,6 +38,7 @@ def iter_records(
     queue: RunQueue, states: Collection[str] = STATES, window: int = WINDOW
 ) -> Iterator[ItemRecord]:
     """Every item's record in seed order, those in `states` only."""
+    queue.seed_state()  # refuses a run that another wq version laid out
     workers = queue.worker_names()
     leased = queue.leased_positions() if {PENDING, IN_FLIGHT} & set(states) else set()
     first = 0

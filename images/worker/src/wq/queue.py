@@ -17,7 +17,7 @@ from redis.crc import key_slot
 
 from wq import layout
 from wq.connection import Client, RedisSettings, Retrying
-from wq.errors import ConfigError, SourceChanged
+from wq.errors import ConfigError, RunFormatError, SourceChanged
 from wq.item import Item
 from wq.keys import RunKeys, check_run_id
 from wq.logs import EventLog
@@ -269,7 +269,15 @@ class RunQueue:
         call; SourceChanged if its length is not `total` any more."""
         k = self.keys
         keys = [k.meta, k.items, staging]
-        args: list[str | int] = [total, kind, start, step, layout.ITEMS_PER_FIELD, digest]
+        args: list[str | int] = [
+            total,
+            kind,
+            start,
+            step,
+            layout.ITEMS_PER_FIELD,
+            digest,
+            layout.STORAGE_FORMAT,
+        ]
         # On a Redis Cluster a list in another slot cannot join the run's script: its length
         # is checked before the commit and it is unlinked after, not in the same step.
         apart = (
@@ -489,15 +497,22 @@ class RunQueue:
     # Reading and admin.
 
     def is_seeded(self) -> bool:
-        return bool(self.call(lambda: self.client.hexists(self.keys.meta, layout.SEEDED)))
+        """Whether the run is seeded; RunFormatError if another wq version seeded it."""
+        return self.seed_state()[0]
 
     def seed_state(self) -> tuple[bool, str | None]:
-        """(seeded?, the digest of its items; None if not seeded or seeded without one)."""
-        seeded, digest = cast(
-            list[str | None],
-            self.call(lambda: self.client.hmget(self.keys.meta, layout.SEEDED, layout.DIGEST)),
+        """(seeded?, the digest of its items; None if not seeded or seeded without one);
+        RunFormatError if another wq version seeded it."""
+        fields = (layout.SEEDED, layout.DIGEST, layout.FORMAT)
+        seeded, digest, fmt = cast(
+            list[str | None], self.call(lambda: self.client.hmget(self.keys.meta, *fields))
         )
+        self._check_format(seeded is not None, fmt)
         return seeded is not None, digest
+
+    def _check_format(self, seeded: bool, fmt: str | None) -> None:
+        if seeded and fmt != layout.STORAGE_FORMAT:
+            raise RunFormatError(self.run, fmt, layout.STORAGE_FORMAT)
 
     def status(self) -> RunStatus:
         k = self.keys
@@ -505,6 +520,7 @@ class RunQueue:
         raw: list[Any] = self.call(lambda: self.scripts.status(keys=keys, args=[]))
         flat, requeued, suspects, in_flight, dead, now_ms, ttl_ms = raw
         meta = dict(zip(flat[::2], flat[1::2], strict=True))
+        self._check_format(layout.SEEDED in meta, meta.get(layout.FORMAT))
         total = int(meta.get(layout.TOTAL, 0))
         cursor = int(meta.get(layout.CURSOR, 0))
         first = meta.get(layout.FIRST_LEASE_MS)

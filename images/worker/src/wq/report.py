@@ -4,7 +4,10 @@ JSON Lines or CSV, written as it is read: memory stays the same whatever the run
 JSON Lines keep every value as it is: the item and its output as the JSON values they are
 (their stored text, which wq's own encoder wrote, goes into the line unchanged). CSV has one
 column per field; an item or output that is a string is written as it is, any other value as
-compact JSON (as `{{ item }}` renders it in a command).
+compact JSON (as `{{ item }}` renders it in a command). Items are untrusted data, and a
+spreadsheet runs a cell that starts with = + - @ (or a tab or carriage return) as a formula:
+such a text cell gets a leading ' (OWASP's advice for CSV injection), which spreadsheets show
+as text and do not display. JSON Lines are the exact record.
 """
 
 import contextlib
@@ -64,13 +67,22 @@ def timestamp(ms: int | None) -> str | None:
 
 
 def as_text(json_text: str | None) -> str:
-    """A JSON value as a CSV cell: a string as it is, anything else as compact JSON, nothing
-    as an empty cell."""
+    """A JSON value as a CSV cell: a string as text (inert_cell), anything else as compact
+    JSON, nothing as an empty cell. JSON other than a string cannot start a formula: a number
+    that starts with '-' is only a number."""
     if json_text is None:
         return ""
     if json_text.startswith('"'):
-        return str(_decode(json_text))
+        return inert_cell(str(_decode(json_text)))
     return json_text
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert_cell(text: str) -> str:
+    """Text as a CSV cell that no spreadsheet runs as a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def csv_row(r: ItemRecord) -> list[Any]:
@@ -80,9 +92,9 @@ def csv_row(r: ItemRecord) -> list[Any]:
         r.state,
         r.attempts,
         "" if r.duration_ms is None else r.duration_ms / 1000,
-        r.worker or "",
+        inert_cell(r.worker or ""),
         timestamp(r.finished_ms) or "",
-        r.error or "",
+        inert_cell(r.error or ""),
         as_text(r.item),
         as_text(r.output),
     ]

@@ -38,7 +38,8 @@ class ItemsSource:
         None,
         "--items-file",
         "WQ_ITEMS_FILE",
-        "Read items from a file: one per line, or a JSON/YAML list.",
+        "Read items from a file: one per line, or a JSON/YAML list (or the `items` list of a "
+        "chart values file).",
         type=click.Path(path_type=Path, dir_okay=False),
     )
     items_format: str | None = setting(

@@ -4,20 +4,22 @@
 -- An adoption (`wq seed --adopt-list`) has copied a plain list into the staging hash; its
 -- commit also unlinks the list, unless the list changed length while it was copied.
 --
--- KEYS[1] meta     hash: total, cursor, kind, range_start, range_step, chunk, digest, seeded
+-- KEYS[1] meta     hash: total, cursor, kind, range_start, range_step, chunk, digest, format,
+--                  seeded
 -- KEYS[2] items    hash: field -> `chunk` items as JSON joined by newlines
 -- KEYS[3] staging  hash filled by this seeder (may be absent for an empty or range run)
 -- KEYS[4] source   (adoptions only) the plain list the staging hash was copied from
 -- ARGV[1] total  ARGV[2] kind ('list' or 'range')  ARGV[3] range_start  ARGV[4] range_step
 -- ARGV[5] chunk (items per field of the items hash)  ARGV[6] digest of the items
--- ARGV[7] (adoptions only) how many items were copied from the list
+-- ARGV[7] storage format of the run's keys (layout.STORAGE_FORMAT)
+-- ARGV[8] (adoptions only) how many items were copied from the list
 --
 -- Returns 1 if this call seeded the run, 0 if the run was already seeded, -1 if the list
 -- being adopted changed length (nothing is committed; the staging hash is dropped).
 
 local meta_key, items_key, staging_key, source_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local total, kind, range_start, range_step, chunk = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local digest, copied = ARGV[6], tonumber(ARGV[7])
+local digest, format, copied = ARGV[6], ARGV[7], tonumber(ARGV[8])
 
 if redis.call('HEXISTS', meta_key, 'seeded') == 1 then
   redis.call('UNLINK', staging_key)
@@ -38,5 +40,5 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', meta_key, 'total', total, 'cursor', 0, 'kind', kind,
   'range_start', range_start, 'range_step', range_step, 'chunk', chunk, 'digest', digest,
-  'seeded', now)
+  'format', format, 'seeded', now)
 return 1
