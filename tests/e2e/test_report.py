@@ -4,9 +4,12 @@ digest that ties the run to the values file it was installed from."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import yaml
 from tests.e2e.checks import worker_pods
 from tests.e2e.kube import Kube, run
 from tests.e2e.release import Releases
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -105,6 +109,26 @@ def test_report_from_the_cluster(release: Releases, namespace: Kube, tmp_path: P
     there = tmp_path / "port-forward"
     there.mkdir()
     # Only what the block sets: none of this machine's WQ_* settings.
-    unset = [f"--unset={name}" for name in os.environ if name.startswith("WQ_")]
-    run(["env", *unset, "bash", "-euo", "pipefail", "-c", f"cd {there}\n{route}"], timeout=300)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WQ_")}
+    proc = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", route],
+        cwd=there,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # so that nothing it started can outlive the test
+    )
+    try:
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, output
     assert (there / "report.jsonl").read_text(encoding="utf-8") == text
+    # The block's trap ends its port-forward.
+    wait_until("the README block's port-forward ended", lambda: not port_forwarding(), 30)
+
+
+def port_forwarding() -> bool:
+    return any("16379:6379" in line for line in run(["ps", "-eo", "args"]).stdout.splitlines())
