@@ -745,6 +745,16 @@ def render_notes(helm: Helm, chart: Path, values: Manifest | None = None) -> str
     return str(cm["data"]["notes"])
 
 
+def notes_pod_command(notes: str, start: str) -> tuple[str, Manifest]:
+    """The NOTES command starting with `start` (up to the blank line after it), checked to be
+    valid shell, and the pod spec it passes to `kubectl run --overrides`."""
+    first = notes.index(start)
+    block = notes[first : notes.index("\n\n", first)]
+    assert subprocess.run(["bash", "-n", "-c", block], check=False).returncode == 0, block
+    overrides: Manifest = json.loads(block.split("--overrides='", 1)[1].split("'", 1)[0])
+    return block, overrides
+
+
 def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> None:
     notes = render_notes(helm, notes_chart, {"items": ["a", "b"]})
     assert "wq run wq-1: 3 worker pod(s), handler demo, items from items (2 item(s))." in notes
@@ -756,10 +766,7 @@ def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> No
     # The wait loop and the `kubectl run` command are valid shell.
     block = notes[notes.index("  until state=") : notes.index("3. Check")]
     assert subprocess.run(["bash", "-n", "-c", block], check=False).returncode == 0
-    start = notes.index("kubectl -n default run ")
-    run_cmd = notes[start : notes.index("\n\n", start)]
-    assert subprocess.run(["bash", "-n", "-c", run_cmd], check=False).returncode == 0
-    overrides = json.loads(run_cmd.split("--overrides='", 1)[1].split("'", 1)[0])
+    run_cmd, overrides = notes_pod_command(notes, "kubectl -n default run ")
     [c] = overrides["spec"]["containers"]
     assert c["command"] == ["wq", "dead"]
     assert c["image"] == "wq:0.1.0"
@@ -778,10 +785,7 @@ def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> No
 def test_notes_stream_the_report_through_exec(helm: Helm, notes_chart: Path) -> None:
     notes = render_notes(helm, notes_chart, {"items": ["a", "b"], "worker": {"resultsTtl": 60}})
     assert "while the run's keys are kept\n   (60s after it drains)" in notes
-    start = notes.index("kubectl -n default run wq-report ")
-    block = notes[start : notes.index("\n\n", start)]
-    assert subprocess.run(["bash", "-n", "-c", block], check=False).returncode == 0
-    overrides = json.loads(block.split("--overrides='", 1)[1].split("'", 1)[0])
+    block, overrides = notes_pod_command(notes, "kubectl -n default run wq-report ")
     [c] = overrides["spec"]["containers"]
     # The pod idles and the report comes through exec: a pod's log is rotated at 10 MiB.
     assert c["command"] == ["sleep", "3600"]
