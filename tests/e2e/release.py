@@ -64,6 +64,11 @@ class Image:
 def registry_has(image: Image) -> bool:
     """Whether the registry in the image's name (the cluster's local one, plain HTTP) serves
     its manifest: what a node's pull of it needs."""
+    return registry_digest(image) is not None
+
+
+def registry_digest(image: Image) -> str | None:
+    """The digest of the manifest the image's registry serves for its tag (None: none)."""
     host, _, repository = image.repository.partition("/")
     request = urllib.request.Request(
         f"http://{host}/v2/{repository}/manifests/{image.tag}",
@@ -72,9 +77,10 @@ def registry_has(image: Image) -> bool:
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return bool(response.status == 200)
+            digest = response.headers.get("Docker-Content-Digest")
+            return str(digest) if response.status == 200 and digest else None
     except urllib.error.URLError:
-        return False
+        return None
 
 
 @dataclass(frozen=True)
