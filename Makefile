@@ -12,6 +12,8 @@ CRANE_VERSION ?= v0.22.1
 ACTIONLINT_VERSION ?= v1.7.12
 # Enforces NetworkPolicy in the kind cluster built here (scripts/kind/netpol-up.sh says why).
 KUBE_ROUTER_VERSION ?= v2.1.0
+# The S3-compatible server (`rclone serve s3`) that the tests of s3:// sources read from.
+RCLONE_VERSION ?= v1.71.1
 
 BIN := $(CURDIR)/bin
 VENV := $(CURDIR)/.venv
@@ -34,7 +36,7 @@ help: ## Show this help.
 $(VENV)/.installed: images/worker/pyproject.toml requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt -e images/worker
+	$(PY) -m pip install -q -r requirements-dev.txt -e 'images/worker[sources]'
 	touch $@
 
 .PHONY: venv
@@ -68,11 +70,16 @@ fmt: venv ## Format and auto-fix Python sources.
 	$(PY) -m ruff check --fix $(PY_SOURCES)
 
 .PHONY: test-unit
-test-unit: venv ## Unit, property and fault-injection tests against a real redis-server.
+test-unit: venv $(BIN)/rclone ## Unit, property and fault-injection tests against a real redis-server (and S3 server).
 	$(PY) -m pytest tests/unit
 
+# A few minutes to build, once (the Go build cache keeps it for a rebuild).
+$(BIN)/rclone:
+	scripts/run-logged.sh "building rclone $(RCLONE_VERSION)" -- \
+	  go install github.com/rclone/rclone@$(RCLONE_VERSION)
+
 .PHONY: test-stress
-test-stress: venv ## Unit and fault suites 3 times in a row with every core kept busy (ROUNDS=3).
+test-stress: venv $(BIN)/rclone ## Unit and fault suites 3 times in a row with every core kept busy (ROUNDS=3).
 	PYTHON=$(PY) ROUNDS=$${ROUNDS:-3} scripts/test-stress.sh
 
 .PHONY: test-fast

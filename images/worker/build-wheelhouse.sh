@@ -7,9 +7,10 @@ set -o errexit -o nounset -o pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 python="${1:-python3}"
 rm -rf "$here/wheelhouse"
-# The package's dependencies (from pyproject.toml), setuptools for its build backend, and
+# The package's dependencies (from pyproject.toml) with its `sources` extra (fsspec's
+# filesystems for http, s3 and gs URLs), setuptools for its build backend, and
 # async-timeout, which redis needs on Python < 3.11.3 (Debian bookworm has 3.11.2) but the
 # host's newer Python would leave out.
 "$python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
-  --dest "$here/wheelhouse" "$here" "setuptools>=68" "async-timeout>=4.0.3"
+  --dest "$here/wheelhouse" "${here}[sources]" "setuptools>=68" "async-timeout>=4.0.3"
 ls "$here/wheelhouse"

@@ -1,4 +1,5 @@
-"""One real redis-server per test session; each test gets its own run id."""
+"""One real redis-server per test session; each test gets its own run id. Items come from
+real servers too: an S3-compatible one per session, an HTTP one per test (tests/unit/servers)."""
 
 import itertools
 import os
@@ -7,11 +8,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from tests.unit.servers import OFFLINE_ENV, HTTPServer, S3Server
 from wq.local_redis import RedisServer
 from wq.options import ConnectionConfig
 from wq.queue import RunQueue, open_queue
 
 _run_ids = itertools.count()
+# No SDK in this process or its children looks for credentials beyond the test servers.
+os.environ.update(OFFLINE_ENV)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +53,21 @@ def queue(redis_url: str, run_id: str) -> Iterator[RunQueue]:
     q = make_queue(redis_url, run_id)
     yield q
     q.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    root = tmp_path_factory.mktemp("s3") / "buckets"
+    root.mkdir()
+    server = S3Server(root)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http_server() -> Iterator[HTTPServer]:
+    server = HTTPServer()
+    server.start()
+    yield server
+    server.stop()

@@ -71,7 +71,11 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
         (["work", "--run", "r", "--max-attempts", "-2"], "-2 is not in the range"),
         (["seed", "--run", "r", "--items-file", "/nonexistent/items.txt"], "does not exist"),
         (["seed", "--run", "r", "--range", "0:5", "a"], "exactly one way"),
-        (["seed", "--run", "r"], "exactly one way: ITEMS, --items-file, --range or --adopt-list"),
+        (
+            ["seed", "--run", "r"],
+            "exactly one way: ITEMS, --items-file, --items-url, --items-from, --list, --range "
+            "or --adopt-list",
+        ),
         (["seed", "--run", "r", "--range", "1:x"], "must be integers"),
         (["seed", "--run", "r", "--range", "0:1e23"], "must be integers"),
         (["seed", "--run", "r", "--range", "10:0"], "item range '10:0' holds no items"),

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 import click
 import redis
 
-from wq import __version__
+from wq import __version__, open_runs
 from wq import report as reports
-from wq.errors import RunLost, WqError
+from wq.errors import ConfigError, RunLost, WqError
 from wq.handlers import build_handler, split_command_line
 from wq.ledger import DEAD, STATES, account, iter_records
 from wq.localrun import run_locally
@@ -76,18 +76,74 @@ def cli() -> None:
 @cli.command(epilog=EPILOG)
 @connection_options
 @items_options
-def seed(**opts: Any) -> int:
+@click.option(
+    "--open",
+    "keep_open",
+    is_flag=True,
+    help="Seed an open run: `wq seed --append` adds items while workers process it, until "
+    "`wq seal`. Workers wait on a drained open run. The items are optional.",
+)
+@click.option(
+    "--append",
+    is_flag=True,
+    help="Add the items to an open run, a chunk at a time, each chunk seen by workers whole; "
+    "a run not seeded yet is seeded open first. Not idempotent: a retry appends again.",
+)
+def seed(keep_open: bool, append: bool, **opts: Any) -> int:
     """Put a run's items into Redis, once.
 
-    Items come from exactly one of: ITEMS on the command line, --items-file, --range or
-    --adopt-list. Seeding is atomic and idempotent: running it again for the same run with
-    the same items does nothing, so a retried seeding Job never seeds twice; with other items
-    it is an error (exit 2). The run records a digest of its items (see `wq status`).
+    Items come from exactly one of: ITEMS on the command line, --items-file, --items-url,
+    --items-from, --list, --range or --adopt-list. Seeding is atomic and idempotent: running
+    it again for the same run with the same items does nothing, so a retried seeding Job
+    never seeds twice; with other items it is an error (exit 2). A source that fails half-way
+    seeds nothing. The run records a digest of its items (see `wq status`).
+
+    \b
+    Examples:
+      wq seed --run r1 --items-url s3://bucket/items.jsonl
+      wq seed --run r1 --list 'gs://bucket/photos/*.jpg'
+      generate-items | wq seed --run r1 --items-from -
+      wq seed --run r2 --open; wq seed --run r2 --append a b; wq seal --run r2
     """
     queue, log = open_run(opts)
-    result = seed_from(queue, ItemsSource(**opts))
+    source = ItemsSource(**opts)
+    if append:
+        source.check()
+        if source.item_range or source.adopt_list:
+            raise ConfigError("--append takes listed items, not --range or --adopt-list")
+        added = open_runs.append(queue, source.batches())
+        log.info(
+            "append.done",
+            run=queue.run,
+            appended=added.appended,
+            total=added.total,
+            digest=added.digest,
+        )
+        return 0
+    result = seed_from(queue, source, open_run=keep_open)
     outcome = "seeded" if result.seeded_now else "already_seeded"
-    log.info("seed.done", run=queue.run, outcome=outcome, total=result.total, digest=result.digest)
+    log.info(
+        "seed.done",
+        run=queue.run,
+        outcome=outcome,
+        total=result.total,
+        **({"open": True} if keep_open else {"digest": result.digest}),
+    )
+    return 0
+
+
+@cli.command(epilog=EPILOG)
+@connection_options
+def seal(**conn: Any) -> int:
+    """Close an open run to appends: once its items are all processed its workers exit 0.
+
+    Records the digest of all its items (read back from Redis), shown by `wq status`. Sealing
+    a sealed run changes nothing.
+    """
+    queue, _ = open_run(conn)
+    result = open_runs.seal(queue)
+    outcome = "sealed" if result.sealed_now else "was sealed already"
+    click.echo(f"run {queue.run} {outcome}: {result.total} item(s), digest {result.digest or '-'}")
     return 0
 
 
@@ -104,8 +160,9 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
     With --shell every value a template inserts is quoted as one shell word: write tags bare,
     never inside quotes; shell code reads the raw item from "$WQ_ITEM".
 
-    Exits 0 only when nothing is pending and nothing is in flight anywhere; while other
-    workers hold the last items it waits, reclaiming their leases as they expire. Exit codes:
+    Exits 0 only when nothing is pending and nothing is in flight anywhere, and the run is
+    sealed; while other workers hold the last items it waits, reclaiming their leases as they
+    expire, and on an open run it waits for more items or the seal. Exit codes:
     0 drained, 1 Redis unreachable or full or the run never seeded, 2 bad configuration,
     3 drained with dead items under --fail-on-dead, 4 the run was lost (seeded, then its keys
     were gone), 143 stopped by SIGTERM (its items were handed back).
@@ -192,6 +249,7 @@ def digest(**opts: Any) -> int:
       wq digest --items-file items.txt
       wq digest --items-file values.yaml    # the `items` of a chart values file
       wq digest --range 0:1000000
+      wq digest --items-url s3://bucket/items.jsonl
     """
     click.echo(digest_of(ItemsSource(**opts)))
     return 0

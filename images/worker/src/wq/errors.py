@@ -52,3 +52,8 @@ class RedisFull(WqError):
 
 class SourceChanged(WqError):
     """The list being adopted changed while it was copied; adopting it again may work."""
+
+
+class SourceError(WqError):
+    """The items' source failed while it was read (a server error, a dropped connection):
+    nothing was seeded, and retrying may work."""

@@ -1,21 +1,17 @@
-"""Where a run's items come from: a file (lines, JSON or YAML), the command line, or a range.
+"""Where a run's items come from: a file (lines, JSON Lines, JSON or YAML), the command line,
+or a range. (URLs and standard input: wq.sources.)
 
 Every problem is a ConfigError that names the file and the place, never a traceback.
 """
 
-import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from wq.errors import ConfigError
-from wq.item import encode
+from wq.item_formats import FORMATS, format_for, iter_items
 
-FORMATS = ("lines", "json", "yaml")
+__all__ = ["FORMATS", "INT64_MAX", "ItemRange", "read_items_file"]
 
 
 # Range items are signed 64-bit integers, exactly: START, END and STEP lie within
@@ -73,77 +69,18 @@ class ItemRange:
         return max(0, (self.start - self.end - self.step - 1) // -self.step)
 
 
-def format_for(path: Path, given: str | None) -> str:
-    if given:
-        if given not in FORMATS:
-            raise ConfigError(f"unknown items format {given!r}; use one of {', '.join(FORMATS)}")
-        return given
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        return "json"
-    if suffix in (".yaml", ".yml"):
-        return "yaml"
-    return "lines"
-
-
 def read_items_file(path: Path, fmt: str | None = None) -> list[str]:
-    """The items of a file, each encoded as JSON text, in file order."""
-    fmt = format_for(path, fmt)
+    """The items of a file, each encoded as JSON text, in file order (wq.item_formats: the
+    same parser as for every other source, so the same bytes give the same items)."""
+    what = f"items file {str(path)!r}"
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            return [
+                item for batch in iter_items(f, format_for(path.name, fmt), what) for item in batch
+            ]
     except FileNotFoundError:
-        raise ConfigError(f"items file {str(path)!r} does not exist") from None
+        raise ConfigError(f"{what} does not exist") from None
     except IsADirectoryError:
-        raise ConfigError(f"items file {str(path)!r} is a directory") from None
+        raise ConfigError(f"{what} is a directory") from None
     except PermissionError:
-        raise ConfigError(f"items file {str(path)!r} is not readable (permission denied)") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"items file {str(path)!r} is not UTF-8 text (byte {exc.start})"
-        ) from None
-    if fmt == "lines":
-        return list(_lines(text, str(path)))
-    return [encode(v) for v in _document(text, str(path), fmt)]
-
-
-def _lines(text: str, name: str) -> Iterator[str]:
-    if text == "":
-        return
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
-    for number, raw in enumerate(lines, start=1):
-        line = raw.removesuffix("\r")
-        if line.strip() == "":
-            raise ConfigError(
-                f"items file {name!r} line {number} is blank; every line is one item, "
-                "so remove blank lines (use a JSON or YAML list for items with odd whitespace)"
-            )
-        yield encode(line)
-
-
-def _document(text: str, name: str, fmt: str) -> list[Any]:
-    try:
-        data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"items file {name!r} is not valid JSON: {exc.msg} at line {exc.lineno}"
-        ) from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        problem = getattr(exc, "problem", None) or "parse error"
-        raise ConfigError(f"items file {name!r} is not valid YAML: {problem}{at}") from None
-    if data is None and fmt == "yaml":
-        return []
-    listed = data.get("items") if isinstance(data, dict) else None
-    if isinstance(listed, list):
-        # A chart values file: its `items` are the run's, so `wq digest --items-file
-        # values.yaml` gives the digest of the run the chart seeded from it.
-        return listed
-    if not isinstance(data, list):
-        raise ConfigError(
-            f"items file {name!r} must hold a list of items (or a mapping whose `items` is "
-            f"that list, as a chart values file), not a {type(data).__name__}"
-        )
-    return data
+        raise ConfigError(f"{what} is not readable (permission denied)") from None

@@ -10,16 +10,25 @@ meta hash (keys.RunKeys.meta), fields:
   range_start, range_step  a range run's item at position p is range_start + p * range_step
   chunk                  items per field of the items hash (ITEMS_PER_FIELD at seeding)
   digest                 what the run's items are, fixed at seeding (ItemsDigest, range_digest);
-                         absent in runs seeded before wq recorded it
-  format                 STORAGE_FORMAT of the wq that seeded the run; absent: format 1 (wq
-                         0.1, a `done` hash instead of the ledger), which this wq refuses
+                         absent in runs seeded before wq recorded it, and in an open run until
+                         it is sealed (then of all its items, in position order)
+  open                   "1" while the run takes appends (`wq seed --open`, `--append`); absent:
+                         sealed, so a drained run is finished. Workers never finish an open run
+  sealed                 Redis time (ms) of the seal of a run that was open
+  open_digest            digest of the items an open run was seeded with (a retried `wq seed
+                         --open` compares it)
+  format                 STORAGE_FORMAT of the wq that seeded the run, OPEN_FORMAT for a run
+                         seeded open; absent: format 1 (wq 0.1, a `done` hash instead of the
+                         ledger), which this wq refuses
   retried, released, executions, stale, first_lease_ms   counters and the first lease time
   done                   items recorded done (which ones: the ledger)
   workers                worker ids numbered so far in the workers hash (id -> number)
 
 items hash (keys.RunKeys.items): field p // chunk holds `chunk` items as JSON text joined by
 "\\n" (JSON text never holds a raw newline); one field per item would make seeding a million
-items several times slower.
+items several times slower. The last field may hold fewer; an append (append.lua) completes it
+and adds fields after it, then raises `total`, in one step: positions at or past `total` are
+never read, so a chunk is seen whole or not at all.
 
 ledger hash (keys.RunKeys.ledger): what happened to each finished item, RECORDS_PER_FIELD
 fixed-width records per field: field p // RECORDS_PER_FIELD holds the record of position p at
@@ -60,6 +69,9 @@ RANGE_START = "range_start"
 RANGE_STEP = "range_step"
 CHUNK = "chunk"
 DIGEST = "digest"
+OPEN = "open"
+SEALED = "sealed"
+OPEN_DIGEST = "open_digest"
 FORMAT = "format"
 RETRIED = "retried"
 RELEASED = "released"
@@ -73,6 +85,10 @@ WORKERS = "workers"  # how many worker ids the workers hash has numbered
 # The layout described here. A run keeps the format it was seeded with; a wq that reads another
 # one refuses the run (errors.RunFormatError) rather than miscount it.
 STORAGE_FORMAT = "2"
+# Format 2 plus the `open` marker and appends: written by runs seeded open, so that a wq that
+# knows only format 2 (and would finish an open run as soon as it drained) refuses them.
+OPEN_FORMAT = "3"
+READABLE_FORMATS = (STORAGE_FORMAT, OPEN_FORMAT)
 
 KIND_LIST = "list"
 KIND_RANGE = "range"
@@ -131,8 +147,13 @@ def chunk_fields(
     items: Sequence[str], chunk: int = ITEMS_PER_FIELD, first: int = 0
 ) -> Iterator[tuple[int, str]]:
     """(field, joined items) of the items hash for items in seed order, items[0] being at
-    position `first` (a multiple of `chunk`)."""
-    for start in range(0, len(items), chunk):
+    position `first`. When `first` is not a multiple of `chunk`, the first field yielded holds
+    only the items that complete the field `first` lies in (an append joins it to the field's
+    items already stored)."""
+    head = (-first) % chunk
+    if head and items:
+        yield first // chunk, SEPARATOR.join(items[:head])
+    for start in range(head, len(items), chunk):
         yield (first + start) // chunk, SEPARATOR.join(items[start : start + chunk])
 
 

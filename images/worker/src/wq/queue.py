@@ -49,10 +49,11 @@ class LeaseReply:
     pending: int
     in_flight: int
     items: list[Item]
+    open: bool = False  # the run takes appends: drained or not, it is not finished
 
     @property
     def drained(self) -> bool:
-        return is_drained(self.seeded, self.pending, self.in_flight)
+        return is_drained(self.seeded, self.pending, self.in_flight, self.open)
 
     @property
     def expired_leases(self) -> bool:
@@ -262,11 +263,13 @@ class RunQueue:
         step: int,
         digest: str,
         source: str | None = None,
+        open_run: bool = False,
     ) -> bool:
         """Make a staged run (or a range run) the run, with its seeded marker and the digest
         of its items; False when the run was seeded already (the staging is dropped). With
         `source`, the staging hash is the copy of that plain list, which goes in the same
-        call; SourceChanged if its length is not `total` any more."""
+        call; SourceChanged if its length is not `total` any more. An open run takes appends
+        until sealed."""
         k = self.keys
         keys = [k.meta, k.items, staging]
         args: list[str | int] = [
@@ -276,7 +279,8 @@ class RunQueue:
             step,
             layout.ITEMS_PER_FIELD,
             digest,
-            layout.STORAGE_FORMAT,
+            layout.OPEN_FORMAT if open_run else layout.STORAGE_FORMAT,
+            1 if open_run else 0,
         ]
         # On a Redis Cluster a list in another slot cannot join the run's script: its length
         # is checked before the commit and it is unlinked after, not in the same step.
@@ -354,16 +358,17 @@ class RunQueue:
                 args=[min(count, MAX_BATCH), int(lease_s * 1000), token],
             )
         )
+        first = 8  # of the leased items, in the reply
         if raw[5] != "":  # a range run: its items are computed here, in exact integers
             start, step = int(raw[5]), int(raw[6])
             items = [
                 Item(int(raw[i]), int(raw[i + 1]), layout.range_item(start, step, int(raw[i])))
-                for i in range(7, len(raw), 3)
+                for i in range(first, len(raw), 3)
             ]
         else:
             items = [
                 Item(position=int(raw[i]), attempt=int(raw[i + 1]), raw=raw[i + 2])
-                for i in range(7, len(raw), 3)
+                for i in range(first, len(raw), 3)
             ]
         return LeaseReply(
             seeded=bool(raw[0]),
@@ -372,6 +377,7 @@ class RunQueue:
             pending=int(raw[3]),
             in_flight=int(raw[4]),
             items=items,
+            open=bool(int(raw[7])),
         )
 
     def complete(
@@ -501,17 +507,58 @@ class RunQueue:
         return self.seed_state()[0]
 
     def seed_state(self) -> tuple[bool, str | None]:
-        """(seeded?, the digest of its items; None if not seeded or seeded without one);
-        RunFormatError if another wq version seeded it."""
-        fields = (layout.SEEDED, layout.DIGEST, layout.FORMAT)
-        seeded, digest, fmt = cast(
+        """(seeded?, the digest of the items it was seeded with; None if not seeded or seeded
+        without one); RunFormatError if another wq version seeded it."""
+        fields = (layout.SEEDED, layout.DIGEST, layout.FORMAT, layout.OPEN_DIGEST)
+        seeded, digest, fmt, open_digest = cast(
             list[str | None], self.call(lambda: self.client.hmget(self.keys.meta, *fields))
         )
         self._check_format(seeded is not None, fmt)
-        return seeded is not None, digest
+        return seeded is not None, open_digest or digest
+
+    # Open runs (the policy is in wq.open_runs).
+
+    def open_state(self) -> tuple[bool, bool, int]:
+        """(seeded?, open?, total) of the run."""
+        fields = (layout.SEEDED, layout.OPEN, layout.TOTAL, layout.FORMAT)
+        seeded, is_open, total, fmt = cast(
+            list[str | None], self.call(lambda: self.client.hmget(self.keys.meta, *fields))
+        )
+        self._check_format(seeded is not None, fmt)
+        return seeded is not None, is_open is not None, int(total or 0)
+
+    def append(self, total: int, fields: Sequence[tuple[int, str]], count: int) -> int:
+        """Add `count` items, laid out as fields for a run of `total` items
+        (layout.chunk_fields(items, first=total)), in one step; returns the new total, or
+        append.lua's refusal: -1 the total changed, -2 sealed, -3 not seeded."""
+        k = self.keys
+        args: list[str | int] = [total, count]
+        for field, joined in fields:
+            args += [field, joined]
+        return int(self.call(lambda: self.scripts.append(keys=[k.meta, k.items], args=args)))
+
+    def seal(self) -> tuple[int, int, str | None, bool]:
+        """Close an open run to appends: (1 sealed now, 0 sealed already, -1 not seeded;
+        its total; its digest, None until recorded; whether it was ever open)."""
+        outcome, total, digest, was_open = self.call(
+            lambda: self.scripts.seal(keys=[self.keys.meta])
+        )
+        return int(outcome), int(total), digest or None, bool(int(was_open))
+
+    def item_fields(self, first: int, count: int) -> list[str]:
+        """Fields first .. first + count - 1 of the items hash ('' for one that is absent)."""
+        fields = list(range(first, first + count))
+        values = cast(
+            list[str | None], self.call(lambda: self.client.hmget(self.keys.items, fields))
+        )
+        return [v or "" for v in values]
+
+    def record_digest(self, digest: str) -> None:
+        """Record the digest of a sealed run's items (they change no more)."""
+        self.call(lambda: self.client.hset(self.keys.meta, layout.DIGEST, digest))
 
     def _check_format(self, seeded: bool, fmt: str | None) -> None:
-        if seeded and fmt != layout.STORAGE_FORMAT:
+        if seeded and fmt not in layout.READABLE_FORMATS:
             raise RunFormatError(self.run, fmt, layout.STORAGE_FORMAT)
 
     def status(self) -> RunStatus:
@@ -542,6 +589,7 @@ class RunQueue:
             rate=done / elapsed if elapsed and elapsed > 0 else None,
             digest=meta.get(layout.DIGEST),
             expires_in_s=int(ttl_ms) / 1000 if int(ttl_ms) >= 0 else None,
+            open=layout.OPEN in meta,
         )
 
     def window(self, first: int, count: int = WINDOW) -> Window:

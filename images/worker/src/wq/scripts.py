@@ -18,6 +18,8 @@ SCRIPT_NAMES = (
     "status",
     "window",
     "expire",
+    "append",
+    "seal",
 )
 
 
@@ -39,3 +41,5 @@ class Scripts:
         self.status: Script = loaded["status"]
         self.window: Script = loaded["window"]
         self.expire: Script = loaded["expire"]
+        self.append: Script = loaded["append"]
+        self.seal: Script = loaded["seal"]

@@ -4,11 +4,15 @@ Items are staged in a hash private to this seeder (with an expiry, in case it di
 Lua call renames it into place and sets the seeded marker and the digest of the items. A
 retried seeder finds the marker and does nothing, and a seeder with other items is refused;
 workers wait for the marker, so they never see a half-seeded run. An adopted list is staged
-the same way, copied a window at a time, so that no Redis call grows with the list.
+the same way, copied a window at a time, so that no Redis call grows with the list. Items
+streamed from a URL or standard input (wq.sources) are staged a window at a time as they are
+read: the seeder's memory stays the same for any number of items, and a source that fails
+half-way leaves nothing but its staging hash, which is dropped (or expires).
 """
 
+import contextlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +21,11 @@ import click
 from wq import layout
 from wq.errors import ConfigError, SourceChanged
 from wq.item import encode
+from wq.item_formats import Batches
 from wq.items_source import FORMATS, ItemRange, read_items_file
 from wq.options import setting
-from wq.queue import RunQueue
+from wq.queue import FIELDS_PER_HSET, HSETS_PER_ROUND_TRIP, RunQueue
+from wq.sources import list_objects, read_items
 
 
 @dataclass(frozen=True)
@@ -42,11 +48,34 @@ class ItemsSource:
         "chart values file).",
         type=click.Path(path_type=Path, dir_okay=False),
     )
+    items_url: str | None = setting(
+        None,
+        "--items-url",
+        "WQ_ITEMS_URL",
+        "Stream items from a URL: file://, http(s)://, s3:// or gs:// (credentials from the "
+        "usual AWS_*/GOOGLE_* environment or workload identity); .gz and other compressions "
+        "are undone. Read as it arrives, in the same memory for any size.",
+    )
+    items_from: str | None = setting(
+        None,
+        "--items-from",
+        "WQ_ITEMS_FROM",
+        "Stream items from standard input (-), or from a URL as --items-url.",
+    )
+    list_glob: str | None = setting(
+        None,
+        "--list",
+        "WQ_ITEMS_LIST",
+        "One item per object matching a glob (its URL), in sorted order: "
+        "'s3://bucket/in/*.png', 'gs://b/**.json', '/data/*.csv'.",
+    )
     items_format: str | None = setting(
         None,
         "--format",
         "WQ_ITEMS_FORMAT",
-        "Format of --items-file (default: from the extension; .json, .yaml/.yml, else lines).",
+        "Format of --items-file, --items-url or --items-from: lines, jsonl (JSON Lines), json "
+        "or yaml (a list, or a chart values file's `items`). Default: from the extension "
+        "(.json, .jsonl/.ndjson, .yaml/.yml; else lines).",
         type=click.Choice(FORMATS),
     )
     item_range: str | None = setting(
@@ -63,36 +92,64 @@ class ItemsSource:
         "Adopt a plain Redis list filled by hand (rpush KEY a b c) as the items.",
     )
 
-    def check(self) -> None:
-        given = [
+    def given(self) -> list[str]:
+        return [
             name
             for name, value in (
                 ("ITEMS", self.items),
                 ("--items-file", self.items_file),
+                ("--items-url", self.items_url),
+                ("--items-from", self.items_from),
+                ("--list", self.list_glob),
                 ("--range", self.item_range),
                 ("--adopt-list", self.adopt_list),
             )
             if value
         ]
-        if len(given) != 1:
+
+    def check(self, none_ok: bool = False) -> None:
+        """Exactly one source (or none, when `none_ok`: an open run may start empty)."""
+        given = self.given()
+        if len(given) > 1 or (not given and not none_ok):
             raise ConfigError(
-                "give items in exactly one way: ITEMS, --items-file, --range or --adopt-list"
+                "give items in exactly one way: ITEMS, --items-file, --items-url, --items-from, "
+                "--list, --range or --adopt-list"
                 + (f" (got {' and '.join(given)})" if given else " (got none)")
             )
         if self.item_range:
             ItemRange.parse(self.item_range)  # before `wq run` starts anything
 
+    @property
+    def streamed(self) -> bool:
+        """Items read as they come (a URL, standard input, a listing), never held whole."""
+        return bool(self.items_url or self.items_from or self.list_glob)
 
-def seed_from(queue: RunQueue, source: ItemsSource) -> SeedResult:
-    """Seed the run from whichever source was given."""
-    source.check()
+    def batches(self) -> Batches:
+        """The items of a source that is not a range or an adopted list, batch by batch."""
+        if self.items_url or self.items_from:
+            return read_items(str(self.items_url or self.items_from), self.items_format)
+        if self.list_glob:
+            return iter([[encode(url) for url in list_objects(self.list_glob)]])
+        if self.items_file:
+            return iter([read_items_file(self.items_file, self.items_format)])
+        return iter([[encode(i) for i in self.items]])
+
+
+def seed_from(queue: RunQueue, source: ItemsSource, open_run: bool = False) -> SeedResult:
+    """Seed the run from whichever source was given; `open_run`: the run takes appends until
+    sealed (wq.open_runs), and may start with no items."""
+    source.check(none_ok=open_run)
+    if open_run and (source.item_range or source.adopt_list):
+        raise ConfigError(
+            "an open run takes listed items: --open cannot go with --range or --adopt-list"
+        )
     if source.item_range:
         return seed_range(queue, ItemRange.parse(source.item_range))
     if source.adopt_list:
         return adopt_list(queue, source.adopt_list)
-    if source.items_file:
-        return seed_items(queue, read_items_file(source.items_file, source.items_format))
-    return seed_items(queue, [encode(i) for i in source.items])
+    if source.streamed:
+        return seed_stream(queue, source.batches(), open_run)
+    return seed_items(queue, [item for batch in source.batches() for item in batch], open_run)
 
 
 def digest_of(source: ItemsSource) -> str:
@@ -107,19 +164,66 @@ def digest_of(source: ItemsSource) -> str:
     if source.item_range:
         r = ItemRange.parse(source.item_range)
         return layout.range_digest(r.start, r.step, r.count)
-    if source.items_file:
-        return layout.list_digest(read_items_file(source.items_file, source.items_format))
-    return layout.list_digest([encode(i) for i in source.items])
+    return digest_batches(source.batches())
 
 
-def seed_items(queue: RunQueue, items: Sequence[str]) -> SeedResult:
+def digest_batches(batches: Iterable[Sequence[str]]) -> str:
+    """ItemsDigest of JSON-encoded items in batches (any batch sizes give the same digest)."""
+    digest = layout.ItemsDigest()
+    for batch in batches:
+        if batch:
+            digest.add_field(layout.SEPARATOR.join(batch))
+    return digest.hexdigest()
+
+
+def seed_items(queue: RunQueue, items: Sequence[str], open_run: bool = False) -> SeedResult:
     """Seed JSON-encoded items in order; a no-op if the run is already seeded with the same
     items, a ConfigError if with others."""
     if queue.is_seeded():
         return _already_seeded(queue, layout.list_digest(items))
     staging = queue.keys.staging_items(secrets.token_hex(8))
     digest = queue.stage_items(staging, items) if items else layout.list_digest(items)
-    return _commit(queue, staging, len(items), layout.KIND_LIST, 0, 1, digest)
+    return _commit(queue, staging, len(items), layout.KIND_LIST, 0, 1, digest, open_run)
+
+
+# Items staged per round trip while streaming: the fields one pipeline writes.
+STAGE_WINDOW = layout.ITEMS_PER_FIELD * FIELDS_PER_HSET * HSETS_PER_ROUND_TRIP
+
+
+def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> SeedResult:
+    """Seed items read as they come, staged a window at a time and committed once at the end
+    (or dropped, if the source fails): workers see the whole run or nothing. A run seeded
+    already is compared by digest, which reads the source again."""
+    if queue.is_seeded():
+        return _already_seeded(queue, digest_batches(batches))
+    staging = queue.keys.staging_items(secrets.token_hex(8))
+    digest = layout.ItemsDigest()
+    total = 0
+    try:
+        for window in windows(batches, STAGE_WINDOW):
+            fields = list(layout.chunk_fields(window, first=total))
+            for _, joined in fields:
+                digest.add_field(joined)
+            queue.stage_fields(staging, fields)
+            total += len(window)
+    except BaseException:
+        with contextlib.suppress(Exception):  # else it expires (queue.STAGING_TTL_S)
+            queue.drop_staging(staging)
+        raise
+    return _commit(queue, staging, total, layout.KIND_LIST, 0, 1, digest.hexdigest(), open_run)
+
+
+def windows(batches: Iterable[list[str]], size: int) -> Iterator[list[str]]:
+    """The items of batches regrouped in lists of `size` (a multiple of
+    layout.ITEMS_PER_FIELD, so that each starts a field), the last one shorter."""
+    window: list[str] = []
+    for batch in batches:
+        window += batch
+        while len(window) >= size:
+            yield window[:size]
+            window = window[size:]
+    if window:
+        yield window
 
 
 def seed_range(queue: RunQueue, item_range: ItemRange) -> SeedResult:
@@ -212,9 +316,16 @@ class Adoption:
 
 
 def _commit(
-    queue: RunQueue, staging: str, total: int, kind: str, start: int, step: int, digest: str
+    queue: RunQueue,
+    staging: str,
+    total: int,
+    kind: str,
+    start: int,
+    step: int,
+    digest: str,
+    open_run: bool = False,
 ) -> SeedResult:
-    if queue.commit_seed(staging, total, kind, start, step, digest):
+    if queue.commit_seed(staging, total, kind, start, step, digest, open_run=open_run):
         return SeedResult(total=total, seeded_now=True, digest=digest)
     return _already_seeded(queue, digest)
 

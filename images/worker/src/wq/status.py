@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
-def is_drained(seeded: bool, pending: int, in_flight: int) -> bool:
-    """Nothing pending and nothing in flight in a seeded run: every item is done or dead."""
-    return seeded and pending == 0 and in_flight == 0
+def is_drained(seeded: bool, pending: int, in_flight: int, open_run: bool = False) -> bool:
+    """Nothing pending and nothing in flight in a seeded run that takes no more items (not
+    open): every item is done or dead, and none will come."""
+    return seeded and not open_run and pending == 0 and in_flight == 0
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,11 @@ class RunStatus:
     rate: float | None  # items done per second since the first lease
     digest: str | None = None  # of the run's items, fixed at seeding (wq.layout)
     expires_in_s: float | None = None  # when the keys of a drained run expire; None: never
+    open: bool = False  # takes appends until `wq seal`: never drained while open
 
     @property
     def drained(self) -> bool:
-        return is_drained(self.seeded, self.pending, self.in_flight)
+        return is_drained(self.seeded, self.pending, self.in_flight, self.open)
 
     @property
     def clean(self) -> bool:
@@ -47,6 +49,10 @@ class RunStatus:
     def state(self) -> str:
         if not self.seeded:
             return "not seeded"
+        if self.open:
+            if self.pending == 0 and self.in_flight == 0:
+                return "open, waiting for items or the seal"
+            return "open, running" if self.executions else "open, waiting for workers"
         if self.drained:
             return "drained" if self.dead == 0 else "drained with dead items"
         return "running" if self.executions else "waiting for workers"
@@ -61,6 +67,14 @@ class RunStatus:
         rows = [
             ("run", self.run),
             ("state", self.state),
+            (
+                "items",
+                "open (wq seed --append adds, wq seal closes)"
+                if self.open
+                else "sealed"
+                if self.seeded
+                else "-",
+            ),
             ("total", str(self.total)),
             ("pending", str(self.pending)),
             ("in flight", str(self.in_flight)),
@@ -69,7 +83,7 @@ class RunStatus:
             ("retried", str(self.retried)),
             ("rate", f"{self.rate:.1f} items/s" if self.rate else "-"),
             ("eta", format_duration(self.eta_s)),
-            ("digest", self.digest or "-"),
+            ("digest", self.digest or ("- (computed at the seal)" if self.open else "-")),
         ]
         if self.expires_in_s is not None:
             rows.append(("expires", f"in {format_duration(self.expires_in_s)}"))

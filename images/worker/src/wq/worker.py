@@ -1,5 +1,6 @@
 """The worker: lease items in adaptive batches, run the handler, record results, and exit 0
-only when the run is drained (nothing pending, nothing in flight anywhere).
+only when the run is drained (nothing pending, nothing in flight anywhere) and sealed: on an
+open run (wq.open_runs) it waits, polling, for more items or the seal.
 
 While other workers still hold leases it keeps polling and reaping, so an item whose worker
 died is picked up by a survivor. SIGTERM releases every lease it holds at once, without using
@@ -337,6 +338,7 @@ class Worker:
 
     def _loop(self) -> int:
         next_note = 0.0
+        told_open = False  # the log says once per empty spell that an open run is waited on
         while True:
             if self.stop.is_set():
                 return self._shutdown()
@@ -363,6 +365,7 @@ class Worker:
                 requeued, dead = self.queue.reap(self.config.max_attempts)
                 self.log.info("leases.reaped", requeued=requeued, dead=dead)
             if reply.items:
+                told_open = False
                 self.held.add(
                     token, [i.position for i in reply.items], leased_at + self.config.lease_s
                 )
@@ -374,6 +377,11 @@ class Worker:
                 continue
             if reply.drained:
                 return self._finish()
+            if reply.open and not told_open and reply.pending == reply.in_flight == 0:
+                self.log.info(
+                    "run.open", hint=f"waiting for items or `wq seal --run {self.queue.run}`"
+                )
+                told_open = True
             now = time.monotonic()
             if now >= next_note:
                 self.log.info("waiting", pending=reply.pending, in_flight=reply.in_flight)

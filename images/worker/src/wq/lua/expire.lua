@@ -4,20 +4,20 @@
 -- loses its keys; `wq retry-dead` removes the expiry again (PERSIST) before it requeues.
 -- The meta fields are described in wq/layout.py.
 --
--- KEYS[1] meta      hash: total, cursor, seeded
+-- KEYS[1] meta      hash: total, cursor, seeded, open (an open run is never finished)
 -- KEYS[2] requeue   list of positions that came back after a failure or a release
 -- KEYS[3] suspects  list of positions that came back from an expired lease of several
 -- KEYS[4] leases    zset: "position:token" -> deadline
 -- KEYS[5..] every other key of the run
 -- ARGV[1] ttl_ms    how long the keys live from now
 --
--- Returns 1 if the keys were given the expiry, 0 if the run is not drained.
+-- Returns 1 if the keys were given the expiry, 0 if the run is not drained (or is open).
 
 local meta_key, requeue_key, suspects_key, leases_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local ttl_ms = ARGV[1]
 
-local meta = redis.call('HMGET', meta_key, 'seeded', 'total', 'cursor')
-if not meta[1] or tonumber(meta[3]) < tonumber(meta[2]) then
+local meta = redis.call('HMGET', meta_key, 'seeded', 'total', 'cursor', 'open')
+if not meta[1] or meta[4] or tonumber(meta[3]) < tonumber(meta[2]) then
   return 0
 end
 if redis.call('LLEN', requeue_key) > 0 or redis.call('LLEN', suspects_key) > 0

@@ -1,0 +1,127 @@
+"""Open runs: items added while workers process the run, until it is sealed.
+
+A run seeded with `wq seed --open` (or started by the first `wq seed --append`) is open: each
+append adds its items in chunks, each chunk one Lua call (append.lua) that makes the whole
+chunk visible at once, so a worker never leases half of one. Workers that drain an open run
+wait for more items; only once it is sealed (`wq seal`) does a drained run count as finished,
+and its workers exit 0.
+
+The digest of an open run (layout.ItemsDigest, over all its items in position order) is
+computed at the seal, by reading the items back a window at a time: appends from several
+sources, in any chunks, give the digest of their items in the order they went in. Each
+append reports the digest of its own items (what `wq digest` gives for its source).
+
+An append is not idempotent: a retried append adds its items again. What a failing source had
+appended before it failed stays (each chunk whole), and the error says how many items went in.
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from wq import layout
+from wq.errors import ConfigError, WqError
+from wq.item_formats import Batches
+from wq.queue import RunQueue
+from wq.seeder import digest_batches, seed_items
+
+# Items per append call, and about how many bytes of them: each call holds Redis for about a
+# millisecond per 300 kB.
+APPEND_ITEMS = layout.ITEMS_PER_FIELD * 1024
+APPEND_BYTES = 1 << 20
+# Fields of the items hash read per call while computing a sealed run's digest.
+DIGEST_FIELDS = 1024
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    appended: int
+    total: int  # of the run, after the last chunk
+    digest: str  # of the items appended (layout.ItemsDigest)
+
+
+@dataclass(frozen=True)
+class SealResult:
+    sealed_now: bool  # False: it was sealed already (or never open)
+    total: int
+    digest: str | None  # None: a run seeded before wq recorded digests
+
+
+def append(queue: RunQueue, batches: Batches) -> AppendResult:
+    """Add items to an open run, chunk by chunk; an unseeded run is seeded open first."""
+    seeded, is_open, total = queue.open_state()
+    if not seeded:
+        seed_items(queue, [], open_run=True)  # a no-op if another appender opened it first
+        seeded, is_open, total = queue.open_state()
+    if not is_open:
+        raise _sealed(queue)
+    appended = 0
+    digest = layout.ItemsDigest()
+    try:
+        for chunk in chunks(batches, APPEND_ITEMS, APPEND_BYTES):
+            total = _append_chunk(queue, chunk, total)
+            digest.add_field(layout.SEPARATOR.join(chunk))
+            appended += len(chunk)
+    except WqError as exc:
+        if appended:
+            exc.args = (f"{exc} ({appended} item(s) of this source were appended before)",)
+        raise
+    return AppendResult(appended=appended, total=total, digest=digest.hexdigest())
+
+
+def _append_chunk(queue: RunQueue, chunk: list[str], total: int) -> int:
+    while True:
+        fields = list(layout.chunk_fields(chunk, first=total))
+        outcome = queue.append(total, fields, len(chunk))
+        if outcome >= 0:
+            return outcome
+        if outcome == -1:  # another appender went first: lay the chunk out after its items
+            _, is_open, total = queue.open_state()
+            if is_open:
+                continue
+        raise _sealed(queue)
+
+
+def _sealed(queue: RunQueue) -> ConfigError:
+    return ConfigError(
+        f"run {queue.run!r} is sealed: it takes no more items (append to a run seeded with "
+        "--open, before `wq seal`)"
+    )
+
+
+def chunks(batches: Iterable[list[str]], most: int, most_bytes: int) -> Iterator[list[str]]:
+    """The items of batches in lists of at most `most` items and about `most_bytes` bytes
+    (the item that crosses the bytes ends its list)."""
+    chunk: list[str] = []
+    size = 0
+    for batch in batches:
+        for item in batch:
+            chunk.append(item)
+            size += len(item)
+            if len(chunk) >= most or size >= most_bytes:
+                yield chunk
+                chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def seal(queue: RunQueue) -> SealResult:
+    """Close the run to appends and record the digest of all its items; sealing a sealed run
+    records a digest that is missing (a seal interrupted before it) and changes nothing else."""
+    outcome, total, digest, was_open = queue.seal()
+    if outcome < 0:
+        raise ConfigError(f"run {queue.run!r} is not seeded: there is nothing to seal")
+    if digest is None and was_open:
+        digest = items_digest(queue, total)
+        queue.record_digest(digest)
+    return SealResult(sealed_now=outcome == 1, total=total, digest=digest)
+
+
+def items_digest(queue: RunQueue, total: int) -> str:
+    """layout.ItemsDigest of a list run's first `total` items, read from Redis a window of
+    fields at a time."""
+    fields = -(-total // layout.ITEMS_PER_FIELD)
+    return digest_batches(
+        [blob]
+        for first in range(0, fields, DIGEST_FIELDS)
+        for blob in queue.item_fields(first, min(DIGEST_FIELDS, fields - first))
+    )

@@ -1,0 +1,157 @@
+"""Real servers that items come from in the tests: an S3-compatible server (rclone serve s3,
+built into bin/ by `make bin/rclone`) and an HTTP server in a thread, both on loopback."""
+
+import http.server
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.unit.cli_runner import ROOT
+from wq.local_redis import free_port
+
+RCLONE = ROOT / "bin" / "rclone"
+ACCESS_KEY, SECRET_KEY = "wq-test-key", "wq-test-secret"
+START_TIMEOUT_S = 30.0
+# No SDK may look further than the test servers: no instance metadata, no config files.
+OFFLINE_ENV = {
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "NO_GCE_CHECK": "true",
+}
+
+
+class S3Server:
+    """`rclone serve s3` over a directory: each top-level folder is a bucket."""
+
+    def __init__(self, root: Path) -> None:
+        if not (RCLONE.is_file() and os.access(RCLONE, os.X_OK)):
+            pytest.fail(
+                "bin/rclone is missing: the tests of s3:// sources need it. Build it with "
+                "`make bin/rclone` (or run `make test-unit`).",
+                pytrace=False,
+            )
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, credentials: bool = True) -> dict[str, str]:
+        """What a wq process needs to reach this server (with or without credentials)."""
+        env = {**OFFLINE_ENV, "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
+        if credentials:
+            env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+        return env
+
+    def start(self) -> None:
+        argv = [str(RCLONE), "serve", "s3", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}"]
+        argv += ["--addr", f"127.0.0.1:{self.port}", "--config", os.devnull, str(self.root)]
+        with (self.root.parent / "rclone.log").open("ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"rclone serve s3 did not start; see {log.name}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def put(self, bucket: str, key: str, data: bytes) -> str:
+        """Upload through the S3 API (not into the directory: the server caches listings);
+        returns the object's s3:// URL."""
+        import s3fs  # type: ignore[import-untyped]
+
+        fs = s3fs.S3FileSystem(
+            key=ACCESS_KEY,
+            secret=SECRET_KEY,
+            client_kwargs={"endpoint_url": self.endpoint, "region_name": "us-east-1"},
+            skip_instance_cache=True,
+        )
+        if not fs.exists(bucket):
+            fs.mkdir(bucket)
+        fs.pipe(f"{bucket}/{key}", data)
+        return f"s3://{bucket}/{key}"
+
+
+Route = Callable[[http.server.BaseHTTPRequestHandler], None]
+
+
+class HTTPServer:
+    """A threaded HTTP server on loopback: GET of a path gives the bytes put there, or what a
+    route does (e.g. drop the connection half-way)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.routes: dict[str, Route] = {}
+        self.hits: dict[str, int] = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                if self.path in server.routes:
+                    server.routes[self.path](self)
+                    return
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def drop_after(body: bytes, lines: int) -> Route:
+    """A route that announces the whole body, sends its first `lines` lines and hangs up."""
+
+    def route(handler: http.server.BaseHTTPRequestHandler) -> None:
+        cut = 0
+        for _ in range(lines):
+            cut = body.index(b"\n", cut) + 1
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body[:cut])
+        handler.wfile.flush()
+        handler.close_connection = True
+        handler.connection.shutdown(socket.SHUT_RDWR)
+
+    return route
