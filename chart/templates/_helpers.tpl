@@ -122,12 +122,34 @@ Usage: include "wq.imageRef" (dict "image" .Values.image "defaultTag" .Chart.App
 {{- end }}
 
 {{/*
-Where the items come from: "itemRange", "itemsFile" or "items" (also for an empty run).
+Where the items come from: "itemRange", "itemsFile", "itemsUrl", "itemsList" or "items" (also
+for an empty run). Only "items" and "itemsFile" travel in a ConfigMap.
 */}}
 {{- define "wq.itemsSource" -}}
 {{- if not (kindIs "invalid" .Values.itemRange) }}itemRange
 {{- else if .Values.itemsFile }}itemsFile
+{{- else if .Values.itemsUrl }}itemsUrl
+{{- else if .Values.itemsList }}itemsList
 {{- else }}items
+{{- end }}
+{{- end }}
+
+{{/*
+Whether the items travel in the items ConfigMap ("true" or empty).
+*/}}
+{{- define "wq.itemsInConfigMap" -}}
+{{- if has (include "wq.itemsSource" .) (list "items" "itemsFile") }}true{{ end }}
+{{- end }}
+
+{{/*
+ServiceAccount of the seeder pod: its own (seed.serviceAccount), else the wq pods' one.
+*/}}
+{{- define "wq.seedServiceAccountName" -}}
+{{- $sa := .Values.seed.serviceAccount }}
+{{- if $sa.create }}
+{{- default (printf "%s-seed" (include "wq.fullname" . | trunc 58 | trimSuffix "-")) $sa.name }}
+{{- else }}
+{{- default (include "wq.serviceAccountName" .) $sa.name }}
 {{- end }}
 {{- end }}
 
@@ -299,6 +321,8 @@ once, so that a user sees all problems of a values file at a time.
 {{- $messages = append $messages (include "wq.validateValues.itemsSources" .) }}
 {{- $messages = append $messages (include "wq.validateValues.itemRange" .) }}
 {{- $messages = append $messages (include "wq.validateValues.itemsSize" .) }}
+{{- $messages = append $messages (include "wq.validateValues.itemsUrl" .) }}
+{{- $messages = append $messages (include "wq.validateValues.seedCredentials" .) }}
 {{- $messages = append $messages (include "wq.validateValues.seed" .) }}
 {{- $messages = append $messages (include "wq.validateValues.externalRedis" .) }}
 {{- $messages = append $messages (include "wq.validateValues.externalRedisCa" .) }}
@@ -314,9 +338,44 @@ once, so that a user sees all problems of a values file at a time.
 {{- $set := list }}
 {{- if .Values.items }}{{ $set = append $set "items" }}{{ end }}
 {{- if .Values.itemsFile }}{{ $set = append $set "itemsFile" }}{{ end }}
+{{- if .Values.itemsUrl }}{{ $set = append $set "itemsUrl" }}{{ end }}
+{{- if .Values.itemsList }}{{ $set = append $set "itemsList" }}{{ end }}
 {{- if not (kindIs "invalid" .Values.itemRange) }}{{ $set = append $set "itemRange" }}{{ end }}
 {{- if gt (len $set) 1 -}}
-wq: items, itemsFile and itemRange are mutually exclusive: set only one (now set: {{ join ", " $set }}).
+wq: items, itemsFile, itemsUrl, itemsList and itemRange are mutually exclusive: set only one (now set: {{ join ", " $set }}).
+{{- end }}
+{{- end }}
+
+{{/*
+itemsFormat goes with itemsUrl; a URL carries no credentials (they would be readable in the
+pod spec): user:password@ is refused. (A signed URL's signature is the one exception people
+choose knowingly; it is not detected.)
+*/}}
+{{- define "wq.validateValues.itemsUrl" -}}
+{{- $messages := list }}
+{{- if and .Values.itemsFormat (not .Values.itemsUrl) }}
+{{- $messages = append $messages (printf "wq: itemsFormat (%s) is the format of itemsUrl: set itemsUrl, or leave itemsFormat empty." .Values.itemsFormat) }}
+{{- end }}
+{{- range $name := list "itemsUrl" "itemsList" }}
+{{- if regexMatch "^[a-z0-9]+://[^/@]*@" (get $.Values $name) }}
+{{- $messages = append $messages (printf "wq: %s must not contain credentials (user:password@): give them to the seeder through seed.extraEnvFrom (a Secret) or seed.serviceAccount (workload identity)." $name) }}
+{{- end }}
+{{- end }}
+{{- join "\n" $messages }}
+{{- end }}
+
+{{/*
+Credentials reach the seeder from a Secret or an identity, never as plain values: an extraEnv
+entry named like a credential must use valueFrom.
+*/}}
+{{- define "wq.validateValues.seedCredentials" -}}
+{{- $secret := list "AWS_SECRET_ACCESS_KEY" "AWS_SESSION_TOKEN" "AWS_ACCESS_KEY_ID" "GOOGLE_APPLICATION_CREDENTIALS_JSON" }}
+{{- $plain := list }}
+{{- range .Values.seed.extraEnv }}
+{{- if and (has .name $secret) (hasKey . "value") }}{{ $plain = append $plain .name }}{{ end }}
+{{- end }}
+{{- if $plain -}}
+wq: seed.extraEnv sets {{ join ", " $plain }} as a plain value, readable by anyone who can read the Job: use valueFrom.secretKeyRef, or seed.extraEnvFrom with a Secret.
 {{- end }}
 {{- end }}
 
@@ -352,13 +411,13 @@ Numbers from a values file (or --set-json) reach templates as float64, exact onl
 {{- if eq $source "items" }}{{ $size = len (toJson (default (list) .Values.items)) }}{{ end }}
 {{- if eq $source "itemsFile" }}{{ $size = len .Values.itemsFile }}{{ end }}
 {{- if gt $size $limit -}}
-wq: {{ $source }} is {{ $size }} bytes, over the {{ $limit }} bytes a ConfigMap can carry. Use itemRange for integer items, or seed the run from outside (seed.enabled=false, then `wq seed --run <runId> --items-file ...`).
+wq: {{ $source }} is {{ $size }} bytes, over the {{ $limit }} bytes a ConfigMap can carry. Put the items where the seeder can stream them from and set itemsUrl (s3://, gs://, http(s)://), use itemRange for integer items, or seed the run from outside (seed.enabled=false, then `wq seed --run <runId> --items-url ...`).
 {{- end }}
 {{- end }}
 
 {{- define "wq.validateValues.seed" -}}
-{{- if and (not .Values.seed.enabled) (or .Values.items .Values.itemsFile (not (kindIs "invalid" .Values.itemRange))) -}}
-wq: seed.enabled=false means the run is seeded from outside: leave items, itemsFile and itemRange empty.
+{{- if and (not .Values.seed.enabled) (or .Values.items .Values.itemsFile .Values.itemsUrl .Values.itemsList (not (kindIs "invalid" .Values.itemRange))) -}}
+wq: seed.enabled=false means the run is seeded from outside: leave items, itemsFile, itemsUrl, itemsList and itemRange empty.
 {{- end }}
 {{- end }}
 

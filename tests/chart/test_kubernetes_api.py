@@ -23,6 +23,20 @@ COMBINATIONS: dict[str, Manifest] = {
     "items": {"items": ["apple", {"src": "a", "n": 1}]},
     "items-file": {"itemsFile": "a\nb\n"},
     "range": {"itemRange": {"start": 0, "end": 1000000, "step": 3}},
+    "items-url": {
+        "itemsUrl": "s3://bucket/items.jsonl",
+        "seed": {
+            "serviceAccount": {
+                "create": True,
+                "annotations": {"iam.gke.io/gcp-service-account": "x"},
+            },
+            "extraEnvFrom": [{"secretRef": {"name": "s3"}}],
+            "extraEnv": [{"name": "AWS_ENDPOINT_URL", "value": "http://minio:9000"}],
+            "extraVolumes": [{"name": "aws", "secret": {"secretName": "aws"}}],
+            "extraVolumeMounts": [{"name": "aws", "mountPath": "/etc/aws"}],
+        },
+    },
+    "items-list": {"itemsList": "gs://bucket/in/*.png", "seed": {"serviceAccount": {"name": "r"}}},
     "command": {"worker": {"handler": "command", "command": ["echo", "{{ item }}"], "shell": True}},
     "python": {"worker": {"handler": "python", "python": "pkg.mod:fn", "failOnDead": True}},
     "persistence": {"redis": {"persistence": {"enabled": True, "storageClass": "standard"}}},

@@ -57,6 +57,12 @@ INT64_MAX = 2**63 - 1
         (["worker.resources.request.cpu=1"], "additional properties 'request' not allowed"),
         (["seed.activeDeadlineSeconds=0"], "at '/seed/activeDeadlineSeconds'"),
         (["networkPolicy.enabled=yes"], "at '/networkPolicy/enabled': got string, want boolean"),
+        (["itemsUrl=ftp://host/items.txt"], "at '/itemsUrl'"),
+        (["itemsUrl=bucket/items.txt"], "at '/itemsUrl'"),
+        (["itemsList=https://host/*.txt"], "at '/itemsList'"),
+        (["itemsFormat=csv"], "at '/itemsFormat': value must be one of"),
+        (["seed.serviceAccount.name=Bad_Name"], "at '/seed/serviceAccount/name'"),
+        (["seed.serviceAccount.role=x"], "additional properties 'role' not allowed"),
     ],
 )
 def test_schema_rejects(helm: Helm, sets: list[str], message: str) -> None:
@@ -107,8 +113,8 @@ def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
     [
         (
             {"items": ["a"], "itemRange": {"start": 0, "end": 5}},
-            "items, itemsFile and itemRange are mutually exclusive: set only one "
-            "(now set: items, itemRange).",
+            "items, itemsFile, itemsUrl, itemsList and itemRange are mutually exclusive: set "
+            "only one (now set: items, itemRange).",
         ),
         (
             {"items": ["a"], "itemsFile": "b\n"},
@@ -117,6 +123,39 @@ def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
         (
             {"itemsFile": "b\n", "itemRange": {"start": 0, "end": 5}},
             "mutually exclusive: set only one (now set: itemsFile, itemRange).",
+        ),
+        (
+            {"itemsUrl": "s3://b/i.txt", "itemsList": "s3://b/*", "items": ["a"]},
+            "mutually exclusive: set only one (now set: items, itemsUrl, itemsList).",
+        ),
+        (
+            {"itemsFormat": "jsonl"},
+            "itemsFormat (jsonl) is the format of itemsUrl: set itemsUrl",
+        ),
+        (
+            {"itemsUrl": "https://user:s3cret@example.org/items.txt"},
+            "itemsUrl must not contain credentials (user:password@)",
+        ),
+        (
+            {"itemsList": "s3://key:secret@bucket/*"},
+            "itemsList must not contain credentials",
+        ),
+        (
+            {
+                "itemsUrl": "s3://b/i.txt",
+                "seed": {
+                    "extraEnv": [
+                        {"name": "AWS_ACCESS_KEY_ID", "value": "AKIA"},
+                        {"name": "AWS_SECRET_ACCESS_KEY", "value": "s3cret"},
+                        {"name": "AWS_REGION", "value": "eu-west-1"},
+                    ]
+                },
+            },
+            "seed.extraEnv sets AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as a plain value",
+        ),
+        (
+            {"seed": {"enabled": False}, "itemsUrl": "s3://b/i.txt"},
+            "leave items, itemsFile, itemsUrl, itemsList and itemRange empty",
         ),
         (
             {"itemRange": {"start": 10, "end": 5}},
@@ -143,12 +182,13 @@ def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
         ),
         (
             {"items": [BIG] * 1100},
-            "items is 1103301 bytes, over the 1000000 bytes a ConfigMap can carry. Use itemRange",
+            "items is 1103301 bytes, over the 1000000 bytes a ConfigMap can carry. Put the items "
+            "where the seeder can stream them from and set itemsUrl",
         ),
         (
             {"itemsFile": (BIG + "\n") * 1000},
             "itemsFile is 1001000 bytes, over the 1000000 bytes a ConfigMap can carry. "
-            "Use itemRange",
+            "Put the items where the seeder can stream them from and set itemsUrl",
         ),
         (
             {"redis": {"enabled": False}},

@@ -261,6 +261,72 @@ def test_items_just_under_the_configmap_limit_render(helm: Helm) -> None:
     assert len(items_json(helm.render({"items": items}))) == 1000
 
 
+@pytest.mark.parametrize(
+    ("values", "args"),
+    [
+        ({"itemsUrl": "s3://bucket/items.jsonl.gz"}, ["--items-url", "s3://bucket/items.jsonl.gz"]),
+        (
+            {"itemsUrl": "https://example.org/export?id=7", "itemsFormat": "json"},
+            ["--items-url", "https://example.org/export?id=7", "--format", "json"],
+        ),
+        ({"itemsList": "gs://bucket/in/*.png"}, ["--list", "gs://bucket/in/*.png"]),
+    ],
+)
+def test_items_url_and_list_are_streamed_by_the_seeder(
+    helm: Helm, values: Manifest, args: list[str]
+) -> None:
+    r = helm.render(values)
+    assert r.all("ConfigMap") == []  # nothing travels in the chart: any number of items
+    seed = r.one("Job", "seed")
+    assert container(seed)["args"] == ["seed", *args]
+    assert "items" not in {v["name"] for v in pod_spec(seed)["volumes"]}
+    assert pod_spec(seed)["serviceAccountName"] == "wq"
+
+
+def test_seed_credentials_come_from_secrets_and_identities(helm: Helm) -> None:
+    """Credentials for the items' store reach the seeder alone: a Secret's variables, a
+    mounted credentials file, a ServiceAccount bound to a cloud identity."""
+    role = {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/wq-items"}
+    secret_key = {"secretKeyRef": {"name": "s3", "key": "secret"}}
+    r = helm.render(
+        {
+            "itemsUrl": "s3://bucket/items.txt",
+            "seed": {
+                "serviceAccount": {"create": True, "annotations": role},
+                "extraEnvFrom": [{"secretRef": {"name": "s3-keys"}}],
+                "extraEnv": [
+                    {"name": "AWS_ENDPOINT_URL", "value": "https://minio.example:9000"},
+                    {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": secret_key},
+                ],
+                "extraVolumes": [{"name": "aws", "secret": {"secretName": "aws-profile"}}],
+                "extraVolumeMounts": [{"name": "aws", "mountPath": "/etc/aws", "readOnly": True}],
+            },
+        }
+    )
+    seed = r.one("Job", "seed")
+    accounts = {a["metadata"]["name"]: a for a in r.all("ServiceAccount")}
+    assert set(accounts) == {"wq", "wq-seed"}
+    assert accounts["wq-seed"]["metadata"]["annotations"] == role
+    assert accounts["wq-seed"]["automountServiceAccountToken"] is False
+    assert pod_spec(seed)["serviceAccountName"] == "wq-seed"
+    assert pod_spec(r.one("Job", "worker"))["serviceAccountName"] == "wq"  # workers: theirs
+    assert container(seed)["envFrom"] == [{"secretRef": {"name": "s3-keys"}}]
+    assert env(seed)["AWS_ENDPOINT_URL"] == "https://minio.example:9000"
+    assert env(seed)["AWS_SECRET_ACCESS_KEY"] == secret_key
+    assert {"name": "aws", "mountPath": "/etc/aws", "readOnly": True} in container(seed)[
+        "volumeMounts"
+    ]
+    assert {"name": "aws", "secret": {"secretName": "aws-profile"}} in pod_spec(seed)["volumes"]
+    worker = container(r.one("Job", "worker"))
+    assert "envFrom" not in worker
+    assert "AWS_SECRET_ACCESS_KEY" not in env(r.one("Job", "worker"))
+    named = helm.render(
+        {"itemsUrl": "gs://b/i.txt", "seed": {"serviceAccount": {"name": "items-reader"}}}
+    )
+    assert pod_spec(named.one("Job", "seed"))["serviceAccountName"] == "items-reader"
+    assert [a["metadata"]["name"] for a in named.all("ServiceAccount")] == ["wq"]
+
+
 def test_seed_disabled_renders_no_seeder(helm: Helm) -> None:
     r = helm.render({"seed": {"enabled": False}})
     assert r.all("ConfigMap") == []
@@ -814,6 +880,14 @@ def test_notes_cli_pod_mounts_the_redis_ca(helm: Helm, notes_chart: Path) -> Non
         ({"itemRange": {"start": 0, "end": 100, "step": 2}}, "items from range(0, 100, 2)."),
         ({"itemRange": {"start": 0, "end": 1000000}}, "items from range(0, 1000000, 1)."),
         ({"itemsFile": "a\nb\nc\n"}, "items from itemsFile (3 line(s))."),
+        (
+            {"itemsUrl": "https://example.org/items.txt?X-Amz-Signature=abc"},
+            "items from itemsUrl (https://example.org/items.txt?...).",
+        ),
+        (
+            {"itemsList": "s3://bucket/in/*.png"},
+            "items from itemsList (one item per object of s3://bucket/in/*.png).",
+        ),
         ({"seed": {"enabled": False}}, "wq seed --run wq-1 --items-file items.txt"),
         ({"seed": {"enabled": False}}, "wq seed --run wq-1 --adopt-list job2"),
         ({"runId": "nightly"}, "exec job/nightly-worker -c worker"),
