@@ -257,6 +257,11 @@ clean-cache: ## Remove ~/.cache/wq (node image inputs, binaries) and the images 
 bench: venv ## Per-item overhead vs the docs' client and redis-benchmark's ceiling.
 	$(PY) bench/throughput.py --out bench/results
 
+# Not part of `make test`: minutes, and gigabytes of temporary files.
+.PHONY: scale
+scale: venv ## Scale figures: seeding 10M items from a file URL (bar 30 s), Redis bytes per pending item (bar: item + 8).
+	$(PY) bench/scale.py --out bench/results
+
 .PHONY: chaos
 chaos: venv ## 20k items under a SIGKILL every 2 s for 60 s: items lost, extra runs, recovery time.
 	$(PY) bench/chaos.py --out bench/results

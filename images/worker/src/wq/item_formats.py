@@ -11,8 +11,8 @@ How each format streams:
           millions of items per second); a line may not be blank, "\\r\\n" counts as "\\n".
   jsonl   one JSON value per line; blank lines are skipped (no item can be blank).
   json    a list read value by value with ijson (its C parser), never held whole.
-  yaml    a list read node by node with PyYAML's parser, never held whole; PyYAML is pure
-          Python here (about 20k items a second): prefer JSON Lines for big inputs.
+  yaml    a list read node by node with PyYAML's parser, never held whole; the parser is pure
+          Python here (a few thousand items a second): prefer JSON Lines for big inputs.
 """
 
 import io

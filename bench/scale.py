@@ -1,0 +1,212 @@
+"""Scale figures of wq (`make scale`; not part of `make test`):
+
+  (a) seeding 10M items from a 10M-line file through `wq seed --items-url file://...`: wall
+      time of the real command (bar: under SEED_BAR_S), items/s, the seeder's peak memory
+      and the Redis server's CPU time;
+  (b) Redis memory per pending item of a list run against the item's own bytes (bar: at most
+      the item's bytes + BYTES_BAR): used_memory after seeding minus before, over the items,
+      for several item sizes; and for a range run, which stores no item at all;
+  (c) a 10M-item range run on kind at parallelism 8: a HOOK, not run here (see kind_range_run).
+
+Starts a private redis-server on loopback TCP (pods talk TCP), prints a table and writes
+scale.json and scale.md into --out.
+
+    python bench/scale.py --out bench/results [--items 10000000] [--sizes 16,64,256]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from wq.local_redis import RedisServer
+
+HERE = Path(__file__).resolve().parent
+WQ = str(Path(sys.executable).parent / "wq")
+SEED_BAR_S = 30.0
+BYTES_BAR = 8
+# Items per run when measuring bytes per item: enough that the hash's own overhead vanishes.
+MEMORY_ITEMS = 1_000_000
+
+
+def write_lines(path: Path, count: int, size: int, spread: int = 0) -> int:
+    """`count` distinct lines of `size` bytes each (a zero-padded number), or with `spread`
+    of sizes size - spread .. size + spread, evenly mixed; returns the file's bytes."""
+    block = 100_000
+    with path.open("w", encoding="ascii") as f:
+        for start in range(0, count, block):
+            end = min(start + block, count)
+            f.write(
+                "".join(
+                    f"{n:0{size + spread}d}"[-(size - spread + (n * 7919) % (2 * spread + 1)) :]
+                    + "\n"
+                    for n in range(start, end)
+                )
+            )
+    return path.stat().st_size
+
+
+def redis_cpu_s(client: Any) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def run_wq(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Run a wq command; (wall seconds, peak RSS in KiB, stderr)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [WQ, *args], env={**os.environ, **env}, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    stderr = proc.stderr.read()  # a few lines, until the command exits
+    _, status, usage = os.wait4(proc.pid, 0)  # its own peak memory
+    wall = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"wq {' '.join(args)} failed ({proc.returncode}):\n{stderr}")
+    return wall, int(usage.ru_maxrss), stderr
+
+
+def seed_from_file(server: RedisServer, tmp: Path, items: int, size: int) -> dict[str, Any]:
+    """(a): the real `wq seed --items-url file://` on a fresh file of `items` lines."""
+    path = tmp / "items.txt"
+    file_bytes = write_lines(path, items, size)
+    client = server.connect()
+    cpu_before = redis_cpu_s(client)
+    env = {"WQ_REDIS_URL": server.url, "WQ_RUN": "scale-seed", "WQ_LOG_LEVEL": "warning"}
+    wall, peak_kib, _ = run_wq(["seed", "--items-url", path.as_uri()], env)
+    total = int(client.hget("wq:{scale-seed}:meta", "total") or 0)
+    assert total == items, (total, items)
+    result = {
+        "items": items,
+        "item_bytes": size,
+        "file_mb": round(file_bytes / 1e6, 1),
+        "seconds": round(wall, 2),
+        "items_per_s": round(items / wall),
+        "seeder_peak_rss_mb": round(peak_kib / 1024, 1),
+        "redis_cpu_s": round(redis_cpu_s(client) - cpu_before, 2),
+        "bar_s": SEED_BAR_S,
+        "ok": wall < SEED_BAR_S,
+    }
+    client.delete(*client.keys("wq:{scale-seed}:*"))
+    client.close()
+    path.unlink()
+    return result
+
+
+def bytes_per_item(
+    server: RedisServer, tmp: Path, size: int, items: int, spread: int = 0
+) -> dict[str, Any]:
+    """(b): Redis used_memory per pending item of a list run of `items` items of `size` bytes
+    on average (the line's bytes; stored as JSON text, 2 quotes more, joined 32 to a hash
+    field)."""
+    path = tmp / f"size-{size}.txt"
+    write_lines(path, items, size, spread)
+    client = server.connect()
+    run = f"scale-mem-{size}"
+    before = int(client.info("memory")["used_memory"])
+    env = {"WQ_REDIS_URL": server.url, "WQ_RUN": run, "WQ_LOG_LEVEL": "warning"}
+    run_wq(["seed", "--items-url", path.as_uri()], env)
+    after = int(client.info("memory")["used_memory"])
+    per_item = (after - before) / items
+    client.delete(*client.keys(f"wq:{{{run}}}:*"))  # DEL: freed before the next measure
+    client.close()
+    path.unlink()
+    return {
+        "kind": "list" if not spread else f"list, {size - spread}-{size + spread} B mixed",
+        "item_bytes": size,
+        "redis_bytes_per_item": round(per_item, 2),
+        "overhead_bytes": round(per_item - size, 2),
+        "bar": size + BYTES_BAR,
+        "ok": per_item <= size + BYTES_BAR,
+    }
+
+
+def range_bytes_per_item(server: RedisServer, items: int) -> dict[str, Any]:
+    client = server.connect()
+    before = int(client.info("memory")["used_memory"])
+    env = {"WQ_REDIS_URL": server.url, "WQ_RUN": "scale-range", "WQ_LOG_LEVEL": "warning"}
+    run_wq(["seed", "--range", f"0:{items}"], env)
+    after = int(client.info("memory")["used_memory"])
+    client.delete(*client.keys("wq:{scale-range}:*"))
+    client.close()
+    return {
+        "kind": "range",
+        "item_bytes": None,
+        "redis_bytes_per_item": round((after - before) / items, 4),
+        "overhead_bytes": None,
+        "bar": BYTES_BAR,
+        "ok": True,
+    }
+
+
+def kind_range_run(items: int, parallelism: int) -> dict[str, Any]:
+    """(c) HOOK: a range run of `items` items on the kind cluster at `parallelism` workers.
+
+    Not run by this script: wire it to the e2e machinery (tests/e2e, `make kind-up`), e.g.
+    `helm install ... --set itemRange.end=10000000 --set worker.parallelism=8 --set
+    worker.demoSleep=0`, wait for the worker Job, and return the seconds from the first lease
+    to drained (`wq status --json`: elapsed_s) and the Redis memory. Until then it reports
+    "not run"."""
+    return {"items": items, "parallelism": parallelism, "status": "not run (hook)"}
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    widths = [max(len(c), *(len(str(r.get(c))) for r in rows)) for c in columns]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += [
+        "  ".join(str(r.get(c)).ljust(w) for c, w in zip(columns, widths, strict=True))
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--items", type=int, default=10_000_000, help="items seeded in (a)")
+    parser.add_argument("--item-bytes", type=int, default=16, help="bytes per line in (a)")
+    parser.add_argument("--sizes", default="8,16,64,256", help="item sizes measured in (b)")
+    parser.add_argument("--memory-items", type=int, default=MEMORY_ITEMS)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="wq-scale-") as tmp:
+        server = RedisServer(Path(tmp) / "redis")
+        server.start()
+        try:
+            seeding = seed_from_file(server, Path(tmp), args.items, args.item_bytes)
+            memory = [
+                bytes_per_item(server, Path(tmp), int(size), args.memory_items)
+                for size in args.sizes.split(",")
+            ]
+            memory.append(bytes_per_item(server, Path(tmp), 64, args.memory_items, spread=48))
+            memory.append(range_bytes_per_item(server, args.memory_items))
+        finally:
+            server.stop()
+    kind = kind_range_run(10_000_000, 8)
+    seed_cols = ["items", "item_bytes", "file_mb", "seconds", "items_per_s"]
+    seed_cols += ["seeder_peak_rss_mb", "redis_cpu_s", "bar_s", "ok"]
+    mem_cols = ["kind", "item_bytes", "redis_bytes_per_item", "overhead_bytes", "bar", "ok"]
+    report = "\n\n".join(
+        [
+            "(a) wq seed --items-url file:// of a file of lines\n" + table([seeding], seed_cols),
+            "(b) Redis memory per pending item\n" + table(memory, mem_cols),
+            "(c) range run on kind\n" + table([kind], ["items", "parallelism", "status"]),
+        ]
+    )
+    print(report)
+    (args.out / "scale.md").write_text(report + "\n", encoding="utf-8")
+    results = {"seed": seeding, "memory": memory, "kind": kind}
+    (args.out / "scale.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if not seeding["ok"] or not all(m["ok"] for m in memory):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
