@@ -12,6 +12,7 @@ import pytest
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
+from tests.unit.servers import HTTPServer, drop_after
 from wq import open_runs
 from wq.errors import ConfigError
 from wq.item import encode
@@ -172,6 +173,21 @@ def test_open_seal_and_append_from_the_command_line(
     assert late.returncode == 2
     assert "is sealed: it takes no more items" in late.stderr
     assert status_of(redis_url, run_id)["total"] == 4
+
+
+def test_an_append_failing_half_way_keeps_whole_chunks_and_says_how_many(
+    redis_url: str, run_id: str, http_server: HTTPServer
+) -> None:
+    env = env_of(redis_url, run_id)
+    body = "".join(f"item-{n}\n" for n in range(200_000)).encode()
+    http_server.routes["/more.txt"] = drop_after(body, 150_000)
+    failed = wq("seed", "--append", "--items-url", f"{http_server.url}/more.txt", env=env)
+    assert failed.returncode == 1, failed.stderr
+    total = status_of(redis_url, run_id)["total"]
+    assert total > 0
+    assert total % open_runs.APPEND_ITEMS == 0  # whole chunks only
+    assert f"{total} item(s) of this source were appended before" in failed.stderr
+    assert failed.stderr.count("\n") == 1, failed.stderr
 
 
 def test_seeding_open_is_idempotent_and_refuses_other_items(redis_url: str, run_id: str) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from wq import layout
-from wq.errors import ConfigError, WqError
+from wq.errors import ConfigError, SourceError, WqError
 from wq.item_formats import Batches
 from wq.queue import RunQueue
 from wq.seeder import digest_batches, seed_items
@@ -63,7 +63,12 @@ def append(queue: RunQueue, batches: Batches) -> AppendResult:
             appended += len(chunk)
     except WqError as exc:
         if appended:
-            exc.args = (f"{exc} ({appended} item(s) of this source were appended before)",)
+            exc.args = (
+                f"{exc}; {appended} item(s) of this source were appended before (a retry "
+                "appends them again)",
+            )
+        elif isinstance(exc, SourceError):
+            exc.args = (f"{exc}; nothing of it was appended: retry",)
         raise
     return AppendResult(appended=appended, total=total, digest=digest.hexdigest())
 

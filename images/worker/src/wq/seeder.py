@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from wq import layout
-from wq.errors import ConfigError, SourceChanged
+from wq.errors import ConfigError, SourceChanged, SourceError
 from wq.item import encode
 from wq.item_formats import Batches
 from wq.items_source import FORMATS, ItemRange, read_items_file
@@ -206,9 +206,11 @@ def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> Se
                 digest.add_field(joined)
             queue.stage_fields(staging, fields)
             total += len(window)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):  # else it expires (queue.STAGING_TTL_S)
             queue.drop_staging(staging)
+        if isinstance(exc, SourceError):
+            exc.args = (f"{exc}; nothing was seeded: retry",)
         raise
     return _commit(queue, staging, total, layout.KIND_LIST, 0, 1, digest.hexdigest(), open_run)
 

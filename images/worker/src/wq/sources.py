@@ -117,7 +117,7 @@ def classify(exc: BaseException, url: str, what: str) -> WqError:
         return ConfigError(f"{what} does not exist")
     if 400 <= status < 500 and status not in (408, 429):
         return ConfigError(f"{what}: the server refused the request (HTTP {status})")
-    return SourceError(f"{what}: reading failed: {_reason(exc)}; nothing was seeded, retry")
+    return SourceError(f"{what}: reading failed: {_reason(exc)}")
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
