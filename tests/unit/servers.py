@@ -2,6 +2,7 @@
 built into bin/ by `make bin/rclone`) and an HTTP server in a thread, both on loopback."""
 
 import http.server
+import json
 import os
 import socket
 import subprocess
@@ -94,8 +95,8 @@ Route = Callable[[http.server.BaseHTTPRequestHandler], None]
 
 
 class HTTPServer:
-    """A threaded HTTP server on loopback: GET of a path gives the bytes put there, or what a
-    route does (e.g. drop the connection half-way)."""
+    """A threaded HTTP server on loopback: GET of a path (its query aside) gives the bytes put
+    there, or what a route does (e.g. drop the connection half-way)."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
@@ -107,11 +108,12 @@ class HTTPServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                server.hits[self.path] = server.hits.get(self.path, 0) + 1
-                if self.path in server.routes:
-                    server.routes[self.path](self)
+                path = self.path.split("?", 1)[0]
+                server.hits[path] = server.hits.get(path, 0) + 1
+                if path in server.routes:
+                    server.routes[path](self)
                     return
-                body = server.files.get(self.path)
+                body = server.files.get(path)
                 if body is None:
                     self.send_error(404)
                     return
@@ -123,7 +125,11 @@ class HTTPServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a client that hangs up early (as one that got its error does) is fine
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -137,6 +143,26 @@ class HTTPServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def status(code: int) -> Route:
+    """A route that answers with an HTTP error."""
+
+    def route(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_error(code)
+
+    return route
+
+
+def gcs_object(server: HTTPServer, bucket: str, key: str, body: bytes) -> str:
+    """Serve an object the way the GCS JSON API gives it to gcsfs (its metadata, then its
+    bytes), for a wq process with STORAGE_EMULATOR_HOST=server.url; returns its gs:// URL.
+    Not a GCS emulator: the two calls gcsfs makes to read one object, enough to show that
+    gs:// URLs are read through gcsfs and its errors are told apart."""
+    meta = {"kind": "storage#object", "name": key, "bucket": bucket, "size": str(len(body))}
+    server.files[f"/storage/v1/b/{bucket}/o/{key}"] = json.dumps(meta).encode()
+    server.files[f"/download/storage/v1/b/{bucket}/o/{key}"] = body
+    return f"gs://{bucket}/{key}"
 
 
 def drop_after(body: bytes, lines: int) -> Route:

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from tests.unit.cli_runner import wq, wq_argv, wq_env
-from tests.unit.servers import HTTPServer, S3Server, drop_after
+from tests.unit.servers import HTTPServer, S3Server, drop_after, gcs_object, status
 
 VALUES: list[Any] = ["apple", "banana split", "\u00e9clair \u2713", {"src": "a.png"}, 7, 2.5, None]
 STRINGS = ["apple", "banana split", "\u00e9clair \u2713", '{"not": "parsed"}', "  padded  "]
@@ -95,6 +95,25 @@ def test_every_format_over_http(
 def test_every_format_from_s3(redis_url: str, run_id: str, s3_server: S3Server, fmt: str) -> None:
     url = s3_server.put("items", f"{run_id}/items{FORMATS[fmt]}", as_format(values_for(fmt), fmt))
     seed_and_check(redis_url, run_id, ["--items-url", url], values_for(fmt), s3_server.env())
+
+
+def test_gs_urls_go_through_gcsfs(redis_url: str, run_id: str, http_server: HTTPServer) -> None:
+    """gs:// with STORAGE_EMULATOR_HOST on a local HTTP server answering gcsfs' two calls: the
+    items, their digest, and one-line errors for a missing object and a refused one."""
+    env = {"STORAGE_EMULATOR_HOST": http_server.url}
+    url = gcs_object(http_server, "bkt", "items.jsonl", as_format(VALUES, "jsonl"))
+    seed_and_check(redis_url, run_id, ["--items-url", url], VALUES, env)
+    for path in ("/storage/v1/b/private/o", "/storage/v1/b/private/o/items.txt"):
+        http_server.routes[path] = status(403)  # the object and the listing gcsfs falls back on
+    for url, words in (
+        ("gs://bkt/missing.txt", "does not exist"),
+        ("gs://private/items.txt", "access denied"),
+    ):
+        result = wq("seed", "--items-url", url, env=env_of(redis_url, run_id, env))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert words in result.stderr
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in result.stderr
 
 
 def test_compressed_objects_are_undone_and_format_flag_wins(

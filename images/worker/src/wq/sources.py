@@ -13,6 +13,7 @@ credentials, access denied, no filesystem package) is a ConfigError, exit 2; wha
 """
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,9 @@ STDIN = "-"
 OBJECT_BLOCK = 8 << 20
 # The package each scheme needs (the image has them; `pip install 'wq[sources]'` elsewhere).
 PACKAGES = {"http": "aiohttp", "https": "aiohttp", "s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}
+# The SDKs' own loggers stay quiet (e.g. gcsfs warns when it cannot tell a bucket's type):
+# what goes wrong reaches the user as one wq error line (errors_of), nothing else on stderr.
+QUIET_LOGGERS = ("fsspec", "s3fs", "gcsfs", "aiobotocore", "botocore", "google", "urllib3")
 # Exceptions of the SDKs that say no credentials were found, by name: the SDKs are imported
 # only when their scheme is used.
 NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError")
@@ -78,6 +82,9 @@ def _filesystem(url: str) -> tuple[Any, str]:
     scheme = scheme_of(url)
     import fsspec.core  # type: ignore[import-untyped]
 
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
     try:
         fs, path = fsspec.core.url_to_fs(url)
         return fs, str(path)
@@ -106,8 +113,7 @@ def classify(exc: BaseException, url: str, what: str) -> WqError:
     scheme = scheme_of(url)
     if names & set(NO_CREDENTIALS):
         return ConfigError(f"{what}: no credentials found: {_credentials_hint(scheme)}")
-    codes = (getattr(e, "status", None) for e in chain)
-    status = next((code for code in codes if isinstance(code, int)), 0)
+    status = next((code for code in map(_http_status, chain) if code), 0)
     if status in (401, 403) or (status == 0 and any(isinstance(e, PermissionError) for e in chain)):
         return ConfigError(
             f"{what}: access denied ({_reason(exc)}): check the credentials and their "
@@ -118,6 +124,20 @@ def classify(exc: BaseException, url: str, what: str) -> WqError:
     if 400 <= status < 500 and status not in (408, 429):
         return ConfigError(f"{what}: the server refused the request (HTTP {status})")
     return SourceError(f"{what}: reading failed: {_reason(exc)}")
+
+
+def _http_status(exc: BaseException) -> int:
+    """The HTTP status an SDK error carries: aiohttp's `status` of a response, gcsfs' `code`,
+    or the words gcsfs puts in a plain OSError ("Forbidden: ..."); 0 if none. (Not any `code`:
+    aiohttp's errors of a broken body carry a `code` of 400 that no server sent.)"""
+    name = "code" if type(exc).__module__.startswith("gcsfs") else "status"
+    code = getattr(exc, name, None)
+    if isinstance(code, int) and 100 <= code <= 599:
+        return code
+    if isinstance(exc, OSError) and not exc.errno:
+        words = str(exc).split(":", 1)[0].strip().lower()
+        return {"forbidden": 403, "unauthorized": 401, "access denied": 403}.get(words, 0)
+    return 0
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
