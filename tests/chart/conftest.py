@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart.helmlib import CHART, HELM, REPO, Helm
+from tests.chart.crds import CrdValidator, crd_validator
+from tests.chart.helmlib import CHART, HELM, PROMTOOL, REPO, Helm
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,22 @@ def helm_bin() -> Path:
             pytrace=False,
         )
     return HELM
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    if not (PROMTOOL.is_file() and os.access(PROMTOOL, os.X_OK)):
+        pytest.fail(
+            f"{PROMTOOL.relative_to(REPO)} is missing: the alert tests need the pinned promtool. "
+            "`make test-chart` builds it (PROMETHEUS_VERSION in the Makefile).",
+            pytrace=False,
+        )
+    return PROMTOOL
+
+
+@pytest.fixture(scope="session")
+def crds() -> CrdValidator:
+    return crd_validator()
 
 
 @pytest.fixture(scope="session")
