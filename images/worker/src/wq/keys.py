@@ -103,6 +103,12 @@ class RunKeys:
         return self._key("errors")
 
     @property
+    def durations(self) -> str:
+        """Hash: bucket number -> attempts whose duration fell in it, and sum_ms: a histogram
+        of how long attempts took (wq.layout)."""
+        return self._key("durations")
+
+    @property
     def named(self) -> list[str]:
         """Every key above, meta first: all of a run's keys but the staging hashes."""
         return [
@@ -119,6 +125,7 @@ class RunKeys:
             self.workers,
             self.dead,
             self.errors,
+            self.durations,
         ]
 
     def staging_items(self, token: str) -> str:

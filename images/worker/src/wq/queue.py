@@ -381,7 +381,7 @@ class RunQueue:
         duration known, no output); returns the positions the token had lost (nothing of them
         is recorded)."""
         k = self.keys
-        keys = [k.meta, k.leases, k.ledger, k.outputs, k.attempts, k.workers, k.solo]
+        keys = [k.meta, k.leases, k.ledger, k.outputs, k.attempts, k.workers, k.solo, k.durations]
         batch = done if isinstance(done, Completions) else Completions.of(done)
         stale: list[int] = []
         for part in batch.calls():
@@ -423,6 +423,7 @@ class RunQueue:
             k.solo,
             k.ledger,
             k.workers,
+            k.durations,
         ]
         result: str = self.call(
             lambda: self.scripts.fail(
