@@ -272,9 +272,13 @@ def test_seed_work_status_flow(redis_url: str, run_id: str, tmp_path: Path) -> N
     assert f"digest     {digest}" in wq("status", env=env).stdout.splitlines()
 
 
-def test_dead_items_fail_the_check_and_can_be_retried(redis_url: str, run_id: str) -> None:
+def test_dead_items_fail_the_check_and_can_be_retried(
+    redis_url: str, run_id: str, tmp_path: Path
+) -> None:
     env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
     assert wq("seed", "fine", "poison", env=env).returncode == 0
+    message = tmp_path / "termination-log"
+    message.touch()
     worked = wq(
         "work",
         "--handler",
@@ -284,9 +288,13 @@ def test_dead_items_fail_the_check_and_can_be_retried(redis_url: str, run_id: st
         "--max-attempts",
         "2",
         "--fail-on-dead",
-        env=env,
+        env={**env, "WQ_TERMINATION_LOG": str(message)},
     )
     assert worked.returncode == 3
+    assert message.read_text().startswith(
+        f"worker {worked_id(worked.stderr)} of run {run_id} drained with dead items (exit 3): "
+        "1 item(s) processed, 2 failed attempt(s), mean item time "
+    )
     [line] = [x for x in worked.stderr.splitlines() if "event=run.dead_items" in x]
     assert "level=error" in line
     assert " dead=1 " in line
@@ -304,6 +312,12 @@ def test_dead_items_fail_the_check_and_can_be_retried(redis_url: str, run_id: st
     purged = wq("purge", "--yes", env=env)
     assert purged.returncode == 0
     assert json.loads(wq("status", "--json", env=env).stdout)["state"] == "not seeded"
+
+
+def worked_id(log: str) -> str:
+    """The worker id its start line names."""
+    [start] = [x for x in log.splitlines() if "event=worker.start" in x]
+    return start.split(" worker=", 1)[1].split()[0]
 
 
 def test_work_never_exits_0_on_an_unseeded_run(redis_url: str, run_id: str) -> None:

@@ -108,7 +108,9 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
     workers hold the last items it waits, reclaiming their leases as they expire. Exit codes:
     0 drained, 1 Redis unreachable or full or the run never seeded, 2 bad configuration,
     3 drained with dead items under --fail-on-dead, 4 the run was lost (seeded, then its keys
-    were gone), 143 stopped by SIGTERM (its items were handed back).
+    were gone), 143 stopped by SIGTERM (its items were handed back). With 0, 3, 4 or 143 it logs
+    a summary (event worker.summary: items processed, failed attempts, mean item time) and
+    writes it as one line to --termination-log, which `kubectl describe pod` shows.
 
     \b
     Examples:
@@ -327,7 +329,7 @@ def purge(yes: bool, **conn: Any) -> int:
     "whole (e.g. 'curl -fsS {{ item }}').",
 )
 @items_options
-@click_options(WorkerConfig, skip=("worker_id", "seed_wait_s"))
+@click_options(WorkerConfig, skip=("worker_id", "seed_wait_s", "termination_log"))
 def run_local(workers: int, command_line: str | None, **opts: Any) -> int:
     """Seed and process a run on this machine, with a live progress bar.
 
