@@ -31,6 +31,7 @@ SUBCOMMANDS = [
     "reap",
     "purge",
     "run",
+    "exporter",
 ]
 
 
@@ -46,8 +47,13 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
     result = wq(name, "--help")
     assert result.returncode == 0
     assert "Usage: wq" in result.stdout
-    if name not in ("run", "digest"):  # digest needs no run: it reads the items only
+    if name not in ("run", "digest", "exporter"):  # digest needs no run: it reads the items only
         assert "env var: WQ_RUN" in result.stdout
+    if name == "exporter":  # every run, or those of its own variable: never the pods' WQ_RUN
+        text = " ".join(result.stdout.split())
+        assert "env var: WQ_EXPORTER_RUNS]" in text
+        assert "env var: WQ_RUN;" not in text
+        assert "env var: WQ_RUN]" not in text
 
 
 @pytest.mark.parametrize(
