@@ -86,6 +86,15 @@ def collector_for(url: str, runs: tuple[str, ...] = ()) -> RunsCollector:
 
 
 @pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, to stop, restart or reconfigure."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def exporter(redis_url: str) -> Iterator[RunsCollector]:
     collector = collector_for(redis_url)
     yield collector
@@ -222,9 +231,8 @@ def test_a_purged_or_expired_run_leaves_the_output_and_is_not_lost(
     expired.close()
 
 
-def test_redis_down_shows_as_such_never_as_an_empty_queue(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
+def test_redis_down_shows_as_such_never_as_an_empty_queue(private_redis: RedisServer) -> None:
+    server = private_redis
     queue = make_queue(server.url, "r")
     seed(queue, ["a", "b"])
     collector = collector_for(server.url)
@@ -244,7 +252,6 @@ def test_redis_down_shows_as_such_never_as_an_empty_queue(tmp_path: Path) -> Non
         assert after.run("r") == {**FLAGS, "wq_run_lost": 1}
     queue.close()
     collector.close()
-    server.stop()
 
 
 def test_a_redis_that_never_answered_is_down(tmp_path: Path) -> None:
@@ -321,12 +328,11 @@ def test_a_port_in_use_is_a_clear_error(redis_url: str) -> None:
 
 @pytest.mark.slow
 def test_no_call_of_a_scrape_holds_redis_while_a_million_items_are_seeded_and_worked(
-    tmp_path: Path,
+    private_redis: RedisServer, tmp_path: Path
 ) -> None:
     """Redis' own clock for each call the exporter makes (SLOWLOG, which logs every call here
     and names the client): a loaded machine slows the test, not what it measures."""
-    server = RedisServer(tmp_path / "redis")
-    server.start()
+    server = private_redis
     admin = server.connect()
     admin.config_set("slowlog-max-len", 500_000)
     admin.config_set("slowlog-log-slower-than", 0)
@@ -360,7 +366,11 @@ def test_no_call_of_a_scrape_holds_redis_while_a_million_items_are_seeded_and_wo
         for proc in workers:
             proc.send_signal(signal.SIGTERM)
         for proc in [*workers, seeding]:
-            proc.wait(30)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     assert seeding.returncode == 0
     calls = [e for e in admin.slowlog_get(-1) if e.get("client_name") == CLIENT_NAME.encode()]
     slowest = max(calls, key=lambda e: int(e["duration"]))
@@ -370,4 +380,3 @@ def test_no_call_of_a_scrape_holds_redis_while_a_million_items_are_seeded_and_wo
     assert scrapes[-1].run("list")["wq_run_items"] == 1_000_000
     collector.close()
     admin.close()
-    server.stop()
