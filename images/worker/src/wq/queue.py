@@ -1,8 +1,9 @@
 """Queue operations on one run: seed, lease, complete, fail, release, renew, reap, and counts.
 
-This is the only module that talks to Redis. Every state change is one Lua script call, so
-it is atomic; every call goes through the Retrying wrapper, so a Redis outage is retried and
-then raised, never read as "no work".
+This is the only module that talks to Redis about a run (wq.survey looks at a whole Redis for
+the exporter). Every state change is one Lua script call, so it is atomic; every call goes
+through the Retrying wrapper, so a Redis outage is retried and then raised, never read as "no
+work".
 """
 
 import struct
@@ -182,12 +183,7 @@ def open_queue(config: ConnectionConfig, log: EventLog | None = None) -> "RunQue
     """The run's queue on the configured Redis; outages are retried for `redis_wait` seconds,
     with a warning each retry once the outage has lasted QUIET_RETRY_S, when there is a log."""
     run = check_run_id(config.run_id)
-    settings = RedisSettings.from_url(
-        config.redis_url,
-        config.redis_password,
-        ca_cert=config.redis_ca_cert or None,
-        cluster=config.redis_cluster,
-    )
+    settings = RedisSettings.of(config)
 
     def warn(waited: float, exc: Exception) -> None:
         if log is not None:
@@ -381,7 +377,7 @@ class RunQueue:
         duration known, no output); returns the positions the token had lost (nothing of them
         is recorded)."""
         k = self.keys
-        keys = [k.meta, k.leases, k.ledger, k.outputs, k.attempts, k.workers, k.solo]
+        keys = [k.meta, k.leases, k.ledger, k.outputs, k.attempts, k.workers, k.solo, k.durations]
         batch = done if isinstance(done, Completions) else Completions.of(done)
         stale: list[int] = []
         for part in batch.calls():
@@ -423,6 +419,7 @@ class RunQueue:
             k.solo,
             k.ledger,
             k.workers,
+            k.durations,
         ]
         result: str = self.call(
             lambda: self.scripts.fail(
@@ -515,10 +512,14 @@ class RunQueue:
             raise RunFormatError(self.run, fmt, layout.STORAGE_FORMAT)
 
     def status(self) -> RunStatus:
+        return self.metrics()[0]
+
+    def metrics(self) -> tuple[RunStatus, layout.Durations]:
+        """The run's counts and its durations histogram, in one atomic read."""
         k = self.keys
-        keys = [k.meta, k.requeue, k.suspects, k.leases, k.dead]
+        keys = [k.meta, k.requeue, k.suspects, k.leases, k.dead, k.durations]
         raw: list[Any] = self.call(lambda: self.scripts.status(keys=keys, args=[]))
-        flat, requeued, suspects, in_flight, dead, now_ms, ttl_ms = raw
+        flat, requeued, suspects, in_flight, dead, now_ms, ttl_ms, durations = raw
         meta = dict(zip(flat[::2], flat[1::2], strict=True))
         self._check_format(layout.SEEDED in meta, meta.get(layout.FORMAT))
         total = int(meta.get(layout.TOTAL, 0))
@@ -526,7 +527,7 @@ class RunQueue:
         first = meta.get(layout.FIRST_LEASE_MS)
         elapsed = (int(now_ms) - int(first)) / 1000 if first else None
         done = int(meta.get(layout.DONE_COUNT, 0))
-        return RunStatus(
+        status = RunStatus(
             run=self.run,
             seeded=layout.SEEDED in meta,
             total=total,
@@ -543,6 +544,14 @@ class RunQueue:
             digest=meta.get(layout.DIGEST),
             expires_in_s=int(ttl_ms) / 1000 if int(ttl_ms) >= 0 else None,
         )
+        return status, layout.Durations.of(dict(zip(durations[::2], durations[1::2], strict=True)))
+
+    def has_keys(self) -> bool:
+        """Whether any key of the run but its meta hash exists: when the meta hash is gone, a
+        sign that some keys were evicted (purge unlinks them all in one call, and a drained
+        run's keys expire at the same moment)."""
+        others = self.keys.named[1:]
+        return bool(self.call(lambda: self.client.exists(*others)))
 
     def window(self, first: int, count: int = WINDOW) -> Window:
         """Positions first .. first + count - 1 of the run (fewer at its end) as one atomic
