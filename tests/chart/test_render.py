@@ -95,6 +95,8 @@ def test_worker_job_is_a_work_queue(helm: Helm) -> None:
     assert container(job)["name"] == "worker"
     assert container(job)["command"] == ["wq"]
     assert container(job)["args"] == ["work"]
+    # `kubectl describe pod` shows the worker's summary, or its log's end if it wrote none.
+    assert container(job)["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
 def test_worker_pod_failure_policy(helm: Helm) -> None:
