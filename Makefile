@@ -135,7 +135,7 @@ $(BIN)/promtool:
 .PHONY: prometheus-tools
 prometheus-tools: $(BIN)/promtool $(BIN)/prometheus ## promtool and prometheus at PROMETHEUS_VERSION into ./bin (a long build).
 
-# No test needs the server yet: only `make prometheus-tools` builds it.
+# The e2e suite runs this Prometheus on the host, scraping the chart's exporter in kind.
 $(BIN)/prometheus:
 	scripts/run-logged.sh "building prometheus $(PROMETHEUS_VERSION)" -- go install \
 	  -ldflags "$(PROMETHEUS_LDFLAGS)" github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
@@ -255,7 +255,7 @@ $(WHEELHOUSE)/.complete: images/worker/pyproject.toml images/worker/build-wheelh
 wheelhouse: $(WHEELHOUSE)/.complete ## Download the worker image's wheels (offline image builds).
 
 .PHONY: e2e
-e2e: venv wheelhouse tools ## e2e tests on kind: cluster up, images, tests/e2e, cluster down (KEEP_CLUSTER=1 keeps it).
+e2e: venv wheelhouse tools $(BIN)/promtool $(BIN)/prometheus ## e2e tests on kind: cluster up, images, tests/e2e, cluster down (KEEP_CLUSTER=1 keeps it).
 	$(E2E_ENV) scripts/e2e.sh $(E2E_ARGS)
 
 .PHONY: demo

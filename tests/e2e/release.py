@@ -170,7 +170,10 @@ class Release:
         """The manifests `helm template` renders for this release with `values` (merged with
         the test images, as install does)."""
         values_file = str(self._values_file(values))
-        out = self.helm("template", self.name, str(CHART), "-f", values_file, *extra).stdout
+        # helm template assumes an old Kubernetes unless told the cluster's.
+        version = json.loads(self.kube("version", "-o", "json"))["serverVersion"]["gitVersion"]
+        argv = ["template", self.name, str(CHART), "-f", values_file, "--kube-version", version]
+        out = self.helm(*argv, *extra).stdout
         return [doc for doc in yaml.safe_load_all(out) if doc]
 
     # --- waiting ---------------------------------------------------------------------

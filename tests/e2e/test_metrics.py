@@ -58,12 +58,7 @@ def test_prometheus_scrapes_runs_and_the_stall_alert_fires(
     started = time.monotonic()
     rel.install(first)
     exporter = f"{rel.fullname}-exporter"
-    wait_until(
-        "exporter pod ready",
-        lambda: namespace.pod_names(rel.selector("exporter"), phase="Running"),
-        timeout=180,
-        interval=1,
-    )
+    namespace("rollout", "status", f"deployment/{exporter}", "--timeout=180s")
     with port_forward(namespace, f"svc/{exporter}", 9899, tmp_path / "pf.log") as port:
         # The exposition passes Prometheus' own linter.
         exposition = run(["curl", "-fsS", f"http://127.0.0.1:{port}/metrics"]).stdout
