@@ -5,7 +5,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -152,15 +152,19 @@ def status(
     as_json: bool, watch: bool, check: bool, expect_seeded: bool, interval: float, **conn: Any
 ) -> int:
     """Show a run's counts: total, pending, in flight, done, retried, dead, rate, ETA and the
-    digest of its items (compare it with `wq digest` of the items file)."""
+    digest of its items (compare it with `wq digest` of the items file); when `wq autoscale`
+    sizes its worker Job, the Job's parallelism, the one decided and why."""
     queue, _ = open_run(conn)
     current = queue.status()
     if expect_seeded and not current.seeded:
         raise RunLost(queue.run)
     if watch:
         current = watch_status(queue, interval, sys.stderr)
+    scaling = queue.scaling()
+    rows = scaling.rows() if scaling else []
+    fields = {"autoscale": asdict(scaling)} if scaling else {}
     if not check:
-        click.echo(current.to_json() if as_json else current.to_text())
+        click.echo(current.to_json(**fields) if as_json else current.to_text(extra=rows))
         return 0
     if current.drained:
         accounting = account(queue)
@@ -172,9 +176,9 @@ def status(
             f"{current.in_flight} in flight)"
         )
     if as_json:
-        click.echo(current.to_json(check={"exact": exact, "summary": summary}))
+        click.echo(current.to_json(check={"exact": exact, "summary": summary}, **fields))
     else:
-        click.echo(current.to_text(extra=[("check", summary)]))
+        click.echo(current.to_text(extra=[*rows, ("check", summary)]))
     return 0 if exact and current.clean else 1
 
 

@@ -41,6 +41,14 @@ outputs hash (keys.RunKeys.outputs): position -> the accepted attempt's output a
 written by the same call as its done record, under the same lease token.
 
 workers hash (keys.RunKeys.workers): worker id -> its number in ledger records (from 1).
+
+scaling hash (keys.RunKeys.scaling): the last decision of `wq autoscale` on the run's worker
+Job, rewritten at each of its steps (scaling.lua) and read by `wq status`; absent when nothing
+autoscales the run. Written only while the run is seeded, and given the meta hash's expiry:
+  job                    name of the worker Job
+  current, target        its parallelism when the decision was made, and the one decided
+  reason                 why, in words (wq.autoscale_policy)
+  at_ms                  Redis time (ms since the epoch) of the decision
 """
 
 import hashlib
@@ -69,6 +77,9 @@ FIRST_LEASE_MS = "first_lease_ms"
 
 DONE_COUNT = "done"  # items recorded done (the ledger holds which)
 WORKERS = "workers"  # how many worker ids the workers hash has numbered
+
+# Fields of the scaling hash.
+SCALING_FIELDS = ("job", "current", "target", "reason", "at_ms")
 
 # The layout described here. A run keeps the format it was seeded with; a wq that reads another
 # one refuses the run (errors.RunFormatError) rather than miscount it.
