@@ -31,6 +31,7 @@ SUBCOMMANDS = [
     "reap",
     "purge",
     "run",
+    "autoscale",
 ]
 
 
