@@ -80,6 +80,21 @@ def test_start_counts_each_pods_concurrency() -> None:
     assert step(starting, 2, replace(POLICY, concurrency=2)).target == 3  # ceil(6 / 2)
 
 
+def test_a_known_item_time_sizes_the_job_before_the_rate_is_measured() -> None:
+    """A controller that has just started, on a run whose items take 3s each (a histogram
+    says): a pod finishes 1/3 item/s; 5000 left in 600s need 25 pods, at most 10."""
+    d = step(replace(RUNNING, rate=None, item_seconds=3.0), 4)
+    assert d.target == 10
+    assert d.reason.startswith("5000 item(s) left at 3s per item: 25 pod(s) finish them")
+    assert d.reason.endswith("; at most 10")
+
+
+def test_a_known_item_time_sets_how_long_a_stall_is() -> None:
+    slow = replace(RUNNING, rate=0.0, idle_s=400.0, item_seconds=100.0)
+    assert "stalled" not in step(slow, 5).reason  # 5 item times: 500s
+    assert "stalled" in step(replace(slow, idle_s=500.0), 5).reason
+
+
 def test_no_rate_after_items_finished_keeps_the_size() -> None:
     d = step(replace(RUNNING, rate=None), 4)
     assert (d.target, d.reason) == (4, "measuring the rate")
@@ -296,6 +311,7 @@ counts = st.integers(min_value=0, max_value=100_000)
     items_per_pod=st.sampled_from([0, 1, 100]),
     concurrency=st.integers(min_value=1, max_value=8),
     lower_since=st.one_of(st.none(), st.floats(min_value=0, max_value=2000)),
+    item_seconds=st.one_of(st.none(), st.floats(min_value=0.001, max_value=1e5)),
 )
 def test_any_decision_stays_within_the_rules(
     pending: int,
@@ -310,9 +326,12 @@ def test_any_decision_stays_within_the_rules(
     items_per_pod: int,
     concurrency: int,
     lower_since: float | None,
+    item_seconds: float | None,
 ) -> None:
     policy = Policy(min_pods, min_pods + extra, 600, items_per_pod, 120, concurrency)
-    obs = Observation(True, False, pending, in_flight, done, 0, rate, pods, 10.0, running_s)
+    obs = Observation(
+        True, False, pending, in_flight, done, 0, rate, pods, 10.0, running_s, item_seconds
+    )
     memory = Memory(lower_since, 1) if lower_since is not None else Memory()
     d = decide(obs, current, policy, memory, 1000.0)
     assert d.stop == (pending + in_flight == 0)

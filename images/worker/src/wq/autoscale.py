@@ -338,6 +338,7 @@ class Autoscaler:
             pods=pods,
             idle_s=self.meter.idle_s(now),
             running_s=status.elapsed_s,
+            item_seconds=None,  # no histogram of attempt times to read here
         )
 
     def _scale(self, current: int, decision: Decision) -> None:

@@ -14,9 +14,10 @@ The rules, in the order decide() applies them:
      concurrency); more pods cannot finish running items sooner;
    - `items_per_pod`: ceil((pending + in flight) / items_per_pod);
    - `target_s`: the pods that finish what is left in about target_s at the rate one pod has
-     been finishing items: ceil(left / (rate per pod * target_s)). Before the first item
-     finishes, items have been running for as long as the run has, at least: that lower bound
-     gives a lower bound of the pods needed, which may grow the Job but never shrink it.
+     been finishing items: ceil(left / (rate per pod * target_s)); before the rate is
+     measured, at `concurrency` items per mean item time, if that is known. Before the first
+     item finishes, items have been running for as long as the run has, at least: that lower
+     bound gives a lower bound of the pods needed, which may grow the Job but never shrink it.
    Never fewer than the pods that can hold the items in flight (nor, for that reason, more
    than now): a stopped pod hands its items back without using up an attempt, but the work
    it had done on them is lost. While work is pending every pod holds items, so the Job
@@ -75,6 +76,7 @@ class Observation:
     pods: int  # worker pods that were ready while the rate was measured (the fewest)
     idle_s: float | None  # since an item last finished; None: none has, as far as seen
     running_s: float | None  # since the run's first lease; None: no worker leased yet
+    item_seconds: float | None = None  # mean time of an attempt, if measured (a histogram)
 
     @property
     def left(self) -> int:
@@ -86,8 +88,10 @@ class Observation:
 
     @property
     def item_s(self) -> float | None:
-        """Mean seconds an item stays leased, by Little's law (in flight / rate); None: not
-        known."""
+        """Mean seconds an item takes: measured, else by Little's law (in flight / rate, the
+        time an item stays leased); None: not known."""
+        if self.item_seconds:
+            return self.item_seconds
         return self.in_flight / self.rate if self.rate else None
 
 
@@ -163,6 +167,15 @@ def _wanted(obs: Observation, current: int, policy: Policy) -> tuple[int | None,
         wanted = math.ceil(left / (per_pod * target))
         return wanted, (
             f"{left} item(s) left at {per_pod:.3g} item(s)/s per pod: {wanted} pod(s) finish "
+            f"them in about {target:g}s"
+        )
+    if obs.item_seconds:
+        # Not measured here yet (the controller just started), but known: a pod finishes
+        # `concurrency` items per item time.
+        per_pod = policy.concurrency / obs.item_seconds
+        wanted = math.ceil(left / (per_pod * target))
+        return wanted, (
+            f"{left} item(s) left at {obs.item_seconds:.3g}s per item: {wanted} pod(s) finish "
             f"them in about {target:g}s"
         )
     if obs.running_s is None:
