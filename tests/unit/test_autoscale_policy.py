@@ -5,7 +5,7 @@ import math
 from dataclasses import replace
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wq.autoscale_policy import (
@@ -213,6 +213,15 @@ def test_never_below_min() -> None:
     assert "; at least 3;" in d.reason
 
 
+@pytest.mark.parametrize(("rate", "pods"), [(2.2e-308, 481), (5e-324, 2)])
+def test_a_rate_next_to_nothing_asks_for_the_most(rate: float, pods: int) -> None:
+    """Found by the property test below: left / (rate / pods * target) overflowed, and a rate
+    per pod that underflowed to 0 divided by zero."""
+    d = step(replace(RUNNING, rate=rate, pods=pods), 1)
+    assert d.target == 10
+    assert "1000000 pod(s) finish them" in d.reason
+
+
 def test_a_size_outside_the_limits_is_corrected_at_once() -> None:
     assert step(RUNNING, 30).target == 10
     assert step(RUNNING, 1, replace(POLICY, min_pods=4)).target == 4
@@ -298,6 +307,7 @@ def test_a_noisy_rate_does_not_flap() -> None:
 counts = st.integers(min_value=0, max_value=100_000)
 
 
+@settings(max_examples=1000)
 @given(
     pending=counts,
     in_flight=counts,

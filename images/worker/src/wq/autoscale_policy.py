@@ -39,6 +39,8 @@ from wq.errors import ConfigError
 TOLERANCE = 0.1
 STALL_S = 300.0
 STALL_ITEMS = 5
+# More pods than any Job gets: the bound of a size computed from a rate next to nothing.
+MOST_PODS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ def _wanted(obs: Observation, current: int, policy: Policy) -> tuple[int | None,
     target = policy.target_s
     if obs.rate and obs.pods:
         per_pod = obs.rate / obs.pods
-        wanted = math.ceil(left / (per_pod * target))
+        wanted = _pods(left, per_pod * target)
         return wanted, (
             f"{left} item(s) left at {per_pod:.3g} item(s)/s per pod: {wanted} pod(s) finish "
             f"them in about {target:g}s"
@@ -173,7 +175,7 @@ def _wanted(obs: Observation, current: int, policy: Policy) -> tuple[int | None,
         # Not measured here yet (the controller just started), but known: a pod finishes
         # `concurrency` items per item time.
         per_pod = policy.concurrency / obs.item_seconds
-        wanted = math.ceil(left / (per_pod * target))
+        wanted = _pods(left, per_pod * target)
         return wanted, (
             f"{left} item(s) left at {obs.item_seconds:.3g}s per item: {wanted} pod(s) finish "
             f"them in about {target:g}s"
@@ -184,13 +186,21 @@ def _wanted(obs: Observation, current: int, policy: Policy) -> tuple[int | None,
         # No item has finished in running_s seconds: each takes at least that long, so a pod
         # finishes at most `concurrency` items per running_s seconds.
         at_most = policy.concurrency / obs.running_s
-        wanted = math.ceil(left / (at_most * target))
+        wanted = _pods(left, at_most * target)
         if wanted > current:
             return wanted, (
                 f"no item finished in the first {obs.running_s:.0f}s: {left} item(s) need "
                 f"{wanted} pod(s) or more to finish in about {target:g}s"
             )
     return None, "measuring the rate"
+
+
+def _pods(left: int, per_pod: float) -> int:
+    """Pods that finish `left` items when each finishes `per_pod` of them; MOST_PODS when
+    that is more, or per_pod is too small to divide by (a float that underflowed to 0)."""
+    if per_pod <= 0 or left >= MOST_PODS * per_pod:
+        return MOST_PODS
+    return math.ceil(left / per_pod)
 
 
 def _steady(
