@@ -350,6 +350,7 @@ once, so that a user sees all problems of a values file at a time.
 {{- $messages = append $messages (include "wq.validateValues.externalRedisCa" .) }}
 {{- $messages = append $messages (include "wq.validateValues.handler" .) }}
 {{- $messages = append $messages (include "wq.validateValues.metrics" .) }}
+{{- $messages = append $messages (include "wq.validateValues.autoscale" .) }}
 {{- $messages = without $messages "" }}
 {{- if $messages }}
 {{- printf "\nVALUES VALIDATION:\n%s" (join "\n" $messages) | fail }}

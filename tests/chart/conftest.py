@@ -12,26 +12,25 @@ from tests.chart.crds import CrdValidator, crd_validator
 from tests.chart.helmlib import CHART, HELM, PROMTOOL, REPO, Helm
 
 
-@pytest.fixture(scope="session")
-def helm_bin() -> Path:
-    if not (HELM.is_file() and os.access(HELM, os.X_OK)):
+def pinned(tool: Path, needed_by: str) -> Path:
+    """A pinned binary in bin/, or a clear failure saying how to build it."""
+    if not (tool.is_file() and os.access(tool, os.X_OK)):
         pytest.fail(
-            f"{HELM.relative_to(REPO)} is missing: the chart tests need the pinned helm. "
-            "Build it with `make bin/helm` (or run `make test-chart`).",
+            f"{tool.relative_to(REPO)} is missing: {needed_by} need the pinned {tool.name}. "
+            "`make test-chart` builds it (versions in the Makefile).",
             pytrace=False,
         )
-    return HELM
+    return tool
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> Path:
+    return pinned(HELM, "the chart tests")
 
 
 @pytest.fixture(scope="session")
 def promtool() -> Path:
-    if not (PROMTOOL.is_file() and os.access(PROMTOOL, os.X_OK)):
-        pytest.fail(
-            f"{PROMTOOL.relative_to(REPO)} is missing: the alert tests need the pinned promtool. "
-            "`make test-chart` builds it (PROMETHEUS_VERSION in the Makefile).",
-            pytrace=False,
-        )
-    return PROMTOOL
+    return pinned(PROMTOOL, "the alert tests")
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,7 @@ COMBINATIONS: dict[str, Manifest] = {
         "externalRedis": {"url": "rediss://r:6380/0", "tlsCaSecret": "ca", "existingSecret": "s"},
     },
     "no-seed": {"seed": {"enabled": False}, "runId": "Batch_7.x"},
+    "autoscale": {"worker": {"autoscale": {"enabled": True, "itemsPerWorker": 100}}},
     "everything": {
         "imagePullSecrets": [{"name": "regcred"}],
         "serviceAccount": {"annotations": {"a": "b"}},
@@ -171,7 +172,8 @@ def test_validator_rejects_a_broken_manifest(helm: Helm) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["defaults", "external", "external-tls-ca", "everything", "metrics-everything"]
+    "name",
+    ["defaults", "external", "external-tls-ca", "everything", "metrics-everything", "autoscale"],
 )
 def test_helm_lint_strict(helm: Helm, name: str) -> None:
     values = helm.values_file(COMBINATIONS[name])

@@ -32,6 +32,7 @@ SUBCOMMANDS = [
     "purge",
     "run",
     "exporter",
+    "autoscale",
 ]
 
 
@@ -421,3 +422,26 @@ def test_a_full_redis_is_a_clear_error_naming_what_to_raise(tmp_path: Path) -> N
         assert "itemRange" in line
     finally:
         server.stop()
+
+
+def test_status_shows_the_autoscalers_last_decision(redis_url: str, run_id: str) -> None:
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    assert wq("seed", "a", "b", env=env).returncode == 0
+    plain = wq("status", "--json", env=env)
+    assert "autoscale" not in json.loads(plain.stdout)
+    assert "parallelism" not in wq("status", env=env).stdout
+    queue = make_queue(redis_url, run_id)
+    queue.record_scaling("r-1-worker", 3, 5, "2 item(s) left at 1 per pod")
+    data = json.loads(wq("status", "--json", env=env).stdout)
+    assert data["autoscale"]["job"] == "r-1-worker"
+    assert (data["autoscale"]["current"], data["autoscale"]["target"]) == (3, 5)
+    assert data["autoscale"]["reason"] == "2 item(s) left at 1 per pod"
+    text = wq("status", env=env).stdout.splitlines()
+    assert any(
+        line.startswith("parallelism  3 -> 5 (autoscaled job r-1-worker, decided 2")
+        for line in text
+    )
+    assert "scaling      2 item(s) left at 1 per pod" in text
+    checked = wq("status", "--check", "--json", env=env)
+    assert json.loads(checked.stdout)["autoscale"]["target"] == 5
+    queue.close()

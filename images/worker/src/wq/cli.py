@@ -2,10 +2,11 @@
 
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ import redis
 
 from wq import __version__
 from wq import report as reports
+from wq.autoscale import AutoscaleConfig, Autoscaler
 from wq.connection import RedisSettings
 from wq.errors import ConfigError, RunLost, WqError
 from wq.handlers import build_handler, split_command_line
@@ -145,6 +147,50 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
 
 @cli.command(epilog=EPILOG)
 @connection_options
+@click_options(AutoscaleConfig)
+@click_option(
+    WorkerConfig,
+    "concurrency",
+    help="Items one worker pod processes at once (the workers' --concurrency): the Job keeps "
+    "a pod per this many items in flight.",
+)
+def autoscale(concurrency: int, **opts: Any) -> int:
+    """Size a run's worker Job to its work, until the run is drained.
+
+    Every --interval seconds it reads the run's counts and the Job, and sets the Job's
+    parallelism: up at once while the work left outgrows what the pods finish within
+    --target-seconds (or one pod per --items-per-worker items left); down only toward the
+    pods that hold the items in flight, once the smaller size has been wanted for --cooldown
+    seconds; always within --min and --max. Each change is logged with its reason and
+    recorded as an Event on the Job; `wq status` shows the last decision.
+
+    Nothing depends on it: if it stops, the Job keeps its last parallelism and completes.
+    It needs to get and patch the Job and create Events: in a pod, through its service
+    account (the chart's worker.autoscale sets that up); elsewhere, through the kubeconfig.
+
+    Exit codes: 0 the run is drained, or the Job finished or was deleted; 1 Redis
+    unreachable; 2 bad configuration, or the Job not readable for 5 minutes; 4 the run was
+    lost; 143 stopped by SIGTERM.
+
+    \b
+    Example:
+      wq autoscale --run r1 --job r1-worker --min 1 --max 20 --target-seconds 900
+    """
+    from wq import kube  # the kubernetes client: only this command needs it
+
+    queue, log = open_run(opts)
+    config = pop_config(AutoscaleConfig, opts)
+    policy = config.policy(concurrency)
+    namespace = config.namespace or kube.default_namespace()
+    kube.load_config()
+    job = kube.KubeJob(config.job, namespace, instance=socket.gethostname())
+    scaler = Autoscaler(queue, job, config, policy, log)
+    scaler.install_signal_handlers()
+    return scaler.run()
+
+
+@cli.command(epilog=EPILOG)
+@connection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 @click.option("--watch", is_flag=True, help="Show a live progress bar until the run is drained.")
 @click.option(
@@ -171,15 +217,19 @@ def status(
     as_json: bool, watch: bool, check: bool, expect_seeded: bool, interval: float, **conn: Any
 ) -> int:
     """Show a run's counts: total, pending, in flight, done, retried, dead, rate, ETA and the
-    digest of its items (compare it with `wq digest` of the items file)."""
+    digest of its items (compare it with `wq digest` of the items file); when `wq autoscale`
+    sizes its worker Job, the Job's parallelism, the one decided and why."""
     queue, _ = open_run(conn)
     current = queue.status()
     if expect_seeded and not current.seeded:
         raise RunLost(queue.run)
     if watch:
         current = watch_status(queue, interval, sys.stderr)
+    scaling = queue.scaling()
+    rows = scaling.rows() if scaling else []
+    fields = {"autoscale": asdict(scaling)} if scaling else {}
     if not check:
-        click.echo(current.to_json() if as_json else current.to_text())
+        click.echo(current.to_json(**fields) if as_json else current.to_text(extra=rows))
         return 0
     if current.drained:
         accounting = account(queue)
@@ -191,9 +241,9 @@ def status(
             f"{current.in_flight} in flight)"
         )
     if as_json:
-        click.echo(current.to_json(check={"exact": exact, "summary": summary}))
+        click.echo(current.to_json(check={"exact": exact, "summary": summary}, **fields))
     else:
-        click.echo(current.to_text(extra=[("check", summary)]))
+        click.echo(current.to_text(extra=[*rows, ("check", summary)]))
     return 0 if exact and current.clean else 1
 
 

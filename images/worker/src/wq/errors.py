@@ -52,3 +52,8 @@ class RedisFull(WqError):
 
 class SourceChanged(WqError):
     """The list being adopted changed while it was copied; adopting it again may work."""
+
+
+class KubernetesUnavailable(WqError):
+    """A Kubernetes API call failed: the API server out of reach, throttling, a refusal.
+    `wq autoscale` logs it and tries again at its next step (wq.autoscale)."""

@@ -118,6 +118,11 @@ class RunKeys:
         return self._key("durations")
 
     @property
+    def scaling(self) -> str:
+        """Hash: the autoscaler's last decision on the run's worker Job (wq.layout)."""
+        return self._key("scaling")
+
+    @property
     def named(self) -> list[str]:
         """Every key above, meta first: all of a run's keys but the staging hashes."""
         return [
@@ -135,6 +140,7 @@ class RunKeys:
             self.dead,
             self.errors,
             self.durations,
+            self.scaling,
         ]
 
     def staging_items(self, token: str) -> str:

@@ -52,6 +52,14 @@ complete.lua (each done item) and fail.lua (each failed attempt, retried or dead
 HINCRBY per bucket a call touches; both hold the bounds in ms. An attempt whose duration is
 not known (its worker died: reap.lua) or whose result came too late (stale) is not counted.
 Durations are whole milliseconds, as the worker sends them (rounded down).
+
+scaling hash (keys.RunKeys.scaling): the last decision of `wq autoscale` on the run's worker
+Job, rewritten at each of its steps (scaling.lua) and read by `wq status`; absent when nothing
+autoscales the run. Written only while the run is seeded, and given the meta hash's expiry:
+  job                    name of the worker Job
+  current, target        its parallelism when the decision was made, and the one decided
+  reason                 why, in words (wq.autoscale_policy)
+  at_ms                  Redis time (ms since the epoch) of the decision
 """
 
 import hashlib
@@ -80,6 +88,9 @@ FIRST_LEASE_MS = "first_lease_ms"
 
 DONE_COUNT = "done"  # items recorded done (the ledger holds which)
 WORKERS = "workers"  # how many worker ids the workers hash has numbered
+
+# Fields of the scaling hash.
+SCALING_FIELDS = ("job", "current", "target", "reason", "at_ms")
 
 # The layout described here. A run keeps the format it was seeded with; a wq that reads another
 # one refuses the run (errors.RunFormatError) rather than miscount it.
@@ -144,6 +155,11 @@ class Durations(NamedTuple):
     @property
     def observed(self) -> int:
         return sum(self.counts)
+
+    @property
+    def mean_s(self) -> float | None:
+        """Mean attempt time in seconds; None before any attempt was timed."""
+        return self.sum_ms / 1000 / self.observed if self.observed else None
 
 
 class Record(NamedTuple):

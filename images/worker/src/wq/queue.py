@@ -24,7 +24,7 @@ from wq.keys import RunKeys, check_run_id
 from wq.logs import EventLog
 from wq.options import ConnectionConfig
 from wq.scripts import Scripts
-from wq.status import RunStatus, is_drained
+from wq.status import RunStatus, Scaling, is_drained
 
 # One Lua call handles at most this many positions, well under Lua's unpack() limit.
 MAX_BATCH = 1000
@@ -552,6 +552,24 @@ class RunQueue:
         run's keys expire at the same moment)."""
         others = self.keys.named[1:]
         return bool(self.call(lambda: self.client.exists(*others)))
+
+    def record_scaling(self, job: str, current: int, target: int, reason: str) -> bool:
+        """Record the autoscaler's decision on the worker Job (layout: the scaling hash);
+        False, and nothing written, if the run is not seeded."""
+        k = self.keys
+        args: list[str | int] = [job, current, target, reason]
+        return bool(self.call(lambda: self.scripts.scaling(keys=[k.meta, k.scaling], args=args)))
+
+    def scaling(self) -> Scaling | None:
+        """The autoscaler's last decision, if anything autoscales the run."""
+        values = cast(
+            list[str | None],
+            self.call(lambda: self.client.hmget(self.keys.scaling, list(layout.SCALING_FIELDS))),
+        )
+        if any(v is None for v in values):
+            return None
+        job, current, target, reason, at_ms = cast(list[str], values)
+        return Scaling(job, int(current), int(target), reason, int(at_ms))
 
     def window(self, first: int, count: int = WINDOW) -> Window:
         """Positions first .. first + count - 1 of the run (fewer at its end) as one atomic

@@ -18,6 +18,7 @@ SCRIPT_NAMES = (
     "status",
     "window",
     "expire",
+    "scaling",
 )
 
 
@@ -39,3 +40,4 @@ class Scripts:
         self.status: Script = loaded["status"]
         self.window: Script = loaded["window"]
         self.expire: Script = loaded["expire"]
+        self.scaling: Script = loaded["scaling"]
