@@ -10,6 +10,11 @@ KUBERNETES_VERSION ?= v1.34.1
 HELM_DOCS_VERSION ?= v1.14.2
 CRANE_VERSION ?= v0.22.1
 ACTIONLINT_VERSION ?= v1.7.12
+# The Go module version of github.com/prometheus/prometheus: v0.316.0 is Prometheus 3.16.0
+# (module v0.3MM.P is release v3.MM.P). promtool checks and unit-tests the chart's alerts.
+PROMETHEUS_VERSION ?= v0.316.0
+# Whose CRDs the chart tests validate the ServiceMonitor and PrometheusRule against.
+PROMETHEUS_OPERATOR_VERSION ?= v0.92.0
 # Enforces NetworkPolicy in the kind cluster built here (scripts/kind/netpol-up.sh says why).
 KUBE_ROUTER_VERSION ?= v2.1.0
 # The S3-compatible server (`rclone serve s3`) that the tests of s3:// sources read from.
@@ -93,9 +98,22 @@ test: test-fast e2e ## Every test: lint, unit, chart, and the e2e suite on a kin
 CHART := chart
 HELM_DOCS_FLAGS := --chart-search-root $(CHART) --sort-values-order file
 
+# The Prometheus Operator's CRDs, where tests/chart expects them; the stamp names the version.
+# They come from the operator's Go module: the Go module proxy is what this machine reaches.
+CRDS := $(CURDIR)/.cache/crds/prometheus-operator
+
 .PHONY: test-chart
-test-chart: venv $(BIN)/helm ## Chart tests: helm lint --strict, rendering, rejections, Kubernetes API schemas.
+test-chart: venv $(BIN)/helm $(BIN)/promtool $(CRDS)/.$(PROMETHEUS_OPERATOR_VERSION) ## Chart tests: helm lint --strict, rendering, rejections, API and CRD schemas, promtool on the alerts.
 	$(PY) -m pytest tests/chart
+
+$(CRDS)/.$(PROMETHEUS_OPERATOR_VERSION):
+	rm -rf $(CRDS) && mkdir -p $(CRDS)
+	module="$$(go mod download -json \
+	  github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION) \
+	  | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p')" && \
+	  cp "$$module"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml $(CRDS)/
+	chmod u+w $(CRDS)/*.yaml
+	touch $@
 
 .PHONY: chart-docs
 chart-docs: $(BIN)/helm-docs ## Regenerate chart/README.md (values table) from values.yaml.
@@ -112,6 +130,22 @@ $(BIN)/helm-docs:
 
 $(BIN)/helm:
 	scripts/run-logged.sh "building helm $(HELM_VERSION)" -- go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# Prometheus' own release builds stamp the version (.promu.yml); without it `--version` is empty.
+PROMETHEUS_LDFLAGS = -X github.com/prometheus/common/version.Version=$(shell \
+  echo $(PROMETHEUS_VERSION) | sed -E 's/^v0[.]3(0?)([0-9]+)[.]/3.\2./')
+
+$(BIN)/promtool:
+	scripts/run-logged.sh "building promtool $(PROMETHEUS_VERSION)" -- go install \
+	  -ldflags "$(PROMETHEUS_LDFLAGS)" github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
+
+.PHONY: prometheus-tools
+prometheus-tools: $(BIN)/promtool $(BIN)/prometheus ## promtool and prometheus at PROMETHEUS_VERSION into ./bin (a long build).
+
+# The e2e suite runs this Prometheus on the host, scraping the chart's exporter in kind.
+$(BIN)/prometheus:
+	scripts/run-logged.sh "building prometheus $(PROMETHEUS_VERSION)" -- go install \
+	  -ldflags "$(PROMETHEUS_LDFLAGS)" github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
 
 ##@ Distribution
 
@@ -228,7 +262,7 @@ $(WHEELHOUSE)/.complete: images/worker/pyproject.toml images/worker/build-wheelh
 wheelhouse: $(WHEELHOUSE)/.complete ## Download the worker image's wheels (offline image builds).
 
 .PHONY: e2e
-e2e: venv wheelhouse tools ## e2e tests on kind: cluster up, images, tests/e2e, cluster down (KEEP_CLUSTER=1 keeps it).
+e2e: venv wheelhouse tools $(BIN)/promtool $(BIN)/prometheus ## e2e tests on kind: cluster up, images, tests/e2e, cluster down (KEEP_CLUSTER=1 keeps it).
 	$(E2E_ENV) scripts/e2e.sh $(E2E_ARGS)
 
 .PHONY: demo

@@ -8,18 +8,34 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart.helmlib import CHART, HELM, REPO, Helm
+from tests.chart.crds import CrdValidator, crd_validator
+from tests.chart.helmlib import CHART, HELM, PROMTOOL, REPO, Helm
+
+
+def pinned(tool: Path, needed_by: str) -> Path:
+    """A pinned binary in bin/, or a clear failure saying how to build it."""
+    if not (tool.is_file() and os.access(tool, os.X_OK)):
+        pytest.fail(
+            f"{tool.relative_to(REPO)} is missing: {needed_by} need the pinned {tool.name}. "
+            "`make test-chart` builds it (versions in the Makefile).",
+            pytrace=False,
+        )
+    return tool
 
 
 @pytest.fixture(scope="session")
 def helm_bin() -> Path:
-    if not (HELM.is_file() and os.access(HELM, os.X_OK)):
-        pytest.fail(
-            f"{HELM.relative_to(REPO)} is missing: the chart tests need the pinned helm. "
-            "Build it with `make bin/helm` (or run `make test-chart`).",
-            pytrace=False,
-        )
-    return HELM
+    return pinned(HELM, "the chart tests")
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    return pinned(PROMTOOL, "the alert tests")
+
+
+@pytest.fixture(scope="session")
+def crds() -> CrdValidator:
+    return crd_validator()
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "chart"
 HELM = REPO / "bin" / "helm"
+PROMTOOL = REPO / "bin" / "promtool"
+# The Prometheus Operator's kinds, as a cluster with its CRDs announces them to Helm.
+MONITORING_APIS = (
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "monitoring.coreos.com/v1/PrometheusRule",
+)
 # `helm template` has no cluster to ask; the chart requires >= 1.31.
 KUBE_VERSION = "1.31.0"
 
@@ -83,12 +89,16 @@ class Helm:
         extra: Sequence[str],
         chart: Path,
         release: str,
+        api_versions: Sequence[str] = (),
     ) -> list[str]:
         args = ["template", release, str(chart), "--kube-version", KUBE_VERSION]
         if values is not None:
             args += ["-f", str(self.values_file(values))]
         for item in sets:
             args += ["--set", item]
+        # What `.Capabilities.APIVersions.Has` sees, e.g. "monitoring.coreos.com/v1/ServiceMonitor".
+        for api in api_versions:
+            args += ["--api-versions", api]
         return [*args, *extra]
 
     def render(
@@ -98,8 +108,9 @@ class Helm:
         extra: Sequence[str] = (),
         chart: Path = CHART,
         release: str = "wq",
+        api_versions: Sequence[str] = (),
     ) -> Rendered:
-        result = self.run(*self.template_args(values, sets, extra, chart, release))
+        result = self.run(*self.template_args(values, sets, extra, chart, release, api_versions))
         docs = [d for d in yaml.safe_load_all(result.stdout) if d]
         return Rendered(docs)
 

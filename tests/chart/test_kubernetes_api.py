@@ -1,7 +1,8 @@
 """`helm lint --strict`, and every rendered object against the Kubernetes API schemas.
 
 kubernetes-validate ships the OpenAPI-derived JSON schemas of each Kubernetes minor, so this
-runs offline. Strict mode rejects unknown fields, which is what catches a mistyped key.
+runs offline. Strict mode rejects unknown fields, which is what catches a mistyped key. The
+Prometheus Operator's kinds are checked against its CRDs instead (tests/chart/crds.py).
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 from kubernetes_validate.utils import latest_version  # type: ignore[import-untyped]
 
-from tests.chart.helmlib import CHART, Helm, Manifest
+from tests.chart.crds import CrdValidator
+from tests.chart.helmlib import CHART, MONITORING_APIS, Helm, Manifest
 
 OLDEST = "1.31.0"  # the chart's kubeVersion floor
 NEWEST = latest_version()
@@ -51,6 +54,7 @@ COMBINATIONS: dict[str, Manifest] = {
         "externalRedis": {"url": "rediss://r:6380/0", "tlsCaSecret": "ca", "existingSecret": "s"},
     },
     "no-seed": {"seed": {"enabled": False}, "runId": "Batch_7.x"},
+    "autoscale": {"worker": {"autoscale": {"enabled": True, "itemsPerWorker": 100}}},
     "everything": {
         "imagePullSecrets": [{"name": "regcred"}],
         "serviceAccount": {"annotations": {"a": "b"}},
@@ -84,6 +88,33 @@ COMBINATIONS: dict[str, Manifest] = {
         },
         "networkPolicy": {"extraIngressFrom": [{"namespaceSelector": {}}]},
     },
+    "metrics": {
+        "metrics": {
+            "enabled": True,
+            "serviceMonitor": {"enabled": True, "additionalLabels": {"release": "kps"}},
+            "prometheusRule": {"enabled": True, "alertLabels": {"team": "batch"}},
+            "dashboard": {"enabled": True, "namespace": "grafana", "annotations": {"f": "wq"}},
+        }
+    },
+    "metrics-everything": {
+        "imagePullSecrets": [{"name": "regcred"}],
+        "redis": {"enabled": False},
+        "externalRedis": {"url": "rediss://r:6380/0", "tlsCaSecret": "ca", "cluster": True},
+        "metrics": {
+            "enabled": True,
+            "port": 8080,
+            "service": {"annotations": {"prometheus.io/scrape": "true"}},
+            "networkPolicy": {"from": [{"namespaceSelector": {}}]},
+            "serviceMonitor": {"enabled": True, "interval": "", "scrapeTimeout": ""},
+            "prometheusRule": {"enabled": True, "stalledWindow": "1h30m", "runLostFor": "0"},
+            "nodeSelector": {"pool": "infra"},
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "affinity": {"podAntiAffinity": {}},
+            "priorityClassName": "high",
+            "podAnnotations": {"x": "y"},
+            "podLabels": {"team": "x"},
+        },
+    },
 }
 
 
@@ -93,18 +124,48 @@ def kinds_and_names(docs: list[Manifest]) -> list[str]:
 
 @pytest.mark.parametrize("version", [OLDEST, NEWEST])
 @pytest.mark.parametrize("name", sorted(COMBINATIONS))
-def test_manifests_match_kubernetes_api(helm: Helm, name: str, version: str) -> None:
-    rendered = helm.render(COMBINATIONS[name])
+def test_manifests_match_kubernetes_api(
+    helm: Helm, crds: CrdValidator, name: str, version: str
+) -> None:
+    rendered = helm.render(COMBINATIONS[name], api_versions=MONITORING_APIS)
     assert rendered.manifests, "nothing rendered"
     failures = []
     for doc in rendered.manifests:
         try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.ValidationError as e:
+            if crds.knows(doc):
+                crds.validate(doc)
+            else:
+                kubernetes_validate.validate(doc, version, strict=True)
+        except jsonschema.ValidationError as e:
             failures.append(
                 f"{doc['kind']}/{doc['metadata']['name']}: {e.message} at {list(e.path)}"
             )
     assert not failures, "\n".join(failures)
+
+
+def test_monitoring_kinds_are_validated(helm: Helm, crds: CrdValidator) -> None:
+    """The metrics combinations render the CRD kinds, so the test above checks them."""
+    kinds = helm.render(COMBINATIONS["metrics"], api_versions=MONITORING_APIS).kinds()
+    assert {"ServiceMonitor", "PrometheusRule"} <= set(kinds)
+
+
+def test_crd_validator_rejects_a_broken_resource(helm: Helm, crds: CrdValidator) -> None:
+    """Strict like kubernetes-validate: an unknown field or a wrong type is refused."""
+    rendered = helm.render(COMBINATIONS["metrics"], api_versions=MONITORING_APIS)
+    monitor = rendered.one("ServiceMonitor")
+    crds.validate(monitor)
+    typo: dict[str, Any] = copy.deepcopy(monitor)
+    typo["spec"]["endpoints"][0]["intervall"] = "30s"
+    with pytest.raises(jsonschema.ValidationError, match="intervall"):
+        crds.validate(typo)
+    rule: dict[str, Any] = copy.deepcopy(rendered.one("PrometheusRule"))
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "five minutes"
+    with pytest.raises(jsonschema.ValidationError):
+        crds.validate(rule)
+    nameless: dict[str, Any] = copy.deepcopy(rendered.one("PrometheusRule"))
+    del nameless["spec"]["groups"][0]["name"]
+    with pytest.raises(jsonschema.ValidationError, match="'name' is a required property"):
+        crds.validate(nameless)
 
 
 def test_newest_schema_is_newer_than_oldest() -> None:
@@ -124,7 +185,10 @@ def test_validator_rejects_a_broken_manifest(helm: Helm) -> None:
         kubernetes_validate.validate(wrong, NEWEST, strict=True)
 
 
-@pytest.mark.parametrize("name", ["defaults", "external", "external-tls-ca", "everything"])
+@pytest.mark.parametrize(
+    "name",
+    ["defaults", "external", "external-tls-ca", "everything", "metrics-everything", "autoscale"],
+)
 def test_helm_lint_strict(helm: Helm, name: str) -> None:
     values = helm.values_file(COMBINATIONS[name])
     result = helm.run("lint", "--strict", str(CHART), "-f", str(values), "--kube-version", OLDEST)

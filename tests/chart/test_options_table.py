@@ -31,6 +31,7 @@ POD_KEYS = {
     "priorityClassName",
     "podAnnotations",
     "podLabels",
+    "autoscale",  # `wq autoscale`'s settings: tests/chart/test_autoscale.py
 }
 
 # One render per handler, with every optional setting switched on.

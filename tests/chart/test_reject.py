@@ -63,6 +63,24 @@ INT64_MAX = 2**63 - 1
         (["itemsFormat=csv"], "at '/itemsFormat': value must be one of"),
         (["seed.serviceAccount.name=Bad_Name"], "at '/seed/serviceAccount/name'"),
         (["seed.serviceAccount.role=x"], "additional properties 'role' not allowed"),
+        (["metrics.port=0"], "at '/metrics/port': minimum: got 0, want 1"),
+        (["metrics.port=65536"], "at '/metrics/port': maximum: got 65,536, want 65,535"),
+        (["metrics.enable=true"], "additional properties 'enable' not allowed"),
+        (["metrics.serviceMonitor.enabeld=true"], "additional properties 'enabeld' not allowed"),
+        (["metrics.serviceMonitor.interval=30"], "at '/metrics/serviceMonitor/interval'"),
+        (["metrics.serviceMonitor.interval=30 s"], "at '/metrics/serviceMonitor/interval'"),
+        (["metrics.serviceMonitor.scrapeTimeout=1m1h"], "'/metrics/serviceMonitor/scrapeTimeout'"),
+        (["metrics.prometheusRule.stalledWindow="], "at '/metrics/prometheusRule/stalledWindow'"),
+        (["metrics.prometheusRule.stalledFor=5 minutes"], "'/metrics/prometheusRule/stalledFor'"),
+        (["metrics.prometheusRule.severity=page"], "additional properties 'severity' not allowed"),
+        # Helm names no path for a bad key, only the key.
+        (["metrics.prometheusRule.alertLabels.__name__=x"], "invalid propertyName '__name__'"),
+        (["metrics.prometheusRule.alertLabels.a-b=x"], "invalid propertyName 'a-b'"),
+        (["metrics.prometheusRule.additionalLabels.a=b c"], "/prometheusRule/additionalLabels/a'"),
+        (["metrics.dashboard.labelKey=has space"], "at '/metrics/dashboard/labelKey'"),
+        (["metrics.dashboard.namespace=Not_A_Namespace"], "at '/metrics/dashboard/namespace'"),
+        (["metrics.networkPolicy.from[0]=x"], "at '/metrics/networkPolicy/from/0'"),
+        (["metrics.readinessProbe.httpGet.path=/"], "additional properties 'httpGet' not allowed"),
     ],
 )
 def test_schema_rejects(helm: Helm, sets: list[str], message: str) -> None:
@@ -253,6 +271,37 @@ def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
             {"seed": {"enabled": False}, "items": ["a"]},
             "seed.enabled=false means the run is seeded from outside",
         ),
+        (
+            {"metrics": {"serviceMonitor": {"enabled": True}}},
+            "metrics.serviceMonitor.enabled needs metrics.enabled=true: it is for this release's "
+            "exporter.",
+        ),
+        (
+            {"metrics": {"prometheusRule": {"enabled": True}}},
+            "metrics.prometheusRule.enabled needs metrics.enabled=true",
+        ),
+        (
+            {"metrics": {"enabled": True, "serviceMonitor": {"interval": "5s"}}},
+            "metrics.serviceMonitor.scrapeTimeout (10s) is longer than "
+            "metrics.serviceMonitor.interval (5s): Prometheus refuses that.",
+        ),
+        (
+            {"metrics": {"serviceMonitor": {"interval": "1m", "scrapeTimeout": "1m500ms"}}},
+            "scrapeTimeout (1m500ms) is longer than metrics.serviceMonitor.interval (1m)",
+        ),
+        (
+            {"metrics": {"prometheusRule": {"stalledWindow": "0m"}}},
+            "metrics.prometheusRule.stalledWindow (0m) must be above zero",
+        ),
+        (
+            {"metrics": {"dashboard": {"labelKey": "app.kubernetes.io/component"}}},
+            "metrics.dashboard.labelKey app.kubernetes.io/component is a label the chart sets "
+            "itself",
+        ),
+        (
+            {"metrics": {"dashboard": {"labelKey": "helm.sh/chart"}}},
+            "metrics.dashboard.labelKey helm.sh/chart is a label the chart sets itself",
+        ),
     ],
 )
 def test_validate_values_rejects(helm: Helm, values: dict[str, Any], message: str) -> None:
@@ -278,6 +327,11 @@ def test_validate_values_reports_every_problem_at_once(helm: Helm) -> None:
     ):
         assert message in err
     assert len([line for line in err.splitlines() if line.startswith("wq: ")]) == 4
+
+
+def test_scrape_timeout_equal_to_interval_is_accepted(helm: Helm) -> None:
+    values = {"metrics": {"serviceMonitor": {"interval": "1h", "scrapeTimeout": "60m"}}}
+    assert helm.render(values).manifests
 
 
 def test_kube_version_below_1_31_is_refused(helm: Helm) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import yaml
 
-from tests.chart.helmlib import CHART, Helm, Manifest, Rendered
+from tests.chart.helmlib import CHART, MONITORING_APIS, Helm, Manifest, Rendered
 
 COMMON_LABELS = {
     "helm.sh/chart": "wq-0.1.0",
@@ -94,6 +95,8 @@ def test_worker_job_is_a_work_queue(helm: Helm) -> None:
     assert container(job)["name"] == "worker"
     assert container(job)["command"] == ["wq"]
     assert container(job)["args"] == ["work"]
+    # `kubectl describe pod` shows the worker's summary, or its log's end if it wrote none.
+    assert container(job)["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
 def test_worker_pod_failure_policy(helm: Helm) -> None:
@@ -805,8 +808,10 @@ def test_network_policy_extra_peers_and_off_switch(helm: Helm) -> None:
 # --- NOTES.txt ------------------------------------------------------------------------------
 
 
-def render_notes(helm: Helm, chart: Path, values: Manifest | None = None) -> str:
-    r = helm.render(values, chart=chart)
+def render_notes(
+    helm: Helm, chart: Path, values: Manifest | None = None, api_versions: Sequence[str] = ()
+) -> str:
+    r = helm.render(values, chart=chart, api_versions=api_versions)
     cm = next(m for m in r.all("ConfigMap") if m["metadata"]["name"] == "notes-under-test")
     return str(cm["data"]["notes"])
 
@@ -897,6 +902,41 @@ def test_notes_follow_values(
     helm: Helm, notes_chart: Path, values: Manifest, expected: str
 ) -> None:
     assert expected in render_notes(helm, notes_chart, values)
+
+
+def test_notes_show_how_to_reach_the_metrics(helm: Helm, notes_chart: Path) -> None:
+    assert "6. " not in render_notes(helm, notes_chart)  # metrics are off by default
+    notes = render_notes(helm, notes_chart, {"metrics": {"enabled": True, "port": 9100}})
+    start = notes.index("  (kubectl -n default port-forward svc/wq-exporter 9100:9100 ")
+    block = notes[start : notes.index("\n\n", start)]
+    assert subprocess.run(["bash", "-n", "-c", block], check=False).returncode == 0
+    # The port-forward ends with the subshell, whatever curl did.
+    assert "& trap 'kill \"$!\"' EXIT" in block
+    assert "curl -fsS --retry 10 --retry-connrefused --retry-delay 1 " in block
+    assert block.endswith("http://127.0.0.1:9100/metrics | grep '^wq_')")
+    assert 'the series carry job="wq-exporter", namespace="default".' in notes
+
+
+def test_notes_say_which_monitoring_objects_exist(helm: Helm, notes_chart: Path) -> None:
+    values = {
+        "metrics": {
+            "enabled": True,
+            "serviceMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True},
+            "dashboard": {"enabled": True, "namespace": "grafana"},
+        }
+    }
+    with_crds = render_notes(helm, notes_chart, values, api_versions=MONITORING_APIS)
+    assert "ServiceMonitor wq-exporter created." in with_crds
+    alerts = "alerts WqRunStalled, WqDeadItems and WqRunLost."
+    assert f"PrometheusRule wq-exporter created, {alerts}" in with_crds
+    assert "ConfigMap grafana/wq-dashboard, labelled grafana_dashboard=1" in with_crds
+    without = render_notes(helm, notes_chart, values)
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        assert f"No {kind}: the cluster has no monitoring.coreos.com/v1 {kind} API" in without
+    dashboard_only = render_notes(helm, notes_chart, {"metrics": {"dashboard": {"enabled": True}}})
+    assert '6. Grafana dashboard "wq runs": ConfigMap default/wq-dashboard' in dashboard_only
+    assert "port-forward svc/wq-exporter" not in dashboard_only
 
 
 def test_chart_metadata() -> None:

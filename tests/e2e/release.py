@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.kube import (
     CHART,
@@ -164,6 +165,16 @@ class Release:
             self.revision += 1
             self.values = values
         return result
+
+    def template(self, values: Obj, *extra: str) -> list[Obj]:
+        """The manifests `helm template` renders for this release with `values` (merged with
+        the test images, as install does)."""
+        values_file = str(self._values_file(values))
+        # helm template assumes an old Kubernetes unless told the cluster's.
+        version = json.loads(self.kube("version", "-o", "json"))["serverVersion"]["gitVersion"]
+        argv = ["template", self.name, str(CHART), "-f", values_file, "--kube-version", version]
+        out = self.helm(*argv, *extra).stdout
+        return [doc for doc in yaml.safe_load_all(out) if doc]
 
     # --- waiting ---------------------------------------------------------------------
     def wait(self, timeout: float = 180, expect: str = "Complete") -> Obj:

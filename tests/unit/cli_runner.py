@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def wq_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WQ_")}
+    # A worker never writes the termination message of a container the tests may run in.
+    env["WQ_TERMINATION_LOG"] = ""
     # Workers import test handlers from tests/ by module path.
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra or {})

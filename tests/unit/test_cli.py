@@ -31,6 +31,8 @@ SUBCOMMANDS = [
     "reap",
     "purge",
     "run",
+    "exporter",
+    "autoscale",
 ]
 
 
@@ -46,8 +48,13 @@ def test_every_subcommand_has_help_with_env_vars(name: str) -> None:
     result = wq(name, "--help")
     assert result.returncode == 0
     assert "Usage: wq" in result.stdout
-    if name not in ("run", "digest"):  # digest needs no run: it reads the items only
+    if name not in ("run", "digest", "exporter"):  # digest needs no run: it reads the items only
         assert "env var: WQ_RUN" in result.stdout
+    if name == "exporter":  # every run, or those of its own variable: never the pods' WQ_RUN
+        text = " ".join(result.stdout.split())
+        assert "env var: WQ_EXPORTER_RUNS]" in text
+        assert "env var: WQ_RUN;" not in text
+        assert "env var: WQ_RUN]" not in text
 
 
 @pytest.mark.parametrize(
@@ -276,9 +283,13 @@ def test_seed_work_status_flow(redis_url: str, run_id: str, tmp_path: Path) -> N
     assert f"digest     {digest}" in wq("status", env=env).stdout.splitlines()
 
 
-def test_dead_items_fail_the_check_and_can_be_retried(redis_url: str, run_id: str) -> None:
+def test_dead_items_fail_the_check_and_can_be_retried(
+    redis_url: str, run_id: str, tmp_path: Path
+) -> None:
     env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
     assert wq("seed", "fine", "poison", env=env).returncode == 0
+    message = tmp_path / "termination-log"
+    message.touch()
     worked = wq(
         "work",
         "--handler",
@@ -288,9 +299,13 @@ def test_dead_items_fail_the_check_and_can_be_retried(redis_url: str, run_id: st
         "--max-attempts",
         "2",
         "--fail-on-dead",
-        env=env,
+        env={**env, "WQ_TERMINATION_LOG": str(message)},
     )
     assert worked.returncode == 3
+    assert message.read_text().startswith(
+        f"worker {worked_id(worked.stderr)} of run {run_id} drained with dead items (exit 3): "
+        "1 item(s) processed, 2 failed attempt(s), mean item time "
+    )
     [line] = [x for x in worked.stderr.splitlines() if "event=run.dead_items" in x]
     assert "level=error" in line
     assert " dead=1 " in line
@@ -308,6 +323,12 @@ def test_dead_items_fail_the_check_and_can_be_retried(redis_url: str, run_id: st
     purged = wq("purge", "--yes", env=env)
     assert purged.returncode == 0
     assert json.loads(wq("status", "--json", env=env).stdout)["state"] == "not seeded"
+
+
+def worked_id(log: str) -> str:
+    """The worker id its start line names."""
+    [start] = [x for x in log.splitlines() if "event=worker.start" in x]
+    return start.split(" worker=", 1)[1].split()[0]
 
 
 def test_work_never_exits_0_on_an_unseeded_run(redis_url: str, run_id: str) -> None:
@@ -405,3 +426,26 @@ def test_a_full_redis_is_a_clear_error_naming_what_to_raise(tmp_path: Path) -> N
         assert "itemRange" in line
     finally:
         server.stop()
+
+
+def test_status_shows_the_autoscalers_last_decision(redis_url: str, run_id: str) -> None:
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    assert wq("seed", "a", "b", env=env).returncode == 0
+    plain = wq("status", "--json", env=env)
+    assert "autoscale" not in json.loads(plain.stdout)
+    assert "parallelism" not in wq("status", env=env).stdout
+    queue = make_queue(redis_url, run_id)
+    queue.record_scaling("r-1-worker", 3, 5, "2 item(s) left at 1 per pod")
+    data = json.loads(wq("status", "--json", env=env).stdout)
+    assert data["autoscale"]["job"] == "r-1-worker"
+    assert (data["autoscale"]["current"], data["autoscale"]["target"]) == (3, 5)
+    assert data["autoscale"]["reason"] == "2 item(s) left at 1 per pod"
+    text = wq("status", env=env).stdout.splitlines()
+    assert any(
+        line.startswith("parallelism  3 -> 5 (autoscaled job r-1-worker, decided 2")
+        for line in text
+    )
+    assert "scaling      2 item(s) left at 1 per pod" in text
+    checked = wq("status", "--check", "--json", env=env)
+    assert json.loads(checked.stdout)["autoscale"]["target"] == 5
+    queue.close()

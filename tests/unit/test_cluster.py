@@ -156,3 +156,29 @@ def test_a_cluster_node_without_the_cluster_flag_is_a_clear_error(
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert "is a Redis Cluster node: pass --redis-cluster" in line
+
+
+def test_the_exporter_finds_the_runs_of_every_node(cluster: list[RedisServer]) -> None:
+    from tests.unit.test_exporter import scrape
+    from wq.connection import RedisSettings
+    from wq.exporter import RunsCollector
+    from wq.logs import EventLog
+
+    runs = list(runs_on_every_node(cluster).values())
+    url = cluster[0].url
+    for run in runs:
+        env = {"WQ_REDIS_URL": url, "WQ_REDIS_CLUSTER": "true", "WQ_RUN": run}
+        assert wq("seed", "a", "b", env=env).returncode == 0
+    settings = RedisSettings.from_url(url, cluster=True)
+    collector = RunsCollector(settings, (), EventLog(level="error"))
+    try:
+        exposition = scrape(collector)
+        assert exposition.up == 1
+        assert set(runs) <= exposition.runs()
+        assert {exposition.run(run)["wq_items{state=pending}"] for run in runs} == {2}
+        assert len(collector.seen[runs[0]].split(",")) == len(cluster)  # a run_id per primary
+    finally:
+        collector.close()
+        for run in runs:
+            env = {"WQ_REDIS_URL": url, "WQ_REDIS_CLUSTER": "true", "WQ_RUN": run}
+            assert wq("purge", "--yes", env=env).returncode == 0

@@ -183,7 +183,13 @@ class Returns:
 
 
 def run_worker(queue: RunQueue, handler: Any, **overrides: Any) -> int:
-    base: dict[str, Any] = {"worker_id": "w", "lease_s": 5.0, "poll_s": 0.05, "seed_wait_s": 5.0}
+    base: dict[str, Any] = {
+        "worker_id": "w",
+        "lease_s": 5.0,
+        "poll_s": 0.05,
+        "seed_wait_s": 5.0,
+        "termination_log": "",
+    }
     return Worker(queue, handler, WorkerConfig(**{**base, **overrides}), EventLog("error")).run()
 
 

@@ -59,6 +59,7 @@ def test_every_setting_round_trips_through_its_environment_variable() -> None:
         poll_s=0.3,
         fail_on_dead=True,
         results_ttl_s=60,
+        termination_log="/tmp/summary",
         worker_id="w-9",
     )
     # Every setting differs from its default, so a setting to_env forgot would show.
@@ -71,11 +72,20 @@ def test_every_setting_round_trips_through_its_environment_variable() -> None:
 @pytest.mark.parametrize("name", ["work", "run"])
 def test_help_shows_every_flag_with_its_variable(name: str) -> None:
     text = cli.commands[name].get_help(click.Context(cli.commands[name]))
-    skipped = {"seed_wait_s", "worker_id"} if name == "run" else set()
+    skipped = {"seed_wait_s", "worker_id", "termination_log"} if name == "run" else set()
     for f, s in settings(WorkerConfig):
         if s.flag is not None and f.name not in skipped:
             assert s.flag.split("/")[0] in text
             assert s.env in text
+
+
+def test_an_empty_termination_log_variable_turns_the_message_off() -> None:
+    """click takes an empty variable for an absent one; this setting takes it as ''."""
+    run = {"WQ_RUN": "r"}
+    assert parse_work(run)[1].termination_log == "/dev/termination-log"
+    assert parse_work({**run, "WQ_TERMINATION_LOG": ""})[1].termination_log == ""
+    assert parse_work({**run, "WQ_TERMINATION_LOG": "/x"})[1].termination_log == "/x"
+    assert to_env(WorkerConfig(termination_log=""))["WQ_TERMINATION_LOG"] == ""
 
 
 def test_readme_has_the_generated_option_table() -> None:

@@ -332,3 +332,38 @@ def test_an_expired_batch_is_not_charged_and_comes_back_one_at_a_time(queue: Run
     ]
     assert [i.value for i in queue.lease(10, 30, "fresh").items] == ["d"]
     assert queue.status().dead == 0
+
+
+def test_a_scaling_decision_is_recorded_only_while_the_run_exists(queue: RunQueue) -> None:
+    assert queue.scaling() is None
+    assert queue.record_scaling("r-worker", 3, 5, "more work") is False  # not seeded yet
+    assert not queue.client.exists(queue.keys.scaling)
+    seed(queue, ["a"])
+    assert queue.record_scaling("r-worker", 3, 5, "more work") is True
+    record = queue.scaling()
+    assert record is not None
+    assert (record.job, record.current, record.target, record.reason) == (
+        "r-worker",
+        3,
+        5,
+        "more work",
+    )
+    redis_ms = int(queue.client.time()[0]) * 1000
+    assert redis_ms - 5000 <= record.at_ms <= redis_ms + 1000
+    queue.purge()
+    assert queue.record_scaling("r-worker", 5, 5, "late") is False  # a purged run: no stray key
+    assert queue.client.exists(queue.keys.scaling) == 0
+
+
+def test_a_scaling_decision_expires_with_a_drained_run(queue: RunQueue) -> None:
+    seed(queue, ["a"])
+    assert queue.record_scaling("r-worker", 1, 1, "tail") is True
+    [item] = queue.lease(1, 30, "t").items
+    assert queue.complete("t", "w", [item.position]) == []
+    assert queue.expire_results(3600)
+    assert 0 < queue.client.pttl(queue.keys.scaling) <= 3600_000
+    assert queue.record_scaling("r-worker", 1, 1, "drained") is True  # keeps the run's expiry
+    assert 0 < queue.client.pttl(queue.keys.scaling) <= 3600_000
+    queue.keep_results()
+    assert queue.record_scaling("r-worker", 1, 1, "retried") is True
+    assert queue.client.pttl(queue.keys.scaling) == -1

@@ -52,7 +52,13 @@ class Recorder:
 
 
 def config(**overrides: Any) -> WorkerConfig:
-    base: dict[str, Any] = {"worker_id": "w", "lease_s": 5.0, "poll_s": 0.05, "seed_wait_s": 5.0}
+    base: dict[str, Any] = {
+        "worker_id": "w",
+        "lease_s": 5.0,
+        "poll_s": 0.05,
+        "seed_wait_s": 5.0,
+        "termination_log": "",  # never the machine's own, should it run in a container
+    }
     return WorkerConfig(**{**base, **overrides})
 
 
@@ -494,3 +500,80 @@ def test_a_finished_item_is_not_reported_as_a_lost_lease(queue: RunQueue) -> Non
     Heartbeat(queue, held, config(lease_s=30), log).beat()
     assert "lease.lost" not in stream.getvalue()
     assert held.snapshot() == {token: [1]}
+
+
+# The summary a worker leaves as it exits.
+
+
+class StopOnFirst(Recorder):
+    """Asks its worker to stop (as SIGTERM does) while the first item runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.worker: Worker | None = None
+
+    def __call__(self, item: Item) -> None:
+        super().__call__(item)
+        if self.worker is not None:
+            self.worker.stop.set()
+
+
+def summary_event(stream: io.StringIO) -> str:
+    [line] = [x for x in stream.getvalue().splitlines() if "event=worker.summary" in x]
+    return line
+
+
+@pytest.mark.parametrize("ending", ["drained", "dead_items", "stopped", "lost"])
+def test_a_worker_says_what_it_did_in_its_log_and_termination_message(
+    redis_url: str, run_id: str, tmp_path: Path, ending: str
+) -> None:
+    queue, other = make_queue(redis_url, run_id), make_queue(redis_url, run_id)
+    seed(queue, ["ok", "poison", "fine"])
+    message = tmp_path / "termination-log"
+    message.touch()  # Kubernetes provides the file; the worker never creates it
+    stream = io.StringIO()
+    handlers: dict[str, Recorder] = {
+        "drained": Recorder(fail="poison"),
+        "dead_items": Recorder(fail="poison"),
+        "stopped": StopOnFirst(),
+        "lost": PurgeOnFirst(other),
+    }
+    handler = handlers[ending]
+    worker_config = config(
+        max_attempts=2, fail_on_dead=ending == "dead_items", termination_log=str(message)
+    )
+    worker = Worker(queue, handler, worker_config, EventLog(stream=stream))
+    if isinstance(handler, StopOnFirst):
+        handler.worker = worker
+    if ending == "lost":
+        with pytest.raises(RunLost):
+            worker.run()
+    else:
+        worker.run()
+    expected = {
+        "drained": ("drained (exit 0): 2 item(s) processed, 2 failed attempt(s)", 2, 2),
+        "dead_items": ("drained with dead items (exit 3): 2 item(s) processed, 2 failed", 2, 2),
+        "stopped": ("stopped (exit 143): 1 item(s) processed, 0 failed attempt(s)", 1, 0),
+        "lost": ("lost its run (its keys are gone) (exit 4): 0 item(s) processed", 0, 0),
+    }
+    text, processed, failed = expected[ending]
+    [line] = message.read_text().splitlines()
+    assert line.startswith(f"worker w of run {run_id} {text}"), line
+    assert "mean item time " in line
+    event = summary_event(stream)
+    assert f"reason={ending} " in event
+    assert f" processed={processed} failed={failed} " in event
+    queue.close()
+    other.close()
+
+
+def test_no_termination_message_file_no_summary_file(queue: RunQueue, tmp_path: Path) -> None:
+    """Outside Kubernetes the file does not exist: it is not created, and nothing fails."""
+    seed(queue, ["a"])
+    absent = tmp_path / "termination-log"
+    stream = io.StringIO()
+    worker = Worker(queue, Recorder(), config(termination_log=str(absent)), EventLog(stream=stream))
+    assert worker.run() == EXIT_DRAINED
+    assert not absent.exists()
+    assert "reason=drained" in summary_event(stream)
+    assert "level=warning" not in stream.getvalue()

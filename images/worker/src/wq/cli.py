@@ -2,10 +2,11 @@
 
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,8 +15,11 @@ import redis
 
 from wq import __version__, open_runs
 from wq import report as reports
+from wq.autoscale import AutoscaleConfig, Autoscaler
+from wq.connection import RedisSettings
 from wq.errors import ConfigError, RunLost, WqError
 from wq.handlers import build_handler, split_command_line
+from wq.keys import check_run_id
 from wq.ledger import DEAD, STATES, account, iter_records
 from wq.localrun import run_locally
 from wq.logs import EventLog
@@ -47,6 +51,21 @@ worker_options = click_options(WorkerConfig)
 
 def env_option(*decls: str, env: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, envvar=env, show_envvar=True, **kwargs)
+
+
+class RunIds(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
+    """Run ids: repeated on the command line, separated by commas in the variable."""
+
+    name = "run"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [part.strip() for part in rv.split(",") if part.strip()]
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return check_run_id(str(value).strip())
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def items_options(func: F) -> F:
@@ -165,7 +184,9 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
     expire, and on an open run it waits for more items or the seal. Exit codes:
     0 drained, 1 Redis unreachable or full or the run never seeded, 2 bad configuration,
     3 drained with dead items under --fail-on-dead, 4 the run was lost (seeded, then its keys
-    were gone), 143 stopped by SIGTERM (its items were handed back).
+    were gone), 143 stopped by SIGTERM (its items were handed back). With 0, 3, 4 or 143 it logs
+    a summary (event worker.summary: items processed, failed attempts, mean item time) and
+    writes it as one line to --termination-log, which `kubectl describe pod` shows.
 
     \b
     Examples:
@@ -179,6 +200,50 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
     worker = Worker(queue, build_handler(config), config, log)
     worker.install_signal_handlers()
     return worker.run()
+
+
+@cli.command(epilog=EPILOG)
+@connection_options
+@click_options(AutoscaleConfig)
+@click_option(
+    WorkerConfig,
+    "concurrency",
+    help="Items one worker pod processes at once (the workers' --concurrency): the Job keeps "
+    "a pod per this many items in flight.",
+)
+def autoscale(concurrency: int, **opts: Any) -> int:
+    """Size a run's worker Job to its work, until the run is drained.
+
+    Every --interval seconds it reads the run's counts and the Job, and sets the Job's
+    parallelism: up at once while the work left outgrows what the pods finish within
+    --target-seconds (or one pod per --items-per-worker items left); down only toward the
+    pods that hold the items in flight, once the smaller size has been wanted for --cooldown
+    seconds; always within --min and --max. Each change is logged with its reason and
+    recorded as an Event on the Job; `wq status` shows the last decision.
+
+    Nothing depends on it: if it stops, the Job keeps its last parallelism and completes.
+    It needs to get and patch the Job and create Events: in a pod, through its service
+    account (the chart's worker.autoscale sets that up); elsewhere, through the kubeconfig.
+
+    Exit codes: 0 the run is drained, or the Job finished or was deleted; 1 Redis
+    unreachable; 2 bad configuration, or the Job not readable for 5 minutes; 4 the run was
+    lost; 143 stopped by SIGTERM.
+
+    \b
+    Example:
+      wq autoscale --run r1 --job r1-worker --min 1 --max 20 --target-seconds 900
+    """
+    from wq import kube  # the kubernetes client: only this command needs it
+
+    queue, log = open_run(opts)
+    config = pop_config(AutoscaleConfig, opts)
+    policy = config.policy(concurrency)
+    namespace = config.namespace or kube.default_namespace()
+    kube.load_config()
+    job = kube.KubeJob(config.job, namespace, instance=socket.gethostname())
+    scaler = Autoscaler(queue, job, config, policy, log)
+    scaler.install_signal_handlers()
+    return scaler.run()
 
 
 @cli.command(epilog=EPILOG)
@@ -209,15 +274,19 @@ def status(
     as_json: bool, watch: bool, check: bool, expect_seeded: bool, interval: float, **conn: Any
 ) -> int:
     """Show a run's counts: total, pending, in flight, done, retried, dead, rate, ETA and the
-    digest of its items (compare it with `wq digest` of the items file)."""
+    digest of its items (compare it with `wq digest` of the items file); when `wq autoscale`
+    sizes its worker Job, the Job's parallelism, the one decided and why."""
     queue, _ = open_run(conn)
     current = queue.status()
     if expect_seeded and not current.seeded:
         raise RunLost(queue.run)
     if watch:
         current = watch_status(queue, interval, sys.stderr)
+    scaling = queue.scaling()
+    rows = scaling.rows() if scaling else []
+    fields = {"autoscale": asdict(scaling)} if scaling else {}
     if not check:
-        click.echo(current.to_json() if as_json else current.to_text())
+        click.echo(current.to_json(**fields) if as_json else current.to_text(extra=rows))
         return 0
     if current.drained:
         accounting = account(queue)
@@ -229,9 +298,9 @@ def status(
             f"{current.in_flight} in flight)"
         )
     if as_json:
-        click.echo(current.to_json(check={"exact": exact, "summary": summary}))
+        click.echo(current.to_json(check={"exact": exact, "summary": summary}, **fields))
     else:
-        click.echo(current.to_text(extra=[("check", summary)]))
+        click.echo(current.to_text(extra=[*rows, ("check", summary)]))
     return 0 if exact and current.clean else 1
 
 
@@ -358,6 +427,59 @@ def purge(yes: bool, **conn: Any) -> int:
     return 0
 
 
+@cli.command(epilog=EPILOG)
+@click_options(ConnectionConfig, skip=("run_id", "redis_wait"))
+@env_option(
+    "--port",
+    env="WQ_EXPORTER_PORT",
+    type=count(0, 65535),
+    default=9899,
+    show_default=True,
+    help="TCP port to serve on (0: any free port; the start line names it).",
+)
+@env_option(
+    "--address",
+    env="WQ_EXPORTER_ADDRESS",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address to listen on: 0.0.0.0 every IPv4 interface, :: every interface, "
+    "127.0.0.1 this machine only.",
+)
+@env_option(
+    "--run",
+    "runs",
+    env="WQ_EXPORTER_RUNS",
+    multiple=True,
+    type=RunIds(),
+    help="Export this run only; repeat for several (in the variable: comma-separated). "
+    "Default: every run on the Redis, found anew at each scrape. WQ_RUN, the one run of the "
+    "other commands, is not read.",
+)
+def exporter(port: int, address: str, runs: tuple[str, ...], **conn: Any) -> int:
+    """Serve Prometheus metrics of every run on a Redis at http://ADDRESS:PORT/metrics.
+
+    Each scrape reads Redis afresh, in a few short calls (one per run, whatever its size):
+    items by state, done, executions, retries, late results, rate, and a histogram of item
+    durations, each labelled with the run; and wq_redis_up. While Redis cannot be read,
+    wq_redis_up is 0 and no run is shown: an outage never looks like an empty queue. A run
+    whose keys are gone because Redis restarted, or evicted some of them, stays in the output
+    as lost (wq_run_lost 1); a purged or expired run leaves it. The README's Monitoring
+    section lists every metric. SIGTERM stops it (exit 0).
+
+    \b
+    Examples:
+      wq exporter --redis-url redis://redis:6379/0
+      wq exporter --port 9899 --run r1 --run r2
+      curl -s http://localhost:9899/metrics | grep '^wq_'
+    """
+    # Imported here: prometheus_client would add 30 ms to the start of every other command.
+    from wq.exporter import serve
+
+    config = pop_config(ConnectionConfig, conn)
+    log = EventLog(level=config.log_level, fmt=config.log_format)
+    return serve(RedisSettings.of(config), address, port, runs, log)
+
+
 @cli.command("run", epilog=EPILOG)
 @click_option(
     ConnectionConfig,
@@ -385,7 +507,7 @@ def purge(yes: bool, **conn: Any) -> int:
     "whole (e.g. 'curl -fsS {{ item }}').",
 )
 @items_options
-@click_options(WorkerConfig, skip=("worker_id", "seed_wait_s"))
+@click_options(WorkerConfig, skip=("worker_id", "seed_wait_s", "termination_log"))
 def run_local(workers: int, command_line: str | None, **opts: Any) -> int:
     """Seed and process a run on this machine, with a live progress bar.
 

@@ -14,9 +14,12 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 from wq.errors import ConfigError, RedisFull, RedisUnavailable
+from wq.options import ConnectionConfig
 
 T = TypeVar("T")
 
@@ -102,19 +105,41 @@ class RedisSettings:
             check_ca_cert(ca_cert, url)
         return cls(url=url, password=password or None, ca_cert=ca_cert or None, cluster=cluster)
 
+    @classmethod
+    def of(cls, config: ConnectionConfig) -> "RedisSettings":
+        return cls.from_url(
+            config.redis_url,
+            config.redis_password,
+            ca_cert=config.redis_ca_cert or None,
+            cluster=config.redis_cluster,
+        )
+
     @property
     def display(self) -> str:
         """The URL without its password, for messages and logs."""
         return redact(self.url)
 
-    def client(self) -> Client:
+    def client(
+        self,
+        timeout_s: float = 15.0,
+        connect_timeout_s: float = 5.0,
+        retry: bool = True,
+        name: str | None = None,
+    ) -> Client:
+        """A client. With retry=False each call is tried once: redis-py's own default retries
+        a refused connection for seconds, too long for a caller that must answer at once (the
+        exporter); others retry outages with Retrying. `name`: its CLIENT SETNAME."""
         kwargs: dict[str, Any] = {
             "decode_responses": True,
             # Without timeouts a half-open connection would hang a worker for ever.
-            "socket_connect_timeout": 5,
-            "socket_timeout": 15,
+            "socket_connect_timeout": connect_timeout_s,
+            "socket_timeout": timeout_s,
             "health_check_interval": 15,
         }
+        if not retry:
+            kwargs["retry"] = Retry(NoBackoff(), 0)
+        if name:
+            kwargs["client_name"] = name
         if self.password:
             kwargs["password"] = self.password
         if self.ca_cert:

@@ -57,3 +57,8 @@ class SourceChanged(WqError):
 class SourceError(WqError):
     """The items' source failed while it was read (a server error, a dropped connection):
     nothing was seeded, and retrying may work."""
+
+
+class KubernetesUnavailable(WqError):
+    """A Kubernetes API call failed: the API server out of reach, throttling, a refusal.
+    `wq autoscale` logs it and tries again at its next step (wq.autoscale)."""

@@ -11,6 +11,9 @@ from wq.errors import ConfigError
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 PREFIX = "wq"
+# The meta hash of every run, for SCAN MATCH (braces are plain characters in its glob).
+META_PATTERN = f"{PREFIX}:{{*}}:meta"
+_META_KEY = re.compile(rf"{PREFIX}:\{{({RUN_ID_PATTERN.pattern})\}}:meta")
 
 
 def check_run_id(run: str) -> str:
@@ -21,6 +24,12 @@ def check_run_id(run: str) -> str:
             "starting with a letter or digit"
         )
     return run
+
+
+def run_of_meta_key(key: str) -> str | None:
+    """The run whose meta hash `key` is; None for another key that META_PATTERN matches."""
+    found = _META_KEY.fullmatch(key)
+    return found.group(1) if found else None
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,17 @@ class RunKeys:
         return self._key("errors")
 
     @property
+    def durations(self) -> str:
+        """Hash: bucket number -> attempts whose duration fell in it, and sum_ms: a histogram
+        of how long attempts took (wq.layout)."""
+        return self._key("durations")
+
+    @property
+    def scaling(self) -> str:
+        """Hash: the autoscaler's last decision on the run's worker Job (wq.layout)."""
+        return self._key("scaling")
+
+    @property
     def named(self) -> list[str]:
         """Every key above, meta first: all of a run's keys but the staging hashes."""
         return [
@@ -119,6 +139,8 @@ class RunKeys:
             self.workers,
             self.dead,
             self.errors,
+            self.durations,
+            self.scaling,
         ]
 
     def staging_items(self, token: str) -> str:

@@ -50,6 +50,25 @@ outputs hash (keys.RunKeys.outputs): position -> the accepted attempt's output a
 written by the same call as its done record, under the same lease token.
 
 workers hash (keys.RunKeys.workers): worker id -> its number in ledger records (from 1).
+
+durations hash (keys.RunKeys.durations): how long attempts took, as a histogram with the
+buckets of DURATION_BUCKETS_S (upper bounds in seconds, Prometheus' `le`, then +Inf), for the
+exporter's wq_item_duration_seconds. Field i (from "0") counts the attempts of bucket i alone:
+over bound i - 1 and at most bound i; field len(DURATION_BUCKETS_S) those over the last bound.
+Counts per bucket, not cumulative, so that an attempt adds to one field; the reader sums them.
+Field sum_ms: the attempts' total duration in ms. Written by the calls that record attempts,
+complete.lua (each done item) and fail.lua (each failed attempt, retried or dead), one
+HINCRBY per bucket a call touches; both hold the bounds in ms. An attempt whose duration is
+not known (its worker died: reap.lua) or whose result came too late (stale) is not counted.
+Durations are whole milliseconds, as the worker sends them (rounded down).
+
+scaling hash (keys.RunKeys.scaling): the last decision of `wq autoscale` on the run's worker
+Job, rewritten at each of its steps (scaling.lua) and read by `wq status`; absent when nothing
+autoscales the run. Written only while the run is seeded, and given the meta hash's expiry:
+  job                    name of the worker Job
+  current, target        its parallelism when the decision was made, and the one decided
+  reason                 why, in words (wq.autoscale_policy)
+  at_ms                  Redis time (ms since the epoch) of the decision
 """
 
 import hashlib
@@ -82,6 +101,9 @@ FIRST_LEASE_MS = "first_lease_ms"
 DONE_COUNT = "done"  # items recorded done (the ledger holds which)
 WORKERS = "workers"  # how many worker ids the workers hash has numbered
 
+# Fields of the scaling hash.
+SCALING_FIELDS = ("job", "current", "target", "reason", "at_ms")
+
 # The layout described here. A run keeps the format it was seeded with; a wq that reads another
 # one refuses the run (errors.RunFormatError) rather than miscount it.
 STORAGE_FORMAT = "2"
@@ -104,6 +126,56 @@ DEAD = 2
 HAS_OUTPUT = 0x80
 STATE_MASK = 0x0F
 UNKNOWN_MS = 0xFFFFFFFF
+
+
+# The durations histogram (see the module docstring): upper bounds of its buckets in seconds;
+# a last bucket, +Inf, follows. complete.lua and fail.lua hold them in ms (DURATION_BUCKETS_MS).
+DURATION_BUCKETS_S = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
+DURATION_BUCKETS_MS = tuple(round(b * 1000) for b in DURATION_BUCKETS_S)
+DURATION_SUM_MS = "sum_ms"
+
+
+class Durations(NamedTuple):
+    """The durations hash, decoded."""
+
+    counts: list[int]  # attempts per bucket, not cumulative; the last one is +Inf
+    sum_ms: int
+
+    @classmethod
+    def of(cls, fields: dict[str, str]) -> "Durations":
+        """From the hash's fields (HGETALL); an absent hash: no attempt counted yet."""
+        return cls(
+            counts=[int(fields.get(str(i), 0)) for i in range(len(DURATION_BUCKETS_S) + 1)],
+            sum_ms=int(fields.get(DURATION_SUM_MS, 0)),
+        )
+
+    @property
+    def observed(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def mean_s(self) -> float | None:
+        """Mean attempt time in seconds; None before any attempt was timed."""
+        return self.sum_ms / 1000 / self.observed if self.observed else None
 
 
 class Record(NamedTuple):

@@ -40,7 +40,13 @@ def run_locally(
         stack.callback(queue.close)
         result = seed_from(queue, source)
         print(f"run {queue.run}: {result.total} item(s), {workers} worker(s)", file=sys.stderr)
-        env = {**to_env(connection), **to_env(config), "WQ_SEED_WAIT": "10"}
+        # The workers share this process's container: their summaries go to the log alone.
+        env = {
+            **to_env(connection),
+            **to_env(config),
+            "WQ_SEED_WAIT": "10",
+            "WQ_TERMINATION_LOG": "",
+        }
         procs = start_workers(workers, env)
         stack.callback(stop_workers, procs)
         started = time.monotonic()

@@ -10,6 +10,7 @@ here, once.
 
 import json
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, TypeVar
@@ -70,6 +71,9 @@ class Setting:
     type: "click.ParamType[Any, Any] | None" = None
     value: str | None = None  # the chart value (under `worker.`) that sets it; None: none
     required: bool = False
+    # An empty variable sets the empty string (which turns something off) rather than leaving
+    # the default, as click does with empty variables.
+    empty_env_is_value: bool = False
 
 
 def setting(default: Any, flag: str | None, env: str, help: str, **kw: Any) -> Any:
@@ -265,6 +269,15 @@ class WorkerConfig:
         type=count(0, 3650 * 24 * 3600),
         value="resultsTtl",
     )
+    termination_log: str = setting(
+        "/dev/termination-log",
+        "--termination-log",
+        "WQ_TERMINATION_LOG",
+        "File the worker writes its one-line summary to as it exits (processed, failed, mean "
+        "item time, why it exits), for `kubectl describe pod`; written only if it exists, as "
+        "Kubernetes' termination message file does in a container. Empty: none.",
+        empty_env_is_value=True,
+    )
     worker_id: str = setting(
         "",
         "--worker-id",
@@ -306,9 +319,19 @@ def click_option(cls: type, name: str, **overrides: Any) -> Callable[[F], F]:
                 kwargs.update(default=f.default, show_default=f.default not in ("", None))
             if s.type is not None:
                 kwargs["type"] = s.type
+            if s.empty_env_is_value:
+                kwargs["callback"] = _empty_env_is_value
             kwargs.update(overrides)
             return click.option(s.flag, name, **kwargs)
     raise KeyError(name)
+
+
+def _empty_env_is_value(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    source = ctx.get_parameter_source(param.name or "")
+    envvar = param.envvar if isinstance(param.envvar, str) else None
+    if source is click.ParameterSource.DEFAULT and envvar and os.environ.get(envvar) == "":
+        return ""
+    return value
 
 
 def click_options(cls: type, *, skip: tuple[str, ...] = ()) -> Callable[[F], F]:
@@ -348,7 +371,7 @@ def to_env(config: Any) -> dict[str, str]:
     env: dict[str, str] = {}
     for f, s in settings(type(config)):
         value = getattr(config, f.name)
-        if value is None or value in ("", ()):
+        if value is None or (value in ("", ()) and not s.empty_env_is_value):
             continue
         if isinstance(value, bool):
             env[s.env] = "true" if value else "false"

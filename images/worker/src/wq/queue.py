@@ -1,8 +1,9 @@
 """Queue operations on one run: seed, lease, complete, fail, release, renew, reap, and counts.
 
-This is the only module that talks to Redis. Every state change is one Lua script call, so
-it is atomic; every call goes through the Retrying wrapper, so a Redis outage is retried and
-then raised, never read as "no work".
+This is the only module that talks to Redis about a run (wq.survey looks at a whole Redis for
+the exporter). Every state change is one Lua script call, so it is atomic; every call goes
+through the Retrying wrapper, so a Redis outage is retried and then raised, never read as "no
+work".
 """
 
 import struct
@@ -23,7 +24,7 @@ from wq.keys import RunKeys, check_run_id
 from wq.logs import EventLog
 from wq.options import ConnectionConfig
 from wq.scripts import Scripts
-from wq.status import RunStatus, is_drained
+from wq.status import RunStatus, Scaling, is_drained
 
 # One Lua call handles at most this many positions, well under Lua's unpack() limit.
 MAX_BATCH = 1000
@@ -183,12 +184,7 @@ def open_queue(config: ConnectionConfig, log: EventLog | None = None) -> "RunQue
     """The run's queue on the configured Redis; outages are retried for `redis_wait` seconds,
     with a warning each retry once the outage has lasted QUIET_RETRY_S, when there is a log."""
     run = check_run_id(config.run_id)
-    settings = RedisSettings.from_url(
-        config.redis_url,
-        config.redis_password,
-        ca_cert=config.redis_ca_cert or None,
-        cluster=config.redis_cluster,
-    )
+    settings = RedisSettings.of(config)
 
     def warn(waited: float, exc: Exception) -> None:
         if log is not None:
@@ -387,7 +383,7 @@ class RunQueue:
         duration known, no output); returns the positions the token had lost (nothing of them
         is recorded)."""
         k = self.keys
-        keys = [k.meta, k.leases, k.ledger, k.outputs, k.attempts, k.workers, k.solo]
+        keys = [k.meta, k.leases, k.ledger, k.outputs, k.attempts, k.workers, k.solo, k.durations]
         batch = done if isinstance(done, Completions) else Completions.of(done)
         stale: list[int] = []
         for part in batch.calls():
@@ -429,6 +425,7 @@ class RunQueue:
             k.solo,
             k.ledger,
             k.workers,
+            k.durations,
         ]
         result: str = self.call(
             lambda: self.scripts.fail(
@@ -562,10 +559,14 @@ class RunQueue:
             raise RunFormatError(self.run, fmt, layout.STORAGE_FORMAT)
 
     def status(self) -> RunStatus:
+        return self.metrics()[0]
+
+    def metrics(self) -> tuple[RunStatus, layout.Durations]:
+        """The run's counts and its durations histogram, in one atomic read."""
         k = self.keys
-        keys = [k.meta, k.requeue, k.suspects, k.leases, k.dead]
+        keys = [k.meta, k.requeue, k.suspects, k.leases, k.dead, k.durations]
         raw: list[Any] = self.call(lambda: self.scripts.status(keys=keys, args=[]))
-        flat, requeued, suspects, in_flight, dead, now_ms, ttl_ms = raw
+        flat, requeued, suspects, in_flight, dead, now_ms, ttl_ms, durations = raw
         meta = dict(zip(flat[::2], flat[1::2], strict=True))
         self._check_format(layout.SEEDED in meta, meta.get(layout.FORMAT))
         total = int(meta.get(layout.TOTAL, 0))
@@ -573,7 +574,7 @@ class RunQueue:
         first = meta.get(layout.FIRST_LEASE_MS)
         elapsed = (int(now_ms) - int(first)) / 1000 if first else None
         done = int(meta.get(layout.DONE_COUNT, 0))
-        return RunStatus(
+        status = RunStatus(
             run=self.run,
             seeded=layout.SEEDED in meta,
             total=total,
@@ -591,6 +592,32 @@ class RunQueue:
             expires_in_s=int(ttl_ms) / 1000 if int(ttl_ms) >= 0 else None,
             open=layout.OPEN in meta,
         )
+        return status, layout.Durations.of(dict(zip(durations[::2], durations[1::2], strict=True)))
+
+    def has_keys(self) -> bool:
+        """Whether any key of the run but its meta hash exists: when the meta hash is gone, a
+        sign that some keys were evicted (purge unlinks them all in one call, and a drained
+        run's keys expire at the same moment)."""
+        others = self.keys.named[1:]
+        return bool(self.call(lambda: self.client.exists(*others)))
+
+    def record_scaling(self, job: str, current: int, target: int, reason: str) -> bool:
+        """Record the autoscaler's decision on the worker Job (layout: the scaling hash);
+        False, and nothing written, if the run is not seeded."""
+        k = self.keys
+        args: list[str | int] = [job, current, target, reason]
+        return bool(self.call(lambda: self.scripts.scaling(keys=[k.meta, k.scaling], args=args)))
+
+    def scaling(self) -> Scaling | None:
+        """The autoscaler's last decision, if anything autoscales the run."""
+        values = cast(
+            list[str | None],
+            self.call(lambda: self.client.hmget(self.keys.scaling, list(layout.SCALING_FIELDS))),
+        )
+        if any(v is None for v in values):
+            return None
+        job, current, target, reason, at_ms = cast(list[str], values)
+        return Scaling(job, int(current), int(target), reason, int(at_ms))
 
     def window(self, first: int, count: int = WINDOW) -> Window:
         """Positions first .. first + count - 1 of the run (fewer at its end) as one atomic

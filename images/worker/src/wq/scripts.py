@@ -20,6 +20,7 @@ SCRIPT_NAMES = (
     "expire",
     "append",
     "seal",
+    "scaling",
 )
 
 
@@ -43,3 +44,4 @@ class Scripts:
         self.expire: Script = loaded["expire"]
         self.append: Script = loaded["append"]
         self.seal: Script = loaded["seal"]
+        self.scaling: Script = loaded["scaling"]

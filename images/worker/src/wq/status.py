@@ -1,6 +1,7 @@
 """A run's counts, and how they are shown."""
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -103,6 +104,28 @@ class RunStatus:
             f"in flight {self.in_flight}  dead {self.dead}  "
             f"{(rate or 0.0):.1f}/s  eta {format_duration(eta)}"
         )
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """The last decision of `wq autoscale` on the run's worker Job (layout: scaling hash)."""
+
+    job: str
+    current: int  # the Job's parallelism when the decision was made
+    target: int  # the parallelism decided
+    reason: str
+    at_ms: int  # Redis time of the decision
+
+    def rows(self) -> list[tuple[str, str]]:
+        """Rows for RunStatus.to_text."""
+        at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.at_ms / 1000))
+        size = (
+            str(self.current) if self.target == self.current else f"{self.current} -> {self.target}"
+        )
+        return [
+            ("parallelism", f"{size} (autoscaled job {self.job}, decided {at})"),
+            ("scaling", self.reason),
+        ]
 
 
 def format_duration(seconds: float | None) -> str:

@@ -4,7 +4,8 @@ open run (wq.open_runs) it waits, polling, for more items or the seal.
 
 While other workers still hold leases it keeps polling and reaping, so an item whose worker
 died is picked up by a survivor. SIGTERM releases every lease it holds at once, without using
-up an attempt, and exits 143.
+up an attempt, and exits 143. Whichever way it ends (drained, dead items, lost, stopped), it
+says what it did once (wq.summary).
 """
 
 import os
@@ -26,6 +27,7 @@ from wq.item import Item
 from wq.logs import EventLog
 from wq.options import WorkerConfig
 from wq.queue import MAX_BATCH, OUTPUT_BYTES_PER_CALL, Completions, RunQueue
+from wq.summary import WorkerSummary, write_termination_message
 
 EXIT_DRAINED = 0
 EXIT_DEAD_ITEMS = 3
@@ -286,6 +288,9 @@ class Worker:
         self.item_seconds: float | None = None  # moving average of handler time per item
         self.processed = 0
         self.failed = 0
+        self.attempts = 0  # finished by the handler, done or failed
+        self.busy_ns = 0  # handler time of those attempts
+        self.started = time.monotonic()
 
     # Signals.
 
@@ -310,15 +315,37 @@ class Worker:
             max_attempts=c.max_attempts,
             item_timeout_s=c.item_timeout_s,
         )
+        self.started = time.monotonic()
         heartbeat = Heartbeat(self.queue, self.held, c, self.log)
         try:
             self._wait_seeded()
             heartbeat.start()
-            return self._loop()
+            code = self._loop()
         except StopRequested:
-            return self._shutdown()
+            code = self._shutdown()
+        except RunLost as exc:
+            self._summarize("lost", exc.exit_code)
+            raise
         finally:
             heartbeat.stopped.set()
+        reasons = {EXIT_DRAINED: "drained", EXIT_DEAD_ITEMS: "dead_items", EXIT_STOPPED: "stopped"}
+        self._summarize(reasons[code], code)
+        return code
+
+    def _summarize(self, reason: str, code: int) -> None:
+        summary = WorkerSummary(
+            worker=self.worker_id,
+            run=self.queue.run,
+            reason=reason,
+            exit_code=code,
+            processed=self.processed,
+            failed=self.failed,
+            attempts=self.attempts,
+            busy_s=self.busy_ns / 1e9,
+            seconds=time.monotonic() - self.started,
+        )
+        self.log.info("worker.summary", **summary.fields())
+        write_termination_message(self.config.termination_log, summary.line())
 
     def _wait_seeded(self) -> None:
         started = time.monotonic()
@@ -418,6 +445,8 @@ class Worker:
         return max(free, min(wanted, self.config.max_batch, MAX_BATCH))
 
     def _record(self, outcome: Outcome) -> None:
+        self.attempts += 1
+        self.busy_ns += outcome.duration_ns
         d = outcome.duration_ns / 1e9
         self.item_seconds = d if self.item_seconds is None else 0.8 * self.item_seconds + 0.2 * d
         item = outcome.item

@@ -4,7 +4,8 @@
 -- all, so a late result never overwrites or doubles the current holder's.
 -- Records are laid out as wq/layout.py describes (RECORD_FORMAT, 32 per field of 16 bytes):
 -- each is the state byte, the 6 bytes the worker sent for the item, and a tail of worker
--- number and time shared by the whole call.
+-- number and time shared by the whole call. Each known duration is counted in the durations
+-- histogram (wq/layout.py), one HINCRBY per bucket the call touches.
 --
 -- KEYS[1] meta      hash: counters 'done', 'stale', 'workers' (fields in wq/layout.py)
 -- KEYS[2] leases    zset: "position:token" -> deadline
@@ -13,6 +14,7 @@
 -- KEYS[5] attempts  hash: position -> attempts charged so far (absent: 0)
 -- KEYS[6] workers   hash: worker id -> its number in records
 -- KEYS[7] solo      hash: position -> token of a lease holding that item alone
+-- KEYS[8] durations hash: bucket -> attempts, and sum_ms (wq/layout.py)
 -- ARGV[1] token     the worker's lease token
 -- ARGV[2] worker    worker id, recorded by its number
 -- ARGV[3] known     '1': the attempt numbers below are known; '0': count them here
@@ -27,12 +29,26 @@
 
 local meta_key, leases_key, ledger_key, outputs_key, attempts_key, workers_key, solo_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local durations_key = KEYS[8]
 local token, worker, known, per_item = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
 local FIRST_POSITION = 6
 local LAST_POSITION = FIRST_POSITION + tonumber(ARGV[5]) - 1
 local PER_FIELD, WIDTH, ITEM_BYTES = 32, 16, 6
 local DONE, DONE_WITH_OUTPUT = string.char(1), string.char(1 + 128)
 local NO_RECORD = string.rep('\0', WIDTH)
+local UNKNOWN_MS = 4294967295
+-- Upper bounds (ms) of the durations histogram's buckets: wq/layout.py DURATION_BUCKETS_S.
+local BUCKETS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+  120000, 300000, 600000, 1800000, 3600000}
+
+local function bucket_of(ms)
+  for i = 1, #BUCKETS_MS do
+    if ms <= BUCKETS_MS[i] then
+      return i - 1
+    end
+  end
+  return #BUCKETS_MS
+end
 
 local members = {}
 for i = FIRST_POSITION, LAST_POSITION do
@@ -73,6 +89,7 @@ if #held > 0 then
 
   -- New records by ledger field, then each field touched is rewritten whole, once.
   local records, fields, outputs = {}, {}, {}
+  local per_ms = {}  -- duration in ms -> items of this call that took it (a few values)
   for j, p in ipairs(positions) do
     local state = DONE
     local output = output_of[p]
@@ -86,6 +103,9 @@ if #held > 0 then
     if charged then
       sent = struct.pack('>H', (tonumber(charged[j]) or 0) + 1) .. string.sub(sent, 3)
     end
+    local b1, b2, b3, b4 = string.byte(sent, 3, 6)
+    local ms = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+    per_ms[ms] = (per_ms[ms] or 0) + 1
     local n = tonumber(p)
     local f = math.floor(n / PER_FIELD)
     local slots = records[f]
@@ -112,6 +132,20 @@ if #held > 0 then
     redis.call('HSET', outputs_key, unpack(outputs))
   end
   redis.call('HINCRBY', meta_key, 'done', #held)
+  -- Bucketed once per distinct duration, not per item.
+  local observed, sum_ms = {}, 0  -- bucket -> items of this call in it
+  per_ms[UNKNOWN_MS] = nil
+  for ms, n in pairs(per_ms) do
+    local b = bucket_of(ms)
+    observed[b] = (observed[b] or 0) + n
+    sum_ms = sum_ms + ms * n
+  end
+  for b, n in pairs(observed) do
+    redis.call('HINCRBY', durations_key, b, n)
+  end
+  if sum_ms > 0 then
+    redis.call('HINCRBY', durations_key, 'sum_ms', sum_ms)
+  end
   if #held == 1 then
     -- Only a lease of one item is solo; a batch's completions skip this write.
     redis.call('HDEL', solo_key, positions[1])

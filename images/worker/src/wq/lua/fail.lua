@@ -1,6 +1,7 @@
 -- fail.lua: an attempt at one item failed. Retry it, or dead-letter it once it has used up
 -- its attempts, with its ledger record (wq/layout.py: RECORD_FORMAT, 32 per field of 16 bytes).
--- Ignored (returns 'stale') when the token no longer holds the position.
+-- Ignored (returns 'stale') when the token no longer holds the position. A known duration is
+-- counted in the durations histogram (wq/layout.py), whether the item is retried or dead.
 --
 -- KEYS[1] meta      hash: counters 'retried', 'stale', 'workers' (fields in wq/layout.py)
 -- KEYS[2] requeue   list of positions that came back
@@ -11,6 +12,7 @@
 -- KEYS[7] solo      hash: position -> token of a lease holding that item alone
 -- KEYS[8] ledger    hash: field -> 32 packed records
 -- KEYS[9] workers   hash: worker id -> its number in records
+-- KEYS[10] durations hash: bucket -> attempts, and sum_ms (wq/layout.py)
 -- ARGV[1] token  ARGV[2] position  ARGV[3] error text  ARGV[4] max_attempts
 -- ARGV[5] worker id ('': not known)  ARGV[6] milliseconds the attempt took (0xFFFFFFFF: not known)
 --
@@ -18,11 +20,23 @@
 
 local meta_key, requeue_key, leases_key = KEYS[1], KEYS[2], KEYS[3]
 local attempts_key, dead_key, errors_key, solo_key = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local ledger_key, workers_key = KEYS[8], KEYS[9]
+local ledger_key, workers_key, durations_key = KEYS[8], KEYS[9], KEYS[10]
 local token, p, err, max_attempts = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local worker, ms = ARGV[5], tonumber(ARGV[6])
 local PER_FIELD, WIDTH, FORMAT = 32, 16, '>BHI4I3I6'
-local DEAD = 2
+local DEAD, UNKNOWN_MS = 2, 4294967295
+-- Upper bounds (ms) of the durations histogram's buckets: wq/layout.py DURATION_BUCKETS_S.
+local BUCKETS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+  120000, 300000, 600000, 1800000, 3600000}
+
+local function bucket_of(ms)
+  for i = 1, #BUCKETS_MS do
+    if ms <= BUCKETS_MS[i] then
+      return i - 1
+    end
+  end
+  return #BUCKETS_MS
+end
 
 if redis.call('ZREM', leases_key, p .. ':' .. token) == 0 then
   redis.call('HINCRBY', meta_key, 'stale', 1)
@@ -30,6 +44,10 @@ if redis.call('ZREM', leases_key, p .. ':' .. token) == 0 then
 end
 redis.call('HDEL', solo_key, p)
 redis.call('HSET', errors_key, p, err)
+if ms ~= UNKNOWN_MS then
+  redis.call('HINCRBY', durations_key, bucket_of(ms), 1)
+  redis.call('HINCRBY', durations_key, 'sum_ms', ms)
+end
 local attempts = (tonumber(redis.call('HGET', attempts_key, p)) or 0) + 1
 if attempts >= max_attempts then
   redis.call('HSET', dead_key, p, err)

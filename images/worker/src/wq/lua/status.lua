@@ -7,12 +7,15 @@
 -- KEYS[3] suspects  list of positions that came back from an expired lease of several
 -- KEYS[4] leases    zset: "position:token" -> deadline
 -- KEYS[5] dead      hash: position -> last error
+-- KEYS[6] durations hash: bucket -> attempts, and sum_ms (wq/layout.py)
 --
 -- Returns {meta as a flat field/value list, requeued, suspects, in_flight, dead, now_ms,
---          ms until the run's keys expire (-1: never)}
+--          ms until the run's keys expire (-1: never), durations as a flat field/value list}
+-- `wq status` and the exporter both read a run with this one call; every read is O(1) (the
+-- hashes read whole have a few dozen fields at most), whatever the run's size.
 
-local meta_key, requeue_key, suspects_key, leases_key, dead_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local meta_key, requeue_key, suspects_key, leases_key, dead_key, durations_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 local t = redis.call('TIME')
 return {
@@ -23,4 +26,5 @@ return {
   redis.call('HLEN', dead_key),
   tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),
   redis.call('PTTL', meta_key),
+  redis.call('HGETALL', durations_key),
 }
