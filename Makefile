@@ -262,7 +262,7 @@ $(WHEELHOUSE)/.complete: images/worker/pyproject.toml images/worker/build-wheelh
 wheelhouse: $(WHEELHOUSE)/.complete ## Download the worker image's wheels (offline image builds).
 
 .PHONY: e2e
-e2e: venv wheelhouse tools $(BIN)/promtool $(BIN)/prometheus ## e2e tests on kind: cluster up, images, tests/e2e, cluster down (KEEP_CLUSTER=1 keeps it).
+e2e: venv wheelhouse tools $(BIN)/promtool $(BIN)/prometheus $(BIN)/rclone ## e2e tests on kind: cluster up, images, tests/e2e, cluster down (KEEP_CLUSTER=1 keeps it).
 	$(E2E_ENV) scripts/e2e.sh $(E2E_ARGS)
 
 .PHONY: demo
