@@ -1,4 +1,4 @@
-"""Issue 13 on a real cluster (passed on kind on 2026-11-27): items read from an S3-compatible server running as a pod
+"""Issue 13 on a real cluster: items read from an S3-compatible server running as a pod
 (`rclone serve s3`, the pinned build, in an image made here and pulled from the cluster's
 registry), by object (`itemsUrl`) and by listing (`itemsList`); and an open run that gets
 items appended while its workers run, then sealed."""

@@ -44,12 +44,18 @@ def batches(values: list[Any], size: int) -> list[list[str]]:
     return [encoded[i : i + size] for i in range(0, len(encoded), size)]
 
 
-@pytest.mark.parametrize(("first", "sizes"), [(0, [1, 31, 1, 64, 5]), (33, [40, 1000, 7])])
+@pytest.mark.parametrize(
+    ("first", "sizes", "chunk"),
+    [(0, [1, 31, 1, 64, 5], 32), (33, [40, 1000, 7], 32), (5000, [1, 300, 7], 127)],
+)
 def test_appends_across_field_boundaries_keep_every_item_in_order(
-    queue: RunQueue, first: int, sizes: list[int]
+    queue: RunQueue, first: int, sizes: list[int], chunk: int
 ) -> None:
+    """Appends fill the last field and add more, in the run's own items per field: the
+    default for a run opened with few items, layout.choose_chunk's for one seeded with many."""
     values: list[Any] = [f"s{n}" for n in range(first)]
     seed_items(queue, [encode(v) for v in values], open_run=True)
+    assert queue.open_state()[3] == chunk
     for k, size in enumerate(sizes):
         more = [{"chunk": k, "n": n} for n in range(size)]
         result = open_runs.append(queue, iter(batches(more, 3)))
@@ -58,7 +64,7 @@ def test_appends_across_field_boundaries_keep_every_item_in_order(
     assert drain(queue) == values
     assert queue.status().drained is False  # open: more may come
     sealed = open_runs.seal(queue)
-    assert sealed.digest == open_runs.items_digest(queue, len(values))
+    assert sealed.digest == open_runs.items_digest(queue, len(values), chunk)
     assert queue.status().drained is True
 
 
@@ -76,7 +82,7 @@ def test_each_chunk_is_seen_whole_even_with_appenders_racing(
         try:
             for r in range(rounds):
                 chunk = [encode({"by": name, "round": r, "n": n}) for n in range(size)]
-                open_runs._append_chunk(own, chunk, own.open_state()[2])
+                open_runs._append_chunk(own, chunk, *own.open_state()[2:])
         except BaseException as exc:
             errors.append(exc)
         finally:

@@ -229,7 +229,7 @@ def test_purge_in_small_rounds_deletes_every_key_of_only_this_run(
     dead_letter(queue, 10)
     queue.lease(5, 30, "t")
     for n in range(25):  # staging hashes of seeders that died, found by SCAN
-        queue.stage_items(queue.keys.staging_items(f"orphan{n}"), [encode(n)])
+        queue.stage_items(queue.keys.staging_items(f"orphan{n}"), [encode(n)], 32)
     mine = set(queue.client.scan_iter(match=queue.keys.pattern))
     assert len(mine) == 31  # meta, items, leases, dead, errors, ledger and the staging hashes
     assert queue.purge(chunk=2) == len(mine)
@@ -259,7 +259,7 @@ def test_keys_are_unlinked_never_deleted_in_redis_main_thread(
     assert adopt_list(adopter, source).total == 100  # unlinks the list
     seed(queue, list(range(100)))
     late = queue.keys.staging_items("late")
-    queue.stage_items(late, [encode("x")] * 100)
+    queue.stage_items(late, [encode("x")] * 100, 32)
     assert (
         queue.commit_seed(late, 100, layout.KIND_LIST, 0, 1, "digest") is False
     )  # drops the staging

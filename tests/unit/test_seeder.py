@@ -131,7 +131,7 @@ def test_a_retry_racing_an_unfinished_seeder_commits_once(queue: RunQueue) -> No
     # Seeder A dies after staging; seeder B (its retry) stages and commits; A's staging
     # must not be visible and must expire.
     dead_staging = queue.keys.staging_items("dead")
-    queue.stage_items(dead_staging, [encode("stale")] * 5)
+    queue.stage_items(dead_staging, [encode("stale")] * 5, 32)
     assert not queue.is_seeded()
     assert queue.lease(10, 30, "t").items == []  # nothing visible before the commit
     seed_items(queue, [encode("good")])
@@ -142,7 +142,7 @@ def test_a_retry_racing_an_unfinished_seeder_commits_once(queue: RunQueue) -> No
 
 def test_staging_expires_if_the_seeder_dies(queue: RunQueue) -> None:
     staging = queue.keys.staging_items("orphan")
-    queue.stage_items(staging, [encode("x")])
+    queue.stage_items(staging, [encode("x")], 32)
     assert 0 < queue.client.ttl(staging) <= 3600
 
 

@@ -8,7 +8,8 @@ meta hash (keys.RunKeys.meta), fields:
   seeded                 Redis time (ms) of the seeding commit; absent: not seeded
   kind                   'list' (items stored) or 'range' (items computed)
   range_start, range_step  a range run's item at position p is range_start + p * range_step
-  chunk                  items per field of the items hash (ITEMS_PER_FIELD at seeding)
+  chunk                  items per field of the items hash: choose_chunk's at seeding, from the
+                         first items' sizes; ITEMS_PER_FIELD for a run seeded empty or adopted
   digest                 what the run's items are, fixed at seeding (ItemsDigest, range_digest);
                          absent in runs seeded before wq recorded it, and in an open run until
                          it is sealed (then of all its items, in position order)
@@ -76,8 +77,14 @@ import struct
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
+# Items per field of the items hash for a run whose item sizes are not known when it is laid
+# out (an open run seeded empty, an adopted list); a run seeded with its items gets
+# choose_chunk's.
 ITEMS_PER_FIELD = 32
 SEPARATOR = "\n"
+# Bounds of choose_chunk: a lease reads and splits whole fields, so a field stays small.
+MAX_CHUNK = 256
+MAX_FIELD_BYTES = 64 * 1024
 
 # Fields of the meta hash.
 TOTAL = "total"
@@ -227,6 +234,60 @@ def chunk_fields(
         yield first // chunk, SEPARATOR.join(items[:head])
     for start in range(head, len(items), chunk):
         yield (first + start) // chunk, SEPARATOR.join(items[start : start + chunk])
+
+
+def choose_chunk(items: Sequence[str]) -> int:
+    """Items per field that cost Redis the fewest bytes for items like these (a sample of the
+    run's first items, as JSON text). A field's value is allocated at its exact size, rounded
+    up by the allocator to a size class (jemalloc's are a quarter of a power of two apart, so
+    up to 25% over), and the hash spends about FIELD_OVERHEAD bytes more per field. With 32
+    items to every field, 64-byte items paid about 17 bytes each and 256-byte ones 65; a count
+    that fills the fields to just under a class boundary pays a few. The model is
+    computed over the sample's whole fields, for each count from 1 to MAX_CHUNK whose fields
+    stay under MAX_FIELD_BYTES, and the smallest count within CHUNK_SLACK bytes per item of
+    the best wins (smaller fields are cheaper to lease). Too small a sample to tell (a run of
+    fewer than CHUNK_SAMPLE_MIN items, whose memory does not matter) keeps ITEMS_PER_FIELD."""
+    n = len(items)
+    if n < CHUNK_SAMPLE_MIN:
+        return ITEMS_PER_FIELD
+    ends = [0] * (n + 1)  # ends[i]: bytes of items[:i], each with its separator
+    total = 0
+    for i, item in enumerate(items, start=1):
+        total += len(item.encode()) + 1
+        ends[i] = total
+    best: list[tuple[float, int]] = []
+    for chunk in range(1, MAX_CHUNK + 1):
+        fields = n // chunk
+        if fields < CHUNK_FIELDS_MIN or ends[fields * chunk] / fields > MAX_FIELD_BYTES:
+            break
+        cost = 0
+        for f in range(fields):
+            value = ends[(f + 1) * chunk] - ends[f * chunk] - 1
+            cost += _value_alloc(value) + FIELD_OVERHEAD
+        best.append((cost / (fields * chunk), chunk))
+    if not best:
+        return ITEMS_PER_FIELD
+    least = min(cost for cost, _ in best)
+    return min(chunk for cost, chunk in best if cost <= least + CHUNK_SLACK)
+
+
+# choose_chunk's model of Redis 7's hash table (see its docstring), in bytes per field: the
+# dict entry (24, in a 32-byte class), the field name (a short sds, 16) and the table's bucket
+# pointers (8 to 16).
+FIELD_OVERHEAD = 60
+CHUNK_SLACK = 0.25
+CHUNK_SAMPLE_MIN = 1024  # items
+CHUNK_FIELDS_MIN = 16  # fields of the sample a count is judged on
+
+
+def _value_alloc(length: int) -> int:
+    """Bytes the allocator gives an sds string of `length` bytes (header and terminator
+    included): jemalloc's size classes, 16 apart up to 128, then four per power of two."""
+    size = length + 1 + (3 if length < 256 else 5 if length < 65536 else 9)
+    if size <= 128:
+        return -(-size // 16) * 16
+    step = 1 << ((size - 1).bit_length() - 3)
+    return -(-size // step) * step
 
 
 def split_chunk(blob: str) -> list[str]:

@@ -48,17 +48,17 @@ class SealResult:
 
 def append(queue: RunQueue, batches: Batches) -> AppendResult:
     """Add items to an open run, chunk by chunk; an unseeded run is seeded open first."""
-    seeded, is_open, total = queue.open_state()
+    seeded, is_open, total, size = queue.open_state()
     if not seeded:
         seed_items(queue, [], open_run=True)  # a no-op if another appender opened it first
-        seeded, is_open, total = queue.open_state()
+        seeded, is_open, total, size = queue.open_state()
     if not is_open:
         raise _sealed(queue)
     appended = 0
     digest = layout.ItemsDigest()
     try:
         for chunk in chunks(batches, APPEND_ITEMS, APPEND_BYTES):
-            total = _append_chunk(queue, chunk, total)
+            total = _append_chunk(queue, chunk, total, size)
             digest.add_field(layout.SEPARATOR.join(chunk))
             appended += len(chunk)
     except WqError as exc:
@@ -73,14 +73,15 @@ def append(queue: RunQueue, batches: Batches) -> AppendResult:
     return AppendResult(appended=appended, total=total, digest=digest.hexdigest())
 
 
-def _append_chunk(queue: RunQueue, chunk: list[str], total: int) -> int:
+def _append_chunk(queue: RunQueue, chunk: list[str], total: int, size: int) -> int:
+    """Append the items of `chunk` to a run of `total` items with `size` items per field."""
     while True:
-        fields = list(layout.chunk_fields(chunk, first=total))
+        fields = list(layout.chunk_fields(chunk, size, first=total))
         outcome = queue.append(total, fields, len(chunk))
         if outcome >= 0:
             return outcome
         if outcome == -1:  # another appender went first: lay the chunk out after its items
-            _, is_open, total = queue.open_state()
+            _, is_open, total, _ = queue.open_state()
             if is_open:
                 continue
         raise _sealed(queue)
@@ -116,15 +117,15 @@ def seal(queue: RunQueue) -> SealResult:
     if outcome < 0:
         raise ConfigError(f"run {queue.run!r} is not seeded: there is nothing to seal")
     if digest is None and was_open:
-        digest = items_digest(queue, total)
+        digest = items_digest(queue, total, queue.open_state()[3])
         queue.record_digest(digest)
     return SealResult(sealed_now=outcome == 1, total=total, digest=digest)
 
 
-def items_digest(queue: RunQueue, total: int) -> str:
-    """layout.ItemsDigest of a list run's first `total` items, read from Redis a window of
-    fields at a time."""
-    fields = -(-total // layout.ITEMS_PER_FIELD)
+def items_digest(queue: RunQueue, total: int, size: int) -> str:
+    """layout.ItemsDigest of a list run's first `total` items, `size` to a field of the items
+    hash, read from Redis a window of fields at a time."""
+    fields = -(-total // size)
     return digest_batches(
         [blob]
         for first in range(0, fields, DIGEST_FIELDS)

@@ -207,16 +207,16 @@ class RunQueue:
 
     # Seeding (the policy is in wq.seeder; these are its Redis calls).
 
-    def stage_items(self, staging: str, items: Sequence[str]) -> str:
-        """Fill a staging hash with JSON-encoded items, laid out like the items hash; it
-        expires unless committed, in case this seeder dies. Returns the items' digest
-        (layout.ItemsDigest), computed on the way."""
+    def stage_items(self, staging: str, items: Sequence[str], chunk: int) -> str:
+        """Fill a staging hash with JSON-encoded items, laid out like the items hash with
+        `chunk` items per field; it expires unless committed, in case this seeder dies.
+        Returns the items' digest (layout.ItemsDigest), computed on the way."""
 
         def stage() -> str:
             pipe = self.client.pipeline(transaction=False)
             pipe.unlink(staging)  # a retry after an outage starts afresh
             digest = layout.ItemsDigest()
-            self._write_fields(pipe, staging, layout.chunk_fields(items), digest)
+            self._write_fields(pipe, staging, layout.chunk_fields(items, chunk), digest)
             return digest.hexdigest()
 
         return self.call(stage)
@@ -260,12 +260,13 @@ class RunQueue:
         digest: str,
         source: str | None = None,
         open_run: bool = False,
+        chunk: int = layout.ITEMS_PER_FIELD,
     ) -> bool:
         """Make a staged run (or a range run) the run, with its seeded marker and the digest
         of its items; False when the run was seeded already (the staging is dropped). With
         `source`, the staging hash is the copy of that plain list, which goes in the same
         call; SourceChanged if its length is not `total` any more. An open run takes appends
-        until sealed."""
+        until sealed. `chunk`: items per field of the staged items hash."""
         k = self.keys
         keys = [k.meta, k.items, staging]
         args: list[str | int] = [
@@ -273,7 +274,7 @@ class RunQueue:
             kind,
             start,
             step,
-            layout.ITEMS_PER_FIELD,
+            chunk,
             digest,
             layout.OPEN_FORMAT if open_run else layout.STORAGE_FORMAT,
             1 if open_run else 0,
@@ -515,18 +516,19 @@ class RunQueue:
 
     # Open runs (the policy is in wq.open_runs).
 
-    def open_state(self) -> tuple[bool, bool, int]:
-        """(seeded?, open?, total) of the run."""
-        fields = (layout.SEEDED, layout.OPEN, layout.TOTAL, layout.FORMAT)
-        seeded, is_open, total, fmt = cast(
+    def open_state(self) -> tuple[bool, bool, int, int]:
+        """(seeded?, open?, total, items per field of the items hash) of the run."""
+        fields = (layout.SEEDED, layout.OPEN, layout.TOTAL, layout.FORMAT, layout.CHUNK)
+        seeded, is_open, total, fmt, chunk = cast(
             list[str | None], self.call(lambda: self.client.hmget(self.keys.meta, *fields))
         )
         self._check_format(seeded is not None, fmt)
-        return seeded is not None, is_open is not None, int(total or 0)
+        size = int(chunk or layout.ITEMS_PER_FIELD)
+        return seeded is not None, is_open is not None, int(total or 0), size
 
     def append(self, total: int, fields: Sequence[tuple[int, str]], count: int) -> int:
         """Add `count` items, laid out as fields for a run of `total` items
-        (layout.chunk_fields(items, first=total)), in one step; returns the new total, or
+        (layout.chunk_fields(items, chunk, first=total)), in one step; returns the new total, or
         append.lua's refusal: -1 the total changed, -2 sealed, -3 not seeded."""
         k = self.keys
         args: list[str | int] = [total, count]

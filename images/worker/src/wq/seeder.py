@@ -24,7 +24,7 @@ from wq.item import encode
 from wq.item_formats import Batches
 from wq.items_source import FORMATS, ItemRange, read_items_file
 from wq.options import setting
-from wq.queue import FIELDS_PER_HSET, HSETS_PER_ROUND_TRIP, RunQueue
+from wq.queue import RunQueue
 from wq.sources import list_objects, read_items
 
 
@@ -182,12 +182,19 @@ def seed_items(queue: RunQueue, items: Sequence[str], open_run: bool = False) ->
     if queue.is_seeded():
         return _already_seeded(queue, layout.list_digest(items))
     staging = queue.keys.staging_items(secrets.token_hex(8))
-    digest = queue.stage_items(staging, items) if items else layout.list_digest(items)
-    return _commit(queue, staging, len(items), layout.KIND_LIST, 0, 1, digest, open_run)
+    if not items:
+        digest = layout.list_digest(items)
+        return _commit(queue, staging, 0, layout.KIND_LIST, 0, 1, digest, open_run)
+    chunk = layout.choose_chunk(items[:STAGE_WINDOW])
+    digest = queue.stage_items(staging, items, chunk)
+    return _commit(queue, staging, len(items), layout.KIND_LIST, 0, 1, digest, open_run, chunk)
 
 
-# Items staged per round trip while streaming: the fields one pipeline writes.
-STAGE_WINDOW = layout.ITEMS_PER_FIELD * FIELDS_PER_HSET * HSETS_PER_ROUND_TRIP
+# Items staged per round trip while streaming, at most (a multiple of the run's chunk), and
+# about how many bytes of them; the first window is the sample choose_chunk lays the run out
+# from.
+STAGE_WINDOW = layout.ITEMS_PER_FIELD * 1024
+WINDOW_BYTES = 8 << 20
 
 
 def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> SeedResult:
@@ -199,9 +206,10 @@ def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> Se
     staging = queue.keys.staging_items(secrets.token_hex(8))
     digest = layout.ItemsDigest()
     total = 0
+    chunk = layout.ITEMS_PER_FIELD
     try:
-        for window in windows(batches, STAGE_WINDOW):
-            fields = list(layout.chunk_fields(window, first=total))
+        for chunk, window in chunked_windows(batches, STAGE_WINDOW):
+            fields = list(layout.chunk_fields(window, chunk, first=total))
             for _, joined in fields:
                 digest.add_field(joined)
             queue.stage_fields(staging, fields)
@@ -212,20 +220,33 @@ def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> Se
         if isinstance(exc, SourceError):
             exc.args = (f"{exc}; nothing was seeded: retry",)
         raise
-    return _commit(queue, staging, total, layout.KIND_LIST, 0, 1, digest.hexdigest(), open_run)
+    hexdigest = digest.hexdigest()
+    return _commit(queue, staging, total, layout.KIND_LIST, 0, 1, hexdigest, open_run, chunk)
 
 
-def windows(batches: Iterable[list[str]], size: int) -> Iterator[list[str]]:
-    """The items of batches regrouped in lists of `size` (a multiple of
-    layout.ITEMS_PER_FIELD, so that each starts a field), the last one shorter."""
+def chunked_windows(
+    batches: Iterable[list[str]], most: int, most_bytes: int = WINDOW_BYTES
+) -> Iterator[tuple[int, list[str]]]:
+    """(chunk, window): the items of batches regrouped in windows of at most `most` items and
+    about `most_bytes` bytes, each a multiple of `chunk` items so that it starts a field of the
+    items hash (the last one may be shorter). `chunk` is layout.choose_chunk's for the first
+    window's items, the same for every window."""
     window: list[str] = []
+    size = chunk = 0
     for batch in batches:
         window += batch
-        while len(window) >= size:
-            yield window[:size]
-            window = window[size:]
+        size += sum(map(len, batch))
+        while len(window) >= most or size >= most_bytes:
+            if not chunk:
+                chunk = layout.choose_chunk(window[:most])
+            cut = min(len(window), most) // chunk * chunk
+            if not cut:
+                break  # big items: read on to a whole field
+            head, window = window[:cut], window[cut:]
+            size -= sum(map(len, head))
+            yield chunk, head
     if window:
-        yield window
+        yield chunk or layout.choose_chunk(window), window
 
 
 def seed_range(queue: RunQueue, item_range: ItemRange) -> SeedResult:
@@ -326,8 +347,9 @@ def _commit(
     step: int,
     digest: str,
     open_run: bool = False,
+    chunk: int = layout.ITEMS_PER_FIELD,
 ) -> SeedResult:
-    if queue.commit_seed(staging, total, kind, start, step, digest, open_run=open_run):
+    if queue.commit_seed(staging, total, kind, start, step, digest, open_run=open_run, chunk=chunk):
         return SeedResult(total=total, seeded_now=True, digest=digest)
     return _already_seeded(queue, digest)
 
