@@ -293,8 +293,8 @@ bench: venv ## Per-item overhead vs the docs' client and redis-benchmark's ceili
 
 # Not part of `make test`: minutes, and gigabytes of temporary files.
 .PHONY: scale
-scale: venv ## Scale figures: seeding 10M items from a file URL (bar 30 s), Redis bytes per pending item (bar: item + 8).
-	$(PY) bench/scale.py --out bench/results
+scale: venv wheelhouse tools ## Scale figures: seeding 10M items from a file URL (bar 30 s), Redis bytes per item (bar: item + 8), a 10M range run on kind.
+	$(E2E_ENV) $(PY) bench/scale.py --out bench/results --kind
 
 .PHONY: chaos
 chaos: venv ## 20k items under a SIGKILL every 2 s for 60 s: items lost, extra runs, recovery time.

@@ -6,12 +6,15 @@
   (b) Redis memory per pending item of a list run against the item's own bytes (bar: at most
       the item's bytes + BYTES_BAR): used_memory after seeding minus before, over the items,
       for several item sizes; and for a range run, which stores no item at all;
-  (c) a 10M-item range run on kind at parallelism 8: a HOOK, not run here (see kind_range_run).
+  (c) with --kind (as `make scale` runs it): a 10M-item range run on kind at parallelism 8,
+      with the chart's default Redis memory: install to Complete, items/s, Redis' peak memory.
 
 Starts a private redis-server on loopback TCP (pods talk TCP), prints a table and writes
 scale.json and scale.md into --out.
 
-    python bench/scale.py --out bench/results [--items 10000000] [--sizes 16,64,256]
+    python bench/scale.py --out bench/results [--items 10000000] [--sizes 16,64,256] [--kind]
+
+(c) needs what `make e2e` sets in the environment (make scale does).
 """
 
 import argparse
@@ -27,6 +30,7 @@ from typing import Any
 from wq.local_redis import RedisServer
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 WQ = str(Path(sys.executable).parent / "wq")
 SEED_BAR_S = 30.0
 BYTES_BAR = 8
@@ -146,15 +150,29 @@ def range_bytes_per_item(server: RedisServer, items: int) -> dict[str, Any]:
     }
 
 
-def kind_range_run(items: int, parallelism: int) -> dict[str, Any]:
-    """(c) HOOK: a range run of `items` items on the kind cluster at `parallelism` workers.
+def kind_range_run(items: int, parallelism: int, out: Path) -> dict[str, Any]:
+    """(c): a range run of `items` items on the kind cluster at `parallelism` workers, by the
+    e2e machinery (scripts/e2e.sh: cluster up, images, chart; then down), running
+    tests/e2e/test_scale.py, which checks every item done and Redis under its maxmemory and
+    writes its figures to a JSON file."""
+    figures = out / "scale-kind.json"
+    figures.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "E2E_MARK": "scale",
+        "WQ_SCALE_ITEMS": str(items),
+        "WQ_SCALE_PARALLELISM": str(parallelism),
+        "WQ_SCALE_OUT": str(figures),
+    }
+    proc = subprocess.run([str(ROOT / "scripts" / "e2e.sh")], env=env, cwd=ROOT, check=False)
+    if proc.returncode != 0:
+        return {"items": items, "parallelism": parallelism, "ok": False}
+    result: dict[str, Any] = json.loads(figures.read_text(encoding="utf-8"))
+    return result
 
-    Not run by this script: wire it to the e2e machinery (tests/e2e, `make kind-up`), e.g.
-    `helm install ... --set itemRange.end=10000000 --set worker.parallelism=8 --set
-    worker.demoSleep=0`, wait for the worker Job, and return the seconds from the first lease
-    to drained (`wq status --json`: elapsed_s) and the Redis memory. Until then it reports
-    "not run"."""
-    return {"items": items, "parallelism": parallelism, "status": "not run (hook)"}
+
+KIND_COLUMNS = ["items", "parallelism", "install_to_complete_s", "items_per_s"]
+KIND_COLUMNS += ["redis_peak_mb", "redis_maxmemory_mb", "ok"]
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -174,6 +192,9 @@ def main() -> None:
     parser.add_argument("--item-bytes", type=int, default=16, help="bytes per line in (a)")
     parser.add_argument("--sizes", default="8,16,64,256", help="item sizes measured in (b)")
     parser.add_argument("--memory-items", type=int, default=MEMORY_ITEMS)
+    parser.add_argument("--kind", action="store_true", help="(c) the range run on kind")
+    parser.add_argument("--kind-items", type=int, default=10_000_000)
+    parser.add_argument("--kind-parallelism", type=int, default=8)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="wq-scale-") as tmp:
@@ -189,7 +210,10 @@ def main() -> None:
             memory.append(range_bytes_per_item(server, args.memory_items))
         finally:
             server.stop()
-    kind = kind_range_run(10_000_000, 8)
+    if args.kind:
+        kind = kind_range_run(args.kind_items, args.kind_parallelism, args.out.resolve())
+    else:
+        kind = {"items": args.kind_items, "parallelism": args.kind_parallelism, "ok": "not run"}
     seed_cols = ["items", "item_bytes", "file_mb", "seconds", "items_per_s"]
     seed_cols += ["seeder_peak_rss_mb", "redis_cpu_s", "bar_s", "ok"]
     mem_cols = ["kind", "item_bytes", "redis_bytes_per_item", "overhead_bytes", "bar", "ok"]
@@ -197,14 +221,15 @@ def main() -> None:
         [
             "(a) wq seed --items-url file:// of a file of lines\n" + table([seeding], seed_cols),
             "(b) Redis memory per pending item\n" + table(memory, mem_cols),
-            "(c) range run on kind\n" + table([kind], ["items", "parallelism", "status"]),
+            "(c) range run on kind, the chart's default Redis memory\n"
+            + table([kind], KIND_COLUMNS),
         ]
     )
     print(report)
     (args.out / "scale.md").write_text(report + "\n", encoding="utf-8")
     results = {"seed": seeding, "memory": memory, "kind": kind}
     (args.out / "scale.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if not seeding["ok"] or not all(m["ok"] for m in memory):
+    if not seeding["ok"] or not all(m["ok"] for m in memory) or kind["ok"] is False:
         sys.exit(1)
 
 

@@ -181,12 +181,19 @@ Whether the items travel in the items ConfigMap ("true" or empty).
 {{- end }}
 
 {{/*
+Name of the seeder's own ServiceAccount and NetworkPolicy (one for every run of the release).
+*/}}
+{{- define "wq.seed.fullname" -}}
+{{- printf "%s-seed" (include "wq.fullname" . | trunc 58 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
 ServiceAccount of the seeder pod: its own (seed.serviceAccount), else the wq pods' one.
 */}}
 {{- define "wq.seedServiceAccountName" -}}
 {{- $sa := .Values.seed.serviceAccount }}
 {{- if $sa.create }}
-{{- default (printf "%s-seed" (include "wq.fullname" . | trunc 58 | trimSuffix "-")) $sa.name }}
+{{- default (include "wq.seed.fullname" .) $sa.name }}
 {{- else }}
 {{- default (include "wq.serviceAccountName" .) $sa.name }}
 {{- end }}

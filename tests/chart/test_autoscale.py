@@ -158,7 +158,7 @@ def test_worker_job_starts_within_the_limits(
 
 def test_network_policy_lets_the_controller_reach_redis(helm: Helm) -> None:
     r = helm.render(ON)
-    [peer] = r.one("NetworkPolicy")["spec"]["ingress"][0]["from"]
+    [peer] = r.one("NetworkPolicy", "redis")["spec"]["ingress"][0]["from"]
     assert matches(peer["podSelector"], pod_labels(controller(r)))
 
 

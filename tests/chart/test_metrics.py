@@ -214,7 +214,7 @@ def test_exporter_network_policy_admits_the_metrics_port_only(helm: Helm) -> Non
     assert np["metadata"]["name"] == "wq-exporter"
     assert matches(np["spec"]["podSelector"], pod_labels(exporter(r)))
     assert not matches(np["spec"]["podSelector"], pod_labels(r.one("Deployment", "redis")))
-    # Ingress only, as the Redis policy: the chart restricts no pod's egress.
+    # Ingress only, as the Redis policy: the exporter's egress is not restricted.
     assert np["spec"]["policyTypes"] == ["Ingress"]
     # No `from`: any source, but only on the metrics port.
     assert np["spec"]["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]

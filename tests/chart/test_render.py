@@ -74,6 +74,7 @@ def test_default_install_renders_one_complete_run(helm: Helm) -> None:
         "Job",
         "Job",
         "NetworkPolicy",
+        "NetworkPolicy",
         "Pod",
         "Secret",
         "Service",
@@ -773,6 +774,7 @@ def test_labels_on_every_object(helm: Helm) -> None:
         ("Service", "wq-redis"): "redis",
         ("Deployment", "wq-redis"): "redis",
         ("NetworkPolicy", "wq-redis"): "redis",
+        ("NetworkPolicy", "wq-seed"): "seed",
         ("Job", "wq-1-seed"): "seed",
         ("Job", "wq-1-worker"): "worker",
         ("Pod", "wq-1-test"): "test",
@@ -783,7 +785,7 @@ def test_labels_on_every_object(helm: Helm) -> None:
 
 def test_network_policy_admits_only_this_releases_wq_pods(helm: Helm) -> None:
     r = helm.render()
-    np = r.one("NetworkPolicy")
+    np = r.one("NetworkPolicy", "redis")
     assert np["spec"]["policyTypes"] == ["Ingress"]
     assert matches(np["spec"]["podSelector"], pod_labels(r.one("Deployment", "redis")))
     [rule] = np["spec"]["ingress"]
@@ -800,9 +802,60 @@ def test_network_policy_admits_only_this_releases_wq_pods(helm: Helm) -> None:
 
 def test_network_policy_extra_peers_and_off_switch(helm: Helm) -> None:
     peer = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
-    np = helm.render({"networkPolicy": {"extraIngressFrom": [peer]}}).one("NetworkPolicy")
+    np = helm.render({"networkPolicy": {"extraIngressFrom": [peer]}}).one("NetworkPolicy", "redis")
     assert np["spec"]["ingress"][0]["from"][1] == peer
     assert helm.render({"networkPolicy": {"enabled": False}}).all("NetworkPolicy") == []
+
+
+def seed_egress(r: Any) -> list[dict[str, Any]]:
+    np = r.one("NetworkPolicy", "seed")
+    assert np["spec"]["policyTypes"] == ["Egress"]
+    assert matches(np["spec"]["podSelector"], pod_labels(r.one("Job", "seed")))
+    for obj in (r.one("Job", "worker"), r.one("Pod", "test"), r.one("Deployment", "redis")):
+        assert not matches(np["spec"]["podSelector"], pod_labels(obj))
+    rules: list[dict[str, Any]] = np["spec"]["egress"]
+    return rules
+
+
+def test_seeder_reaches_only_dns_and_redis_without_a_url(helm: Helm) -> None:
+    """Items from the values (a ConfigMap) or a range: the seeder talks to Redis alone."""
+    for values in ({"items": ["a"]}, {"itemRange": {"start": 0, "end": 5}}):
+        r = helm.render(values)
+        dns, redis = seed_egress(r)
+        assert dns == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+        assert "to" not in dns
+        [peer] = redis["to"]
+        assert matches(peer["podSelector"], pod_labels(r.one("Deployment", "redis")))
+        assert not matches(peer["podSelector"], pod_labels(r.one("Job", "worker")))
+        assert redis["ports"] == [{"port": 6379, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize("source", [{"itemsUrl": "s3://b/items.jsonl"}, {"itemsList": "s3://b/*"}])
+def test_seeder_reaches_the_items_store_only_when_it_reads_one(
+    helm: Helm, source: dict[str, str]
+) -> None:
+    r = helm.render(source)
+    assert seed_egress(r)[2:] == [{}], "the default: anywhere"
+    narrow = [{"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}}], "ports": [{"port": 443}]}]
+    r = helm.render({**source, "seed": {"networkPolicy": {"itemsEgress": narrow}}})
+    assert seed_egress(r)[2:] == narrow
+    assert (
+        len(
+            seed_egress(
+                helm.render({"items": ["a"], "seed": {"networkPolicy": {"itemsEgress": narrow}}})
+            )
+        )
+        == 2
+    )
+
+
+def test_seed_network_policy_off_switch_and_external_redis(helm: Helm) -> None:
+    off = helm.render({"itemsUrl": "s3://b/i.txt", "networkPolicy": {"enabled": False}})
+    assert off.all("NetworkPolicy") == []
+    external = helm.render(
+        {"itemsUrl": "s3://b/i.txt", "redis": {"enabled": False}, "externalRedis": {"host": "r"}}
+    )
+    assert external.all("NetworkPolicy") == []
 
 
 # --- NOTES.txt ------------------------------------------------------------------------------

@@ -217,6 +217,11 @@ class Release:
         # The chart's NetworkPolicy lets this release's pods with component=cli reach Redis.
         return f"app.kubernetes.io/name={CHART_NAME},{self.selector('cli')}"
 
+    def pod_labels(self, component: str) -> dict[str, str]:
+        """The labels the chart's NetworkPolicies select this release's `component` pods by."""
+        labels = f"app.kubernetes.io/name={CHART_NAME},{self.selector(component)}"
+        return dict(label.split("=", 1) for label in labels.split(","))
+
     def _finished_phase(self, pod: str) -> str | None:
         obj = self.kube.find("pod", pod) or {}
         fail_if_hopeless(obj)
