@@ -4,15 +4,19 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
 
+from tests.unit.conftest import make_queue
+from wq import layout
 from wq.errors import ConfigError, SourceChanged
 from wq.item import encode
 from wq.items_source import ItemRange
+from wq.local_redis import RedisServer
 from wq.queue import RunQueue
-from wq.seeder import Adoption, adopt_list, seed_items, seed_range
+from wq.seeder import Adoption, adopt_list, chunked_windows, seed_items, seed_range
 
 ODD = ["a,b", 'say "hi"', "line1\nline2", "tab\there", "😀 emoji", "", " ", "\\", "{{ x }}"]
 
@@ -31,8 +35,8 @@ def test_items_come_back_unchanged_and_in_order(queue: RunQueue) -> None:
     assert drain(queue) == ODD + structured
 
 
-# Around the boundaries of an items-hash field (32 items), of one HSET (64 fields) and of one
-# staging round trip (16 HSETs).
+# Around the boundaries of an items-hash field (32 items; layout.choose_chunk's count past
+# 1,024 items), of one HSET (64 fields) and of one staging round trip (16 HSETs).
 @pytest.mark.parametrize("n", [31, 32, 33, 32 * 64 + 1, 32 * 64 * 16 + 5])
 def test_every_item_comes_back_across_storage_boundaries(queue: RunQueue, n: int) -> None:
     assert seed_items(queue, [encode(f"i{k}") for k in range(n)]).total == n
@@ -294,3 +298,51 @@ def test_one_million_range_items_seed_instantly(queue: RunQueue) -> None:
 def test_items_are_stored_as_json_text(queue: RunQueue, client: "redis.Redis") -> None:
     seed_items(queue, [encode({"k": "ü"})])
     assert json.loads(client.hget(queue.keys.items, "0") or "") == {"k": "ü"}
+
+
+@pytest.mark.parametrize("size", [16, 64, 256])
+def test_a_pending_item_costs_redis_its_bytes_and_a_few_more(tmp_path: Path, size: int) -> None:
+    """The items per field are chosen from the items' sizes so that fields fill the
+    allocator's size classes: a pending item costs at most its bytes + 8 (`make scale` (b)
+    measures 1M items). 32 to a field cost 256-byte items 65 bytes more each. A Redis of its
+    own, so that no other test's keys grow the keyspace meanwhile."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        client = server.connect()
+        n = 50_000
+        items = [encode(f"{k:0{size}d}") for k in range(n)]
+        seed_items(make_queue(server.url, "warm"), items[:10])  # the scripts, loaded once
+        queue = make_queue(server.url, "sized")
+        before = int(client.info("memory")["used_memory"])
+        seed_items(queue, items)
+        per_item = (int(client.info("memory")["used_memory"]) - before) / n
+        assert per_item <= size + 8, (per_item, client.hget(queue.keys.meta, layout.CHUNK))
+        assert drain(queue)[::9999] == [f"{k:0{size}d}" for k in range(0, n, 9999)]
+    finally:
+        server.stop()
+
+
+def test_streaming_windows_start_fields_and_hold_every_item_once() -> None:
+    """Windows are whole fields of the run's one chunk size, bounded in items and bytes."""
+    items = [encode("x" * (k % 300)) for k in range(20_000)]
+    batches = [items[i : i + 777] for i in range(0, len(items), 777)]
+    windows = list(chunked_windows(batches, most=4096, most_bytes=300_000))
+    chunks = {chunk for chunk, _ in windows}
+    assert len(chunks) == 1
+    [chunk] = chunks
+    # The sample is the first window, cut by bytes here: the batches up to 300,000 bytes.
+    sampled = next(i for i in range(0, len(items), 777) if sum(map(len, items[:i])) >= 300_000)
+    assert chunk == layout.choose_chunk(items[:sampled])
+    [(by_count, _), *_] = chunked_windows(batches, most=4096, most_bytes=10**9)
+    assert by_count == layout.choose_chunk(items[:4096])
+    assert [item for _, window in windows for item in window] == items
+    for _, window in windows[:-1]:
+        assert len(window) % chunk == 0
+        assert len(window) <= 4096
+        assert sum(map(len, window)) <= 300_000 + 777 * 302
+    assert len(windows) > -(-len(items) // 4096)  # the bytes bound cut more than the count
+
+
+def test_small_runs_keep_32_items_per_field() -> None:
+    assert layout.choose_chunk([encode(str(k)) for k in range(layout.CHUNK_SAMPLE_MIN - 1)]) == 32
