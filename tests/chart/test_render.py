@@ -268,12 +268,26 @@ def test_items_just_under_the_configmap_limit_render(helm: Helm) -> None:
 @pytest.mark.parametrize(
     ("values", "args"),
     [
-        ({"itemsUrl": "s3://bucket/items.jsonl.gz"}, ["--items-url", "s3://bucket/items.jsonl.gz"]),
+        (
+            {"itemsUrl": "s3://bucket/items.jsonl.gz"},
+            ["--items-url", "s3://bucket/items.jsonl.gz", "--progressive"],
+        ),
         (
             {"itemsUrl": "https://example.org/export?id=7", "itemsFormat": "json"},
-            ["--items-url", "https://example.org/export?id=7", "--format", "json"],
+            ["--items-url", "https://example.org/export?id=7", "--format", "json", "--progressive"],
         ),
-        ({"itemsList": "gs://bucket/in/*.png"}, ["--list", "gs://bucket/in/*.png"]),
+        (
+            {"itemsList": "gs://bucket/in/*.png"},
+            ["--list", "gs://bucket/in/*.png", "--progressive"],
+        ),
+        (
+            {"itemsList": "gs://bucket/in/*.png", "seed": {"progressive": False}},
+            ["--list", "gs://bucket/in/*.png"],
+        ),
+        (
+            {"itemsUrl": "s3://b/i.txt", "seed": {"progressive": False}},
+            ["--items-url", "s3://b/i.txt"],
+        ),
     ],
 )
 def test_items_url_and_list_are_streamed_by_the_seeder(

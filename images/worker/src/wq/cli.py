@@ -108,24 +108,37 @@ def cli() -> None:
     help="Add the items to an open run, a chunk at a time, each chunk seen by workers whole; "
     "a run not seeded yet is seeded open first. Not idempotent: a retry appends again.",
 )
-def seed(keep_open: bool, append: bool, **opts: Any) -> int:
+@click.option(
+    "--progressive",
+    is_flag=True,
+    envvar="WQ_SEED_PROGRESSIVE",
+    show_envvar=True,
+    help="Commit the items chunk by chunk as they are read, to a run that stays open until the "
+    "source ends, then seal it: workers start on the first items while the rest is read. A "
+    "retry resumes after the items already in, so each goes in once.",
+)
+def seed(keep_open: bool, append: bool, progressive: bool, **opts: Any) -> int:
     """Put a run's items into Redis, once.
 
     Items come from exactly one of: ITEMS on the command line, --items-file, --items-url,
     --items-from, --list, --range or --adopt-list. Seeding is atomic and idempotent: running
     it again for the same run with the same items does nothing, so a retried seeding Job
     never seeds twice; with other items it is an error (exit 2). A source that fails half-way
-    seeds nothing. The run records a digest of its items (see `wq status`).
+    seeds nothing. The run records a digest of its items (see `wq status`). With
+    --progressive, workers see the items as they are read instead, a chunk at a time.
 
     \b
     Examples:
       wq seed --run r1 --items-url s3://bucket/items.jsonl
+      wq seed --run r1 --items-url s3://bucket/10M-items.txt.gz --progressive
       wq seed --run r1 --list 'gs://bucket/photos/*.jpg'
       generate-items | wq seed --run r1 --items-from -
       wq seed --run r2 --open; wq seed --run r2 --append a b; wq seal --run r2
     """
     queue, log = open_run(opts)
     source = ItemsSource(**opts)
+    if progressive:
+        return seed_progressively(queue, source, log, keep_open or append)
     if append:
         source.check()
         if source.item_range or source.adopt_list:
@@ -147,6 +160,27 @@ def seed(keep_open: bool, append: bool, **opts: Any) -> int:
         outcome=outcome,
         total=result.total,
         **({"open": True} if keep_open else {"digest": result.digest}),
+    )
+    return 0
+
+
+def seed_progressively(queue: RunQueue, source: ItemsSource, log: EventLog, other: bool) -> int:
+    """`wq seed --progressive`."""
+    source.check()
+    if other or source.item_range or source.adopt_list:
+        raise ConfigError(
+            "--progressive takes listed items (--items-url, --items-from, --list, --items-file "
+            "or ITEMS), without --open, --append, --range or --adopt-list"
+        )
+    result = open_runs.seed_progressively(queue, source.batches())
+    log.info(
+        "seed.done",
+        run=queue.run,
+        outcome="seeded" if result.appended or result.seal.sealed_now else "already_seeded",
+        total=result.seal.total,
+        appended=result.appended,
+        resumed_after=result.resumed_after,
+        digest=result.seal.digest,
     )
     return 0
 

@@ -18,7 +18,8 @@ class RedisUnavailable(WqError):
 
 
 class SeedTimeout(WqError):
-    """The run was never marked as seeded within the wait budget."""
+    """The run was never marked as seeded within the wait budget, or its progressive seeder
+    stopped adding items to it without sealing it."""
 
 
 class RunLost(WqError):

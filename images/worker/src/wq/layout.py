@@ -18,6 +18,10 @@ meta hash (keys.RunKeys.meta), fields:
   sealed                 Redis time (ms) of the seal of a run that was open
   open_digest            digest of the items an open run was seeded with (a retried `wq seed
                          --open` compares it)
+  progress, progress_digest, seeder_ms   of an open run filled by a progressive seeder (`wq seed
+                         --progressive`): how many items of its source are in, their digest, and
+                         when it last added some (Redis time, ms); written with each chunk
+                         (append.lua), so that a retried seeder resumes after them
   format                 STORAGE_FORMAT of the wq that seeded the run, OPEN_FORMAT for a run
                          seeded open; absent: format 1 (wq 0.1, a `done` hash instead of the
                          ledger), which this wq refuses
@@ -104,6 +108,9 @@ RELEASED = "released"
 EXECUTIONS = "executions"
 STALE = "stale"
 FIRST_LEASE_MS = "first_lease_ms"
+PROGRESS = "progress"
+PROGRESS_DIGEST = "progress_digest"
+SEEDER_MS = "seeder_ms"
 
 DONE_COUNT = "done"  # items recorded done (the ledger holds which)
 WORKERS = "workers"  # how many worker ids the workers hash has numbered
@@ -319,6 +326,7 @@ class ItemsDigest:
         self._sha.update(b"\n")
 
     def hexdigest(self) -> str:
+        """The digest of the items added so far (more may be added after)."""
         return self._sha.hexdigest()
 
 

@@ -15,6 +15,7 @@ An append is not idempotent: a retried append adds its items again. What a faili
 appended before it failed stays (each chunk whole), and the error says how many items went in.
 """
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -73,18 +74,92 @@ def append(queue: RunQueue, batches: Batches) -> AppendResult:
     return AppendResult(appended=appended, total=total, digest=digest.hexdigest())
 
 
-def _append_chunk(queue: RunQueue, chunk: list[str], total: int, size: int) -> int:
-    """Append the items of `chunk` to a run of `total` items with `size` items per field."""
+def _append_chunk(
+    queue: RunQueue,
+    chunk: list[str],
+    total: int,
+    size: int,
+    progress: tuple[int, str] | None = None,
+) -> int:
+    """Append the items of `chunk` to a run of `total` items with `size` items per field (for
+    a progressive seeder: with its `progress`, as RunQueue.append takes it)."""
     while True:
         fields = list(layout.chunk_fields(chunk, size, first=total))
-        outcome = queue.append(total, fields, len(chunk))
+        outcome = queue.append(total, fields, len(chunk), progress)
         if outcome >= 0:
             return outcome
+        if outcome == -4:
+            raise ConfigError(
+                f"another seeder is adding the same source to run {queue.run!r} (its progress "
+                "moved meanwhile): run one seeder per run"
+            )
         if outcome == -1:  # another appender went first: lay the chunk out after its items
             _, is_open, total, _ = queue.open_state()
             if is_open:
                 continue
         raise _sealed(queue)
+
+
+@dataclass(frozen=True)
+class ProgressiveResult:
+    appended: int  # items of the source this call added (0: all were in already)
+    resumed_after: int  # items of the source an earlier attempt had added
+    seal: SealResult
+
+
+def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
+    """Seed a run open and append the source's items chunk by chunk as they are read, then
+    seal it: workers start on the first chunk while the rest is read. Exactly once across
+    retries: each chunk goes in with the count and digest of the source's items in so far
+    (append.lua), and a retry reads the source again, checks that its first items are those,
+    and appends only the rest. A sealed run whose recorded progress is the whole source is
+    left as it is."""
+    pieces = chunks(batches, APPEND_ITEMS, APPEND_BYTES)
+    first = next(pieces, [])
+    seeded, is_open, total, size = queue.open_state()
+    if not seeded:
+        seed_items(queue, [], open_run=True, chunk=layout.choose_chunk(first))
+        seeded, is_open, total, size = queue.open_state()
+    done, done_digest = queue.progress()
+    if is_open:
+        queue.touch_seeder()  # a retry reads again what is in: workers wait meanwhile
+    digest = layout.ItemsDigest()
+    read = appended = 0
+    try:
+        for chunk in itertools.chain([first], pieces):
+            piece = chunk
+            if read < done:  # what an earlier attempt added: read again, compared, skipped
+                skip = piece[: done - read]
+                digest.add_field(layout.SEPARATOR.join(skip))
+                read += len(skip)
+                if read == done and digest.hexdigest() != done_digest:
+                    raise ConfigError(
+                        f"run {queue.run!r} holds {done} items of a source whose first {done} "
+                        "items differ from this one's: seed it from the source it was seeded "
+                        "from, or use another run id"
+                    )
+                piece = piece[len(skip) :]
+                if is_open:
+                    queue.touch_seeder()
+            if not piece:
+                continue
+            if not is_open:
+                raise _sealed(queue)
+            digest.add_field(layout.SEPARATOR.join(piece))
+            progress = (read, digest.hexdigest())
+            total = _append_chunk(queue, piece, total, size, progress)
+            read += len(piece)
+            appended += len(piece)
+    except WqError as exc:
+        if isinstance(exc, SourceError):
+            exc.args = (f"{exc}; {read} item(s) of it are in the run: a retry adds the rest, once",)
+        raise
+    if read < done:
+        raise ConfigError(
+            f"run {queue.run!r} holds {done} items of its source, and this source has only "
+            f"{read}: seed it from the source it was seeded from, or use another run id"
+        )
+    return ProgressiveResult(appended=appended, resumed_after=done, seal=seal(queue))
 
 
 def _sealed(queue: RunQueue) -> ConfigError:

@@ -51,6 +51,7 @@ class LeaseReply:
     in_flight: int
     items: list[Item]
     open: bool = False  # the run takes appends: drained or not, it is not finished
+    seeder_ms: int = -1  # when the progressive seeder of an open run last added items
 
     @property
     def drained(self) -> bool:
@@ -355,7 +356,7 @@ class RunQueue:
                 args=[min(count, MAX_BATCH), int(lease_s * 1000), token],
             )
         )
-        first = 8  # of the leased items, in the reply
+        first = 9  # of the leased items, in the reply
         if raw[5] != "":  # a range run: its items are computed here, in exact integers
             start, step = int(raw[5]), int(raw[6])
             items = [
@@ -375,6 +376,7 @@ class RunQueue:
             in_flight=int(raw[4]),
             items=items,
             open=bool(int(raw[7])),
+            seeder_ms=int(raw[8]),
         )
 
     def complete(
@@ -526,15 +528,42 @@ class RunQueue:
         size = int(chunk or layout.ITEMS_PER_FIELD)
         return seeded is not None, is_open is not None, int(total or 0), size
 
-    def append(self, total: int, fields: Sequence[tuple[int, str]], count: int) -> int:
+    def append(
+        self,
+        total: int,
+        fields: Sequence[tuple[int, str]],
+        count: int,
+        progress: tuple[int, str] | None = None,
+    ) -> int:
         """Add `count` items, laid out as fields for a run of `total` items
         (layout.chunk_fields(items, chunk, first=total)), in one step; returns the new total, or
-        append.lua's refusal: -1 the total changed, -2 sealed, -3 not seeded."""
+        append.lua's refusal: -1 the total changed, -2 sealed, -3 not seeded, -4 the progress
+        changed. `progress`: a progressive seeder's (items of its source in before these,
+        digest of its source's items once these are in)."""
         k = self.keys
-        args: list[str | int] = [total, count]
+        args: list[str | int] = [total, count, *(progress or ("", ""))]
         for field, joined in fields:
             args += [field, joined]
         return int(self.call(lambda: self.scripts.append(keys=[k.meta, k.items], args=args)))
+
+    def touch_seeder(self) -> None:
+        """Mark the run's progressive seeder alive now (Redis time), as each of its appends
+        does, for the workers that wait on the open run."""
+
+        def touch() -> None:
+            seconds, micros = self.client.time()
+            self.client.hset(self.keys.meta, layout.SEEDER_MS, seconds * 1000 + micros // 1000)
+
+        self.call(touch)
+
+    def progress(self) -> tuple[int, str | None]:
+        """(items in, their digest) of the run's progressive seeder's source; (0, None) if none
+        is recorded."""
+        fields = (layout.PROGRESS, layout.PROGRESS_DIGEST)
+        count, digest = cast(
+            list[str | None], self.call(lambda: self.client.hmget(self.keys.meta, *fields))
+        )
+        return int(count or 0), digest
 
     def seal(self) -> tuple[int, int, str | None, bool]:
         """Close an open run to appends: (1 sealed now, 0 sealed already, -1 not seeded;

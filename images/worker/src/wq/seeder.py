@@ -176,15 +176,21 @@ def digest_batches(batches: Iterable[Sequence[str]]) -> str:
     return digest.hexdigest()
 
 
-def seed_items(queue: RunQueue, items: Sequence[str], open_run: bool = False) -> SeedResult:
+def seed_items(
+    queue: RunQueue,
+    items: Sequence[str],
+    open_run: bool = False,
+    chunk: int = layout.ITEMS_PER_FIELD,
+) -> SeedResult:
     """Seed JSON-encoded items in order; a no-op if the run is already seeded with the same
-    items, a ConfigError if with others."""
+    items, a ConfigError if with others. An empty open run is laid out `chunk` items to a
+    field, for the items appended later; a run seeded with items, as choose_chunk finds."""
     if queue.is_seeded():
         return _already_seeded(queue, layout.list_digest(items))
     staging = queue.keys.staging_items(secrets.token_hex(8))
     if not items:
         digest = layout.list_digest(items)
-        return _commit(queue, staging, 0, layout.KIND_LIST, 0, 1, digest, open_run)
+        return _commit(queue, staging, 0, layout.KIND_LIST, 0, 1, digest, open_run, chunk)
     chunk = layout.choose_chunk(items[:STAGE_WINDOW])
     digest = queue.stage_items(staging, items, chunk)
     return _commit(queue, staging, len(items), layout.KIND_LIST, 0, 1, digest, open_run, chunk)

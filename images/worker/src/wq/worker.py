@@ -363,6 +363,19 @@ class Worker:
             if self.stop.wait(0.5):
                 raise StopRequested()
 
+    def _check_seeder(self, now_ms: int, seeder_ms: int) -> None:
+        """A drained open run whose progressive seeder (`wq seed --progressive`) has added
+        nothing for --seed-wait seconds will not be sealed by it: fail rather than wait for
+        ever. An open run without one (`wq seed --open`) is waited on: its appender decides."""
+        silent_s = (now_ms - seeder_ms) / 1000
+        if seeder_ms >= 0 and silent_s > self.config.seed_wait_s:
+            raise SeedTimeout(
+                f"run {self.queue.run!r} is open and drained, and its seeder last added items "
+                f"{silent_s:.0f}s ago (--seed-wait {self.config.seed_wait_s:g}s): it stopped "
+                "without sealing the run. See the seeding Job's logs; `wq seal --run "
+                f"{self.queue.run}` finishes the run with the items it has"
+            )
+
     def _loop(self) -> int:
         next_note = 0.0
         told_open = False  # the log says once per empty spell that an open run is waited on
@@ -404,11 +417,13 @@ class Worker:
                 continue
             if reply.drained:
                 return self._finish()
-            if reply.open and not told_open and reply.pending == reply.in_flight == 0:
-                self.log.info(
-                    "run.open", hint=f"waiting for items or `wq seal --run {self.queue.run}`"
-                )
-                told_open = True
+            if reply.open and reply.pending == reply.in_flight == 0:
+                self._check_seeder(reply.now_ms, reply.seeder_ms)
+                if not told_open:
+                    self.log.info(
+                        "run.open", hint=f"waiting for items or `wq seal --run {self.queue.run}`"
+                    )
+                    told_open = True
             now = time.monotonic()
             if now >= next_note:
                 self.log.info("waiting", pending=reply.pending, in_flight=reply.in_flight)

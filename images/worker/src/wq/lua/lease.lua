@@ -7,7 +7,7 @@
 -- The meta fields and the items layout are described in wq/layout.py.
 --
 -- KEYS[1] meta      hash: total, cursor, seeded, kind, range_start, range_step, chunk, open,
---                   counters
+--                   seeder_ms, counters
 -- KEYS[2] items     hash: field -> up to `chunk` items as JSON, joined by newlines
 --                   (list runs only; JSON text never holds a raw newline)
 -- KEYS[3] requeue   list of positions that came back after a failure or a release
@@ -21,7 +21,8 @@
 --
 -- Returns {seeded (0|1), now_ms, earliest_deadline_ms (-1 if none), pending, in_flight,
 --          range_start, range_step, open (0|1: the run takes appends, so it is not finished
---          when drained), position_1, attempt_1, item_1, position_2, ...}
+--          when drained), seeder_ms (when the progressive seeder of an open run last added
+--          items, Redis time in ms; -1 if none), position_1, attempt_1, item_1, position_2, ...}
 -- range_start and range_step are '' for list runs. A range run's items are '': the caller
 -- computes range_start + position * range_step, exactly (Lua numbers are doubles).
 
@@ -32,9 +33,9 @@ local want, lease_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local meta = redis.call('HMGET', meta_key, 'seeded', 'total', 'cursor', 'kind', 'range_start',
-  'range_step', 'chunk', 'open')
+  'range_step', 'chunk', 'open', 'seeder_ms')
 if not meta[1] then
-  return {0, now, -1, 0, 0, '', '', 0}
+  return {0, now, -1, 0, 0, '', '', 0, -1}
 end
 local total = tonumber(meta[2])
 local cursor = tonumber(meta[3])
@@ -67,7 +68,7 @@ if want > 0 then
   end
 end
 
-local reply = {1, now, -1, 0, 0, '', '', meta[8] and 1 or 0}
+local reply = {1, now, -1, 0, 0, '', '', meta[8] and 1 or 0, tonumber(meta[9]) or -1}
 if is_range then
   reply[6], reply[7] = meta[5], meta[6]
 end
