@@ -19,6 +19,8 @@ PROMETHEUS_OPERATOR_VERSION ?= v0.92.0
 KUBE_ROUTER_VERSION ?= v2.1.0
 # The S3-compatible server (`rclone serve s3`) that the tests of s3:// sources read from.
 RCLONE_VERSION ?= v1.71.1
+# The GCS JSON API server that the tests of gs:// sources read from.
+FAKE_GCS_VERSION ?= v1.56.1
 
 BIN := $(CURDIR)/bin
 VENV := $(CURDIR)/.venv
@@ -75,16 +77,20 @@ fmt: venv ## Format and auto-fix Python sources.
 	$(PY) -m ruff check --fix $(PY_SOURCES)
 
 .PHONY: test-unit
-test-unit: venv $(BIN)/rclone ## Unit, property and fault-injection tests against a real redis-server (and S3 server).
+test-unit: venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers).
 	$(PY) -m pytest tests/unit
 
-# A few minutes to build, once (the Go build cache keeps it for a rebuild).
+# A few minutes each to build, once (the Go build cache keeps them for a rebuild).
 $(BIN)/rclone:
 	scripts/run-logged.sh "building rclone $(RCLONE_VERSION)" -- \
 	  go install github.com/rclone/rclone@$(RCLONE_VERSION)
 
+$(BIN)/fake-gcs-server:
+	scripts/run-logged.sh "building fake-gcs-server $(FAKE_GCS_VERSION)" -- \
+	  go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)
+
 .PHONY: test-stress
-test-stress: venv $(BIN)/rclone ## Unit and fault suites 3 times in a row with every core kept busy (ROUNDS=3).
+test-stress: venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit and fault suites 3 times in a row with every core kept busy (ROUNDS=3).
 	PYTHON=$(PY) ROUNDS=$${ROUNDS:-3} scripts/test-stress.sh
 
 .PHONY: test-fast

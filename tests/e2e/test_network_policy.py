@@ -65,7 +65,7 @@ def probe(rel: Release, name: str, labels: dict[str, str], window_s: int, target
                             PROBE,
                             rel.redis_name,
                             str(window_s),
-                            *target.split(":"),
+                            *(target.split(":") if target else []),
                         ],
                         "securityContext": {
                             "allowPrivilegeEscalation": False,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.unit.servers import OFFLINE_ENV, HTTPServer, S3Server
+from tests.unit.servers import OFFLINE_ENV, GCSServer, HTTPServer, S3Server
 from wq.local_redis import RedisServer
 from wq.options import ConnectionConfig
 from wq.queue import RunQueue, open_queue
@@ -60,6 +60,14 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     root = tmp_path_factory.mktemp("s3") / "buckets"
     root.mkdir()
     server = S3Server(root)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCSServer]:
+    server = GCSServer(tmp_path_factory.mktemp("gcs"))
     server.start()
     yield server
     server.stop()

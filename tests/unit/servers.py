@@ -8,6 +8,9 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from tests.unit.cli_runner import ROOT
 from wq.local_redis import free_port
 
 RCLONE = ROOT / "bin" / "rclone"
+FAKE_GCS = ROOT / "bin" / "fake-gcs-server"
 ACCESS_KEY, SECRET_KEY = "wq-test-key", "wq-test-secret"
 START_TIMEOUT_S = 30.0
 # No SDK may look further than the test servers: no instance metadata, no config files.
@@ -154,15 +158,71 @@ def status(code: int) -> Route:
     return route
 
 
-def gcs_object(server: HTTPServer, bucket: str, key: str, body: bytes) -> str:
-    """Serve an object the way the GCS JSON API gives it to gcsfs (its metadata, then its
-    bytes), for a wq process with STORAGE_EMULATOR_HOST=server.url; returns its gs:// URL.
-    Not a GCS emulator: the two calls gcsfs makes to read one object, enough to show that
-    gs:// URLs are read through gcsfs and its errors are told apart."""
-    meta = {"kind": "storage#object", "name": key, "bucket": bucket, "size": str(len(body))}
-    server.files[f"/storage/v1/b/{bucket}/o/{key}"] = json.dumps(meta).encode()
-    server.files[f"/download/storage/v1/b/{bucket}/o/{key}"] = body
-    return f"gs://{bucket}/{key}"
+class GCSServer:
+    """fake-gcs-server (github.com/fsouza/fake-gcs-server), the GCS JSON API in memory: what
+    gcsfs talks to with STORAGE_EMULATOR_HOST. It checks no credentials or permissions."""
+
+    def __init__(self, workdir: Path) -> None:
+        if not (FAKE_GCS.is_file() and os.access(FAKE_GCS, os.X_OK)):
+            pytest.fail(
+                "bin/fake-gcs-server is missing: the tests of gs:// sources need it. Build it "
+                "with `make bin/fake-gcs-server` (or run `make test-unit`).",
+                pytrace=False,
+            )
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """What a wq process needs to reach this server."""
+        return {**OFFLINE_ENV, "STORAGE_EMULATOR_HOST": self.url}
+
+    def start(self) -> None:
+        argv = [str(FAKE_GCS), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port)]
+        argv += ["-backend", "memory", "-log-level", "warn"]
+        with (self.workdir / "fake-gcs-server.log").open("ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"fake-gcs-server did not start; see {log.name}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def put(self, bucket: str, key: str, data: bytes) -> str:
+        """Upload through the JSON API (creating the bucket); returns the object's gs:// URL."""
+        create = urllib.request.Request(
+            f"{self.url}/storage/v1/b",
+            data=json.dumps({"name": bucket}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(create, timeout=30):
+                pass
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:  # the bucket is there already
+                raise
+        query = urllib.parse.urlencode({"uploadType": "media", "name": key})
+        upload = urllib.request.Request(
+            f"{self.url}/upload/storage/v1/b/{bucket}/o?{query}", data=data, method="POST"
+        )
+        with urllib.request.urlopen(upload, timeout=30):
+            pass
+        return f"gs://{bucket}/{key}"
 
 
 def drop_after(body: bytes, lines: int) -> Route:

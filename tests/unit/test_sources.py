@@ -1,7 +1,8 @@
 """Items streamed from where they live, through the real `wq` entry point: every format from
-file://, http:// (a real HTTP server) and s3:// (a real S3-compatible server), standard input,
-object listings; digests equal to `wq digest`'s; a source failing half-way seeds nothing; no
-credentials is one line and exit 2; memory stays flat whatever the number of items."""
+file://, http:// (a real HTTP server), s3:// (a real S3-compatible server) and gs:// (a GCS
+JSON API server), standard input, object listings; digests equal to `wq digest`'s; a source
+failing half-way seeds nothing; no credentials is one line and exit 2; memory stays flat
+whatever the number of items."""
 
 import gzip
 import json
@@ -14,7 +15,7 @@ import pytest
 import redis
 
 from tests.unit.cli_runner import wq, wq_argv, wq_env
-from tests.unit.servers import HTTPServer, S3Server, drop_after, gcs_object, status
+from tests.unit.servers import GCSServer, HTTPServer, S3Server, drop_after, status
 
 VALUES: list[Any] = ["apple", "banana split", "\u00e9clair \u2713", {"src": "a.png"}, 7, 2.5, None]
 STRINGS = ["apple", "banana split", "\u00e9clair \u2713", '{"not": "parsed"}', "  padded  "]
@@ -97,22 +98,42 @@ def test_every_format_from_s3(redis_url: str, run_id: str, s3_server: S3Server, 
     seed_and_check(redis_url, run_id, ["--items-url", url], values_for(fmt), s3_server.env())
 
 
-def test_gs_urls_go_through_gcsfs(redis_url: str, run_id: str, http_server: HTTPServer) -> None:
-    """gs:// with STORAGE_EMULATOR_HOST on a local HTTP server answering gcsfs' two calls: the
-    items, their digest, and one-line errors for a missing object and a refused one."""
-    env = {"STORAGE_EMULATOR_HOST": http_server.url}
-    url = gcs_object(http_server, "bkt", "items.jsonl", as_format(VALUES, "jsonl"))
-    seed_and_check(redis_url, run_id, ["--items-url", url], VALUES, env)
-    for path in ("/storage/v1/b/private/o", "/storage/v1/b/private/o/items.txt"):
-        http_server.routes[path] = status(403)  # the object and the listing gcsfs falls back on
-    for url, words in (
-        ("gs://bkt/missing.txt", "does not exist"),
-        ("gs://private/items.txt", "access denied"),
-    ):
-        result = wq("seed", "--items-url", url, env=env_of(redis_url, run_id, env))
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_every_format_from_gcs(
+    redis_url: str, run_id: str, gcs_server: GCSServer, fmt: str
+) -> None:
+    """gs:// through gcsfs against a GCS JSON API server (fake-gcs-server)."""
+    url = gcs_server.put("items", f"{run_id}/items{FORMATS[fmt]}", as_format(values_for(fmt), fmt))
+    seed_and_check(redis_url, run_id, ["--items-url", url], values_for(fmt), gcs_server.env())
+
+
+def test_a_gcs_listing_and_a_missing_object(
+    redis_url: str, run_id: str, gcs_server: GCSServer
+) -> None:
+    for name in ["b.jpg", "a.jpg", "notes.txt", "sub/c.jpg"]:
+        gcs_server.put("photos", f"{run_id}/{name}", b"x")
+    expected = [f"gs://photos/{run_id}/{n}" for n in ["a.jpg", "b.jpg"]]
+    glob = f"gs://photos/{run_id}/*.jpg"
+    seed_and_check(redis_url, run_id, ["--list", glob], expected, gcs_server.env())
+    for url in (f"gs://photos/{run_id}/missing.txt", "gs://no-such-bucket/items.txt"):
+        result = wq("seed", "--items-url", url, env=env_of(redis_url, run_id, gcs_server.env()))
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1, result.stderr
-        assert words in result.stderr
+        assert "does not exist" in result.stderr
+
+
+def test_gcs_access_denied_is_one_line_and_exit_2(
+    redis_url: str, run_id: str, http_server: HTTPServer
+) -> None:
+    """fake-gcs-server checks no permissions: a refusal comes from a local HTTP server that
+    answers gcsfs' calls with 403, as GCS does for a private object."""
+    env = {"STORAGE_EMULATOR_HOST": http_server.url}
+    for path in ("/storage/v1/b/private/o", "/storage/v1/b/private/o/items.txt"):
+        http_server.routes[path] = status(403)  # the object and the listing gcsfs falls back on
+    result = wq("seed", "--items-url", "gs://private/items.txt", env=env_of(redis_url, run_id, env))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "access denied" in result.stderr
     assert "GOOGLE_APPLICATION_CREDENTIALS" in result.stderr
 
 
