@@ -15,6 +15,8 @@ ACTIONLINT_VERSION ?= v1.7.12
 PROMETHEUS_VERSION ?= v0.316.0
 # Whose CRDs the chart tests validate the ServiceMonitor and PrometheusRule against.
 PROMETHEUS_OPERATOR_VERSION ?= v0.92.0
+# Whose ScaledJob CRD the README's KEDA example is validated against (tests/chart).
+KEDA_VERSION ?= v2.21.0
 # Enforces NetworkPolicy in the kind cluster built here (scripts/kind/netpol-up.sh says why).
 KUBE_ROUTER_VERSION ?= v2.1.0
 # The S3-compatible server (`rclone serve s3`) that the tests of s3:// sources read from.
@@ -107,9 +109,11 @@ HELM_DOCS_FLAGS := --chart-search-root $(CHART) --sort-values-order file
 # The Prometheus Operator's CRDs, where tests/chart expects them; the stamp names the version.
 # They come from the operator's Go module: the Go module proxy is what this machine reaches.
 CRDS := $(CURDIR)/.cache/crds/prometheus-operator
+# KEDA's ScaledJob CRD, for the README's KEDA example.
+KEDA_CRDS := $(CURDIR)/.cache/crds/keda
 
 .PHONY: test-chart
-test-chart: venv $(BIN)/helm $(BIN)/promtool $(CRDS)/.$(PROMETHEUS_OPERATOR_VERSION) ## Chart tests: helm lint --strict, rendering, rejections, API and CRD schemas, promtool on the alerts.
+test-chart: venv $(BIN)/helm $(BIN)/promtool $(CRDS)/.$(PROMETHEUS_OPERATOR_VERSION) $(KEDA_CRDS)/.$(KEDA_VERSION) ## Chart tests: helm lint --strict, rendering, rejections, API and CRD schemas, promtool on the alerts.
 	$(PY) -m pytest tests/chart
 
 $(CRDS)/.$(PROMETHEUS_OPERATOR_VERSION):
@@ -119,6 +123,14 @@ $(CRDS)/.$(PROMETHEUS_OPERATOR_VERSION):
 	  | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p')" && \
 	  cp "$$module"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml $(CRDS)/
 	chmod u+w $(CRDS)/*.yaml
+	touch $@
+
+$(KEDA_CRDS)/.$(KEDA_VERSION):
+	rm -rf $(KEDA_CRDS) && mkdir -p $(KEDA_CRDS)
+	module="$$(go mod download -json github.com/kedacore/keda/v2@$(KEDA_VERSION) \
+	  | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p')" && \
+	  cp "$$module"/config/crd/bases/keda.sh_scaledjobs.yaml $(KEDA_CRDS)/
+	chmod u+w $(KEDA_CRDS)/*.yaml
 	touch $@
 
 .PHONY: chart-docs

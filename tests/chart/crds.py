@@ -20,6 +20,7 @@ import yaml
 from tests.chart.helmlib import REPO, Manifest
 
 CRDS = REPO / ".cache" / "crds" / "prometheus-operator"
+KEDA_CRDS = REPO / ".cache" / "crds" / "keda"
 
 
 def strict(schema: Any) -> Any:
@@ -67,12 +68,17 @@ class CrdValidator:
 
 
 def crd_validator() -> CrdValidator:
-    schemas = load_schemas(CRDS) if CRDS.is_dir() else {}
-    wanted = {"ServiceMonitor", "PrometheusRule"}
-    if not wanted <= {kind for _, kind in schemas}:
-        pytest.fail(
-            f"the Prometheus Operator CRDs are missing from {CRDS.relative_to(REPO)}: "
-            "`make test-chart` fetches them.",
-            pytrace=False,
-        )
+    schemas = {}
+    for directory, wanted in (
+        (CRDS, {"ServiceMonitor", "PrometheusRule"}),
+        (KEDA_CRDS, {"ScaledJob"}),
+    ):
+        found = load_schemas(directory) if directory.is_dir() else {}
+        if not wanted <= {kind for _, kind in found}:
+            pytest.fail(
+                f"CRDs of {', '.join(sorted(wanted))} are missing from "
+                f"{directory.relative_to(REPO)}: `make test-chart` fetches them.",
+                pytrace=False,
+            )
+        schemas |= found
     return CrdValidator(schemas)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.chart.crds import CrdValidator
 from tests.chart.helmlib import CHART, Helm, Manifest, Rendered
 from tests.chart.test_reject import SCHEMA, VALIDATION
 from tests.chart.test_render import (
@@ -251,3 +252,38 @@ def test_min_above_max_is_refused(helm: Helm) -> None:
     assert "wq: worker.autoscale.min (8) is above worker.autoscale.max (4)." in err
     off = {"worker": {"autoscale": {"enabled": False, "min": 8, "max": 4}}}
     assert helm.render(off).all("Role") == []  # not checked while off: nothing uses them
+
+
+def readme_scaled_job() -> Manifest:
+    """The KEDA ScaledJob example of README.md, as a user would copy it."""
+    text = (CHART.parent / "README.md").read_text(encoding="utf-8")
+    [block] = [
+        b.split("```", 1)[0]
+        for b in text.split("```yaml\n")[1:]
+        if b.startswith("apiVersion: keda.sh/")
+    ]
+    doc: Manifest = yaml.safe_load(block)
+    return doc
+
+
+def test_the_readmes_keda_scaled_job_fits_keda_and_the_chart(
+    helm: Helm, crds: CrdValidator
+) -> None:
+    """What the README claims of its ScaledJob: KEDA's own CRD schema accepts it (unknown
+    fields refused), and its pods are the chart's workers for release `nightly`: the Redis
+    NetworkPolicy admits them, and their Redis URL and password Secret are the chart's."""
+    job = readme_scaled_job()
+    crds.validate(job)
+    r = helm.render({"runId": "nightly", "items": ["a"]}, release="nightly")
+    template = job["spec"]["jobTargetRef"]["template"]
+    [peer] = r.one("NetworkPolicy")["spec"]["ingress"][0]["from"]
+    assert matches(peer["podSelector"], template["metadata"]["labels"])
+    [theirs] = template["spec"]["containers"]
+    ours = {e["name"]: e for e in container(r.one("Job", "worker"))["env"]}
+    for e in theirs["env"]:
+        if e["name"] in ("WQ_REDIS_URL", "WQ_REDIS_PASSWORD", "WQ_RUN"):
+            assert e == ours[e["name"]], e["name"]
+    assert (
+        template["spec"]["serviceAccountName"]
+        == pod_spec(r.one("Job", "worker"))["serviceAccountName"]
+    )
