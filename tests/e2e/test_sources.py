@@ -167,29 +167,19 @@ def test_items_from_an_object_and_from_a_listing(
     files |= {f"{BUCKET}/{key}": "jpeg\n" for key in OBJECTS}
     endpoint = start_s3(namespace, s3_image, files)
 
-    by_object = release("wq-object")
-    by_object.install(
-        {
-            "itemsUrl": f"s3://{BUCKET}/runs/items.txt",
-            "seed": seed_from_s3(endpoint),
-            "worker": {"parallelism": 2, "demoSleep": 0},
-        }
-    )
-    by_object.wait(timeout=300)
-    assert_clean(by_object.status(), total=len(LINES))
-    assert items_done(by_object) == LINES
+    def run_from(name: str, source: dict[str, str]) -> list[Any]:
+        """Install a release reading `source` from the S3 pod; its items, once Complete."""
+        rel = release(name)
+        worker = {"parallelism": 2, "demoSleep": 0}
+        rel.install({**source, "seed": seed_from_s3(endpoint), "worker": worker})
+        rel.wait(timeout=300)
+        done = items_done(rel)
+        assert_clean(rel.status(), total=len(done))
+        return done
 
-    by_listing = release("wq-listing")
-    by_listing.install(
-        {
-            "itemsList": f"s3://{BUCKET}/in/*.jpg",
-            "seed": seed_from_s3(endpoint),
-            "worker": {"parallelism": 2, "demoSleep": 0},
-        }
-    )
-    by_listing.wait(timeout=300)
-    assert_clean(by_listing.status(), total=len(OBJECTS))
-    assert items_done(by_listing) == [f"s3://{BUCKET}/{key}" for key in sorted(OBJECTS)]
+    assert run_from("wq-object", {"itemsUrl": f"s3://{BUCKET}/runs/items.txt"}) == LINES
+    by_listing = run_from("wq-listing", {"itemsList": f"s3://{BUCKET}/in/*.jpg"})
+    assert by_listing == [f"s3://{BUCKET}/{key}" for key in sorted(OBJECTS)]
 
 
 def test_an_open_run_takes_appends_while_workers_run_then_seals(release: Releases) -> None:

@@ -1,9 +1,11 @@
 """One real redis-server per test session; each test gets its own run id. Items come from
-real servers too: an S3-compatible one per session, an HTTP one per test (tests/unit/servers)."""
+real servers too: an S3-compatible and a GCS one per session, an HTTP one per test
+(tests/unit/servers)."""
 
 import itertools
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -46,6 +48,15 @@ def run_id(request: pytest.FixtureRequest) -> str:
 
 def make_queue(url: str, run: str, budget: float = 5.0) -> RunQueue:
     return open_queue(ConnectionConfig(redis_url=url, run_id=run, redis_wait=budget))
+
+
+def drain(queue: RunQueue) -> list[Any]:
+    """Lease and complete every item the run has now; their values, in lease order."""
+    values = []
+    while batch := queue.lease(1000, 30, "t").items:
+        values.extend(i.value for i in batch)
+        queue.complete("t", "w", [i.position for i in batch])
+    return values
 
 
 @pytest.fixture

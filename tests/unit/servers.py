@@ -32,23 +32,60 @@ OFFLINE_ENV = {
 }
 
 
-class S3Server:
-    """`rclone serve s3` over a directory: each top-level folder is a bucket."""
+class ServerProcess:
+    """A server binary built into bin/ (by the Makefile), run on a free loopback port; its
+    output goes to `<workdir>/<binary name>.log`."""
 
-    def __init__(self, root: Path) -> None:
-        if not (RCLONE.is_file() and os.access(RCLONE, os.X_OK)):
+    def __init__(self, binary: Path, workdir: Path, what: str) -> None:
+        if not (binary.is_file() and os.access(binary, os.X_OK)):
             pytest.fail(
-                "bin/rclone is missing: the tests of s3:// sources need it. Build it with "
-                "`make bin/rclone` (or run `make test-unit`).",
+                f"bin/{binary.name} is missing: the tests of {what} need it. Build it with "
+                f"`make bin/{binary.name}` (or run `make test-unit`).",
                 pytrace=False,
             )
-        self.root = root
+        self.binary = binary
+        self.workdir = workdir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
-    def endpoint(self) -> str:
+    def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        with (self.workdir / f"{self.binary.name}.log").open("ab") as log:
+            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    name = self.binary.name
+                    raise RuntimeError(f"{name} did not start; see {log.name}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+class S3Server(ServerProcess):
+    """`rclone serve s3` over a directory: each top-level folder is a bucket."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(RCLONE, root.parent, "s3:// sources")
+        self.root = root
+
+    @property
+    def endpoint(self) -> str:
+        return self.url
 
     def env(self, credentials: bool = True) -> dict[str, str]:
         """What a wq process needs to reach this server (with or without credentials)."""
@@ -57,26 +94,10 @@ class S3Server:
             env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
         return env
 
-    def start(self) -> None:
-        argv = [str(RCLONE), "serve", "s3", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}"]
-        argv += ["--addr", f"127.0.0.1:{self.port}", "--config", os.devnull, str(self.root)]
-        with (self.root.parent / "rclone.log").open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"rclone serve s3 did not start; see {log.name}") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
+    def argv(self) -> list[str]:
+        auth = ["--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", "--config", os.devnull]
+        address = ["--addr", f"127.0.0.1:{self.port}"]
+        return [str(RCLONE), "serve", "s3", *auth, *address, str(self.root)]
 
     def put(self, bucket: str, key: str, data: bytes) -> str:
         """Upload through the S3 API (not into the directory: the server caches listings);
@@ -158,49 +179,20 @@ def status(code: int) -> Route:
     return route
 
 
-class GCSServer:
+class GCSServer(ServerProcess):
     """fake-gcs-server (github.com/fsouza/fake-gcs-server), the GCS JSON API in memory: what
     gcsfs talks to with STORAGE_EMULATOR_HOST. It checks no credentials or permissions."""
 
     def __init__(self, workdir: Path) -> None:
-        if not (FAKE_GCS.is_file() and os.access(FAKE_GCS, os.X_OK)):
-            pytest.fail(
-                "bin/fake-gcs-server is missing: the tests of gs:// sources need it. Build it "
-                "with `make bin/fake-gcs-server` (or run `make test-unit`).",
-                pytrace=False,
-            )
-        self.workdir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(FAKE_GCS, workdir, "gs:// sources")
 
     def env(self) -> dict[str, str]:
         """What a wq process needs to reach this server."""
         return {**OFFLINE_ENV, "STORAGE_EMULATOR_HOST": self.url}
 
-    def start(self) -> None:
-        argv = [str(FAKE_GCS), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port)]
-        argv += ["-backend", "memory", "-log-level", "warn"]
-        with (self.workdir / "fake-gcs-server.log").open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"fake-gcs-server did not start; see {log.name}") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
+    def argv(self) -> list[str]:
+        address = ["-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port)]
+        return [str(FAKE_GCS), *address, "-backend", "memory", "-log-level", "warn"]
 
     def put(self, bucket: str, key: str, data: bytes) -> str:
         """Upload through the JSON API (creating the bucket); returns the object's gs:// URL."""

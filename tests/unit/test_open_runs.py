@@ -11,7 +11,7 @@ import pytest
 
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
-from tests.unit.conftest import make_queue
+from tests.unit.conftest import drain, make_queue
 from tests.unit.servers import HTTPServer, drop_after
 from wq import open_runs
 from wq.errors import ConfigError
@@ -29,14 +29,6 @@ def status_of(redis_url: str, run_id: str) -> dict[str, Any]:
     assert out.returncode == 0, out.stderr
     result: dict[str, Any] = json.loads(out.stdout)
     return result
-
-
-def drain(queue: RunQueue) -> list[Any]:
-    values = []
-    while batch := queue.lease(1000, 30, "t").items:
-        values.extend(i.value for i in batch)
-        queue.complete("t", "w", [i.position for i in batch])
-    return values
 
 
 def batches(values: list[Any], size: int) -> list[list[str]]:

@@ -29,6 +29,18 @@ def lines(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{n:0{39 - len(prefix)}d}" for n in range(count)]
 
 
+def serve(http_server: HTTPServer, items: list[str], hang_up_after: int | None = None) -> str:
+    """Serve `items` as lines at /items.txt (hanging up after that many lines, if given); its
+    URL."""
+    body = "".join(f"{line}\n" for line in items).encode()
+    http_server.routes.pop("/items.txt", None)
+    if hang_up_after is None:
+        http_server.files["/items.txt"] = body
+    else:
+        http_server.routes["/items.txt"] = drop_after(body, hang_up_after)
+    return f"{http_server.url}/items.txt"
+
+
 def start_seeder(redis_url: str, run_id: str) -> "subprocess.Popen[str]":
     """`wq seed --progressive --items-from -`, its standard input left open."""
     return subprocess.Popen(
@@ -83,10 +95,8 @@ def test_a_retry_after_a_failure_adds_the_rest_once(
     redis_url: str, run_id: str, http_server: HTTPServer, client: "redis.Redis"
 ) -> None:
     items = lines("item", 200_000)
-    body = "".join(f"{line}\n" for line in items).encode()
-    http_server.routes["/items.txt"] = drop_after(body, 150_000)
+    url = serve(http_server, items, hang_up_after=150_000)
     env = env_of(redis_url, run_id)
-    url = f"{http_server.url}/items.txt"
     failed = wq("seed", "--progressive", "--items-url", url, env=env)
     assert failed.returncode == 1, failed.stderr
     assert failed.stderr.count("\n") == 1, failed.stderr
@@ -97,8 +107,7 @@ def test_a_retry_after_a_failure_adds_the_rest_once(
     assert isinstance(partial, int)
     assert 0 < partial <= 150_000
 
-    del http_server.routes["/items.txt"]
-    http_server.files["/items.txt"] = body
+    serve(http_server, items)
     again = wq("seed", "--progressive", "--items-url", url, env=env)
     assert again.returncode == 0, again.stderr
     assert f"resumed_after={partial}" in again.stderr
@@ -119,13 +128,10 @@ def test_a_retry_with_other_items_is_refused(
     redis_url: str, run_id: str, http_server: HTTPServer
 ) -> None:
     items = lines("item", 100_000)
-    body = "".join(f"{line}\n" for line in items).encode()
-    http_server.routes["/items.txt"] = drop_after(body, 80_000)
+    url = serve(http_server, items, hang_up_after=80_000)
     env = env_of(redis_url, run_id)
-    url = f"{http_server.url}/items.txt"
     assert wq("seed", "--progressive", "--items-url", url, env=env).returncode == 1
-    del http_server.routes["/items.txt"]
-    http_server.files["/items.txt"] = "".join(f"{line}\n" for line in items[::-1]).encode()
+    serve(http_server, items[::-1])
     refused = wq("seed", "--progressive", "--items-url", url, env=env)
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.count("\n") == 1, refused.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.unit.conftest import make_queue
+from tests.unit.conftest import drain, make_queue
 from wq import layout
 from wq.errors import ConfigError, SourceChanged
 from wq.item import encode
@@ -19,14 +19,6 @@ from wq.queue import RunQueue
 from wq.seeder import Adoption, adopt_list, chunked_windows, seed_items, seed_range
 
 ODD = ["a,b", 'say "hi"', "line1\nline2", "tab\there", "😀 emoji", "", " ", "\\", "{{ x }}"]
-
-
-def drain(queue: RunQueue) -> list[object]:
-    values = []
-    while batch := queue.lease(1000, 30, "t").items:
-        values.extend(i.value for i in batch)
-        queue.complete("t", "w", [i.position for i in batch])
-    return values
 
 
 def test_items_come_back_unchanged_and_in_order(queue: RunQueue) -> None:
