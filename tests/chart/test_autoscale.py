@@ -276,7 +276,7 @@ def test_the_readmes_keda_scaled_job_fits_keda_and_the_chart(
     crds.validate(job)
     r = helm.render({"runId": "nightly", "items": ["a"]}, release="nightly")
     template = job["spec"]["jobTargetRef"]["template"]
-    [peer] = r.one("NetworkPolicy")["spec"]["ingress"][0]["from"]
+    [peer] = r.one("NetworkPolicy", "redis")["spec"]["ingress"][0]["from"]
     assert matches(peer["podSelector"], template["metadata"]["labels"])
     [theirs] = template["spec"]["containers"]
     ours = {e["name"]: e for e in container(r.one("Job", "worker"))["env"]}

@@ -960,6 +960,7 @@ def test_notes_cli_pod_mounts_the_redis_ca(helm: Helm, notes_chart: Path) -> Non
             {"itemsList": "s3://bucket/in/*.png"},
             "items from itemsList (one item per object of s3://bucket/in/*.png).",
         ),
+        ({"itemsList": "s3://b/in/*.png"}, "Read progressively: workers start on the first"),
         ({"seed": {"enabled": False}}, "wq seed --run wq-1 --items-file items.txt"),
         ({"seed": {"enabled": False}}, "wq seed --run wq-1 --adopt-list job2"),
         ({"runId": "nightly"}, "exec job/nightly-worker -c worker"),
@@ -969,6 +970,15 @@ def test_notes_follow_values(
     helm: Helm, notes_chart: Path, values: Manifest, expected: str
 ) -> None:
     assert expected in render_notes(helm, notes_chart, values)
+
+
+def test_notes_say_progressive_only_when_it_is(helm: Helm, notes_chart: Path) -> None:
+    for values in (
+        {"items": ["a"]},
+        {"itemsUrl": "s3://b/i.txt", "seed": {"progressive": False}},
+    ):
+        assert "progressively" not in render_notes(helm, notes_chart, values)
+    assert "progressively" in render_notes(helm, notes_chart, {"itemsUrl": "s3://b/i.txt"})
 
 
 def test_notes_show_how_to_reach_the_metrics(helm: Helm, notes_chart: Path) -> None:
