@@ -159,7 +159,9 @@ def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
             f"run {queue.run!r} holds {done} items of its source, and this source has only "
             f"{read}: seed it from the source it was seeded from, or use another run id"
         )
-    return ProgressiveResult(appended=appended, resumed_after=done, seal=seal(queue))
+    # The run holds this source's items alone (in order) if its total is what was read.
+    sealed = seal(queue, known=(read, digest.hexdigest()))
+    return ProgressiveResult(appended=appended, resumed_after=done, seal=sealed)
 
 
 def _sealed(queue: RunQueue) -> ConfigError:
@@ -185,14 +187,19 @@ def chunks(batches: Iterable[list[str]], most: int, most_bytes: int) -> Iterator
         yield chunk
 
 
-def seal(queue: RunQueue) -> SealResult:
+def seal(queue: RunQueue, known: tuple[int, str] | None = None) -> SealResult:
     """Close the run to appends and record the digest of all its items; sealing a sealed run
-    records a digest that is missing (a seal interrupted before it) and changes nothing else."""
+    records a digest that is missing (a seal interrupted before it) and changes nothing else.
+    `known`: (count, digest) of the first items of the run, from the caller that appended
+    them; when the run holds exactly those at the seal, they are not read back."""
     outcome, total, digest, was_open = queue.seal()
     if outcome < 0:
         raise ConfigError(f"run {queue.run!r} is not seeded: there is nothing to seal")
     if digest is None and was_open:
-        digest = items_digest(queue, total, queue.open_state()[3])
+        if known is not None and known[0] == total:
+            digest = known[1]
+        else:
+            digest = items_digest(queue, total, queue.open_state()[3])
         queue.record_digest(digest)
     return SealResult(sealed_now=outcome == 1, total=total, digest=digest)
 
