@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.polling import wait_until
 from tests.unit.cli_runner import ROOT
 from wq.local_redis import free_port
 
@@ -39,8 +39,8 @@ class ServerProcess:
     def __init__(self, binary: Path, workdir: Path, what: str) -> None:
         if not (binary.is_file() and os.access(binary, os.X_OK)):
             pytest.fail(
-                f"bin/{binary.name} is missing: the tests of {what} need it. Build it with "
-                f"`make bin/{binary.name}` (or run `make test-unit`).",
+                f"bin/{binary.name} is missing: the tests of {what} need it. `make test-unit` "
+                "builds it first.",
                 pytrace=False,
             )
         self.binary = binary
@@ -56,18 +56,20 @@ class ServerProcess:
         raise NotImplementedError
 
     def start(self) -> None:
-        with (self.workdir / f"{self.binary.name}.log").open("ab") as log:
-            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    name = self.binary.name
-                    raise RuntimeError(f"{name} did not start; see {log.name}") from None
-                time.sleep(0.05)
+        log = self.workdir / f"{self.binary.name}.log"
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT)
+        wait_until(f"{self.binary.name} to listen (see {log})", self._listening, START_TIMEOUT_S)
+
+    def _listening(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            pytest.fail(f"{self.binary.name} exited: see its log in {self.workdir}")
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
 
     def stop(self) -> None:
         if self.proc is not None:

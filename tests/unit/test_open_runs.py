@@ -47,7 +47,7 @@ def test_appends_across_field_boundaries_keep_every_item_in_order(
     default for a run opened with few items, layout.choose_chunk's for one seeded with many."""
     values: list[Any] = [f"s{n}" for n in range(first)]
     seed_items(queue, [encode(v) for v in values], open_run=True)
-    assert queue.open_state()[3] == chunk
+    assert queue.open_state().chunk == chunk
     for k, size in enumerate(sizes):
         more = [{"chunk": k, "n": n} for n in range(size)]
         result = open_runs.append(queue, iter(batches(more, 3)))
@@ -74,7 +74,8 @@ def test_each_chunk_is_seen_whole_even_with_appenders_racing(
         try:
             for r in range(rounds):
                 chunk = [encode({"by": name, "round": r, "n": n}) for n in range(size)]
-                open_runs._append_chunk(own, chunk, *own.open_state()[2:])
+                state = own.open_state()
+                open_runs._append_chunk(own, chunk, state.total, state.chunk)
         except BaseException as exc:
             errors.append(exc)
         finally:

@@ -336,5 +336,15 @@ def test_streaming_windows_start_fields_and_hold_every_item_once() -> None:
     assert len(windows) > -(-len(items) // 4096)  # the bytes bound cut more than the count
 
 
+@pytest.mark.parametrize("size", [1, 40, 700, 4000, 70_000])
+def test_fields_stay_small_enough_to_lease(size: int) -> None:
+    """A lease reads whole fields: whatever the items, a field holds at most MAX_CHUNK items
+    and, unless one item alone is bigger, at most MAX_FIELD_BYTES."""
+    items = [encode("x" * size)] * 2000
+    chunk = layout.choose_chunk(items)
+    assert 1 <= chunk <= layout.MAX_CHUNK
+    assert chunk == 1 or chunk * (size + 3) <= layout.MAX_FIELD_BYTES
+
+
 def test_small_runs_keep_32_items_per_field() -> None:
     assert layout.choose_chunk([encode(str(k)) for k in range(layout.CHUNK_SAMPLE_MIN - 1)]) == 32

@@ -138,7 +138,7 @@ def seed(keep_open: bool, append: bool, progressive: bool, **opts: Any) -> int:
     queue, log = open_run(opts)
     source = ItemsSource(**opts)
     if progressive:
-        return seed_progressively(queue, source, log, keep_open or append)
+        return progressive_seed(queue, source, log, keep_open or append)
     if append:
         source.check()
         if source.item_range or source.adopt_list:
@@ -164,7 +164,7 @@ def seed(keep_open: bool, append: bool, progressive: bool, **opts: Any) -> int:
     return 0
 
 
-def seed_progressively(queue: RunQueue, source: ItemsSource, log: EventLog, other: bool) -> int:
+def progressive_seed(queue: RunQueue, source: ItemsSource, log: EventLog, other: bool) -> int:
     """`wq seed --progressive`."""
     source.check()
     if other or source.item_range or source.adopt_list:

@@ -265,8 +265,10 @@ def choose_chunk(items: Sequence[str]) -> int:
     best: list[tuple[float, int]] = []
     for chunk in range(1, MAX_CHUNK + 1):
         fields = n // chunk
-        if fields < CHUNK_FIELDS_MIN or ends[fields * chunk] / fields > MAX_FIELD_BYTES:
+        if fields < CHUNK_FIELDS_MIN:
             break
+        if chunk > 1 and ends[fields * chunk] / fields > MAX_FIELD_BYTES:
+            break  # one item per field is the least, however big the items
         cost = 0
         for f in range(fields):
             value = ends[(f + 1) * chunk] - ends[f * chunk] - 1

@@ -94,7 +94,8 @@ def _append_chunk(
                 "moved meanwhile): run one seeder per run"
             )
         if outcome == -1:  # another appender went first: lay the chunk out after its items
-            _, is_open, total, _ = queue.open_state()
+            state = queue.open_state()
+            is_open, total = state.open, state.total
             if is_open:
                 continue
         raise _sealed(queue)
@@ -199,7 +200,7 @@ def seal(queue: RunQueue, known: tuple[int, str] | None = None) -> SealResult:
         if known is not None and known[0] == total:
             digest = known[1]
         else:
-            digest = items_digest(queue, total, queue.open_state()[3])
+            digest = items_digest(queue, total, queue.open_state().chunk)
         queue.record_digest(digest)
     return SealResult(sealed_now=outcome == 1, total=total, digest=digest)
 

@@ -67,6 +67,13 @@ class LeaseReply:
         return max(0.0, (self.earliest_deadline_ms - self.now_ms) / 1000)
 
 
+class OpenState(NamedTuple):
+    seeded: bool
+    open: bool  # takes appends
+    total: int  # items in the run: the position the next append starts at
+    chunk: int  # items per field of the items hash
+
+
 class Finished(NamedTuple):
     """A successful attempt whose attempt number is not known to the caller (complete.lua
     counts it): for callers other than the worker, and tests."""
@@ -518,15 +525,19 @@ class RunQueue:
 
     # Open runs (the policy is in wq.open_runs).
 
-    def open_state(self) -> tuple[bool, bool, int, int]:
-        """(seeded?, open?, total, items per field of the items hash) of the run."""
+    def open_state(self) -> "OpenState":
+        """What an appender needs to know of the run."""
         fields = (layout.SEEDED, layout.OPEN, layout.TOTAL, layout.FORMAT, layout.CHUNK)
         seeded, is_open, total, fmt, chunk = cast(
             list[str | None], self.call(lambda: self.client.hmget(self.keys.meta, *fields))
         )
         self._check_format(seeded is not None, fmt)
-        size = int(chunk or layout.ITEMS_PER_FIELD)
-        return seeded is not None, is_open is not None, int(total or 0), size
+        return OpenState(
+            seeded=seeded is not None,
+            open=is_open is not None,
+            total=int(total or 0),
+            chunk=int(chunk or layout.ITEMS_PER_FIELD),
+        )
 
     def append(
         self,
