@@ -22,11 +22,11 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from wq.items_source import ItemRange
-from wq.local_redis import RedisServer
-from wq.options import ConnectionConfig
-from wq.queue import open_queue
-from wq.seeder import seed_range
+from wq.base.options import ConnectionConfig
+from wq.seed.items_source import ItemRange
+from wq.seed.seeder import seed_range
+from wq.store.local_redis import RedisServer
+from wq.store.queue import open_queue
 
 HERE = Path(__file__).resolve().parent
 RUN = "chaos"

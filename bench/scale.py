@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wq.local_redis import RedisServer
+from wq.store.local_redis import RedisServer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

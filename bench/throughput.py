@@ -35,14 +35,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from wq import layout
-from wq.item import encode
-from wq.keys import RunKeys
-from wq.local_redis import RedisServer
-from wq.options import ConnectionConfig
-from wq.queue import open_queue
-from wq.scripts import SCRIPT_NAMES, read_script
-from wq.seeder import adopt_list, seed_items
+from wq.base.item import encode
+from wq.base.options import ConnectionConfig
+from wq.seed.seeder import adopt_list, seed_items
+from wq.store import layout
+from wq.store.keys import RunKeys
+from wq.store.local_redis import RedisServer
+from wq.store.queue import open_queue
+from wq.store.scripts import SCRIPT_NAMES, read_script
 
 HERE = Path(__file__).resolve().parent
 WQ = str(Path(sys.executable).parent / "wq")

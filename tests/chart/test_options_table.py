@@ -1,5 +1,5 @@
 """The worker Job's environment and values.yaml's worker keys match wq's option table
-(wq.options), so a setting added in one place and forgotten in another fails here."""
+(wq.base.options), so a setting added in one place and forgotten in another fails here."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 import yaml
 
 from tests.chart.helmlib import CHART, Helm, Manifest
-from wq.options import ConnectionConfig, Number, WorkerConfig, settings
+from wq.base.options import ConnectionConfig, Number, WorkerConfig, settings
 
 # Keys of `worker` that shape the Job and its pods rather than the `wq work` process.
 POD_KEYS = {
@@ -88,7 +88,7 @@ def test_values_yaml_worker_keys_are_the_table_and_pod_keys() -> None:
     table.pop(None, None)
     assert set(worker) - POD_KEYS == set(table)
     differing = {k: (worker[k], d) for k, d in table.items() if not same_default(worker[k], d)}
-    assert differing == {}, "values.yaml and wq.options disagree on defaults"
+    assert differing == {}, "values.yaml and wq.base.options disagree on defaults"
 
 
 def test_schema_bounds_are_the_table_bounds() -> None:

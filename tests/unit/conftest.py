@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from tests.unit.servers import OFFLINE_ENV, GCSServer, HTTPServer, S3Server
-from wq.local_redis import RedisServer
-from wq.options import ConnectionConfig
-from wq.queue import RunQueue, open_queue
+from wq.base.options import ConnectionConfig
+from wq.store.local_redis import RedisServer
+from wq.store.queue import RunQueue, open_queue
 
 _run_ids = itertools.count()
 # No SDK in this process or its children looks for credentials beyond the test servers.

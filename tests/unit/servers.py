@@ -17,7 +17,7 @@ import pytest
 
 from tests.polling import wait_until
 from tests.unit.cli_runner import ROOT
-from wq.local_redis import free_port
+from wq.store.local_redis import free_port
 
 RCLONE = ROOT / "bin" / "rclone"
 FAKE_GCS = ROOT / "bin" / "fake-gcs-server"

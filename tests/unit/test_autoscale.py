@@ -1,6 +1,7 @@
-"""`wq autoscale`'s loop (wq.autoscale) against a real Redis, with a worker Job of the tests' own:
+"""`wq autoscale`'s loop (wq.scale.autoscale) against a real Redis, with a worker Job of the
+tests' own:
 RecordingJob implements the loop's narrow JobControl interface and remembers what it was told
-(the calls to the Kubernetes API themselves, wq.kube, are covered by the kind e2e tests)."""
+(the calls to the Kubernetes API themselves, wq.scale.kube, are covered by the kind e2e tests)."""
 
 import io
 import threading
@@ -12,7 +13,10 @@ import pytest
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq
 from tests.unit.conftest import make_queue
-from wq.autoscale import (
+from wq.base.errors import ConfigError, KubernetesUnavailable, RedisUnavailable, RunLost
+from wq.base.item import encode
+from wq.base.logs import EventLog
+from wq.scale.autoscale import (
     EXIT_DONE,
     EXIT_STOPPED,
     JOB_WAIT_S,
@@ -21,13 +25,10 @@ from wq.autoscale import (
     JobState,
     Meter,
 )
-from wq.errors import ConfigError, KubernetesUnavailable, RedisUnavailable, RunLost
-from wq.item import encode
-from wq.items_source import ItemRange
-from wq.local_redis import RedisServer
-from wq.logs import EventLog
-from wq.queue import RunQueue
-from wq.seeder import seed_items, seed_range
+from wq.seed.items_source import ItemRange
+from wq.seed.seeder import seed_items, seed_range
+from wq.store.local_redis import RedisServer
+from wq.store.queue import RunQueue
 
 CONFIG = AutoscaleConfig(job="r-worker", min_pods=1, max_pods=10, target_s=600, cooldown_s=120)
 

@@ -1,4 +1,4 @@
-"""The scaling decision (wq.autoscale_policy): start, steady state, tail, stall, lost, limits and
+"""The scaling decision (wq.scale.policy): start, steady state, tail, stall, lost, limits and
 hysteresis, each on made-up observations (the function is pure: no Redis, no cluster)."""
 
 import math
@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wq.autoscale_policy import (
+from wq.base.errors import ConfigError
+from wq.scale.policy import (
     CHEAP_REDO_S,
     STALL_S,
     Decision,
@@ -17,7 +18,6 @@ from wq.autoscale_policy import (
     Policy,
     decide,
 )
-from wq.errors import ConfigError
 
 POLICY = Policy(min_pods=1, max_pods=10, target_s=600, cooldown_s=120)
 

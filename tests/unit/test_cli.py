@@ -11,10 +11,10 @@ import redis
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
-from wq.item import encode
-from wq.items_source import ItemRange
-from wq.local_redis import RedisServer, free_port
-from wq.seeder import seed_items, seed_range
+from wq.base.item import encode
+from wq.seed.items_source import ItemRange
+from wq.seed.seeder import seed_items, seed_range
+from wq.store.local_redis import RedisServer, free_port
 
 # Digests (wq/layout.py) of the items "a" and "b", which run seeded-ab holds, and "a", "c".
 AB = hashlib.sha256(b'"a"\n"b"\n').hexdigest()
@@ -220,7 +220,7 @@ def test_item_processes_never_see_the_redis_password(
 ) -> None:
     """Issue 9 (10): the command handler's processes get the worker's environment without the
     password, whether it came as WQ_REDIS_PASSWORD or inside WQ_REDIS_URL."""
-    from wq.local_redis import RedisServer
+    from wq.store.local_redis import RedisServer
 
     secret = "s3cret-Zq8"
     server = RedisServer(tmp_path)

@@ -13,7 +13,7 @@ from redis.crc import key_slot
 
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq
-from wq.local_redis import RedisServer, free_port
+from wq.store.local_redis import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -160,9 +160,9 @@ def test_a_cluster_node_without_the_cluster_flag_is_a_clear_error(
 
 def test_the_exporter_finds_the_runs_of_every_node(cluster: list[RedisServer]) -> None:
     from tests.unit.test_exporter import scrape
-    from wq.connection import RedisSettings
-    from wq.exporter import RunsCollector
-    from wq.logs import EventLog
+    from wq.base.logs import EventLog
+    from wq.read.exporter import RunsCollector
+    from wq.store.connection import RedisSettings
 
     runs = list(runs_on_every_node(cluster).values())
     url = cluster[0].url

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wq.command_template import CommandTemplate, RenderFailed
-from wq.errors import ConfigError
+from wq.base.errors import ConfigError
+from wq.work.command_template import CommandTemplate, RenderFailed
 
 # Quotes of both kinds, a command substitution, backquotes, a newline and a glob.
 HOSTILE = "a b'c\"$(touch MARK)`touch MARK`\ntouch MARK; *"

@@ -17,12 +17,12 @@ import redis
 
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq
-from wq.connection import RedisSettings, Retrying, certificate_problem
-from wq.errors import RedisUnavailable
-from wq.local_redis import RedisServer, free_port
-from wq.logs import EventLog
-from wq.options import ConnectionConfig
-from wq.queue import QUIET_RETRY_S, open_queue
+from wq.base.errors import RedisUnavailable
+from wq.base.logs import EventLog
+from wq.base.options import ConnectionConfig
+from wq.store.connection import RedisSettings, Retrying, certificate_problem
+from wq.store.local_redis import RedisServer, free_port
+from wq.store.queue import QUIET_RETRY_S, open_queue
 
 
 @dataclass(frozen=True)

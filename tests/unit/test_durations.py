@@ -8,13 +8,13 @@ import pytest
 
 from tests.unit.test_ledger import run_worker
 from tests.unit.test_worker import Recorder
-from wq import layout
-from wq.item import encode
-from wq.items_source import ItemRange
-from wq.queue import Completions, Finished, RunQueue
-from wq.scripts import read_script
-from wq.seeder import seed_items, seed_range
-from wq.worker import EXIT_DRAINED
+from wq.base.item import encode
+from wq.seed.items_source import ItemRange
+from wq.seed.seeder import seed_items, seed_range
+from wq.store import layout
+from wq.store.queue import Completions, Finished, RunQueue
+from wq.store.scripts import read_script
+from wq.work.worker import EXIT_DRAINED
 
 
 def durations(queue: RunQueue) -> layout.Durations:

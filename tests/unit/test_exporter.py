@@ -19,15 +19,15 @@ from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
 from tests.unit.test_worker import Recorder, config, quiet
-from wq import layout
-from wq.connection import RedisSettings
-from wq.exporter import CLIENT_NAME, RunsCollector
-from wq.item import encode
-from wq.local_redis import RedisServer
-from wq.logs import EventLog
-from wq.queue import Finished, RunQueue
-from wq.seeder import seed_items
-from wq.worker import EXIT_DRAINED, Worker
+from wq.base.item import encode
+from wq.base.logs import EventLog
+from wq.read.exporter import CLIENT_NAME, RunsCollector
+from wq.seed.seeder import seed_items
+from wq.store import layout
+from wq.store.connection import RedisSettings
+from wq.store.local_redis import RedisServer
+from wq.store.queue import Finished, RunQueue
+from wq.work.worker import EXIT_DRAINED, Worker
 
 # A scrape of a run reads what is needed in O(1) calls: no Redis call of it may hold the
 # server for longer than this (Redis serves one call at a time).
@@ -257,7 +257,7 @@ def test_redis_down_shows_as_such_never_as_an_empty_queue(private_redis: RedisSe
 
 
 def test_a_redis_that_never_answered_is_down(tmp_path: Path) -> None:
-    from wq.local_redis import free_port
+    from wq.store.local_redis import free_port
 
     collector = collector_for(f"redis://127.0.0.1:{free_port()}/0", ("r",))
     exposition = scrape(collector)

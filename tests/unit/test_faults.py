@@ -18,10 +18,10 @@ from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
 from tests.unit.sample_handlers import executions
-from wq import layout
-from wq.keys import RunKeys
-from wq.ledger import DEAD, DONE, account, iter_records
-from wq.local_redis import RedisServer
+from wq.read.ledger import DEAD, DONE, account, iter_records
+from wq.store import layout
+from wq.store.keys import RunKeys
+from wq.store.local_redis import RedisServer
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from wq.errors import ConfigError
-from wq.items_source import ItemRange, read_items_file
+from wq.base.errors import ConfigError
+from wq.seed.items_source import ItemRange, read_items_file
 
 
 def decoded(path: Path, fmt: str | None = None) -> list[object]:

@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from tests.polling import wait_until
-from wq import layout
-from wq.handlers import CommandHandler, PythonHandler
-from wq.item import Item, encode
-from wq.ledger import DEAD, DONE, IN_FLIGHT, PENDING, ItemRecord, account, iter_records
-from wq.logs import EventLog
-from wq.options import WorkerConfig
-from wq.outputs import OutputRefused
-from wq.queue import Finished, RunQueue
-from wq.seeder import seed_items
-from wq.worker import EXIT_DRAINED, Worker
+from wq.base.item import Item, encode
+from wq.base.logs import EventLog
+from wq.base.options import WorkerConfig
+from wq.read.ledger import DEAD, DONE, IN_FLIGHT, PENDING, ItemRecord, account, iter_records
+from wq.seed.seeder import seed_items
+from wq.store import layout
+from wq.store.queue import Finished, RunQueue
+from wq.work.handlers import CommandHandler, PythonHandler
+from wq.work.outputs import OutputRefused
+from wq.work.worker import EXIT_DRAINED, Worker
 
 
 def seed(queue: RunQueue, values: list[object]) -> None:
@@ -174,7 +174,7 @@ class Returns:
         self.limit = limit
 
     def __call__(self, item: Item) -> str | None:
-        from wq.outputs import json_output
+        from wq.work.outputs import json_output
 
         return json_output(self.make(item.value), self.limit)
 
@@ -308,8 +308,8 @@ def test_command_outputs_through_a_worker(queue: RunQueue) -> None:
 def test_records_cost_at_most_32_bytes_per_done_item(queue: RunQueue) -> None:
     """The issue's bar, on a small scale: the ledger of 64k done items without outputs."""
     n = 64 * 1024
-    from wq.items_source import ItemRange
-    from wq.seeder import seed_range
+    from wq.seed.items_source import ItemRange
+    from wq.seed.seeder import seed_range
 
     seed_range(queue, ItemRange(0, n, 1))
     while items := queue.lease(1000, 30, "t").items:
@@ -374,7 +374,7 @@ def test_completions_pack_each_item_as_the_layout_says() -> None:
     durations not known (negative, or too long for 4 bytes) as UNKNOWN_MS."""
     import struct
 
-    from wq.queue import Completions
+    from wq.store.queue import Completions
 
     attempts = [1, 2, 1000, 70_000]
     durations = [0, 12_345, -1, 2**40]

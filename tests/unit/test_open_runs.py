@@ -13,11 +13,11 @@ from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import drain, make_queue
 from tests.unit.servers import HTTPServer, drop_after
-from wq import open_runs
-from wq.errors import ConfigError
-from wq.item import encode
-from wq.queue import RunQueue
-from wq.seeder import seed_items
+from wq.base.errors import ConfigError
+from wq.base.item import encode
+from wq.seed import open_runs
+from wq.seed.seeder import seed_items
+from wq.store.queue import RunQueue
 
 
 def env_of(redis_url: str, run_id: str) -> dict[str, str]:

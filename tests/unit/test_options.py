@@ -5,10 +5,8 @@ from pathlib import Path
 import click
 import pytest
 
-from wq.cli import cli
-from wq.errors import ConfigError
-from wq.handlers import split_command_line
-from wq.options import (
+from wq.base.errors import ConfigError
+from wq.base.options import (
     ConnectionConfig,
     WorkerConfig,
     command_from_env,
@@ -17,6 +15,8 @@ from wq.options import (
     settings,
     to_env,
 )
+from wq.cli import cli
+from wq.work.handlers import split_command_line
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -90,7 +90,7 @@ def test_an_empty_termination_log_variable_turns_the_message_off() -> None:
 
 def test_readme_has_the_generated_option_table() -> None:
     assert markdown_table() in README.read_text(encoding="utf-8"), (
-        "README's option table is stale: paste wq.options.markdown_table()"
+        "README's option table is stale: paste wq.base.options.markdown_table()"
     )
 
 

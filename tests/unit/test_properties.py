@@ -16,10 +16,10 @@ from hypothesis.stateful import (
 )
 
 from tests.unit.conftest import make_queue
-from wq.errors import ConfigError
-from wq.item import encode
-from wq.ledger import DEAD, DONE, IN_FLIGHT, PENDING, iter_records
-from wq.seeder import seed_items
+from wq.base.errors import ConfigError
+from wq.base.item import encode
+from wq.read.ledger import DEAD, DONE, IN_FLIGHT, PENDING, iter_records
+from wq.seed.seeder import seed_items
 
 MAX_ATTEMPTS = 2
 _machines = itertools.count()

@@ -5,13 +5,13 @@ from collections import Counter
 import pytest
 
 from tests.polling import wait_until
-from wq import layout
-from wq.item import encode
-from wq.items_source import ItemRange
-from wq.keys import RunKeys
-from wq.ledger import DEAD, DONE, iter_records
-from wq.queue import RunQueue
-from wq.seeder import adopt_list, seed_items, seed_range
+from wq.base.item import encode
+from wq.read.ledger import DEAD, DONE, iter_records
+from wq.seed.items_source import ItemRange
+from wq.seed.seeder import adopt_list, seed_items, seed_range
+from wq.store import layout
+from wq.store.keys import RunKeys
+from wq.store.queue import RunQueue
 
 
 def seed(queue: RunQueue, values: list[object]) -> None:

@@ -14,10 +14,10 @@ import redis
 
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
-from wq.item import encode
-from wq.items_source import ItemRange
-from wq.queue import Completions, Finished, RunQueue
-from wq.seeder import seed_items, seed_range
+from wq.base.item import encode
+from wq.seed.items_source import ItemRange
+from wq.seed.seeder import seed_items, seed_range
+from wq.store.queue import Completions, Finished, RunQueue
 
 # Values that trip up a careless CSV or JSON writer.
 TRICKY: list[Any] = [

@@ -10,13 +10,13 @@ import pytest
 import redis
 
 from tests.unit.conftest import drain, make_queue
-from wq import layout
-from wq.errors import ConfigError, SourceChanged
-from wq.item import encode
-from wq.items_source import ItemRange
-from wq.local_redis import RedisServer
-from wq.queue import RunQueue
-from wq.seeder import Adoption, adopt_list, chunked_windows, seed_items, seed_range
+from wq.base.errors import ConfigError, SourceChanged
+from wq.base.item import encode
+from wq.seed.items_source import ItemRange
+from wq.seed.seeder import Adoption, adopt_list, chunked_windows, seed_items, seed_range
+from wq.store import layout
+from wq.store.local_redis import RedisServer
+from wq.store.queue import RunQueue
 
 ODD = ["a,b", 'say "hi"', "line1\nline2", "tab\there", "😀 emoji", "", " ", "\\", "{{ x }}"]
 

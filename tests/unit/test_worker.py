@@ -15,17 +15,17 @@ import redis
 
 from tests.polling import wait_until
 from tests.unit.conftest import make_queue
-from wq.connection import RedisSettings, Retrying
-from wq.errors import RunLost, SeedTimeout
-from wq.handlers import CommandHandler, DemoHandler, HandlerFailed, PythonHandler
-from wq.item import Item, encode
-from wq.ledger import DEAD, iter_records
-from wq.local_redis import RedisServer
-from wq.logs import EventLog
-from wq.options import WorkerConfig
-from wq.queue import LeaseReply, RunQueue
-from wq.seeder import seed_items
-from wq.worker import EXIT_DEAD_ITEMS, EXIT_DRAINED, Heartbeat, Held, Worker
+from wq.base.errors import RunLost, SeedTimeout
+from wq.base.item import Item, encode
+from wq.base.logs import EventLog
+from wq.base.options import WorkerConfig
+from wq.read.ledger import DEAD, iter_records
+from wq.seed.seeder import seed_items
+from wq.store.connection import RedisSettings, Retrying
+from wq.store.local_redis import RedisServer
+from wq.store.queue import LeaseReply, RunQueue
+from wq.work.handlers import CommandHandler, DemoHandler, HandlerFailed, PythonHandler
+from wq.work.worker import EXIT_DEAD_ITEMS, EXIT_DRAINED, Heartbeat, Held, Worker
 
 
 class Recorder:

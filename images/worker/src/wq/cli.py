@@ -13,17 +13,10 @@ from typing import Any, TypeVar
 import click
 import redis
 
-from wq import __version__, open_runs
-from wq import report as reports
-from wq.autoscale import AutoscaleConfig, Autoscaler
-from wq.connection import RedisSettings
-from wq.errors import ConfigError, RunLost, WqError
-from wq.handlers import build_handler, split_command_line
-from wq.keys import check_run_id
-from wq.ledger import DEAD, STATES, account, iter_records
-from wq.localrun import run_locally
-from wq.logs import EventLog
-from wq.options import (
+from wq import __version__
+from wq.base.errors import ConfigError, RunLost, WqError
+from wq.base.logs import EventLog
+from wq.base.options import (
     ConnectionConfig,
     WorkerConfig,
     click_option,
@@ -33,10 +26,18 @@ from wq.options import (
     pop_config,
     seconds,
 )
-from wq.queue import RunQueue, open_queue
-from wq.seeder import ItemsSource, digest_of, seed_from
-from wq.watch import watch_status
-from wq.worker import Worker
+from wq.localrun import run_locally
+from wq.read import report as reports
+from wq.read.ledger import DEAD, STATES, account, iter_records
+from wq.read.watch import watch_status
+from wq.scale.autoscale import AutoscaleConfig, Autoscaler
+from wq.seed import open_runs
+from wq.seed.seeder import ItemsSource, digest_of, seed_from
+from wq.store.connection import RedisSettings
+from wq.store.keys import check_run_id
+from wq.store.queue import RunQueue, open_queue
+from wq.work.handlers import build_handler, split_command_line
+from wq.work.worker import Worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -267,7 +268,7 @@ def autoscale(concurrency: int, **opts: Any) -> int:
     Example:
       wq autoscale --run r1 --job r1-worker --min 1 --max 20 --target-seconds 900
     """
-    from wq import kube  # the kubernetes client: only this command needs it
+    from wq.scale import kube  # the kubernetes client: only this command needs it
 
     queue, log = open_run(opts)
     config = pop_config(AutoscaleConfig, opts)
@@ -507,7 +508,7 @@ def exporter(port: int, address: str, runs: tuple[str, ...], **conn: Any) -> int
       curl -s http://localhost:9899/metrics | grep '^wq_'
     """
     # Imported here: prometheus_client would add 30 ms to the start of every other command.
-    from wq.exporter import serve
+    from wq.read.exporter import serve
 
     config = pop_config(ConnectionConfig, conn)
     log = EventLog(level=config.log_level, fmt=config.log_format)

@@ -12,13 +12,13 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from wq.handlers import build_handler
-from wq.local_redis import RedisServer
-from wq.logs import EventLog
-from wq.options import ConnectionConfig, WorkerConfig, to_env
-from wq.queue import open_queue
-from wq.seeder import ItemsSource, seed_from
-from wq.watch import watch_status
+from wq.base.logs import EventLog
+from wq.base.options import ConnectionConfig, WorkerConfig, to_env
+from wq.read.watch import watch_status
+from wq.seed.seeder import ItemsSource, seed_from
+from wq.store.local_redis import RedisServer
+from wq.store.queue import open_queue
+from wq.work.handlers import build_handler
 
 EXIT_OK, EXIT_FAILED, EXIT_DEAD_ITEMS = 0, 1, 3
 

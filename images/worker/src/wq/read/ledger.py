@@ -1,0 +1,152 @@
+"""What happened to every item of a run, read window by window in seed order: the records
+`wq report` streams and the accounting `wq status --check` verifies.
+
+Reading goes a window of positions per call (queue.WINDOW), so neither Redis nor the reader
+holds more than a window at a time, whatever the run's size. Pending and in-flight items have
+no ledger record: a position leased when the read started is in flight, any other pending.
+"""
+
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from wq.base.errors import ConfigError
+from wq.store import layout
+from wq.store.queue import WINDOW, RunQueue
+
+PENDING, IN_FLIGHT, DONE, DEAD = "pending", "in_flight", "done", "dead"
+STATES = (PENDING, IN_FLIGHT, DONE, DEAD)
+# Positions named in the accounting's problems, at most (the counts say how many in all).
+EXAMPLES = 10
+
+
+class ItemRecord(NamedTuple):
+    """A NamedTuple, not a dataclass: a report makes one per item of the run."""
+
+    position: int
+    state: str  # one of STATES
+    attempts: int  # counted: failures, deaths of its worker, and the accepted attempt
+    duration_ms: int | None  # of the accepted attempt (done) or the last one (dead)
+    worker: str | None  # that finished it (done) or failed it for good (dead)
+    finished_ms: int | None  # Redis time the result was recorded, ms since the epoch
+    error: str | None  # the last error of a failed attempt, if any failed
+    item: str  # JSON text, as seeded
+    output: str | None  # JSON text; None: no output
+
+
+def iter_records(
+    queue: RunQueue, states: Collection[str] = STATES, window: int = WINDOW
+) -> Iterator[ItemRecord]:
+    """Every item's record in seed order, those in `states` only."""
+    queue.seed_state()  # refuses a run that another wq version laid out
+    workers = queue.worker_names()
+    leased = queue.leased_positions() if {PENDING, IN_FLIGHT} & set(states) else set()
+    first = 0
+    while True:
+        w = queue.window(first, window)
+        if not w.seeded:
+            raise ConfigError(f"run {queue.run!r} is not seeded: it has no items to report")
+        chosen: list[ItemRecord] = []
+        with_output: list[int] = []
+        for i, item in enumerate(w.items):
+            p = first + i
+            r = w.records[i]
+            if r is None:
+                state = IN_FLIGHT if p in leased else PENDING
+            else:
+                state = DONE if r.state == layout.DONE else DEAD
+            if state not in states:
+                continue
+            if r is not None and r.has_output:
+                with_output.append(p)
+            chosen.append(
+                ItemRecord(
+                    position=p,
+                    state=state,
+                    attempts=r.attempts if r is not None else w.attempts[i],
+                    duration_ms=r.duration_ms if r is not None else None,
+                    worker=workers.get(r.worker) if r is not None else None,
+                    finished_ms=r.finished_ms if r is not None else None,
+                    error=w.dead[i] if state == DEAD and w.dead[i] else w.errors[i],
+                    item=item,
+                    output=None,
+                )
+            )
+        outputs = queue.outputs(with_output)
+        for record in chosen:
+            if record.position in outputs:
+                yield record._replace(output=outputs[record.position])
+            else:
+                yield record
+        first += window
+        if first >= w.total:
+            return
+
+
+@dataclass
+class Accounting:
+    """Where every position of a run is, from its ledger and dead-letter hash, against the
+    run's counters."""
+
+    total: int = 0
+    done: int = 0
+    dead: int = 0
+    unfinished: int = 0  # pending or in flight
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        """Every position is done or dead, once, and the counters agree."""
+        return not self.problems and self.unfinished == 0 and self.done + self.dead == self.total
+
+    def summary(self) -> str:
+        counted = f"{self.done} done + {self.dead} dead"
+        if self.exact:
+            return f"every position accounted for once: {counted} = {self.total} total"
+        parts = [f"{counted} of {self.total} total"]
+        if self.unfinished:
+            parts.append(f"{self.unfinished} not finished (pending or in flight)")
+        return "NOT accounted for: " + "; ".join(parts + self.problems)
+
+
+def account(queue: RunQueue, window: int = WINDOW) -> Accounting:
+    """Walk the whole run, window by window, checking that no position is in two states."""
+    status = queue.status()
+    if not status.seeded:
+        raise ConfigError(f"run {queue.run!r} is not seeded: nothing to account for")
+    leased = queue.leased_positions()
+    result = Accounting(total=status.total)
+    doubled: list[str] = []
+    first = 0
+    while first < status.total:
+        w = queue.window(first, window)
+        for i, r in enumerate(w.records):
+            p = first + i
+            in_dead_list = w.dead[i] is not None
+            if r is None:
+                result.unfinished += 1
+                if in_dead_list:
+                    doubled.append(f"{p} (dead-letter entry, no dead record)")
+            elif r.state == layout.DONE:
+                result.done += 1
+                if in_dead_list:
+                    doubled.append(f"{p} (done and dead)")
+                if p in leased:
+                    doubled.append(f"{p} (done and leased)")
+            else:
+                result.dead += 1
+                if not in_dead_list:
+                    doubled.append(f"{p} (dead record, not dead-lettered)")
+                if p in leased:
+                    doubled.append(f"{p} (dead and leased)")
+        first += window
+    if doubled:
+        shown = ", ".join(doubled[:EXAMPLES]) + (", ..." if len(doubled) > EXAMPLES else "")
+        result.problems.append(f"{len(doubled)} position(s) in two states: {shown}")
+    if status.done != result.done:
+        result.problems.append(f"the done counter says {status.done}, the ledger {result.done}")
+    if status.dead != result.dead:
+        result.problems.append(
+            f"the dead-letter hash holds {status.dead}, the ledger {result.dead}"
+        )
+    return result

@@ -1,0 +1,296 @@
+"""Items parsed from a byte stream as it is read, in the same memory for any number of items:
+plain lines, JSON Lines, a JSON list or a YAML list (or the `items` list of a chart values
+file). Every source of items (a file, a URL, standard input) is read through here, so that the
+same bytes give the same items, and the same digest, wherever they come from.
+
+Items come out in batches of JSON text (wq.base.item.encode), in source order. Every problem is a
+ConfigError that names the source (`what`) and, where the format has them, the line.
+
+How each format streams:
+  lines   blocks of 1 MiB, split at newlines and decoded a block at a time (the fast path:
+          millions of items per second); a line may not be blank, "\\r\\n" counts as "\\n".
+  jsonl   one JSON value per line; blank lines are skipped (no item can be blank).
+  json    a list read value by value with ijson (its C parser), never held whole.
+  yaml    a list read node by node with PyYAML's parser, never held whole; the parser is pure
+          Python here (a few thousand items a second): prefer JSON Lines for big inputs.
+"""
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from typing import IO, Any
+
+import ijson  # type: ignore[import-untyped]
+import yaml
+
+from wq.base.errors import ConfigError
+from wq.base.item import encode
+
+FORMATS = ("lines", "jsonl", "json", "yaml")
+SUFFIXES = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+}
+BLOCK = 1 << 20  # bytes read at a time
+BATCH = 4096  # items per batch of the formats parsed value by value
+# A longer line is a wrong file (or a wrong --format), not an item: stop before memory runs out.
+MAX_LINE = 64 << 20
+
+Batches = Iterator[list[str]]
+
+# A line with nothing but whitespace (str.isspace, as str.strip() sees it), in a block of lines.
+_BLANK_LINE = re.compile(r"^[^\S\n]*$", re.MULTILINE)
+
+
+def format_for(name: str, given: str | None) -> str:
+    """The format given, else the one of the name's extension (after a compression one, such
+    as .gz, that the reader undoes): .json, .jsonl/.ndjson, .yaml/.yml; anything else: lines."""
+    if given:
+        if given not in FORMATS:
+            raise ConfigError(f"unknown items format {given!r}; use one of {', '.join(FORMATS)}")
+        return given
+    parts = name.rsplit("/", 1)[-1].lower().split(".")
+    if len(parts) > 2 and parts[-1] in COMPRESSIONS:
+        parts.pop()
+    return SUFFIXES.get("." + parts[-1], "lines") if len(parts) > 1 else "lines"
+
+
+# Compression suffixes undone on the way in (fsspec's names for them).
+COMPRESSIONS = ("gz", "bz2", "xz", "lzma", "zst")
+
+
+def iter_items(stream: IO[bytes], fmt: str, what: str) -> Batches:
+    """The items of a binary stream in format `fmt`, batch by batch; `what` names the source
+    in errors (e.g. "items file 'a.txt'")."""
+    if fmt == "lines":
+        return _lines(stream, what)
+    if fmt == "jsonl":
+        return _json_lines(stream, what)
+    if fmt == "json":
+        return _json(stream, what)
+    if fmt == "yaml":
+        return _yaml(stream, what)
+    raise ConfigError(f"unknown items format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def _line_blocks(stream: IO[bytes], what: str) -> Iterator[tuple[int, str]]:
+    """(number of the block's first line, the block's complete lines as text without the last
+    newline); the text after the last newline comes as a last block of its own."""
+    rest = b""
+    offset = 0  # of `rest` in the stream, for the byte named in a decoding error
+    number = 1
+    while block := stream.read(BLOCK):
+        data = rest + block if rest else block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) > MAX_LINE:
+                raise ConfigError(
+                    f"{what} line {number} is longer than {MAX_LINE >> 20} MiB: is it the "
+                    "right file and --format?"
+                )
+            rest = data
+            continue
+        text = _decode(data[:cut], what, offset)
+        yield number, text
+        number += text.count("\n") + 1
+        rest = data[cut + 1 :]
+        offset += cut + 1
+    if rest:
+        yield number, _decode(rest, what, offset)
+
+
+def _decode(data: bytes, what: str, offset: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} is not UTF-8 text (byte {offset + exc.start})") from None
+
+
+def _lines(stream: IO[bytes], what: str) -> Batches:
+    for first, text in _line_blocks(stream, what):
+        blank = _BLANK_LINE.search(text)
+        if blank:
+            number = first + text.count("\n", 0, blank.start())
+            raise ConfigError(
+                f"{what} line {number} is blank; every line is one item, so remove blank "
+                "lines (use a JSON or YAML list for items with odd whitespace)"
+            )
+        lines = text.split("\n")
+        if "\r" in text:
+            lines = [line.removesuffix("\r") for line in lines]
+        yield list(map(encode, lines))
+
+
+def _json_lines(stream: IO[bytes], what: str) -> Batches:
+    decode = json.JSONDecoder().decode
+    for first, text in _line_blocks(stream, what):
+        batch: list[str] = []
+        for number, line in enumerate(text.split("\n"), start=first):
+            if line.isspace() or not line:
+                continue
+            try:
+                value = decode(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(
+                    f"{what} line {number} is not valid JSON: {exc.msg} (column {exc.colno})"
+                ) from None
+            batch.append(_encoded(value, what, f"line {number}"))
+        yield batch
+
+
+def _encoded(value: Any, what: str, where: str) -> str:
+    try:
+        return encode(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{what} {where}: a {type(value).__name__} is not a JSON value; quote it to make "
+            "it a string"
+        ) from None
+
+
+def _not_a_list(what: str, kind: str) -> ConfigError:
+    return ConfigError(
+        f"{what} must hold a list of items (or a mapping whose `items` is that list, as a "
+        f"chart values file), not a {kind}"
+    )
+
+
+class _Replay:
+    """A stream with bytes already read put back in front (read(n) is all ijson needs; it
+    calls read(0) first, to see whether the stream gives bytes or text)."""
+
+    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+        self.head = head
+        self.stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head and size != 0:
+            out, self.head = self.head, b""
+            return out
+        return self.stream.read(size)
+
+
+def _json(stream: IO[bytes], what: str) -> Batches:
+    head = stream.read(BLOCK)
+    start = head.lstrip()[:1]
+    reader = _Replay(head, stream)
+    try:
+        if start == b"[":
+            yield from _batched(ijson.items(reader, "item", use_float=True), what)
+        elif start == b"{":
+            yield from _json_mapping(reader, what)
+        else:
+            values = list(ijson.items(reader, "", use_float=True))
+            raise _not_a_list(what, type(values[0]).__name__ if values else "nothing")
+    except ijson.JSONError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error"
+        raise ConfigError(f"{what} is not valid JSON: {message}") from None
+
+
+def _json_mapping(reader: _Replay, what: str) -> Batches:
+    """The `items` list of a top-level mapping (a chart values file), built value by value
+    from the parser's events."""
+    found = False
+    builder: Any = None
+    batch: list[str] = []
+    depth = 0  # of the events inside `items`
+    for prefix, event, value in ijson.parse(reader, use_float=True):
+        if not found and prefix == "items" and event == "start_array" and depth == 0:
+            found = True
+            depth = 1
+            continue
+        if depth == 0:
+            continue
+        if depth == 1 and event == "end_array":
+            depth = 0
+            continue
+        if builder is None:
+            builder = ijson.ObjectBuilder()
+        builder.event(event, value)
+        if event in ("start_map", "start_array"):
+            depth += 1
+        elif event in ("end_map", "end_array"):
+            depth -= 1
+        if depth == 1:
+            batch.append(_encoded(builder.value, what, "an item"))
+            builder = None
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+    if not found:
+        raise _not_a_list(what, "dict")
+    yield batch
+
+
+def _batched(values: Iterator[Any], what: str) -> Batches:
+    batch: list[str] = []
+    for n, value in enumerate(values):
+        batch.append(_encoded(value, what, f"item {n}"))
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    yield batch
+
+
+def _yaml(stream: IO[bytes], what: str) -> Batches:
+    """A YAML list node by node: the parser's events, each item composed and constructed on
+    its own (PyYAML's pure-Python loader: libyaml's does not compose one node at a time)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8")
+    loader: Any = yaml.SafeLoader(text)  # typed Any: its stubs leave most methods untyped
+    try:
+        loader.get_event()  # stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            return  # an empty document: no items
+        loader.get_event()  # document start
+        if loader.check_event(yaml.SequenceStartEvent):
+            loader.get_event()
+            yield from _yaml_sequence(loader, what)
+        elif loader.check_event(yaml.MappingStartEvent):
+            loader.get_event()
+            found = False
+            while not loader.check_event(yaml.MappingEndEvent):
+                key = loader.construct_document(loader.compose_node(None, None))
+                if key == "items" and not found and loader.check_event(yaml.SequenceStartEvent):
+                    loader.get_event()
+                    yield from _yaml_sequence(loader, what)
+                    found = True
+                else:
+                    loader.compose_node(None, None)
+            loader.get_event()
+            if not found:
+                raise _not_a_list(what, "dict")
+        else:
+            value = loader.construct_document(loader.compose_node(None, None))
+            if value is not None:
+                raise _not_a_list(what, type(value).__name__)
+        loader.get_event()  # document end
+        if not loader.check_event(yaml.StreamEndEvent):
+            raise ConfigError(f"{what} holds more than one YAML document; give one list")
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or "parse error"
+        raise ConfigError(f"{what} is not valid YAML: {problem}{at}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} is not UTF-8 text (byte {exc.start} of a block)") from None
+    finally:
+        loader.dispose()
+        text.detach()  # the caller closes the stream
+
+
+def _yaml_sequence(loader: Any, what: str) -> Batches:
+    batch: list[str] = []
+    n = 0
+    while not loader.check_event(yaml.SequenceEndEvent):
+        node = loader.compose_node(None, None)
+        batch.append(_encoded(loader.construct_document(node), what, f"item {n}"))
+        n += 1
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    loader.get_event()  # sequence end
+    yield batch

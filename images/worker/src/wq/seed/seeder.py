@@ -1,0 +1,372 @@
+"""Seeding a run: idempotent and atomic.
+
+Items are staged in a hash private to this seeder (with an expiry, in case it dies), then one
+Lua call renames it into place and sets the seeded marker and the digest of the items. A
+retried seeder finds the marker and does nothing, and a seeder with other items is refused;
+workers wait for the marker, so they never see a half-seeded run. An adopted list is staged
+the same way, copied a window at a time, so that no Redis call grows with the list. Items
+streamed from a URL or standard input (wq.seed.sources) are staged a window at a time as they are
+read: the seeder's memory stays the same for any number of items, and a source that fails
+half-way leaves nothing but its staging hash, which is dropped (or expires).
+"""
+
+import contextlib
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from wq.base.errors import ConfigError, SourceChanged, SourceError
+from wq.base.item import encode
+from wq.base.options import setting
+from wq.seed.formats import Batches
+from wq.seed.items_source import FORMATS, ItemRange, read_items_file
+from wq.seed.sources import list_objects, read_items
+from wq.store import layout
+from wq.store.queue import RunQueue
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    total: int
+    seeded_now: bool  # False when the run had been seeded already (a retry)
+    digest: str | None  # of the run's items (wq.store.layout); None: seeded before digests
+
+
+@dataclass(frozen=True)
+class ItemsSource:
+    """Where `wq seed` and `wq run` take a run's items from: exactly one of these is given."""
+
+    items: tuple[str, ...] = ()  # plain strings from the command line (ITEM...)
+    items_file: Path | None = setting(
+        None,
+        "--items-file",
+        "WQ_ITEMS_FILE",
+        "Read items from a file: one per line, or a JSON/YAML list (or the `items` list of a "
+        "chart values file).",
+        type=click.Path(path_type=Path, dir_okay=False),
+    )
+    items_url: str | None = setting(
+        None,
+        "--items-url",
+        "WQ_ITEMS_URL",
+        "Stream items from a URL: file://, http(s)://, s3:// or gs:// (credentials from the "
+        "usual AWS_*/GOOGLE_* environment or workload identity); .gz and other compressions "
+        "are undone. Read as it arrives, in the same memory for any size.",
+    )
+    items_from: str | None = setting(
+        None,
+        "--items-from",
+        "WQ_ITEMS_FROM",
+        "Stream items from standard input (-), or from a URL as --items-url.",
+    )
+    list_glob: str | None = setting(
+        None,
+        "--list",
+        "WQ_ITEMS_LIST",
+        "One item per object matching a glob (its URL), in sorted order: "
+        "'s3://bucket/in/*.png', 'gs://b/**.json', '/data/*.csv'.",
+    )
+    items_format: str | None = setting(
+        None,
+        "--format",
+        "WQ_ITEMS_FORMAT",
+        "Format of --items-file, --items-url or --items-from: lines, jsonl (JSON Lines), json "
+        "or yaml (a list, or a chart values file's `items`). Default: from the extension "
+        "(.json, .jsonl/.ndjson, .yaml/.yml; else lines).",
+        type=click.Choice(FORMATS),
+    )
+    item_range: str | None = setting(
+        None,
+        "--range",
+        "WQ_ITEM_RANGE",
+        "Items are the integers START:END[:STEP] (END excluded, as in Python's range); nothing "
+        "is stored per item, so millions are cheap.",
+    )
+    adopt_list: str | None = setting(
+        None,
+        "--adopt-list",
+        "WQ_ADOPT_LIST",
+        "Adopt a plain Redis list filled by hand (rpush KEY a b c) as the items.",
+    )
+
+    def given(self) -> list[str]:
+        return [
+            name
+            for name, value in (
+                ("ITEMS", self.items),
+                ("--items-file", self.items_file),
+                ("--items-url", self.items_url),
+                ("--items-from", self.items_from),
+                ("--list", self.list_glob),
+                ("--range", self.item_range),
+                ("--adopt-list", self.adopt_list),
+            )
+            if value
+        ]
+
+    def check(self, none_ok: bool = False) -> None:
+        """Exactly one source (or none, when `none_ok`: an open run may start empty)."""
+        given = self.given()
+        if len(given) > 1 or (not given and not none_ok):
+            raise ConfigError(
+                "give items in exactly one way: ITEMS, --items-file, --items-url, --items-from, "
+                "--list, --range or --adopt-list"
+                + (f" (got {' and '.join(given)})" if given else " (got none)")
+            )
+        if self.item_range:
+            ItemRange.parse(self.item_range)  # before `wq run` starts anything
+
+    @property
+    def streamed(self) -> bool:
+        """Items read as they come (a URL, standard input, a listing), never held whole."""
+        return bool(self.items_url or self.items_from or self.list_glob)
+
+    def batches(self) -> Batches:
+        """The items of a source that is not a range or an adopted list, batch by batch."""
+        if self.items_url or self.items_from:
+            return read_items(str(self.items_url or self.items_from), self.items_format)
+        if self.list_glob:
+            return iter([[encode(url) for url in list_objects(self.list_glob)]])
+        if self.items_file:
+            return iter([read_items_file(self.items_file, self.items_format)])
+        return iter([[encode(i) for i in self.items]])
+
+
+def seed_from(queue: RunQueue, source: ItemsSource, open_run: bool = False) -> SeedResult:
+    """Seed the run from whichever source was given; `open_run`: the run takes appends until
+    sealed (wq.seed.open_runs), and may start with no items."""
+    source.check(none_ok=open_run)
+    if open_run and (source.item_range or source.adopt_list):
+        raise ConfigError(
+            "an open run takes listed items: --open cannot go with --range or --adopt-list"
+        )
+    if source.item_range:
+        return seed_range(queue, ItemRange.parse(source.item_range))
+    if source.adopt_list:
+        return adopt_list(queue, source.adopt_list)
+    if source.streamed:
+        return seed_stream(queue, source.batches(), open_run)
+    return seed_items(queue, [item for batch in source.batches() for item in batch], open_run)
+
+
+def digest_of(source: ItemsSource) -> str:
+    """The digest that seeding these items records (layout.ItemsDigest, range_digest),
+    computed here, without Redis: `wq digest` proves which items a run was seeded with."""
+    source.check()
+    if source.adopt_list:
+        raise ConfigError(
+            "the items of a list in Redis are only known once adopted: its run's digest is in "
+            "`wq status`"
+        )
+    if source.item_range:
+        r = ItemRange.parse(source.item_range)
+        return layout.range_digest(r.start, r.step, r.count)
+    return digest_batches(source.batches())
+
+
+def digest_batches(batches: Iterable[Sequence[str]]) -> str:
+    """ItemsDigest of JSON-encoded items in batches (any batch sizes give the same digest)."""
+    digest = layout.ItemsDigest()
+    for batch in batches:
+        if batch:
+            digest.add_field(layout.SEPARATOR.join(batch))
+    return digest.hexdigest()
+
+
+def seed_items(
+    queue: RunQueue,
+    items: Sequence[str],
+    open_run: bool = False,
+    chunk: int = layout.ITEMS_PER_FIELD,
+) -> SeedResult:
+    """Seed JSON-encoded items in order; a no-op if the run is already seeded with the same
+    items, a ConfigError if with others. An empty open run is laid out `chunk` items to a
+    field, for the items appended later; a run seeded with items, as choose_chunk finds."""
+    if queue.is_seeded():
+        return _already_seeded(queue, layout.list_digest(items))
+    staging = queue.keys.staging_items(secrets.token_hex(8))
+    if not items:
+        digest = layout.list_digest(items)
+        return _commit(queue, staging, 0, layout.KIND_LIST, 0, 1, digest, open_run, chunk)
+    chunk = layout.choose_chunk(items[:STAGE_WINDOW])
+    digest = queue.stage_items(staging, items, chunk)
+    return _commit(queue, staging, len(items), layout.KIND_LIST, 0, 1, digest, open_run, chunk)
+
+
+# Items staged per round trip while streaming, at most (a multiple of the run's chunk), and
+# about how many bytes of them; the first window is the sample choose_chunk lays the run out
+# from.
+STAGE_WINDOW = layout.ITEMS_PER_FIELD * 1024
+WINDOW_BYTES = 8 << 20
+
+
+def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> SeedResult:
+    """Seed items read as they come, staged a window at a time and committed once at the end
+    (or dropped, if the source fails): workers see the whole run or nothing. A run seeded
+    already is compared by digest, which reads the source again."""
+    if queue.is_seeded():
+        return _already_seeded(queue, digest_batches(batches))
+    staging = queue.keys.staging_items(secrets.token_hex(8))
+    digest = layout.ItemsDigest()
+    total = 0
+    chunk = layout.ITEMS_PER_FIELD
+    try:
+        for chunk, window in chunked_windows(batches, STAGE_WINDOW):
+            fields = list(layout.chunk_fields(window, chunk, first=total))
+            for _, joined in fields:
+                digest.add_field(joined)
+            queue.stage_fields(staging, fields)
+            total += len(window)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # else it expires (queue.STAGING_TTL_S)
+            queue.drop_staging(staging)
+        if isinstance(exc, SourceError):
+            exc.args = (f"{exc}; nothing was seeded: retry",)
+        raise
+    hexdigest = digest.hexdigest()
+    return _commit(queue, staging, total, layout.KIND_LIST, 0, 1, hexdigest, open_run, chunk)
+
+
+def chunked_windows(
+    batches: Iterable[list[str]], most: int, most_bytes: int = WINDOW_BYTES
+) -> Iterator[tuple[int, list[str]]]:
+    """(chunk, window): the items of batches regrouped in windows of at most `most` items and
+    about `most_bytes` bytes, each a multiple of `chunk` items so that it starts a field of the
+    items hash (the last one may be shorter). `chunk` is layout.choose_chunk's for the first
+    window's items, the same for every window."""
+    window: list[str] = []
+    size = chunk = 0
+    for batch in batches:
+        window += batch
+        size += sum(map(len, batch))
+        while len(window) >= most or size >= most_bytes:
+            if not chunk:
+                chunk = layout.choose_chunk(window[:most])
+            cut = min(len(window), most) // chunk * chunk
+            if not cut:
+                break  # big items: read on to a whole field
+            head, window = window[:cut], window[cut:]
+            size -= sum(map(len, head))
+            yield chunk, head
+    if window:
+        yield chunk or layout.choose_chunk(window), window
+
+
+def seed_range(queue: RunQueue, item_range: ItemRange) -> SeedResult:
+    """A range run stores no items: each worker computes them (layout.range_item)."""
+    start, step, count = item_range.start, item_range.step, item_range.count
+    staging = queue.keys.staging_items("range")
+    digest = layout.range_digest(start, step, count)
+    return _commit(queue, staging, count, layout.KIND_RANGE, start, step, digest)
+
+
+# Items of an adopted list copied per call: a few milliseconds of Redis time.
+ADOPT_WINDOW = layout.ITEMS_PER_FIELD * 1024
+
+
+def adopt_list(queue: RunQueue, source: str, window: int = ADOPT_WINDOW) -> SeedResult:
+    """Turn a plain list filled by hand into this run (the Kubernetes docs' workflow)."""
+    if not queue.is_seeded():
+        adoption = Adoption(queue, source, window)
+        while adoption.step():
+            pass
+        return adoption.commit()
+    # A retry after the commit finds the list gone; a list filled again must hold the same
+    # items, which are only read.
+    reading = Adoption(queue, source, window, stage=False)
+    while reading.step():
+        pass
+    return _already_seeded(queue, reading.digest.hexdigest() if reading.copied else None)
+
+
+class Adoption:
+    """Adopting a plain list, `window` items per step: each step copies the next window into
+    a staging hash, laid out like the items hash and private to this seeder; the commit
+    (seed.lua) renames it into place, sets the seeded marker and unlinks the list in one
+    call, so workers see all of the adopted run or none of it.
+
+    The list must not change meanwhile: the items copied are those it held at the first step,
+    and a list found shorter at a step, or of another length at the commit, is refused
+    (errors.SourceChanged). A change that keeps its length goes unnoticed."""
+
+    def __init__(
+        self, queue: RunQueue, source: str, window: int = ADOPT_WINDOW, stage: bool = True
+    ) -> None:
+        if window <= 0 or window % layout.ITEMS_PER_FIELD:
+            raise ValueError(f"window must be a multiple of {layout.ITEMS_PER_FIELD}")
+        self.queue = queue
+        self.source = source
+        self.window = window
+        self.stage = stage  # False: only read the list, for its digest
+        self.staging = queue.keys.staging_items(secrets.token_hex(8))
+        self.length: int | None = None  # of the list, at the first step
+        self.copied = 0
+        self.digest = layout.ItemsDigest()
+
+    def step(self) -> bool:
+        """Copy the next window; False once the whole list is copied."""
+        if self.length is None:
+            self.length = self.queue.list_length(self.source)
+        want = min(self.window, self.length - self.copied)
+        values = self.queue.list_window(self.source, self.copied, want) if want > 0 else []
+        if len(values) < want:
+            self.queue.drop_staging(self.staging)
+            raise SourceChanged(
+                f"list {self.source!r} shrank while it was being adopted (it held "
+                f"{self.length} items, now {self.copied + len(values)}); adopt it again once "
+                "nothing writes to it"
+            )
+        items = [encode(v) for v in values]
+        fields = list(layout.chunk_fields(items, first=self.copied))
+        for _, blob in fields:
+            self.digest.add_field(blob)
+        if self.stage:
+            self.queue.stage_fields(self.staging, fields)
+        self.copied += len(items)
+        return self.copied < self.length
+
+    def commit(self) -> SeedResult:
+        if self.copied == 0:
+            if self.queue.is_seeded():  # by another seeder, meanwhile
+                return _already_seeded(self.queue, None)
+            raise ConfigError(
+                f"list {self.source!r} is empty or does not exist: nothing to adopt "
+                f"(fill it first: redis-cli rpush {self.source} ITEM...)"
+            )
+        digest = self.digest.hexdigest()
+        if self.queue.commit_seed(
+            self.staging, self.copied, layout.KIND_LIST, 0, 1, digest, source=self.source
+        ):
+            return SeedResult(total=self.copied, seeded_now=True, digest=digest)
+        return _already_seeded(self.queue, digest)
+
+
+def _commit(
+    queue: RunQueue,
+    staging: str,
+    total: int,
+    kind: str,
+    start: int,
+    step: int,
+    digest: str,
+    open_run: bool = False,
+    chunk: int = layout.ITEMS_PER_FIELD,
+) -> SeedResult:
+    if queue.commit_seed(staging, total, kind, start, step, digest, open_run=open_run, chunk=chunk):
+        return SeedResult(total=total, seeded_now=True, digest=digest)
+    return _already_seeded(queue, digest)
+
+
+def _already_seeded(queue: RunQueue, digest: str | None) -> SeedResult:
+    """The run was seeded already: a no-op with the same items (digest; None: not known),
+    a ConfigError with others. A run seeded before wq recorded digests matches anything."""
+    _, stored = queue.seed_state()
+    if digest is not None and stored is not None and digest != stored:
+        raise ConfigError(
+            f"run {queue.run} was already seeded with different items (digest "
+            f"{stored[:12]}..., these are {digest[:12]}...)"
+        )
+    return SeedResult(total=queue.total(), seeded_now=False, digest=stored)

@@ -1,0 +1,153 @@
+"""Every Redis key wq uses, in one place.
+
+All keys of a run share the prefix ``wq:{RUN}:``; the braces are a Redis Cluster hash tag,
+so a run's keys live in one slot and multi-key Lua scripts work on a cluster too.
+"""
+
+import re
+from dataclasses import dataclass
+
+from wq.base.errors import ConfigError
+
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+PREFIX = "wq"
+# The meta hash of every run, for SCAN MATCH (braces are plain characters in its glob).
+META_PATTERN = f"{PREFIX}:{{*}}:meta"
+_META_KEY = re.compile(rf"{PREFIX}:\{{({RUN_ID_PATTERN.pattern})\}}:meta")
+
+
+def check_run_id(run: str) -> str:
+    """The run id, if it is one (the whole string: a trailing newline is not allowed)."""
+    if not RUN_ID_PATTERN.fullmatch(run):
+        raise ConfigError(
+            f"run id {run!r} is not valid: use 1-63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return run
+
+
+def run_of_meta_key(key: str) -> str | None:
+    """The run whose meta hash `key` is; None for another key that META_PATTERN matches."""
+    found = _META_KEY.fullmatch(key)
+    return found.group(1) if found else None
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    run: str
+
+    def _key(self, name: str) -> str:
+        return f"{PREFIX}:{{{self.run}}}:{name}"
+
+    @property
+    def meta(self) -> str:
+        """Hash: total, cursor (next unleased position), seeded marker, counters, times."""
+        return self._key("meta")
+
+    @property
+    def items(self) -> str:
+        """Hash: chunk number -> `chunk` items as JSON text joined by newlines (one field per
+        item would make seeding a million items several times slower). Absent for range runs:
+        their items are computed."""
+        return self._key("items")
+
+    @property
+    def requeue(self) -> str:
+        """List of positions that came back (expired, failed, released); leased first."""
+        return self._key("requeue")
+
+    @property
+    def suspects(self) -> str:
+        """List of positions that came back from an expired lease of several items, uncharged:
+        any of them may have killed its worker, so each is leased again on its own."""
+        return self._key("suspects")
+
+    @property
+    def solo(self) -> str:
+        """Hash: position -> token of a lease that holds that one item alone. If it expires, the
+        item was surely the one running when its worker died, and that costs an attempt."""
+        return self._key("solo")
+
+    @property
+    def deaths(self) -> str:
+        """Hash: position -> times a worker died (its solo lease expired) while running it."""
+        return self._key("deaths")
+
+    @property
+    def leases(self) -> str:
+        """Sorted set: "position:token" -> lease deadline (ms, Redis server clock). The token
+        in the member fences late results: only the current holder's member exists."""
+        return self._key("leases")
+
+    @property
+    def attempts(self) -> str:
+        """Hash: position -> attempts charged so far (failures, and deaths of a worker that held
+        the item alone); absent means none. The attempt being made is this plus one."""
+        return self._key("attempts")
+
+    @property
+    def ledger(self) -> str:
+        """Hash: field -> packed records of what happened to finished items (done or dead: state,
+        attempts, duration, worker, finish time), 32 per field (wq.store.layout)."""
+        return self._key("ledger")
+
+    @property
+    def outputs(self) -> str:
+        """Hash: position -> output of the accepted attempt, as JSON text."""
+        return self._key("outputs")
+
+    @property
+    def workers(self) -> str:
+        """Hash: worker id -> its number in ledger records."""
+        return self._key("workers")
+
+    @property
+    def dead(self) -> str:
+        """Hash: position -> last error, for items that used up their attempts."""
+        return self._key("dead")
+
+    @property
+    def errors(self) -> str:
+        """Hash: position -> last error of an item that failed and was retried."""
+        return self._key("errors")
+
+    @property
+    def durations(self) -> str:
+        """Hash: bucket number -> attempts whose duration fell in it, and sum_ms: a histogram
+        of how long attempts took (wq.store.layout)."""
+        return self._key("durations")
+
+    @property
+    def scaling(self) -> str:
+        """Hash: the autoscaler's last decision on the run's worker Job (wq.store.layout)."""
+        return self._key("scaling")
+
+    @property
+    def named(self) -> list[str]:
+        """Every key above, meta first: all of a run's keys but the staging hashes."""
+        return [
+            self.meta,
+            self.items,
+            self.requeue,
+            self.suspects,
+            self.solo,
+            self.deaths,
+            self.leases,
+            self.attempts,
+            self.ledger,
+            self.outputs,
+            self.workers,
+            self.dead,
+            self.errors,
+            self.durations,
+            self.scaling,
+        ]
+
+    def staging_items(self, token: str) -> str:
+        """Like items; a seeder fills it before it commits, and it expires if that seeder dies."""
+        return self._key(f"staging:{token}")
+
+    @property
+    def pattern(self) -> str:
+        """Glob matching every key of this run (for purge)."""
+        return self._key("*")
