@@ -13,6 +13,8 @@ How each format streams:
   json    a list read value by value with ijson (its C parser), never held whole.
   yaml    a list read node by node with PyYAML's parser, never held whole; the parser is pure
           Python here (a few thousand items a second): prefer JSON Lines for big inputs.
+Sources are untrusted: values are built within the bounds of wq.seed.bounded (nesting depth,
+YAML alias expansion), each crossed bound a one-line error.
 """
 
 import io
@@ -26,6 +28,14 @@ import yaml
 
 from wq.base.errors import ConfigError
 from wq.base.item import encode
+from wq.seed.bounded import (
+    MAX_DEPTH,
+    YamlComposer,
+    check_depth,
+    json_value,
+    skip_json_value,
+    too_deep,
+)
 
 FORMATS = ("lines", "jsonl", "json", "yaml")
 SUFFIXES = {
@@ -138,6 +148,11 @@ def _json_lines(stream: IO[bytes], what: str) -> Batches:
                 raise ConfigError(
                     f"{what} line {number} is not valid JSON: {exc.msg} (column {exc.colno})"
                 ) from None
+            except RecursionError:
+                raise too_deep(what, f"line {number}") from None
+            # Walked only when the line holds enough brackets to be too deep: two counts in C.
+            if line.count("[") + line.count("{") > MAX_DEPTH:
+                check_depth(value, what, f"line {number}")
             batch.append(_encoded(value, what, f"line {number}"))
         yield batch
 
@@ -175,65 +190,54 @@ class _Replay:
 
 
 def _json(stream: IO[bytes], what: str) -> Batches:
+    """A JSON list, or the `items` list of a mapping (a chart values file), value by value
+    from ijson's events (its C parser; the events carry no path, so depth costs nothing)."""
     head = stream.read(BLOCK)
-    start = head.lstrip()[:1]
-    reader = _Replay(head, stream)
+    events = iter(ijson.basic_parse(_Replay(head, stream), use_float=True))
     try:
-        if start == b"[":
-            yield from _batched(ijson.items(reader, "item", use_float=True), what)
-        elif start == b"{":
-            yield from _json_mapping(reader, what)
+        event, value = next(events, ("", None))
+        if event == "start_array":
+            yield from _json_list(events, what)
+        elif event == "start_map":
+            yield from _json_mapping(events, what)
         else:
-            values = list(ijson.items(reader, "", use_float=True))
-            raise _not_a_list(what, type(values[0]).__name__ if values else "nothing")
+            raise _not_a_list(what, type(value).__name__ if event else "nothing")
+        for _ in events:  # the parser refuses what follows the value, if anything does
+            pass
     except ijson.JSONError as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error"
         raise ConfigError(f"{what} is not valid JSON: {message}") from None
 
 
-def _json_mapping(reader: _Replay, what: str) -> Batches:
-    """The `items` list of a top-level mapping (a chart values file), built value by value
-    from the parser's events."""
-    found = False
-    builder: Any = None
+def _json_list(events: Iterator[tuple[str, Any]], what: str) -> Batches:
+    """The items of a list whose start_array was read, up to and with its end_array."""
     batch: list[str] = []
-    depth = 0  # of the events inside `items`
-    for prefix, event, value in ijson.parse(reader, use_float=True):
-        if not found and prefix == "items" and event == "start_array" and depth == 0:
-            found = True
-            depth = 1
-            continue
-        if depth == 0:
-            continue
-        if depth == 1 and event == "end_array":
-            depth = 0
-            continue
-        if builder is None:
-            builder = ijson.ObjectBuilder()
-        builder.event(event, value)
-        if event in ("start_map", "start_array"):
-            depth += 1
-        elif event in ("end_map", "end_array"):
-            depth -= 1
-        if depth == 1:
-            batch.append(_encoded(builder.value, what, "an item"))
-            builder = None
-            if len(batch) >= BATCH:
-                yield batch
-                batch = []
-    if not found:
-        raise _not_a_list(what, "dict")
-    yield batch
-
-
-def _batched(values: Iterator[Any], what: str) -> Batches:
-    batch: list[str] = []
-    for n, value in enumerate(values):
-        batch.append(_encoded(value, what, f"item {n}"))
+    for n, (event, value) in enumerate(events):
+        if event == "end_array":
+            break
+        where = f"item {n}"
+        batch.append(_encoded(json_value(events, event, value, what, where), what, where))
         if len(batch) >= BATCH:
             yield batch
             batch = []
     yield batch
+
+
+def _json_mapping(events: Iterator[tuple[str, Any]], what: str) -> Batches:
+    """The first `items` list among a mapping's keys, whose start_map was read."""
+    found = False
+    for event, value in events:
+        if event == "end_map":
+            break
+        # event is a map_key: its value follows
+        after, _ = next(events)
+        if value == "items" and after == "start_array" and not found:
+            yield from _json_list(events, what)
+            found = True
+        else:
+            skip_json_value(events, after)
+    if not found:
+        raise _not_a_list(what, "dict")
 
 
 def _yaml(stream: IO[bytes], what: str) -> Batches:
@@ -241,6 +245,7 @@ def _yaml(stream: IO[bytes], what: str) -> Batches:
     its own (PyYAML's pure-Python loader: libyaml's does not compose one node at a time)."""
     text = io.TextIOWrapper(stream, encoding="utf-8")
     loader: Any = yaml.SafeLoader(text)  # typed Any: its stubs leave most methods untyped
+    composer = YamlComposer(loader, what)
     try:
         loader.get_event()  # stream start
         if loader.check_event(yaml.StreamEndEvent):
@@ -248,23 +253,23 @@ def _yaml(stream: IO[bytes], what: str) -> Batches:
         loader.get_event()  # document start
         if loader.check_event(yaml.SequenceStartEvent):
             loader.get_event()
-            yield from _yaml_sequence(loader, what)
+            yield from _yaml_sequence(composer)
         elif loader.check_event(yaml.MappingStartEvent):
             loader.get_event()
             found = False
             while not loader.check_event(yaml.MappingEndEvent):
-                key = loader.construct_document(loader.compose_node(None, None))
+                key = composer.value("a key")
                 if key == "items" and not found and loader.check_event(yaml.SequenceStartEvent):
                     loader.get_event()
-                    yield from _yaml_sequence(loader, what)
+                    yield from _yaml_sequence(composer)
                     found = True
                 else:
-                    loader.compose_node(None, None)
+                    composer.node(f"the value of {str(key)[:40]!r}")
             loader.get_event()
             if not found:
                 raise _not_a_list(what, "dict")
         else:
-            value = loader.construct_document(loader.compose_node(None, None))
+            value = composer.value("the document")
             if value is not None:
                 raise _not_a_list(what, type(value).__name__)
         loader.get_event()  # document end
@@ -282,12 +287,12 @@ def _yaml(stream: IO[bytes], what: str) -> Batches:
         text.detach()  # the caller closes the stream
 
 
-def _yaml_sequence(loader: Any, what: str) -> Batches:
+def _yaml_sequence(composer: YamlComposer) -> Batches:
+    loader, what = composer.loader, composer.what
     batch: list[str] = []
     n = 0
     while not loader.check_event(yaml.SequenceEndEvent):
-        node = loader.compose_node(None, None)
-        batch.append(_encoded(loader.construct_document(node), what, f"item {n}"))
+        batch.append(_encoded(composer.value(f"item {n}"), what, f"item {n}"))
         n += 1
         if len(batch) >= BATCH:
             yield batch
