@@ -22,7 +22,8 @@ from tests.chart.test_render import (
     render_notes,
     workloads,
 )
-from wq.base.options import ConnectionConfig, Number, WorkerConfig, setting_of, settings
+from wq.base.options import ConnectionConfig, WorkerConfig
+from wq.base.settings import Number, setting_of, settings
 from wq.scale.autoscale import AutoscaleConfig
 
 ON: Manifest = {"worker": {"autoscale": {"enabled": True}}}

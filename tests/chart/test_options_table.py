@@ -10,7 +10,8 @@ import click
 import yaml
 
 from tests.chart.helmlib import CHART, Helm, Manifest
-from wq.base.options import ConnectionConfig, Number, WorkerConfig, settings
+from wq.base.options import ConnectionConfig, WorkerConfig
+from wq.base.settings import Number, settings
 
 # Keys of `worker` that shape the Job and its pods rather than the `wq work` process.
 POD_KEYS = {

@@ -6,15 +6,8 @@ import click
 import pytest
 
 from wq.base.errors import ConfigError
-from wq.base.options import (
-    ConnectionConfig,
-    WorkerConfig,
-    command_from_env,
-    markdown_table,
-    pop_config,
-    settings,
-    to_env,
-)
+from wq.base.options import ConnectionConfig, WorkerConfig, command_from_env, markdown_table
+from wq.base.settings import pop_config, settings, to_env
 from wq.cli import cli
 from wq.work.handlers import split_command_line
 

@@ -11,16 +11,38 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from wq.base.command_options import LocalRunOptions
 from wq.base.logs import EventLog
-from wq.base.options import ConnectionConfig, WorkerConfig, to_env
+from wq.base.options import ConnectionConfig, WorkerConfig
+from wq.base.settings import pop_config, to_env
 from wq.read.watch import watch_status
-from wq.seed.seeder import ItemsSource, seed_from
+from wq.seed.items_source import ItemsSource
+from wq.seed.seeder import seed_from
 from wq.store.local_redis import RedisServer
 from wq.store.queue import open_queue
-from wq.work.handlers import build_handler
+from wq.work.handlers import build_handler, split_command_line
 
 EXIT_OK, EXIT_FAILED, EXIT_DEAD_ITEMS = 0, 1, 3
+
+
+def run_from_options(command_line: str | None, opts: dict[str, Any]) -> int:
+    """`wq run` from its parsed options: a private redis-server unless --redis-url names one,
+    a run id from the time unless --run names one, and --command as the command handler's."""
+    connection = ConnectionConfig(
+        redis_url=opts.pop("redis_url"),
+        redis_password=opts.pop("redis_password"),
+        redis_ca_cert=opts.pop("redis_ca_cert"),
+        redis_wait=30.0,
+        run_id=opts.pop("run_id") or time.strftime("local-%Y%m%d-%H%M%S"),
+        log_level="warning",
+    )
+    config = pop_config(WorkerConfig, opts)
+    if command_line:
+        config = replace(config, handler="command", command=split_command_line(command_line))
+    local = pop_config(LocalRunOptions, opts)
+    return run_locally(connection, config, ItemsSource(**opts), local.workers)
 
 
 def run_locally(

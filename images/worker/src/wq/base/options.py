@@ -1,83 +1,27 @@
-"""Every setting of a worker and of a Redis connection, in one table.
+"""The options of every command, part one: the Redis connection and the worker, which the
+chart sets (wq.base.command_options has the other commands' options).
 
-Each setting is a dataclass field whose metadata says its command-line flag, its WQ_*
-environment variable, its help text and the chart value that sets it. From this table come
-the click options of `wq work` and `wq run`, the environment `wq run` hands its workers, the
-config objects the worker and the handlers read, and the option table in the README; a chart
-test checks the worker Job's environment and values.yaml against it. A new setting is added
-here, once.
+Each option is a setting (wq.base.settings): its flag, its WQ_* environment variable, its help
+text and the chart value that sets it, declared once. From these tables come the click options
+of every command, the environment `wq run` hands its workers, the config objects the layers
+read, and the option table in the README; a chart test checks the worker Job's environment and
+values.yaml against them. A new option is added to one of them, once; no command reads an
+option or a variable by hand.
 """
 
 import json
-import math
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import click
 
 from wq.base.errors import ConfigError
+from wq.base.settings import count, seconds, setting, setting_of, settings, shown
 
 HANDLERS = ("demo", "command", "python")
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
-
-F = TypeVar("F", bound=Callable[..., Any])
-C = TypeVar("C")
-
-
-class Number(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
-    """A finite float or int within bounds: nan, inf and overflowing values are one-line errors,
-    not tracebacks or endless waits."""
-
-    def __init__(self, integer: bool, low: float, high: float) -> None:
-        self.integer = integer
-        self.low = low
-        self.high = high
-        self.name = "integer" if integer else "float"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number: float
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            number = value
-        else:
-            try:
-                number = int(str(value).strip()) if self.integer else float(str(value).strip())
-            except (ValueError, OverflowError):
-                self.fail(f"{value!r} is not a valid {self.name}", param, ctx)
-        if not self.integer and not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        if not self.low <= number <= self.high:
-            self.fail(f"{value} is not in the range {self.low:g} to {self.high:g}", param, ctx)
-        return number
-
-
-def seconds(low: float = 0.0, high: float = 7 * 24 * 3600.0) -> Number:
-    """Seconds: at most a week, which keeps every derived millisecond value exact."""
-    return Number(False, low, high)
-
-
-def count(low: int, high: int) -> Number:
-    return Number(True, low, high)
-
-
-@dataclass(frozen=True)
-class Setting:
-    flag: str | None  # "--lease"; booleans "--shell/--no-shell"; None: not a flag
-    env: str
-    help: str
-    type: "click.ParamType[Any, Any] | None" = None
-    value: str | None = None  # the chart value (under `worker.`) that sets it; None: none
-    required: bool = False
-    # An empty variable sets the empty string (which turns something off) rather than leaving
-    # the default, as click does with empty variables.
-    empty_env_is_value: bool = False
-
-
-def setting(default: Any, flag: str | None, env: str, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"setting": Setting(flag, env, help, **kw)})
 
 
 @dataclass(frozen=True)
@@ -295,63 +239,6 @@ class WorkerConfig:
     record_at_once_s: float = 0.01
 
 
-def settings(cls: type) -> list[tuple[Field[Any], Setting]]:
-    """The fields of a config class that are settings, in table order."""
-    return [(f, f.metadata["setting"]) for f in fields(cls) if "setting" in f.metadata]
-
-
-def setting_of(cls: type, name: str) -> Setting:
-    return dict((f.name, s) for f, s in settings(cls))[name]
-
-
-def click_option(cls: type, name: str, **overrides: Any) -> Callable[[F], F]:
-    """The click option of one setting."""
-    for f, s in settings(cls):
-        if f.name == name:
-            assert s.flag is not None, f"{name} has no flag"
-            kwargs: dict[str, Any] = {
-                "envvar": s.env,
-                "show_envvar": True,
-                "help": s.help,
-                "required": s.required,
-            }
-            if not s.required:
-                kwargs.update(default=f.default, show_default=f.default not in ("", None))
-            if s.type is not None:
-                kwargs["type"] = s.type
-            if s.empty_env_is_value:
-                kwargs["callback"] = _empty_env_is_value
-            kwargs.update(overrides)
-            return click.option(s.flag, name, **kwargs)
-    raise KeyError(name)
-
-
-def _empty_env_is_value(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    source = ctx.get_parameter_source(param.name or "")
-    envvar = param.envvar if isinstance(param.envvar, str) else None
-    if source is click.ParameterSource.DEFAULT and envvar and os.environ.get(envvar) == "":
-        return ""
-    return value
-
-
-def click_options(cls: type, *, skip: tuple[str, ...] = ()) -> Callable[[F], F]:
-    """Every flag of a config class as click options, in table order."""
-    names = [f.name for f, s in settings(cls) if s.flag is not None and f.name not in skip]
-
-    def decorate(func: F) -> F:
-        for name in reversed(names):
-            func = click_option(cls, name)(func)
-        return func
-
-    return decorate
-
-
-def pop_config(cls: type[C], kwargs: dict[str, Any]) -> C:
-    """Take a config class's settings out of a click command's keyword arguments."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
-
-
 def command_from_env(environ: Mapping[str, str]) -> tuple[str, ...]:
     """WQ_COMMAND: a JSON list of strings (one entry per argument, as the chart writes it)."""
     text = environ.get(setting_of(WorkerConfig, "command").env, "")
@@ -366,22 +253,6 @@ def command_from_env(environ: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(value)
 
 
-def to_env(config: Any) -> dict[str, str]:
-    """The WQ_* variables that give another process the same settings (for `wq run`)."""
-    env: dict[str, str] = {}
-    for f, s in settings(type(config)):
-        value = getattr(config, f.name)
-        if value is None or (value in ("", ()) and not s.empty_env_is_value):
-            continue
-        if isinstance(value, bool):
-            env[s.env] = "true" if value else "false"
-        elif isinstance(value, tuple):
-            env[s.env] = json.dumps(list(value))
-        else:
-            env[s.env] = str(value)
-    return env
-
-
 def markdown_table() -> str:
     """The README's table of worker settings: flag, variable, chart value, default."""
     rows = ["| flag | variable | chart value | default | what it does |", "|---|---|---|---|---|"]
@@ -389,14 +260,6 @@ def markdown_table() -> str:
         for f, s in settings(cls):
             flag = f"`{s.flag.split('/')[0]}`" if s.flag else "`-- CMD...`"
             value = f"`worker.{s.value}`" if s.value else "-"
-            default = "required" if s.required else _shown(f.default)
+            default = "required" if s.required else shown(f.default)
             rows.append(f"| {flag} | `{s.env}` | {value} | {default} | {s.help} |")
     return "\n".join(rows)
-
-
-def _shown(default: Any) -> str:
-    if default is MISSING or default in ("", None, ()):
-        return "-"
-    if isinstance(default, bool):
-        return "`true`" if default else "`false`"
-    return f"`{default:g}`" if isinstance(default, float) else f"`{default}`"

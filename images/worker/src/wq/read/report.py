@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from wq.read.ledger import ItemRecord
+from wq.read.ledger import DEAD, STATES, ItemRecord, iter_records
+from wq.store.queue import RunQueue
 
 FORMATS = ("jsonl", "csv")
 COLUMNS = (
@@ -153,3 +154,31 @@ def replaced_when_complete(path: Path) -> Iterator[IO[str]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)
         raise
+
+
+def write_run_report(
+    queue: RunQueue, fmt: str, states: Iterable[str], output: Path | None, out: IO[str]
+) -> str | None:
+    """`wq report`: the run's records in `states` (default: all) to `output`, which appears
+    once complete, or to `out`; returns what to tell the user when it wrote a file."""
+    records = iter_records(queue, states=tuple(states) or STATES)
+    if output is None:
+        write(records, fmt, out)
+        return None
+    with replaced_when_complete(output) as f:
+        n = write(records, fmt, f)
+    return f"wrote {n} record(s) of run {queue.run} to {output}"
+
+
+def write_dead(queue: RunQueue, as_json: bool, out: IO[str]) -> str | None:
+    """`wq dead`: the dead part of the report, as JSON Lines (position, item, error) or as
+    tab-separated text; returns the count line that goes with the text."""
+    n = 0
+    for d in iter_records(queue, states=(DEAD,)):
+        n += 1
+        if as_json:
+            record = {"position": d.position, "item": json.loads(d.item), "error": d.error}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            out.write(f"{d.position}\t{d.item}\t{d.error}\n")
+    return None if as_json else f"{n} dead item(s) in run {queue.run}"

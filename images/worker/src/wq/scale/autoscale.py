@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import NamedTuple, Protocol
 
+from wq.base.command_options import AutoscaleOptions
 from wq.base.errors import ConfigError, KubernetesUnavailable, RunLost
 from wq.base.logs import EventLog
-from wq.base.options import count, seconds, setting
 from wq.base.status import RunStatus
 from wq.scale.policy import Decision, Memory, Observation, Policy, decide
 from wq.store import layout
@@ -77,73 +77,8 @@ class JobControl(Protocol):
 
 
 @dataclass(frozen=True)
-class AutoscaleConfig:
-    """What `wq autoscale` sizes, and how (wq.scale.policy says what each rule does)."""
-
-    job: str = setting(
-        "",
-        "--job",
-        "WQ_AUTOSCALE_JOB",
-        "Name of the run's worker Job, whose parallelism is set.",
-        required=True,
-    )
-    namespace: str = setting(
-        "",
-        "--namespace",
-        "WQ_AUTOSCALE_NAMESPACE",
-        "Namespace of the Job (default: the pod's own, from its service account).",
-    )
-    min_pods: int = setting(
-        1,
-        "--min",
-        "WQ_AUTOSCALE_MIN",
-        "Fewest worker pods while work remains.",
-        type=count(1, 10000),
-        value="autoscale.min",
-    )
-    max_pods: int = setting(
-        10,
-        "--max",
-        "WQ_AUTOSCALE_MAX",
-        "Most worker pods.",
-        type=count(1, 10000),
-        value="autoscale.max",
-    )
-    target_s: float = setting(
-        600.0,
-        "--target-seconds",
-        "WQ_AUTOSCALE_TARGET_SECONDS",
-        "Enough pods to finish what is left in about this many seconds, at the rate each pod "
-        "has been finishing items.",
-        type=seconds(1),
-        value="autoscale.targetSeconds",
-    )
-    items_per_pod: int = setting(
-        0,
-        "--items-per-worker",
-        "WQ_AUTOSCALE_ITEMS_PER_WORKER",
-        "Above 0: one pod per this many items left (pending and in flight), instead of "
-        "--target-seconds.",
-        type=count(0, 1_000_000_000),
-        value="autoscale.itemsPerWorker",
-    )
-    interval_s: float = setting(
-        10.0,
-        "--interval",
-        "WQ_AUTOSCALE_INTERVAL",
-        "Seconds between steps.",
-        type=seconds(1, 3600),
-        value="autoscale.interval",
-    )
-    cooldown_s: float = setting(
-        120.0,
-        "--cooldown",
-        "WQ_AUTOSCALE_COOLDOWN",
-        "Seconds a smaller size must be wanted without a break before the Job shrinks to it "
-        "(0: at once); growing never waits.",
-        type=seconds(),
-        value="autoscale.cooldown",
-    )
+class AutoscaleConfig(AutoscaleOptions):
+    """What `wq autoscale` sizes, and how (its options: wq.base.command_options)."""
 
     def policy(self, concurrency: int) -> Policy:
         return Policy(

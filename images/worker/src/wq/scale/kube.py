@@ -1,6 +1,7 @@
 """The worker Job through the Kubernetes API: the JobControl that `wq autoscale` uses for real.
 
-The only module that imports the kubernetes client, and only `wq autoscale` imports it. Three
+The only module that imports the kubernetes client, and only `wq autoscale` imports it (its
+entry point, `autoscale`, is here for that reason). Three
 calls, each needing one RBAC verb: get the Job, patch its parallelism (both on jobs in group
 batch, for this Job's name only) and create an Event on it (core/v1 events: its timestamps
 have a plain RFC 3339 form, which every version of the client writes in a form the API
@@ -10,6 +11,7 @@ of their own.
 
 import os
 import secrets
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +21,9 @@ from kubernetes.config.config_exception import ConfigException  # type: ignore[i
 from urllib3.exceptions import HTTPError
 
 from wq.base.errors import ConfigError, KubernetesUnavailable
-from wq.scale.autoscale import JobState
+from wq.base.logs import EventLog
+from wq.scale.autoscale import AutoscaleConfig, Autoscaler, JobState
+from wq.store.queue import RunQueue
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 COMPONENT = "wq-autoscale"
@@ -130,3 +134,15 @@ class KubeJob:
         else:
             detail = str(exc) or type(exc).__name__
         return KubernetesUnavailable(f"could not {what} job {self.namespace}/{self.name}: {detail}")
+
+
+def autoscale(queue: RunQueue, config: AutoscaleConfig, concurrency: int, log: EventLog) -> int:
+    """`wq autoscale`: size the configured Job of this cluster until the run is drained, the
+    Job is gone, or SIGTERM; returns the exit code."""
+    policy = config.policy(concurrency)
+    namespace = config.namespace or default_namespace()
+    load_config()
+    job = KubeJob(config.job, namespace, instance=socket.gethostname())
+    scaler = Autoscaler(queue, job, config, policy, log)
+    scaler.install_signal_handlers()
+    return scaler.run()

@@ -26,6 +26,7 @@ from typing import IO, Any
 import ijson  # type: ignore[import-untyped]
 import yaml
 
+from wq.base.command_options import ITEMS_FORMATS
 from wq.base.errors import ConfigError
 from wq.base.item import encode
 from wq.seed.bounded import (
@@ -37,7 +38,7 @@ from wq.seed.bounded import (
     too_deep,
 )
 
-FORMATS = ("lines", "jsonl", "json", "yaml")
+FORMATS = ITEMS_FORMATS
 SUFFIXES = {
     ".json": "json",
     ".jsonl": "jsonl",

@@ -1,5 +1,6 @@
-"""Where a run's items come from: a file (lines, JSON Lines, JSON or YAML), the command line,
-or a range. (URLs and standard input: wq.seed.sources.)
+"""Where a run's items come from: exactly one of the command line, a file (lines, JSON Lines,
+JSON or YAML), a URL or standard input (read by wq.seed.sources), a listing, a range or an
+adopted Redis list.
 
 Every problem is a ConfigError that names the file and the place, never a traceback.
 """
@@ -8,10 +9,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from wq.base.command_options import ItemsOptions
 from wq.base.errors import ConfigError
-from wq.seed.formats import FORMATS, format_for, iter_items
+from wq.base.item import encode
+from wq.seed.formats import FORMATS, Batches, format_for, iter_items
+from wq.seed.sources import list_objects, read_items
 
-__all__ = ["FORMATS", "INT64_MAX", "ItemRange", "read_items_file"]
+__all__ = ["FORMATS", "INT64_MAX", "ItemRange", "ItemsSource", "read_items_file"]
 
 
 # Range items are signed 64-bit integers, exactly: START, END and STEP lie within
@@ -84,3 +88,51 @@ def read_items_file(path: Path, fmt: str | None = None) -> list[str]:
         raise ConfigError(f"{what} is a directory") from None
     except PermissionError:
         raise ConfigError(f"{what} is not readable (permission denied)") from None
+
+
+@dataclass(frozen=True)
+class ItemsSource(ItemsOptions):
+    """Where `wq seed` and `wq run` take a run's items from: exactly one of the options is
+    given (wq.base.command_options declares them)."""
+
+    def given(self) -> list[str]:
+        return [
+            name
+            for name, value in (
+                ("ITEMS", self.items),
+                ("--items-file", self.items_file),
+                ("--items-url", self.items_url),
+                ("--items-from", self.items_from),
+                ("--list", self.list_glob),
+                ("--range", self.item_range),
+                ("--adopt-list", self.adopt_list),
+            )
+            if value
+        ]
+
+    def check(self, none_ok: bool = False) -> None:
+        """Exactly one source (or none, when `none_ok`: an open run may start empty)."""
+        given = self.given()
+        if len(given) > 1 or (not given and not none_ok):
+            raise ConfigError(
+                "give items in exactly one way: ITEMS, --items-file, --items-url, --items-from, "
+                "--list, --range or --adopt-list"
+                + (f" (got {' and '.join(given)})" if given else " (got none)")
+            )
+        if self.item_range:
+            ItemRange.parse(self.item_range)  # before `wq run` starts anything
+
+    @property
+    def streamed(self) -> bool:
+        """Items read as they come (a URL, standard input, a listing), never held whole."""
+        return bool(self.items_url or self.items_from or self.list_glob)
+
+    def batches(self) -> Batches:
+        """The items of a source that is not a range or an adopted list, batch by batch."""
+        if self.items_url or self.items_from:
+            return read_items(str(self.items_url or self.items_from), self.items_format)
+        if self.list_glob:
+            return iter([[encode(url) for url in list_objects(self.list_glob)]])
+        if self.items_file:
+            return iter([read_items_file(self.items_file, self.items_format)])
+        return iter([[encode(i) for i in self.items]])

@@ -46,6 +46,10 @@ class SealResult:
     total: int
     digest: str | None  # None: a run seeded before wq recorded digests
 
+    def describe(self, run: str) -> str:
+        outcome = "sealed" if self.sealed_now else "was sealed already"
+        return f"run {run} {outcome}: {self.total} item(s), digest {self.digest or '-'}"
+
 
 def append(queue: RunQueue, batches: Batches) -> AppendResult:
     """Add items to an open run, chunk by chunk; an unseeded run is seeded open first."""

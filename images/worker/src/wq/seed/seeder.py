@@ -14,16 +14,11 @@ import contextlib
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-
-import click
 
 from wq.base.errors import ConfigError, SourceChanged, SourceError
 from wq.base.item import encode
-from wq.base.options import setting
 from wq.seed.formats import Batches
-from wq.seed.items_source import FORMATS, ItemRange, read_items_file
-from wq.seed.sources import list_objects, read_items
+from wq.seed.items_source import ItemRange, ItemsSource
 from wq.store import layout
 from wq.store.queue import RunQueue
 
@@ -33,106 +28,6 @@ class SeedResult:
     total: int
     seeded_now: bool  # False when the run had been seeded already (a retry)
     digest: str | None  # of the run's items (wq.store.layout); None: seeded before digests
-
-
-@dataclass(frozen=True)
-class ItemsSource:
-    """Where `wq seed` and `wq run` take a run's items from: exactly one of these is given."""
-
-    items: tuple[str, ...] = ()  # plain strings from the command line (ITEM...)
-    items_file: Path | None = setting(
-        None,
-        "--items-file",
-        "WQ_ITEMS_FILE",
-        "Read items from a file: one per line, or a JSON/YAML list (or the `items` list of a "
-        "chart values file).",
-        type=click.Path(path_type=Path, dir_okay=False),
-    )
-    items_url: str | None = setting(
-        None,
-        "--items-url",
-        "WQ_ITEMS_URL",
-        "Stream items from a URL: file://, http(s)://, s3:// or gs:// (credentials from the "
-        "usual AWS_*/GOOGLE_* environment or workload identity); .gz and other compressions "
-        "are undone. Read as it arrives, in the same memory for any size.",
-    )
-    items_from: str | None = setting(
-        None,
-        "--items-from",
-        "WQ_ITEMS_FROM",
-        "Stream items from standard input (-), or from a URL as --items-url.",
-    )
-    list_glob: str | None = setting(
-        None,
-        "--list",
-        "WQ_ITEMS_LIST",
-        "One item per object matching a glob (its URL), in sorted order: "
-        "'s3://bucket/in/*.png', 'gs://b/**.json', '/data/*.csv'.",
-    )
-    items_format: str | None = setting(
-        None,
-        "--format",
-        "WQ_ITEMS_FORMAT",
-        "Format of --items-file, --items-url or --items-from: lines, jsonl (JSON Lines), json "
-        "or yaml (a list, or a chart values file's `items`). Default: from the extension "
-        "(.json, .jsonl/.ndjson, .yaml/.yml; else lines).",
-        type=click.Choice(FORMATS),
-    )
-    item_range: str | None = setting(
-        None,
-        "--range",
-        "WQ_ITEM_RANGE",
-        "Items are the integers START:END[:STEP] (END excluded, as in Python's range); nothing "
-        "is stored per item, so millions are cheap.",
-    )
-    adopt_list: str | None = setting(
-        None,
-        "--adopt-list",
-        "WQ_ADOPT_LIST",
-        "Adopt a plain Redis list filled by hand (rpush KEY a b c) as the items.",
-    )
-
-    def given(self) -> list[str]:
-        return [
-            name
-            for name, value in (
-                ("ITEMS", self.items),
-                ("--items-file", self.items_file),
-                ("--items-url", self.items_url),
-                ("--items-from", self.items_from),
-                ("--list", self.list_glob),
-                ("--range", self.item_range),
-                ("--adopt-list", self.adopt_list),
-            )
-            if value
-        ]
-
-    def check(self, none_ok: bool = False) -> None:
-        """Exactly one source (or none, when `none_ok`: an open run may start empty)."""
-        given = self.given()
-        if len(given) > 1 or (not given and not none_ok):
-            raise ConfigError(
-                "give items in exactly one way: ITEMS, --items-file, --items-url, --items-from, "
-                "--list, --range or --adopt-list"
-                + (f" (got {' and '.join(given)})" if given else " (got none)")
-            )
-        if self.item_range:
-            ItemRange.parse(self.item_range)  # before `wq run` starts anything
-
-    @property
-    def streamed(self) -> bool:
-        """Items read as they come (a URL, standard input, a listing), never held whole."""
-        return bool(self.items_url or self.items_from or self.list_glob)
-
-    def batches(self) -> Batches:
-        """The items of a source that is not a range or an adopted list, batch by batch."""
-        if self.items_url or self.items_from:
-            return read_items(str(self.items_url or self.items_from), self.items_format)
-        if self.list_glob:
-            return iter([[encode(url) for url in list_objects(self.list_glob)]])
-        if self.items_file:
-            return iter([read_items_file(self.items_file, self.items_format)])
-        return iter([[encode(i) for i in self.items]])
 
 
 def seed_from(queue: RunQueue, source: ItemsSource, open_run: bool = False) -> SeedResult:

@@ -7,23 +7,12 @@ so a run's keys live in one slot and multi-key Lua scripts work on a cluster too
 import re
 from dataclasses import dataclass
 
-from wq.base.errors import ConfigError
+from wq.base.run_id import RUN_ID_PATTERN
 
-RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 PREFIX = "wq"
 # The meta hash of every run, for SCAN MATCH (braces are plain characters in its glob).
 META_PATTERN = f"{PREFIX}:{{*}}:meta"
 _META_KEY = re.compile(rf"{PREFIX}:\{{({RUN_ID_PATTERN.pattern})\}}:meta")
-
-
-def check_run_id(run: str) -> str:
-    """The run id, if it is one (the whole string: a trailing newline is not allowed)."""
-    if not RUN_ID_PATTERN.fullmatch(run):
-        raise ConfigError(
-            f"run id {run!r} is not valid: use 1-63 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return run
 
 
 def run_of_meta_key(key: str) -> str | None:

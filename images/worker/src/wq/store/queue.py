@@ -20,10 +20,11 @@ from wq.base.errors import ConfigError, RunFormatError, SourceChanged
 from wq.base.item import Item
 from wq.base.logs import EventLog
 from wq.base.options import ConnectionConfig
+from wq.base.run_id import check_run_id
 from wq.base.status import RunStatus, Scaling, is_drained
 from wq.store import layout
 from wq.store.connection import Client, RedisSettings, Retrying
-from wq.store.keys import RunKeys, check_run_id
+from wq.store.keys import RunKeys
 from wq.store.scripts import Scripts
 
 # One Lua call handles at most this many positions, well under Lua's unpack() limit.

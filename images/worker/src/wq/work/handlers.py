@@ -24,13 +24,8 @@ from urllib.parse import urlsplit
 
 from wq.base.errors import ConfigError
 from wq.base.item import Item
-from wq.base.options import (
-    DEFAULT_MAX_OUTPUT_BYTES,
-    HANDLERS,
-    ConnectionConfig,
-    WorkerConfig,
-    setting_of,
-)
+from wq.base.options import DEFAULT_MAX_OUTPUT_BYTES, HANDLERS, ConnectionConfig, WorkerConfig
+from wq.base.settings import setting_of
 from wq.work.command_template import CommandTemplate, RenderFailed
 from wq.work.outputs import json_output, read_limited, text_output, too_big
 

@@ -8,7 +8,8 @@ stored output is always the whole of what the handler produced.
 import json
 from typing import IO, Any
 
-from wq.base.options import WorkerConfig, setting_of
+from wq.base.options import WorkerConfig
+from wq.base.settings import setting_of
 
 _LIMIT_FLAG = setting_of(WorkerConfig, "max_output_bytes").flag
 

@@ -26,7 +26,7 @@ from wq.base.item import Item
 from wq.base.logs import EventLog
 from wq.base.options import WorkerConfig
 from wq.store.queue import MAX_BATCH, OUTPUT_BYTES_PER_CALL, Completions, RunQueue
-from wq.work.handlers import Handler
+from wq.work.handlers import Handler, build_handler
 from wq.work.summary import WorkerSummary, write_termination_message
 
 EXIT_DRAINED = 0
@@ -567,3 +567,11 @@ class Worker:
 def _brief(positions: list[int], limit: int = 20) -> str:
     shown = ",".join(str(p) for p in positions[:limit])
     return shown + (f",...(+{len(positions) - limit})" if len(positions) > limit else "")
+
+
+def work(queue: RunQueue, config: WorkerConfig, log: EventLog) -> int:
+    """`wq work`: a worker with the configured handler until the run is drained or SIGTERM;
+    returns its exit code."""
+    worker = Worker(queue, build_handler(config), config, log)
+    worker.install_signal_handlers()
+    return worker.run()

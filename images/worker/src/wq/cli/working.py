@@ -1,0 +1,80 @@
+"""`wq work` and `wq run`: parse, then call the work layer or the local run."""
+
+import os
+from typing import Any
+
+import click
+
+from wq.base.command_options import LocalRunOptions
+from wq.base.options import ConnectionConfig, WorkerConfig, command_from_env
+from wq.base.settings import click_option, click_options, pop_config
+from wq.cli.common import EPILOG, connect, connection_options, items_options
+from wq.localrun import run_from_options
+from wq.work.worker import work as run_worker
+
+
+@click.command(
+    epilog=EPILOG + " The command for --handler command comes after `--`, or as WQ_COMMAND "
+    'holding a JSON list, e.g. \'["convert", "{{ item.src }}", "{{ item.dst }}"]\'.'
+)
+@connection_options
+@click_options(WorkerConfig)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def work(command: tuple[str, ...], **opts: Any) -> int:
+    """Process items until the run is drained.
+
+    With --shell every value a template inserts is quoted as one shell word: write tags bare,
+    never inside quotes; shell code reads the raw item from "$WQ_ITEM".
+
+    Exits 0 only when nothing is pending and nothing is in flight anywhere, and the run is
+    sealed; while other workers hold the last items it waits, reclaiming their leases as they
+    expire, and on an open run it waits for more items or the seal. Exit codes:
+    0 drained, 1 Redis unreachable or full or the run never seeded, 2 bad configuration,
+    3 drained with dead items under --fail-on-dead, 4 the run was lost (seeded, then its keys
+    were gone), 143 stopped by SIGTERM (its items were handed back). With 0, 3, 4 or 143 it logs
+    a summary (event worker.summary: items processed, failed attempts, mean item time) and
+    writes it as one line to --termination-log, which `kubectl describe pod` shows.
+
+    \b
+    Examples:
+      wq work --run r1 --handler demo --demo-sleep 0.1
+      wq work --run r1 --handler command -- convert {{ item.src }} {{ item.dst }}
+      wq work --run r1 --handler command --shell -- 'gzip -c {{ item }} > {{ item }}.gz'
+      wq work --run r1 --handler command --shell -- 'echo "$WQ_ITEM" | wc -c'
+    """
+    queue, log = connect(opts)
+    config = pop_config(WorkerConfig, {**opts, "command": command or command_from_env(os.environ)})
+    return run_worker(queue, config, log)
+
+
+@click.command("run", epilog=EPILOG)
+@click_option(
+    ConnectionConfig,
+    "redis_url",
+    default="",
+    show_default=False,
+    help="Use this Redis instead of starting a private redis-server.",
+)
+@click_option(ConnectionConfig, "redis_password")
+@click_option(ConnectionConfig, "redis_ca_cert")
+@click_option(ConnectionConfig, "run_id", required=False, help="Run id (default: local-TIMESTAMP).")
+@click_options(LocalRunOptions)
+@click.option(
+    "--command",
+    "command_line",
+    default=None,
+    help="Command handler's command line, split like a shell would, each {{ ... }} kept "
+    "whole (e.g. 'curl -fsS {{ item }}').",
+)
+@items_options
+@click_options(WorkerConfig, skip=("worker_id", "seed_wait_s", "termination_log"))
+def run_local(command_line: str | None, **opts: Any) -> int:
+    """Seed and process a run on this machine, with a live progress bar.
+
+    \b
+    Examples:
+      wq run --workers 3 apple banana cherry
+      wq run --workers 4 --range 0:10000 --handler demo --demo-sleep 0
+      wq run --items-file urls.txt --handler command --command 'curl -fsS {{ item }}'
+    """
+    return run_from_options(command_line, opts)
