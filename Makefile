@@ -146,8 +146,21 @@ $(BIN)/helm-docs:
 	scripts/run-logged.sh "building helm-docs $(HELM_DOCS_VERSION)" -- \
 	  go install github.com/norwoodj/helm-docs/cmd/helm-docs@$(HELM_DOCS_VERSION)
 
+# Helm's own release build (its Makefile) stamps the version, and the Kubernetes version that
+# `helm template` and `helm lint` assume without a cluster: 1.MINOR for the k8s.io/client-go
+# v0.MINOR.x it is built with. Plain `go install` leaves "v3.19" and 1.20, which the chart's
+# kubeVersion refuses. $(1) and $(2): that Kubernetes' major and minor.
+HELM_LDFLAGS = -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+  $(foreach pkg,pkg/chartutil pkg/lint/rules,-X helm.sh/helm/v3/$(pkg).k8sVersionMajor=$(1) \
+    -X helm.sh/helm/v3/$(pkg).k8sVersionMinor=$(2))
+
 $(BIN)/helm:
-	scripts/run-logged.sh "building helm $(HELM_VERSION)" -- go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	gomod="$$(go mod download -json helm.sh/helm/v3@$(HELM_VERSION) \
+	  | sed -n 's/^\t"GoMod": "\(.*\)",$$/\1/p')" && \
+	  minor="$$(sed -n 's/^\tk8s[.]io\/client-go v0[.]\([0-9]*\)[.].*/\1/p' "$$gomod")" && \
+	  test -n "$$minor" && \
+	  scripts/run-logged.sh "building helm $(HELM_VERSION)" -- go install \
+	  -ldflags "$(call HELM_LDFLAGS,1,$$minor)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 # Prometheus' own release builds stamp the version (.promu.yml); without it `--version` is empty.
 PROMETHEUS_LDFLAGS = -X github.com/prometheus/common/version.Version=$(shell \

@@ -22,8 +22,6 @@ MONITORING_APIS = (
     "monitoring.coreos.com/v1/ServiceMonitor",
     "monitoring.coreos.com/v1/PrometheusRule",
 )
-# `helm template` has no cluster to ask; the chart requires >= 1.31.
-KUBE_VERSION = "1.31.0"
 
 Manifest = dict[str, Any]
 
@@ -91,7 +89,7 @@ class Helm:
         release: str,
         api_versions: Sequence[str] = (),
     ) -> list[str]:
-        args = ["template", release, str(chart), "--kube-version", KUBE_VERSION]
+        args = ["template", release, str(chart)]
         if values is not None:
             args += ["-f", str(self.values_file(values))]
         for item in sets:

@@ -170,7 +170,7 @@ class Release:
         """The manifests `helm template` renders for this release with `values` (merged with
         the test images, as install does)."""
         values_file = str(self._values_file(values))
-        # helm template assumes an old Kubernetes unless told the cluster's.
+        # As install renders: for the cluster's Kubernetes, not the one helm assumes without one.
         version = json.loads(self.kube("version", "-o", "json"))["serverVersion"]["gitVersion"]
         argv = ["template", self.name, str(CHART), "-f", values_file, "--kube-version", version]
         out = self.helm(*argv, *extra).stdout
