@@ -30,7 +30,9 @@ PY := $(VENV)/bin/python
 export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export GOBIN := $(BIN)
 
-PY_SOURCES := images/worker/src tests bench
+PY_SOURCES := images/worker/src tests bench scripts
+# What the docs' link check reads: every path and anchor they name must exist.
+DOC_FILES := README.md chart/README.md chart/values.yaml chart/templates/NOTES.txt
 
 ##@ General
 
@@ -52,10 +54,14 @@ $(VENV)/.installed: images/worker/pyproject.toml requirements-dev.txt
 venv: $(VENV)/.installed ## Create .venv with the wq package (editable) and the test tools.
 
 .PHONY: lint
-lint: venv lint-shell lint-workflows ## Lint and type-check: shellcheck, actionlint, ruff check, ruff format --check, mypy --strict.
+lint: venv lint-shell lint-workflows lint-docs ## Lint and type-check: shellcheck, actionlint, the docs' links, ruff check, ruff format --check, mypy --strict.
 	$(PY) -m ruff check $(PY_SOURCES)
 	$(PY) -m ruff format --check $(PY_SOURCES)
-	$(PY) -m mypy images/worker/src/wq
+	$(PY) -m mypy images/worker/src/wq scripts/check_links.py
+
+.PHONY: lint-docs
+lint-docs: venv ## Every path and anchor that the READMEs, values.yaml and NOTES.txt name exists.
+	$(PY) scripts/check_links.py $(DOC_FILES)
 
 .PHONY: lint-shell
 lint-shell: ## shellcheck every shell script (*.sh and sh/bash shebangs git knows of).
@@ -79,8 +85,8 @@ fmt: venv ## Format and auto-fix Python sources.
 	$(PY) -m ruff check --fix $(PY_SOURCES)
 
 .PHONY: test-unit
-test-unit: venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers).
-	$(PY) -m pytest tests/unit
+test-unit: venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers); the docs' checks.
+	$(PY) -m pytest tests/unit tests/docs
 
 # A few minutes each to build, once (the Go build cache keeps them for a rebuild).
 $(BIN)/rclone:
