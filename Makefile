@@ -90,8 +90,8 @@ fmt: venv ## Format and auto-fix Python sources.
 	$(PY) -m ruff check --fix $(PY_SOURCES)
 
 .PHONY: test-unit
-test-unit: prereqs venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers); the docs' checks.
-	$(PY) -m pytest tests/unit tests/docs
+test-unit: prereqs venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers); the docs' checks; every benchmark at a tiny size.
+	$(PY) -m pytest tests/unit tests/docs tests/bench
 
 # A few minutes each to build, once (the Go build cache keeps them for a rebuild).
 $(BIN)/rclone:
