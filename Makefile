@@ -30,7 +30,9 @@ PY := $(VENV)/bin/python
 export PATH := $(BIN):$(VENV)/bin:$(PATH)
 export GOBIN := $(BIN)
 
-PY_SOURCES := images/worker/src tests bench
+PY_SOURCES := images/worker/src tests bench scripts
+# What the docs' link check reads: every path and anchor they name must exist.
+DOC_FILES := README.md chart/README.md chart/values.yaml chart/templates/NOTES.txt
 
 ##@ General
 
@@ -42,6 +44,11 @@ help: ## Show this help.
 
 ##@ Development
 
+# Cheap when all is there; .ci/run and the GitHub workflow run the same script.
+.PHONY: prereqs
+prereqs: ## Install the host's redis-server, redis-tools and shellcheck where missing (apt-get, as root).
+	@scripts/host-prereqs.sh
+
 $(VENV)/.installed: images/worker/pyproject.toml requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -52,21 +59,25 @@ $(VENV)/.installed: images/worker/pyproject.toml requirements-dev.txt
 venv: $(VENV)/.installed ## Create .venv with the wq package (editable) and the test tools.
 
 .PHONY: lint
-lint: venv lint-shell lint-workflows ## Lint and type-check: shellcheck, actionlint, ruff check, ruff format --check, mypy --strict.
+lint: prereqs venv lint-shell lint-workflows lint-docs ## Lint and type-check: shellcheck, actionlint, the docs' links, ruff check, ruff format --check, mypy --strict.
 	$(PY) -m ruff check $(PY_SOURCES)
 	$(PY) -m ruff format --check $(PY_SOURCES)
-	$(PY) -m mypy images/worker/src/wq
+	$(PY) -m mypy images/worker/src/wq scripts/check_links.py
+
+.PHONY: lint-docs
+lint-docs: venv ## Every path and anchor that the READMEs, values.yaml and NOTES.txt name exists.
+	$(PY) scripts/check_links.py $(DOC_FILES)
 
 .PHONY: lint-shell
-lint-shell: ## shellcheck every shell script (*.sh and sh/bash shebangs git knows of).
+lint-shell: prereqs ## shellcheck every shell script (*.sh and sh/bash shebangs git knows of).
 	scripts/lint-shell.sh
 
 # The GitHub workflow cannot run here (no GitHub, no registry), so actionlint is its only check.
 # actionlint skips the shell of `run:` blocks without a word when shellcheck is missing: refuse.
 .PHONY: lint-workflows
-lint-workflows: $(BIN)/actionlint ## actionlint (with shellcheck on run: blocks) on .github/workflows.
+lint-workflows: prereqs $(BIN)/actionlint ## actionlint (with shellcheck on run: blocks) on .github/workflows.
 	@command -v shellcheck >/dev/null 2>&1 || \
-	  { echo "shellcheck not found: apt-get install shellcheck (.ci/run does)" >&2; exit 1; }
+	  { echo "shellcheck not found: apt-get install shellcheck (make prereqs does)" >&2; exit 1; }
 	$(BIN)/actionlint .github/workflows/*.yml
 
 $(BIN)/actionlint:
@@ -79,8 +90,8 @@ fmt: venv ## Format and auto-fix Python sources.
 	$(PY) -m ruff check --fix $(PY_SOURCES)
 
 .PHONY: test-unit
-test-unit: venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers).
-	$(PY) -m pytest tests/unit
+test-unit: prereqs venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers); the docs' checks; every benchmark at a tiny size.
+	$(PY) -m pytest tests/unit tests/docs tests/bench
 
 # A few minutes each to build, once (the Go build cache keeps them for a rebuild).
 $(BIN)/rclone:
@@ -92,11 +103,11 @@ $(BIN)/fake-gcs-server:
 	  go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)
 
 .PHONY: test-stress
-test-stress: venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit and fault suites 3 times in a row with every core kept busy (ROUNDS=3).
+test-stress: prereqs venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit and fault suites 3 times in a row with every core kept busy (ROUNDS=3).
 	PYTHON=$(PY) ROUNDS=$${ROUNDS:-3} scripts/test-stress.sh
 
 .PHONY: test-fast
-test-fast: lint test-unit test-chart chart-docs-check ## Every test that needs no cluster.
+test-fast: prereqs lint test-unit test-chart chart-docs-check ## Every test that needs no cluster.
 
 .PHONY: test
 test: test-fast e2e ## Every test: lint, unit, chart, and the e2e suite on a kind cluster.
@@ -297,7 +308,7 @@ e2e: venv wheelhouse tools $(BIN)/promtool $(BIN)/prometheus $(BIN)/rclone ## e2
 	$(E2E_ENV) scripts/e2e.sh $(E2E_ARGS)
 
 .PHONY: demo
-demo: venv wheelhouse tools ## The docs' nine fruits on kind: install, live progress, final `wq status`.
+demo: prereqs venv wheelhouse tools ## The docs' nine fruits on kind: install, live progress, final `wq status`.
 	$(E2E_ENV) scripts/demo.sh
 
 ##@ Cleaning
@@ -319,14 +330,14 @@ clean-cache: ## Remove ~/.cache/wq (node image inputs, binaries) and the images 
 ##@ Benchmark
 
 .PHONY: bench
-bench: venv ## Per-item overhead vs the docs' client and redis-benchmark's ceiling.
+bench: prereqs venv ## Per-item overhead vs the docs' client and redis-benchmark's ceiling.
 	$(PY) bench/throughput.py --out bench/results
 
 # Not part of `make test`: minutes, and gigabytes of temporary files.
 .PHONY: scale
-scale: venv wheelhouse tools ## Scale figures: seeding 10M items from a file URL (bar 30 s), Redis bytes per item (bar: item + 8), a 10M range run on kind.
+scale: prereqs venv wheelhouse tools ## Scale figures: seeding 10M items from a file URL (bar 30 s), Redis bytes per item (bar: item + 8), a 10M range run on kind.
 	$(E2E_ENV) $(PY) bench/scale.py --out bench/results --kind
 
 .PHONY: chaos
-chaos: venv ## 20k items under a SIGKILL every 2 s for 60 s: items lost, extra runs, recovery time.
+chaos: prereqs venv ## 20k items under a SIGKILL every 2 s for 60 s: items lost, extra runs, recovery time.
 	$(PY) bench/chaos.py --out bench/results

@@ -10,12 +10,13 @@ Starts a private redis-server on loopback, then for each worker count W:
   - docs: fills a plain list with the same count, runs W processes of the docs' client
     protocol (docs_client.py), measures items/s from the first pop to empty;
 and reports redis-benchmark's ceiling on the same server (one request per round trip, and
-pipelined), the time to seed 1M items, and the slowest single Redis call of each operation
-that handles a whole 1M-item run (seed, retry-dead, adopt, purge): Redis serves one call at a
-time, so that is how long every worker waits behind it. Writes a table (results.md,
-results.json) and a plot (throughput.png) into --out.
+pipelined), the time to seed 1M items (--run-items), and the slowest single Redis call of
+each operation that handles a whole run of as many (seed, retry-dead, adopt, purge): Redis
+serves one call at a time, so that is how long every worker waits behind it. Writes a table
+(results.md, results.json) and a plot (throughput.png) into --out.
 
     python bench/throughput.py --out bench/results [--items 1000000] [--workers 1,2,4,8]
+        [--docs-items 20000] [--run-items 1000000] [--benchmark-requests 200000]
     python bench/throughput.py --wq-only --workers 4 --repeat 3   # A/B of wq alone
 
 The workers import `wq` like this script does, so PYTHONPATH=OTHER/src runs another version
@@ -145,10 +146,11 @@ def run_docs(server: Server, items: int, workers: int, tag: str) -> float:
     finished = server.now()
     for p in procs:
         p.wait(60)
-    return items / (finished - started)
+    # A tiny list can empty between two reads of the clock: at least a microsecond.
+    return items / max(finished - started, 1e-6)
 
 
-def redis_benchmark(server: Server, clients: int, pipeline: int) -> float:
+def redis_benchmark(server: Server, clients: int, pipeline: int, requests: int) -> float:
     """redis-benchmark's LPUSH+LPOP rate on the same server: its ceiling for list traffic."""
     out = subprocess.run(
         [
@@ -158,7 +160,7 @@ def redis_benchmark(server: Server, clients: int, pipeline: int) -> float:
             "-t",
             "lpush,lpop",
             "-n",
-            "200000",
+            str(requests),
             "-c",
             str(clients),
             "-P",
@@ -173,9 +175,8 @@ def redis_benchmark(server: Server, clients: int, pipeline: int) -> float:
     return sum(rates) / len(rates)
 
 
-def seed_million(server: Server, workdir: Path) -> dict[str, float]:
-    """Seeding 1M string items: through the library, and `wq seed` on a lines file."""
-    n = 1_000_000
+def seed_million(server: Server, workdir: Path, n: int) -> dict[str, float]:
+    """Seeding n (1M) string items: through the library, and `wq seed` on a lines file."""
     items = [encode(f"item-{i}") for i in range(n)]
     queue = open_queue(ConnectionConfig(redis_url=server.url, run_id="bench-seed", redis_wait=10))
     started = time.perf_counter()
@@ -316,6 +317,15 @@ def main() -> None:
         "--wq-only", action="store_true", help="only the wq runs: no docs client, no extras"
     )
     parser.add_argument("--repeat", type=int, default=1, help="wq runs per worker count")
+    parser.add_argument(
+        "--run-items",
+        type=int,
+        default=1_000_000,
+        help="items of the runs that seeding and the whole-run calls are measured on",
+    )
+    parser.add_argument(
+        "--benchmark-requests", type=int, default=200_000, help="redis-benchmark's -n"
+    )
     args = parser.parse_args()
     if args.wq_only:
         with tempfile.TemporaryDirectory() as tmp:
@@ -341,8 +351,8 @@ def main() -> None:
         server = Server(Path(tmp))
         try:
             ceiling = {
-                "unpipelined": redis_benchmark(server, 4, 1),
-                "pipelined": redis_benchmark(server, 4, 32),
+                "unpipelined": redis_benchmark(server, 4, 1, args.benchmark_requests),
+                "pipelined": redis_benchmark(server, 4, 32, args.benchmark_requests),
             }
             rows = []
             for w in (int(x) for x in args.workers.split(",")):
@@ -367,8 +377,8 @@ def main() -> None:
                     f"redis_cpu={measured['cpu_us']:.2f}us/item keys={measured['bytes']:.1f}B/item",
                     flush=True,
                 )
-            seeding = seed_million(server, Path(tmp))
-            calls = whole_run_calls(server)
+            seeding = seed_million(server, Path(tmp), args.run_items)
+            calls = whole_run_calls(server, args.run_items)
         finally:
             server.stop()
 
@@ -377,10 +387,12 @@ def main() -> None:
         "items": args.items,
         "ceiling": ceiling,
         "rows": rows,
+        "run_items": args.run_items,
         "seed_1m": seeding,
         "calls_1m": calls,
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    run_items = "1M" if args.run_items == 1_000_000 else f"{args.run_items:,}"
     table = [
         f"{args.items:,} no-op items per wq run on {os.cpu_count()} cores, one redis-server "
         "on loopback. Redis CPU: the server's user + system time over the run, per item. "
@@ -401,10 +413,12 @@ def main() -> None:
         "",
         f"redis-benchmark LPUSH/LPOP ceiling, 4 clients: {ceiling['unpipelined']:,.0f} req/s "
         f"(1 request per round trip), {ceiling['pipelined']:,.0f} req/s (pipelined x32).",
-        f"Seeding 1M items: {seeding['library_s']:.2f}s through the library, "
-        f"{seeding['cli_s']:.2f}s with `wq seed --items-file` (1M lines, incl. start-up).",
+        f"Seeding {run_items} items: {seeding['library_s']:.2f}s through the library, "
+        f"{seeding['cli_s']:.2f}s with `wq seed --items-file` ({run_items} lines, incl. "
+        "start-up).",
         "",
-        f"Slowest single Redis call of an operation on a 1M-item run (bar: {CALL_BAR_MS:g} ms):",
+        f"Slowest single Redis call of an operation on a {run_items}-item run "
+        f"(bar: {CALL_BAR_MS:g} ms):",
         "",
         "| operation | slowest call ms | that call | calls over the bar | seconds in all |",
         "|---|---:|---|---:|---:|",

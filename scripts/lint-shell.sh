@@ -36,7 +36,7 @@ main() {
     return 0
   fi
   command -v shellcheck >/dev/null 2>&1 ||
-    { log "ERROR: shellcheck not found: apt-get install shellcheck (.ci/run does)"; exit 1; }
+    { log "ERROR: shellcheck not found: apt-get install shellcheck (make prereqs does)"; exit 1; }
   # -x: follow the `source`d lib.sh (paths in the directives are from the repo root).
   shellcheck -x "${scripts[@]}"
 }

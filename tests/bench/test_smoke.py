@@ -1,0 +1,108 @@
+"""Every benchmark entry point runs, at a tiny size, and prints its figures: `make bench`
+(bench/throughput.py), `make chaos` (bench/chaos.py) and the parts of `make scale`
+(bench/scale.py) that need no cluster. They are minutes long at their real sizes and run by
+hand, so without this they rot unseen (make chaos read a hash the ledger had replaced).
+
+Each runs as `make` runs it, a subprocess of this interpreter, each with its own redis-server.
+Their figures at this size mean nothing: what is checked is that every one is there, and
+what does not depend on the machine's speed (no item lost, the ledger exact, the counts)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Seconds a tiny run may take on a loaded 2-core machine; they take 5-15 s.
+DEADLINE_S = 300
+
+
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        check=False,
+    )
+    assert result.returncode == 0, f"{script} exited {result.returncode}:\n{result.stderr}"
+    return result
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.timeout(DEADLINE_S + 30)
+def test_throughput(tmp_path: Path) -> None:
+    result = run_bench(
+        "throughput.py",
+        *("--items", "2000", "--docs-items", "200", "--workers", "2"),
+        *("--run-items", "2000", "--benchmark-requests", "2000", "--out", str(tmp_path)),
+    )
+    table = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert table in result.stdout
+    assert "| workers | wq items/s | Redis CPU us/item |" in table
+    assert "redis-benchmark LPUSH/LPOP ceiling, 4 clients: " in table
+    assert "Seeding 2,000 items: " in table
+    assert "Slowest single Redis call of an operation on a 2,000-item run" in table
+    assert (tmp_path / "throughput.png").stat().st_size > 0
+    results = read_json(tmp_path / "results.json")
+    [row] = results["rows"]
+    assert row["workers"] == 2
+    for figure in ("wq", "cpu_us", "workers_cpu_us", "bytes", "docs"):
+        assert row[figure] > 0, figure
+    assert set(results["calls_1m"]) == {"seed", "retry-dead", "adopt", "purge"}
+    assert all(call["slowest_ms"] > 0 for call in results["calls_1m"].values())
+
+
+@pytest.mark.timeout(DEADLINE_S + 30)
+def test_chaos(tmp_path: Path) -> None:
+    # 100 items of at least 20 ms on 2 workers take at least 1 s once the first starts, so a
+    # kill every 0.5 s finds one busy: one kill, then the run finishes.
+    result = run_bench(
+        "chaos.py",
+        *("--items", "100", "--workers", "2", "--lease", "1", "--every", "0.5", "--kills", "1"),
+        *("--no-bars", "--out", str(tmp_path)),
+    )
+    for measure in (
+        "| kills (SIGKILL, replaced) | 1 |",
+        "| items lost (bar: 0) | 0 |",
+        "| dead items | 0 |",
+        "| ledger (wq status --check) | every position accounted for once: 100 done + 0 dead "
+        "= 100 total |",
+        "| extra executions per kill (bar: <= 1) | ",
+        "| longest kill -> rerun (bar: <= 2 s) | ",
+        "| run time | ",
+        "| worker exit codes | 0 |",
+    ):
+        assert measure in result.stdout
+    figures = read_json(tmp_path / "chaos.json")
+    assert (figures["kills"], figures["items_lost"], figures["dead"]) == (1, 0, 0)
+
+
+@pytest.mark.timeout(DEADLINE_S + 30)
+def test_scale_without_kind(tmp_path: Path) -> None:
+    result = run_bench(
+        "scale.py",
+        *("--items", "2000", "--sizes", "16", "--memory-items", "2000", "--no-bars"),
+        *("--out", str(tmp_path)),
+    )
+    report = (tmp_path / "scale.md").read_text(encoding="utf-8")
+    assert report in result.stdout
+    for section in (
+        "(a) wq seed --items-url file:// of a file of lines",
+        "(b) Redis memory per pending item",
+        "(c) range run on kind, the chart's default Redis memory",
+    ):
+        assert section in report
+    figures = read_json(tmp_path / "scale.json")
+    assert [(s["mode"], s["items"]) for s in figures["seed"]] == [
+        ("all at once", 2000),
+        ("progressive", 2000),
+    ]
+    assert [m["kind"] for m in figures["memory"]] == ["list", "list, 16-112 B mixed", "range"]
+    assert figures["kind"]["ok"] == "not run"
