@@ -13,7 +13,7 @@ from wq.seed.items_source import ItemRange
 from wq.seed.seeder import seed_items, seed_range
 from wq.store import layout
 from wq.store.queue import Completions, Finished, RunQueue
-from wq.store.scripts import read_script
+from wq.store.scripts import script_source
 from wq.work.worker import EXIT_DRAINED
 
 
@@ -33,7 +33,7 @@ def hincrby_calls(queue: RunQueue) -> int:
 
 @pytest.mark.parametrize("script", ["complete", "fail"])
 def test_the_scripts_bounds_are_the_layouts(script: str) -> None:
-    found = re.search(r"local BUCKETS_MS = \{([^}]*)\}", read_script(script))
+    found = re.search(r"local BUCKETS_MS = \{([^}]*)\}", script_source(script))
     assert found is not None, f"{script}.lua holds no BUCKETS_MS"
     bounds = tuple(int(b) for b in found.group(1).replace("\n", " ").split(","))
     assert bounds == layout.DURATION_BUCKETS_MS

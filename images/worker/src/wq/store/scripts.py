@@ -1,48 +1,65 @@
 """The Lua scripts in wq/store/lua, registered once per client (EVALSHA, reloaded after a
-restart)."""
+restart).
 
+Every lua/*.lua is a script, registered under its file name: adding one is adding its file and
+its annotation in Scripts (a test holds the two to the same set)."""
+
+from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
-SCRIPT_NAMES = (
-    "lease",
-    "complete",
-    "fail",
-    "release",
-    "renew",
-    "reap",
-    "seed",
-    "retry_dead",
-    "status",
-    "window",
-    "expire",
-    "append",
-    "seal",
-    "scaling",
-)
+LUA_SUFFIX = ".lua"
 
 
-def read_script(name: str) -> str:
-    return (resources.files("wq.store") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+def _lua_dir() -> Traversable:
+    return resources.files("wq.store") / "lua"
+
+
+@cache
+def script_names() -> tuple[str, ...]:
+    """The scripts in lua/, by file name without .lua, sorted."""
+    return tuple(
+        sorted(
+            entry.name.removesuffix(LUA_SUFFIX)
+            for entry in _lua_dir().iterdir()
+            if entry.is_file() and entry.name.endswith(LUA_SUFFIX)
+        )
+    )
+
+
+def script_source(name: str) -> str:
+    """The text of lua/NAME.lua."""
+    return (_lua_dir() / f"{name}{LUA_SUFFIX}").read_text(encoding="utf-8")
+
+
+def script_text(name: str) -> str:
+    """The text registered for script NAME: what Redis runs, and whose SHA1 it knows it by."""
+    return script_source(name)
 
 
 class Scripts:
+    """The scripts registered on one client, an attribute per lua/*.lua (annotated here, for
+    the type checker; the constructor fills them from the files)."""
+
+    append: Script
+    complete: Script
+    expire: Script
+    fail: Script
+    lease: Script
+    reap: Script
+    release: Script
+    renew: Script
+    retry_dead: Script
+    scaling: Script
+    seal: Script
+    seed: Script
+    status: Script
+    window: Script
+
     def __init__(self, client: "redis.Redis | RedisCluster") -> None:
-        loaded = {name: client.register_script(read_script(name)) for name in SCRIPT_NAMES}
-        self.lease: Script = loaded["lease"]
-        self.complete: Script = loaded["complete"]
-        self.fail: Script = loaded["fail"]
-        self.release: Script = loaded["release"]
-        self.renew: Script = loaded["renew"]
-        self.reap: Script = loaded["reap"]
-        self.seed: Script = loaded["seed"]
-        self.retry_dead: Script = loaded["retry_dead"]
-        self.status: Script = loaded["status"]
-        self.window: Script = loaded["window"]
-        self.expire: Script = loaded["expire"]
-        self.append: Script = loaded["append"]
-        self.seal: Script = loaded["seal"]
-        self.scaling: Script = loaded["scaling"]
+        for name in script_names():
+            setattr(self, name, client.register_script(script_text(name)))
