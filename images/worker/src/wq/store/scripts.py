@@ -2,11 +2,16 @@
 restart).
 
 Every lua/*.lua is a script, registered under its file name: adding one is adding its file and
-its annotation in Scripts (a test holds the two to the same set)."""
+its annotation in Scripts (a test holds the two to the same set). Each opens with a header that
+lists its KEYS and ARGV (ScriptHeader); the unit tests hold every call they make to it
+(Scripts.check_all_calls), and the scripts' bodies to it."""
 
+import re
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
+from typing import ClassVar
 
 import redis
 from redis.cluster import RedisCluster
@@ -36,14 +41,23 @@ def script_source(name: str) -> str:
     return (_lua_dir() / f"{name}{LUA_SUFFIX}").read_text(encoding="utf-8")
 
 
-def script_text(name: str) -> str:
-    """The text registered for script NAME: what Redis runs, and whose SHA1 it knows it by."""
-    return script_source(name)
+@cache
+def script_text(name: str, check_calls: bool = False) -> str:
+    """The text registered for script NAME: what Redis runs, and whose SHA1 it knows it by.
+    `check_calls`: the script first refuses KEYS and ARGV that do not fit its header."""
+    source = script_source(name)
+    guard = _call_guard(name, ScriptHeader.parse(source)) if check_calls else ""
+    return guard + source
 
 
 class Scripts:
     """The scripts registered on one client, an attribute per lua/*.lua (annotated here, for
     the type checker; the constructor fills them from the files)."""
+
+    # The unit tests set this for their whole run: every script checks, inside Redis, that
+    # each call's KEYS and ARGV fit its header, so that all the calls the tests make are
+    # checked, whatever path they take (redis-py's Script, a raw EVALSHA, a cluster client).
+    check_all_calls: ClassVar[bool] = False
 
     append: Script
     complete: Script
@@ -60,6 +74,98 @@ class Scripts:
     status: Script
     window: Script
 
-    def __init__(self, client: "redis.Redis | RedisCluster") -> None:
+    def __init__(self, client: "redis.Redis | RedisCluster", check_calls: bool = False) -> None:
+        check = check_calls or self.check_all_calls
         for name in script_names():
-            setattr(self, name, client.register_script(script_text(name)))
+            setattr(self, name, client.register_script(script_text(name, check)))
+
+
+# Script headers: the comment a script opens with lists its inputs, one entry a line.
+_ENTRY = re.compile(r"-- (KEYS|ARGV)\[([^\]]+)\] +(\S+)(.*)")
+_TAIL = re.compile(r"(\d*)[^.]*\.\.")
+OPTIONAL = "(optional"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A script's KEYS or ARGV, as its header lists them."""
+
+    names: tuple[str, ...]  # of entries 1, 2, ... in order, the optional ones included
+    required: int  # how many of them every call gives (the rest are optional)
+    tail: tuple[str, ...] = ()  # entries after those, any number of them (e.g. ARGV[4..])
+
+    def fits(self, given: int) -> bool:
+        return self.required <= given and (bool(self.tail) or given <= len(self.names))
+
+    def __str__(self) -> str:
+        if self.tail:
+            return f"at least {self.required}"
+        if self.required < len(self.names):
+            return f"{self.required} to {len(self.names)}"
+        return str(self.required)
+
+
+@dataclass(frozen=True)
+class ScriptHeader:
+    """The inputs a script's header lists. An entry is a line `-- KEYS[n] name  what it is`
+    (or ARGV), continued on lines that do not start an entry. Entries are numbered from 1; an
+    entry whose description opens with "(optional" may be left out, with the ones after it; a
+    range (`ARGV[4..]`, `ARGV[6..5+N]`, `ARGV[6+N..]`) starts a variadic tail."""
+
+    keys: Inputs
+    argv: Inputs
+
+    @classmethod
+    def parse(cls, source: str) -> "ScriptHeader":
+        entries: dict[str, list[tuple[str, str, str]]] = {"KEYS": [], "ARGV": []}
+        for line in source.splitlines():
+            if not line.startswith("--"):
+                break  # the header is the comment the script opens with
+            if entry := _ENTRY.fullmatch(line):
+                kind, index, name, rest = entry.groups()
+                entries[kind].append((index, name, rest.strip()))
+        return cls(keys=_inputs("KEYS", entries["KEYS"]), argv=_inputs("ARGV", entries["ARGV"]))
+
+
+def _inputs(kind: str, entries: list[tuple[str, str, str]]) -> Inputs:
+    names: list[str] = []
+    tail: list[str] = []
+    required: int | None = None
+    for index, name, description in entries:
+        if ".." in index:
+            start = _TAIL.match(index)
+            if not tail and (start is None or start.group(1) != str(len(names) + 1)):
+                raise ValueError(f"{kind}[{index}] does not follow {kind}[{len(names)}]")
+            tail.append(name)
+            continue
+        if tail or index != str(len(names) + 1):
+            raise ValueError(f"{kind}[{index}] is out of order")
+        if description.startswith(OPTIONAL):
+            required = len(names) if required is None else required
+        elif required is not None:
+            raise ValueError(f"{kind}[{index}] is required after an optional entry")
+        names.append(name)
+    return Inputs(
+        names=tuple(names),
+        required=len(names) if required is None else required,
+        tail=tuple(tail),
+    )
+
+
+def _call_guard(name: str, header: ScriptHeader) -> str:
+    """Lua that refuses a call whose KEYS or ARGV do not fit the header."""
+    checks = []
+    for array, inputs in (("KEYS", header.keys), ("ARGV", header.argv)):
+        if inputs.required:
+            checks.append(f"#{array} < {inputs.required}")
+        if not inputs.tail:
+            checks.append(f"#{array} > {len(inputs.names)}")
+    if not checks:
+        return ""
+    wanted = f"its header takes {header.keys} KEYS and {header.argv} ARGV"
+    return (
+        f"if {' or '.join(checks)} then\n"
+        f"  return redis.error_reply(string.format('{name}.lua was given %d KEYS and %d ARGV; "
+        f"{wanted}', #KEYS, #ARGV))\n"
+        "end\n"
+    )

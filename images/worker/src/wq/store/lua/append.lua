@@ -11,7 +11,7 @@
 --
 -- KEYS[1] meta   hash: seeded, total, open, chunk, progress, progress_digest, seeder_ms
 -- KEYS[2] items  hash: field -> `chunk` items as JSON joined by newlines
--- ARGV[1] total  the run's total the chunk was laid out for: its first item's position
+-- ARGV[1] expected  the run's total the chunk was laid out for: its first item's position
 -- ARGV[2] count  items in the chunk
 -- ARGV[3] progress   '' for a plain append; else the items of the progressive seeder's
 --                    source in before this chunk, as the seeder read it from meta

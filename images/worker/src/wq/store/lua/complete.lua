@@ -18,7 +18,7 @@
 -- ARGV[1] token     the worker's lease token
 -- ARGV[2] worker    worker id, recorded by its number
 -- ARGV[3] known     '1': the attempt numbers below are known; '0': count them here
--- ARGV[4] per item  6 bytes per position, in the order of the positions: attempt number
+-- ARGV[4] per_item  6 bytes per position, in the order of the positions: attempt number
 --                   (2 bytes) and milliseconds the attempt took (4 bytes, 0xFFFFFFFF: not
 --                   known), big-endian (wq/layout.py ATTEMPT_FORMAT)
 -- ARGV[5] N         how many positions follow

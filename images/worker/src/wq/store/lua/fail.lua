@@ -13,8 +13,12 @@
 -- KEYS[8] ledger    hash: field -> 32 packed records
 -- KEYS[9] workers   hash: worker id -> its number in records
 -- KEYS[10] durations hash: bucket -> attempts, and sum_ms (wq/layout.py)
--- ARGV[1] token  ARGV[2] position  ARGV[3] error text  ARGV[4] max_attempts
--- ARGV[5] worker id ('': not known)  ARGV[6] milliseconds the attempt took (0xFFFFFFFF: not known)
+-- ARGV[1] token         the worker's lease token
+-- ARGV[2] p             the item's position
+-- ARGV[3] err           error text
+-- ARGV[4] max_attempts  attempts an item gets before it is dead-lettered
+-- ARGV[5] worker        worker id ('': not known)
+-- ARGV[6] ms            milliseconds the attempt took (UNKNOWN_MS: not known)
 --
 -- Returns 'retry', 'dead' or 'stale'.
 

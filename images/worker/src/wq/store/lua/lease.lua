@@ -15,7 +15,7 @@
 -- KEYS[5] leases    zset: "position:token" -> deadline (ms)
 -- KEYS[6] attempts  hash: position -> attempts charged so far (absent: 0)
 -- KEYS[7] solo      hash: position -> token of a lease holding that item alone
--- ARGV[1] count     how many items the worker wants (0 = only report the state)
+-- ARGV[1] want      how many items the worker wants (0 = only report the state)
 -- ARGV[2] lease_ms  lease length in milliseconds
 -- ARGV[3] token     token for this lease (fences late results)
 --

@@ -15,7 +15,8 @@
 -- KEYS[7] solo      hash: position -> token of a lease holding that item alone
 -- KEYS[8] deaths    hash: position -> times its worker died while running it alone
 -- KEYS[9] ledger    hash: field -> 32 packed records
--- ARGV[1] max_attempts  ARGV[2] limit (most leases reclaimed in one call)
+-- ARGV[1] max_attempts  attempts an item gets before it is dead-lettered
+-- ARGV[2] limit         most leases reclaimed in one call
 --
 -- Returns {requeued, dead_lettered}.
 

@@ -1,7 +1,8 @@
 -- renew.lua: heartbeat. Push the deadline of every position this token still holds.
 --
 -- KEYS[1] leases  zset: "position:token" -> deadline
--- ARGV[1] token  ARGV[2] lease_ms
+-- ARGV[1] token     the worker's lease token
+-- ARGV[2] lease_ms  new lease length from now, in milliseconds
 -- ARGV[3..] positions
 --
 -- Returns the positions the token no longer holds (their leases were lost).

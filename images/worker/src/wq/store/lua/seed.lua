@@ -10,12 +10,18 @@
 --                  seeded, open, open_digest
 -- KEYS[2] items    hash: field -> `chunk` items as JSON joined by newlines
 -- KEYS[3] staging  hash filled by this seeder (may be absent for an empty or range run)
--- KEYS[4] source   (adoptions only) the plain list the staging hash was copied from
--- ARGV[1] total  ARGV[2] kind ('list' or 'range')  ARGV[3] range_start  ARGV[4] range_step
--- ARGV[5] chunk (items per field of the items hash)  ARGV[6] digest of the items
--- ARGV[7] storage format of the run's keys (layout.STORAGE_FORMAT, OPEN_FORMAT)
--- ARGV[8] '1': seed the run open (the digest is then stored as open_digest), '0': sealed
--- ARGV[9] (adoptions only) how many items were copied from the list
+-- KEYS[4] source   (optional: adoptions only) the plain list the staging hash was copied
+--                  from
+-- ARGV[1] total        items in the run
+-- ARGV[2] kind         'list' or 'range'
+-- ARGV[3] range_start  (a range run's; '' or anything for a list run)
+-- ARGV[4] range_step
+-- ARGV[5] chunk        items per field of the items hash
+-- ARGV[6] digest       digest of the items
+-- ARGV[7] format       storage format of the run's keys (layout.STORAGE_FORMAT, OPEN_FORMAT)
+-- ARGV[8] open         '1': seed the run open (the digest is then stored as open_digest),
+--                      '0': sealed
+-- ARGV[9] copied       (optional: adoptions only) how many items were copied from the list
 --
 -- Returns 1 if this call seeded the run, 0 if the run was already seeded, -1 if the list
 -- being adopted changed length (nothing is committed; the staging hash is dropped).
