@@ -1,14 +1,33 @@
 """The Lua scripts as wq.store.scripts loads them: each lua/*.lua registered, typed."""
 
 import re
+import struct
+import tomllib
+from pathlib import Path
 from typing import get_type_hints
 
 import pytest
 import redis
 from redis.commands.core import Script
 
+import wq.store
+from wq.store import layout
 from wq.store.queue import RunQueue
-from wq.store.scripts import Inputs, ScriptHeader, Scripts, script_names, script_source
+from wq.store.scripts import (
+    Inputs,
+    ScriptHeader,
+    Scripts,
+    definitions,
+    layout_constants,
+    lib_definitions,
+    lua_code,
+    lua_literal,
+    lua_names,
+    prelude,
+    script_names,
+    script_source,
+    script_text,
+)
 
 
 def test_every_script_file_has_its_annotation_and_every_annotation_its_file() -> None:
@@ -29,19 +48,12 @@ def test_each_script_is_registered_as_its_attribute_and_compiles(client: "redis.
         assert client.script_load(script.script) == script.sha
 
 
-# A little Lua lexing, enough for these scripts: comments and strings blanked out (no long
-# brackets: a test below makes sure none is used), top-level `local` statements, whose
-# continuation lines are indented.
-_COMMENT_OR_STRING = re.compile(r"--[^\n]*|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+# A little more Lua lexing than scripts.lua_code's, enough for these scripts: top-level `local`
+# statements, whose continuation lines are indented.
 _LOCAL = re.compile(r"^local ([\w, ]+?) *=(.*(?:\n .*)*)", re.MULTILINE)
 _INPUT = re.compile(r"\b(KEYS|ARGV)\[(\d+)\]")
 # The forms a script binds an input in: ARGV[n], tonumber(ARGV[n]), ARGV[n] == '1'.
 _BOUND = re.compile(r"(?:tonumber\()?(KEYS|ARGV)\[(\d+)\]\)?(?: == .*)?")
-
-
-def code(source: str) -> str:
-    """The source with comments removed and every string literal emptied."""
-    return _COMMENT_OR_STRING.sub(lambda m: "" if m.group().startswith("--") else "''", source)
 
 
 def split_top_level(expressions: str) -> list[str]:
@@ -57,7 +69,7 @@ def split_top_level(expressions: str) -> list[str]:
 def bindings(source: str) -> dict[tuple[str, int], str]:
     """(KEYS or ARGV, n) -> the local a script binds that input to at its top."""
     bound = {}
-    for statement in _LOCAL.finditer(code(source)):
+    for statement in _LOCAL.finditer(lua_code(source)):
         names = [n.strip() for n in statement.group(1).split(",")]
         for name, expression in zip(names, split_top_level(statement.group(2)), strict=False):
             if found := _BOUND.fullmatch(expression):
@@ -94,7 +106,7 @@ def test_a_script_reads_its_inputs_at_its_top_and_only_those_its_header_lists(na
     script (never raw in its body), each entry of the header is read, and none past it."""
     source = script_source(name)
     header = ScriptHeader.parse(source)
-    body = code(source)
+    body = lua_code(source)
     read = set()
     for statement in _LOCAL.finditer(body):
         read |= {(a, int(n)) for a, n in _INPUT.findall(statement.group(0))}
@@ -111,15 +123,8 @@ def test_a_variadic_tail_starts_where_the_header_says(name: str) -> None:
     """A script reads its ARGV tail from a named index (`local FIRST_POSITION = 6`): right
     after the header's named entries."""
     header = ScriptHeader.parse(script_source(name))
-    starts = re.findall(r"^local FIRST_\w+ = (\d+)$", code(script_source(name)), re.MULTILINE)
+    starts = re.findall(r"^local FIRST_\w+ = (\d+)$", lua_code(script_source(name)), re.MULTILINE)
     assert [int(s) for s in starts] == [len(header.argv.names) + 1]
-
-
-@pytest.mark.parametrize("name", script_names())
-def test_no_script_uses_long_brackets(name: str) -> None:
-    """The lexing above does not know Lua's [[long strings]] and --[[block comments]]."""
-    assert "[[" not in script_source(name)
-    assert "[=" not in script_source(name)
 
 
 def test_a_header_lists_named_optional_and_variadic_inputs() -> None:
@@ -184,3 +189,144 @@ def test_the_unit_tests_check_every_call_of_every_script(queue: RunQueue) -> Non
     opens with it."""
     for name in script_names():
         assert getattr(queue.scripts, name).script.startswith("if #KEYS "), name
+
+
+# The prelude.
+
+STORE = Path(wq.store.__file__).parent
+CONSTANT = re.compile(r"[A-Z][A-Z0-9_]*")
+_DEFINED = re.compile(r"\blocal (?:function )?([\w, ]+)")
+
+
+def lib_sources() -> dict[str, str]:
+    return {f"lib/{p.name}": p.read_text() for p in sorted((STORE / "lua" / "lib").glob("*.lua"))}
+
+
+def all_lua() -> dict[str, str]:
+    """Every Lua file by its path under lua/: the scripts and lua/lib."""
+    return {**{f"{n}.lua": script_source(n) for n in script_names()}, **lib_sources()}
+
+
+def defined_in(source: str) -> set[str]:
+    """The names Lua source defines with `local` (not loop variables or parameters)."""
+    found = _DEFINED.findall(lua_code(source))
+    return {name.strip() for names in found for name in names.split(",")}
+
+
+def prelude_names() -> set[str]:
+    return {d.name for d in definitions()}
+
+
+def test_the_preludes_constants_are_the_layouts_values(client: "redis.Redis") -> None:
+    """Evaluated by Redis's Lua: each constant of layout.py as a script gets it."""
+    names = list(layout_constants())
+    assert {"RECORD_FORMAT", "UNKNOWN_MS", "DURATION_BUCKETS_MS", "SEPARATOR"} <= set(names)
+    got = client.eval(prelude(names) + f"return {{{', '.join(names)}}}", 0)
+    values = [getattr(layout, n) for n in names]
+    wanted = [list(v) if isinstance(v, tuple) else v for v in values]
+    assert dict(zip(names, got, strict=True)) == dict(zip(names, wanted, strict=True))
+
+
+def test_only_values_lua_holds_exactly_become_constants() -> None:
+    assert lua_literal(True) is None
+    assert lua_literal(0.5) is None
+    assert lua_literal(2**53) is None
+    assert lua_literal((1, 0.5)) is None
+    assert lua_literal((5, "a'\\\n")) == r"{5, 'a\039\092\010'}"
+    assert "DURATION_BUCKETS_S" not in layout_constants()  # floats
+    assert "SCALING_FIELDS" in layout_constants()
+
+
+def test_a_record_packed_in_lua_is_one_python_reads(redis_url: str) -> None:
+    """RECORD_FORMAT is Lua's struct notation: packed whole (fail.lua, reap.lua) or in parts
+    (complete.lua: state, the bytes a worker sent, the call's tail), a record is the same
+    RECORD_WIDTH bytes, and layout.split_records reads it back."""
+    raw = redis.Redis.from_url(redis_url)  # replies as bytes
+    lua = """return {
+      struct.pack(RECORD_FORMAT, DEAD + HAS_OUTPUT, 3, 1234, 70000, 1700000000123),
+      string.char(DEAD + HAS_OUTPUT) .. struct.pack(ATTEMPT_FORMAT, 3, 1234)
+        .. struct.pack(RECORD_TAIL_FORMAT, 70000, 1700000000123),
+      #struct.pack(ATTEMPT_FORMAT, 0, 0)}"""
+    whole, in_parts, attempt_width = raw.eval(prelude(lua_names(lua)) + lua, 0)
+    raw.close()
+    assert whole == in_parts
+    assert len(whole) == layout.RECORD_WIDTH
+    assert attempt_width == layout.ATTEMPT_WIDTH
+    assert whole[1 : 1 + attempt_width] == struct.pack(layout.ATTEMPT_FORMAT, 3, 1234)
+    assert layout.split_records(whole) == [
+        layout.Record(
+            state=layout.DEAD,
+            has_output=True,
+            attempts=3,
+            worker=70000,
+            duration_ms=1234,
+            finished_ms=1700000000123,
+        )
+    ]
+
+
+def test_put_record_rewrites_one_record_of_its_field(redis_url: str, run_id: str) -> None:
+    raw = redis.Redis.from_url(redis_url)
+    key = f"{run_id}:ledger"
+    lua = "put_record(KEYS[1], ARGV[1], ARGV[2] == '' and NO_RECORD or ARGV[2])"
+    script = raw.register_script(prelude(lua_names(lua)) + lua)
+    record, width = bytes(range(1, 17)), layout.RECORD_WIDTH
+    script(keys=[key], args=[33, b""])
+    assert not raw.exists(key)  # clearing a record of a field never written writes nothing
+    script(keys=[key], args=[33, record])
+    script(keys=[key], args=["63", record])
+    assert raw.hget(key, "1") == bytes(width) + record + bytes(29 * width) + record
+    script(keys=[key], args=[33, b""])
+    assert raw.hgetall(key) == {b"1": bytes(31 * width) + record}
+    raw.close()
+
+
+def test_a_prelude_holds_what_it_is_named_for_and_what_that_names() -> None:
+    names = {n for n in re.findall(r"^local (?:function )?(\w+)", prelude({"put_record"}), re.M)}
+    assert names == {"put_record", "NO_RECORD", "RECORDS_PER_FIELD", "RECORD_WIDTH", "FIELD_WIDTH"}
+    assert prelude({"meta_key", "tonumber", "lease_ms"}) == ""
+    assert script_text("renew") == script_source("renew")  # names nothing of the prelude
+
+
+def test_prelude_definitions_come_once_each_and_after_those_they_name() -> None:
+    seen: set[str] = set()
+    for definition in definitions():
+        assert definition.name not in seen, f"{definition.name} is defined twice"
+        assert definition.uses <= seen, f"{definition.name} names {definition.uses - seen} first"
+        seen.add(definition.name)
+    assert {"put_record", "worker_number", "duration_bucket"} <= seen
+
+
+@pytest.mark.parametrize("path", all_lua())
+def test_a_script_defines_nothing_its_prelude_holds(path: str) -> None:
+    """Each fact once: a constant or function of the prelude is not written again."""
+    source = all_lua()[path]
+    again = defined_in(source) & prelude_names()
+    if path.startswith("lib/"):  # a definition of the lib is the one
+        again -= {d.name for d in lib_definitions(source)}
+    assert not again, f"{path} defines {sorted(again)} again"
+
+
+@pytest.mark.parametrize("path", all_lua())
+def test_every_constant_lua_names_is_defined(path: str) -> None:
+    """An upper-case name is a constant: the file's own, or its prelude's (so a layout.py
+    constant that Lua cannot hold, or a misspelt one, is caught here, not at a call)."""
+    source = all_lua()[path]
+    constants = {n for n in lua_names(source) if CONSTANT.fullmatch(n)}
+    missing = constants - defined_in(source) - prelude_names() - {"KEYS", "ARGV"}
+    assert not missing, f"{path} names {sorted(missing)}, defined nowhere"
+
+
+def test_the_package_ships_every_lua_file() -> None:
+    """A wheel holds the files its package-data globs match: lua/lib/ needs its own."""
+    pyproject = tomllib.loads((STORE.parents[2] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["wq.store"]
+    shipped = {p for g in globs for p in STORE.glob(g)}
+    assert shipped == set((STORE / "lua").rglob("*.lua"))
+
+
+@pytest.mark.parametrize("path", all_lua())
+def test_no_lua_uses_long_brackets(path: str) -> None:
+    """lua_code does not know Lua's [[long strings]] and --[[block comments]]."""
+    assert "[[" not in all_lua()[path]
+    assert "[=" not in all_lua()[path]
