@@ -281,11 +281,18 @@ def test_put_record_rewrites_one_record_of_its_field(redis_url: str, run_id: str
     raw.close()
 
 
+def test_now_ms_is_redis_time_in_milliseconds(client: "redis.Redis") -> None:
+    lua = "return now_ms()"
+    got = client.eval(prelude(lua_names(lua)) + lua, 0)
+    seconds, micros = client.time()
+    assert 0 <= seconds * 1000 + micros // 1000 - got < 1000
+
+
 def test_a_prelude_holds_what_it_is_named_for_and_what_that_names() -> None:
     names = {n for n in re.findall(r"^local (?:function )?(\w+)", prelude({"put_record"}), re.M)}
     assert names == {"put_record", "NO_RECORD", "RECORDS_PER_FIELD", "RECORD_WIDTH", "FIELD_WIDTH"}
     assert prelude({"meta_key", "tonumber", "lease_ms"}) == ""
-    assert script_text("renew") == script_source("renew")  # names nothing of the prelude
+    assert script_text("release") == script_source("release")  # names nothing of the prelude
 
 
 def test_prelude_definitions_come_once_each_and_after_those_they_name() -> None:
@@ -294,7 +301,7 @@ def test_prelude_definitions_come_once_each_and_after_those_they_name() -> None:
         assert definition.name not in seen, f"{definition.name} is defined twice"
         assert definition.uses <= seen, f"{definition.name} names {definition.uses - seen} first"
         seen.add(definition.name)
-    assert {"put_record", "worker_number", "duration_bucket"} <= seen
+    assert {"put_record", "worker_number", "duration_bucket", "now_ms"} <= seen
 
 
 @pytest.mark.parametrize("path", all_lua())

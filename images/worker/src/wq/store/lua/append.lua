@@ -57,8 +57,7 @@ if #writes > 0 then
 end
 redis.call('HSET', meta_key, 'total', total + count)
 if progress ~= '' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   redis.call('HSET', meta_key, 'progress', tonumber(progress) + count,
     'progress_digest', progress_digest, 'seeder_ms', now)
 end

@@ -57,8 +57,7 @@ if #held > 0 then
   -- A held position cannot be done already: only its holder can complete it.
   redis.call('ZREM', leases_key, unpack(held))
   local number = worker_number(meta_key, workers_key, worker)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   local tail = struct.pack(RECORD_TAIL_FORMAT, number, now)
   local charged = nil
   if not known then

@@ -45,8 +45,7 @@ if attempts >= max_attempts then
   if worker ~= '' then
     number = worker_number(meta_key, workers_key, worker)
   end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   put_record(ledger_key, p, struct.pack(RECORD_FORMAT, DEAD, attempts, ms, number, now))
   return 'dead'
 end

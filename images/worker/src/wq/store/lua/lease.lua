@@ -30,8 +30,7 @@ local meta_key, items_key, requeue_key, suspects_key, leases_key, attempts_key, 
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local want, lease_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local meta = redis.call('HMGET', meta_key, 'seeded', 'total', 'cursor', 'kind', 'range_start',
   'range_step', 'chunk', 'open', 'seeder_ms')
 if not meta[1] then

@@ -25,8 +25,7 @@ local dead_key, errors_key, solo_key, deaths_key = KEYS[5], KEYS[6], KEYS[7], KE
 local ledger_key = KEYS[9]
 local max_attempts, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, limit)
 local requeued, dead = 0, 0
 for _, member in ipairs(expired) do

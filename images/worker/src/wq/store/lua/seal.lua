@@ -16,8 +16,7 @@ end
 if not meta[3] then
   return {0, tonumber(meta[2]), meta[4] or '', meta[5] and 1 or 0}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('HDEL', meta_key, 'open')
 redis.call('HSET', meta_key, 'sealed', now)
 return {1, tonumber(meta[2]), '', 1}

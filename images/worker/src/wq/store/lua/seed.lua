@@ -45,8 +45,7 @@ end
 if source_key then
   redis.call('UNLINK', source_key)
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('HSET', meta_key, 'total', total, 'cursor', 0, 'kind', kind,
   'range_start', range_start, 'range_step', range_step, 'chunk', chunk,
   'format', format, 'seeded', now)
