@@ -292,7 +292,9 @@ def test_a_prelude_holds_what_it_is_named_for_and_what_that_names() -> None:
     names = {n for n in re.findall(r"^local (?:function )?(\w+)", prelude({"put_record"}), re.M)}
     assert names == {"put_record", "NO_RECORD", "RECORDS_PER_FIELD", "RECORD_WIDTH", "FIELD_WIDTH"}
     assert prelude({"meta_key", "tonumber", "lease_ms"}) == ""
-    assert script_text("release") == script_source("release")  # names nothing of the prelude
+    lease = script_text("lease")
+    assert "local CURSOR = 'cursor'\n" in lease
+    assert "RECORD_WIDTH" not in lease  # no ledger definition: lease.lua names none
 
 
 def test_prelude_definitions_come_once_each_and_after_those_they_name() -> None:
@@ -337,3 +339,22 @@ def test_no_lua_uses_long_brackets(path: str) -> None:
     """lua_code does not know Lua's [[long strings]] and --[[block comments]]."""
     assert "[[" not in all_lua()[path]
     assert "[=" not in all_lua()[path]
+
+
+# Text that layout.py names, such as field names: Lua names it too rather than quote it.
+_WORDS = {
+    value: name
+    for name, value in vars(layout).items()
+    if CONSTANT.fullmatch(name) and isinstance(value, str) and re.fullmatch(r"[a-z_]+|\n", value)
+}
+_QUOTED = re.compile(r"(return )?'((?:[^'\\\n]|\\.)*)'")
+
+
+@pytest.mark.parametrize("path", all_lua())
+def test_lua_names_the_fields_layout_names_rather_than_quote_them(path: str) -> None:
+    """`HMGET meta SEEDED TOTAL`, not `'seeded', 'total'`: one spelling, layout.py's. A reply
+    (fail.lua's 'stale') is not a field."""
+    code = lua_code(all_lua()[path], strings=True)
+    quoted = {text.replace("\\n", "\n") for reply, text in _QUOTED.findall(code) if not reply}
+    named = {_WORDS[text] for text in quoted & set(_WORDS)}
+    assert not named, f"{path} quotes what layout.py names {sorted(named)}"

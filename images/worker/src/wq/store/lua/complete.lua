@@ -111,7 +111,7 @@ if #held > 0 then
   if #outputs > 0 then
     redis.call('HSET', outputs_key, unpack(outputs))
   end
-  redis.call('HINCRBY', meta_key, 'done', #held)
+  redis.call('HINCRBY', meta_key, DONE_COUNT, #held)
   -- Bucketed once per distinct duration, not per item.
   local observed, sum_ms = {}, 0  -- bucket -> items of this call in it
   per_ms[UNKNOWN_MS] = nil
@@ -132,6 +132,6 @@ if #held > 0 then
   end
 end
 if #stale > 0 then
-  redis.call('HINCRBY', meta_key, 'stale', #stale)
+  redis.call('HINCRBY', meta_key, STALE, #stale)
 end
 return stale

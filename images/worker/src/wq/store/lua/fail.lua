@@ -29,7 +29,7 @@ local token, p, err, max_attempts = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local worker, ms = ARGV[5], tonumber(ARGV[6])
 
 if redis.call('ZREM', leases_key, p .. ':' .. token) == 0 then
-  redis.call('HINCRBY', meta_key, 'stale', 1)
+  redis.call('HINCRBY', meta_key, STALE, 1)
   return 'stale'
 end
 redis.call('HDEL', solo_key, p)
@@ -51,5 +51,5 @@ if attempts >= max_attempts then
 end
 redis.call('HSET', attempts_key, p, attempts)
 redis.call('RPUSH', requeue_key, p)
-redis.call('HINCRBY', meta_key, 'retried', 1)
+redis.call('HINCRBY', meta_key, RETRIED, 1)
 return 'retry'

@@ -54,6 +54,6 @@ for _, member in ipairs(expired) do
   end
 end
 if requeued > 0 then
-  redis.call('HINCRBY', meta_key, 'retried', requeued)
+  redis.call('HINCRBY', meta_key, RETRIED, requeued)
 end
 return {requeued, dead}

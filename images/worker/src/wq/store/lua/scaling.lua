@@ -15,7 +15,7 @@
 local meta_key, scaling_key = KEYS[1], KEYS[2]
 local job, current, target, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
-if redis.call('HEXISTS', meta_key, 'seeded') == 0 then
+if redis.call('HEXISTS', meta_key, SEEDED) == 0 then
   return 0
 end
 local now = now_ms()

@@ -9,7 +9,7 @@
 
 local meta_key = KEYS[1]
 
-local meta = redis.call('HMGET', meta_key, 'seeded', 'total', 'open', 'digest', 'sealed')
+local meta = redis.call('HMGET', meta_key, SEEDED, TOTAL, OPEN, DIGEST, SEALED)
 if not meta[1] then
   return {-1, 0, '', 0}
 end
@@ -17,6 +17,6 @@ if not meta[3] then
   return {0, tonumber(meta[2]), meta[4] or '', meta[5] and 1 or 0}
 end
 local now = now_ms()
-redis.call('HDEL', meta_key, 'open')
-redis.call('HSET', meta_key, 'sealed', now)
+redis.call('HDEL', meta_key, OPEN)
+redis.call('HSET', meta_key, SEALED, now)
 return {1, tonumber(meta[2]), '', 1}

@@ -30,7 +30,7 @@ local meta_key, items_key, staging_key, source_key = KEYS[1], KEYS[2], KEYS[3], 
 local total, kind, range_start, range_step, chunk = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local digest, format, open, copied = ARGV[6], ARGV[7], ARGV[8] == '1', tonumber(ARGV[9])
 
-if redis.call('HEXISTS', meta_key, 'seeded') == 1 then
+if redis.call('HEXISTS', meta_key, SEEDED) == 1 then
   redis.call('UNLINK', staging_key)
   return 0
 end
@@ -46,12 +46,12 @@ if source_key then
   redis.call('UNLINK', source_key)
 end
 local now = now_ms()
-redis.call('HSET', meta_key, 'total', total, 'cursor', 0, 'kind', kind,
-  'range_start', range_start, 'range_step', range_step, 'chunk', chunk,
-  'format', format, 'seeded', now)
+redis.call('HSET', meta_key, TOTAL, total, CURSOR, 0, KIND, kind,
+  RANGE_START, range_start, RANGE_STEP, range_step, CHUNK, chunk,
+  FORMAT, format, SEEDED, now)
 if open then
-  redis.call('HSET', meta_key, 'open', 1, 'open_digest', digest)
+  redis.call('HSET', meta_key, OPEN, 1, OPEN_DIGEST, digest)
 else
-  redis.call('HSET', meta_key, 'digest', digest)
+  redis.call('HSET', meta_key, DIGEST, digest)
 end
 return 1

@@ -21,8 +21,7 @@ local meta_key, items_key, ledger_key = KEYS[1], KEYS[2], KEYS[3]
 local attempts_key, errors_key, dead_key = KEYS[4], KEYS[5], KEYS[6]
 local first, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 
-local meta = redis.call('HMGET', meta_key, 'total', 'kind', 'range_start', 'range_step', 'chunk',
-  'seeded')
+local meta = redis.call('HMGET', meta_key, TOTAL, KIND, RANGE_START, RANGE_STEP, CHUNK, SEEDED)
 local total = tonumber(meta[1]) or 0
 local last = math.min(first + count, total) - 1
 if last < first then
@@ -38,7 +37,7 @@ local function fields_of(per_field)
 end
 
 local items = {}
-if meta[2] ~= 'range' then
+if meta[2] ~= KIND_RANGE then
   items = redis.call('HMGET', items_key, unpack(fields_of(tonumber(meta[5]))))
 end
 local ledger = redis.call('HMGET', ledger_key, unpack(fields_of(RECORDS_PER_FIELD)))
