@@ -43,7 +43,7 @@ from wq.store import layout
 from wq.store.keys import RunKeys
 from wq.store.local_redis import RedisServer
 from wq.store.queue import open_queue
-from wq.store.scripts import SCRIPT_NAMES, read_script
+from wq.store.scripts import script_names, script_text
 
 HERE = Path(__file__).resolve().parent
 WQ = str(Path(sys.executable).parent / "wq")
@@ -221,7 +221,7 @@ def slowest_call(server: Server, action: Callable[[], object]) -> dict[str, obje
     c.slowlog_reset()
     if not entries:
         return {"slowest_ms": 0.1, "command": "(none over 0.1 ms)", "over_bar": 0, "wall_s": wall_s}
-    scripts = {hashlib.sha1(read_script(n).encode()).hexdigest(): n for n in SCRIPT_NAMES}
+    scripts = {hashlib.sha1(script_text(n).encode()).hexdigest(): n for n in script_names()}
     slowest = max(entries, key=lambda e: int(e["duration"]))
     words = _text(slowest["command"]).split()
     name = words[0].upper()

@@ -14,8 +14,11 @@ from tests.unit.servers import OFFLINE_ENV, GCSServer, HTTPServer, S3Server
 from wq.base.options import ConnectionConfig
 from wq.store.local_redis import RedisServer
 from wq.store.queue import RunQueue, open_queue
+from wq.store.scripts import Scripts
 
 _run_ids = itertools.count()
+# Every script call the tests make checks its KEYS and ARGV against the script's header.
+Scripts.check_all_calls = True
 # No SDK in this process or its children looks for credentials beyond the test servers.
 os.environ.update(OFFLINE_ENV)
 

@@ -13,7 +13,7 @@ from wq.seed.items_source import ItemRange
 from wq.seed.seeder import seed_items, seed_range
 from wq.store import layout
 from wq.store.queue import Completions, Finished, RunQueue
-from wq.store.scripts import read_script
+from wq.store.scripts import script_text
 from wq.work.worker import EXIT_DRAINED
 
 
@@ -33,9 +33,10 @@ def hincrby_calls(queue: RunQueue) -> int:
 
 @pytest.mark.parametrize("script", ["complete", "fail"])
 def test_the_scripts_bounds_are_the_layouts(script: str) -> None:
-    found = re.search(r"local BUCKETS_MS = \{([^}]*)\}", read_script(script))
-    assert found is not None, f"{script}.lua holds no BUCKETS_MS"
-    bounds = tuple(int(b) for b in found.group(1).replace("\n", " ").split(","))
+    """The scripts get the bounds in their prelude (test_scripts checks its values), once."""
+    found = re.findall(r"^local DURATION_BUCKETS_MS = \{([^}]*)\}$", script_text(script), re.M)
+    assert len(found) == 1, f"{script}.lua gets DURATION_BUCKETS_MS {len(found)} times"
+    bounds = tuple(int(b) for b in found[0].split(","))
     assert bounds == layout.DURATION_BUCKETS_MS
     # Whole milliseconds: no bound is rounded on its way to the scripts.
     assert [b / 1000 for b in bounds] == list(layout.DURATION_BUCKETS_S)

@@ -1,7 +1,8 @@
 """How a run's data is laid out inside its keys (key names are in wq.store.keys).
 
 The Lua scripts in wq/store/lua follow this layout too; their headers point here. Change it in
-both places or not at all.
+both places or not at all. The constants below reach the scripts generated: each script is
+loaded behind a prelude of `local NAME = value` lines for those it names (wq.store.scripts).
 
 meta hash (keys.RunKeys.meta), fields:
   total, cursor          items in the run; next position never leased yet
@@ -63,8 +64,9 @@ over bound i - 1 and at most bound i; field len(DURATION_BUCKETS_S) those over t
 Counts per bucket, not cumulative, so that an attempt adds to one field; the reader sums them.
 Field sum_ms: the attempts' total duration in ms. Written by the calls that record attempts,
 complete.lua (each done item) and fail.lua (each failed attempt, retried or dead), one
-HINCRBY per bucket a call touches; both hold the bounds in ms. An attempt whose duration is
-not known (its worker died: reap.lua) or whose result came too late (stale) is not counted.
+HINCRBY per bucket a call touches; both get the bounds in ms (DURATION_BUCKETS_MS). An attempt
+whose duration is not known (its worker died: reap.lua) or whose result came too late (stale) is
+not counted.
 Durations are whole milliseconds, as the worker sends them (rounded down).
 
 scaling hash (keys.RunKeys.scaling): the last decision of `wq autoscale` on the run's worker
@@ -134,16 +136,21 @@ RECORDS_PER_FIELD = 32
 RECORD_WIDTH = 16
 RECORD_FORMAT = ">BHI4I3I6"  # Lua struct notation; Python's struct has no 3- or 6-byte ints
 ATTEMPT_FORMAT = ">HI"  # what a worker sends per item done: attempt number, duration in ms
+ATTEMPT_WIDTH = struct.calcsize(ATTEMPT_FORMAT)
+# The rest of a record after its state byte and its ATTEMPT_FORMAT bytes: worker and time, what
+# the records of one complete.lua call share.
+RECORD_TAIL_FORMAT = ">I3I6"
 FIELD_WIDTH = RECORDS_PER_FIELD * RECORD_WIDTH
 DONE = 1
 DEAD = 2
 HAS_OUTPUT = 0x80
 STATE_MASK = 0x0F
 UNKNOWN_MS = 0xFFFFFFFF
+NO_WORKER = 0  # the worker of a record: none known (its worker died)
 
 
 # The durations histogram (see the module docstring): upper bounds of its buckets in seconds;
-# a last bucket, +Inf, follows. complete.lua and fail.lua hold them in ms (DURATION_BUCKETS_MS).
+# a last bucket, +Inf, follows. complete.lua and fail.lua get them in ms (DURATION_BUCKETS_MS).
 DURATION_BUCKETS_S = (
     0.005,
     0.01,

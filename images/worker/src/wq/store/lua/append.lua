@@ -11,7 +11,7 @@
 --
 -- KEYS[1] meta   hash: seeded, total, open, chunk, progress, progress_digest, seeder_ms
 -- KEYS[2] items  hash: field -> `chunk` items as JSON joined by newlines
--- ARGV[1] total  the run's total the chunk was laid out for: its first item's position
+-- ARGV[1] expected  the run's total the chunk was laid out for: its first item's position
 -- ARGV[2] count  items in the chunk
 -- ARGV[3] progress   '' for a plain append; else the items of the progressive seeder's
 --                    source in before this chunk, as the seeder read it from meta
@@ -29,7 +29,7 @@ local expected, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 local progress, progress_digest = ARGV[3], ARGV[4]
 local FIRST_FIELD = 5
 
-local meta = redis.call('HMGET', meta_key, 'seeded', 'total', 'open', 'chunk', 'progress')
+local meta = redis.call('HMGET', meta_key, SEEDED, TOTAL, OPEN, CHUNK, PROGRESS)
 if not meta[1] then
   return -3
 end
@@ -47,7 +47,7 @@ local writes = {}
 for i = FIRST_FIELD, #ARGV, 2 do
   local field, joined = ARGV[i], ARGV[i + 1]
   if i == FIRST_FIELD and total % chunk ~= 0 then
-    joined = redis.call('HGET', items_key, field) .. '\n' .. joined
+    joined = redis.call('HGET', items_key, field) .. SEPARATOR .. joined
   end
   writes[#writes + 1] = field
   writes[#writes + 1] = joined
@@ -55,11 +55,10 @@ end
 if #writes > 0 then
   redis.call('HSET', items_key, unpack(writes))
 end
-redis.call('HSET', meta_key, 'total', total + count)
+redis.call('HSET', meta_key, TOTAL, total + count)
 if progress ~= '' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('HSET', meta_key, 'progress', tonumber(progress) + count,
-    'progress_digest', progress_digest, 'seeder_ms', now)
+  local now = now_ms()
+  redis.call('HSET', meta_key, PROGRESS, tonumber(progress) + count,
+    PROGRESS_DIGEST, progress_digest, SEEDER_MS, now)
 end
 return total + count

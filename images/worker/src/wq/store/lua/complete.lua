@@ -2,14 +2,14 @@
 -- ledger record (attempts, duration, worker, time) and its output, in the same step. A
 -- position whose lease expired (reaped, maybe leased to another worker) is skipped, output and
 -- all, so a late result never overwrites or doubles the current holder's.
--- Records are laid out as wq/layout.py describes (RECORD_FORMAT, 32 per field of 16 bytes):
--- each is the state byte, the 6 bytes the worker sent for the item, and a tail of worker
--- number and time shared by the whole call. Each known duration is counted in the durations
+-- Records are laid out as wq/layout.py describes (RECORD_FORMAT): each is the state byte, the
+-- ATTEMPT_FORMAT bytes the worker sent for the item, and a tail of worker number and time
+-- shared by the whole call (RECORD_TAIL_FORMAT). Each known duration is counted in the durations
 -- histogram (wq/layout.py), one HINCRBY per bucket the call touches.
 --
 -- KEYS[1] meta      hash: counters 'done', 'stale', 'workers' (fields in wq/layout.py)
 -- KEYS[2] leases    zset: "position:token" -> deadline
--- KEYS[3] ledger    hash: field -> 32 packed records
+-- KEYS[3] ledger    hash: field -> RECORDS_PER_FIELD packed records
 -- KEYS[4] outputs   hash: position -> output as JSON text
 -- KEYS[5] attempts  hash: position -> attempts charged so far (absent: 0)
 -- KEYS[6] workers   hash: worker id -> its number in records
@@ -18,9 +18,9 @@
 -- ARGV[1] token     the worker's lease token
 -- ARGV[2] worker    worker id, recorded by its number
 -- ARGV[3] known     '1': the attempt numbers below are known; '0': count them here
--- ARGV[4] per item  6 bytes per position, in the order of the positions: attempt number
---                   (2 bytes) and milliseconds the attempt took (4 bytes, 0xFFFFFFFF: not
---                   known), big-endian (wq/layout.py ATTEMPT_FORMAT)
+-- ARGV[4] per_item  ATTEMPT_FORMAT (wq/layout.py) per position, in the order of the
+--                   positions: attempt number and milliseconds the attempt took (UNKNOWN_MS:
+--                   not known)
 -- ARGV[5] N         how many positions follow
 -- ARGV[6..5+N]      positions
 -- ARGV[6+N..]       position, output pairs: the outputs (JSON text) of positions that have one
@@ -33,22 +33,8 @@ local durations_key = KEYS[8]
 local token, worker, known, per_item = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
 local FIRST_POSITION = 6
 local LAST_POSITION = FIRST_POSITION + tonumber(ARGV[5]) - 1
-local PER_FIELD, WIDTH, ITEM_BYTES = 32, 16, 6
-local DONE, DONE_WITH_OUTPUT = string.char(1), string.char(1 + 128)
-local NO_RECORD = string.rep('\0', WIDTH)
-local UNKNOWN_MS = 4294967295
--- Upper bounds (ms) of the durations histogram's buckets: wq/layout.py DURATION_BUCKETS_S.
-local BUCKETS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
-  120000, 300000, 600000, 1800000, 3600000}
-
-local function bucket_of(ms)
-  for i = 1, #BUCKETS_MS do
-    if ms <= BUCKETS_MS[i] then
-      return i - 1
-    end
-  end
-  return #BUCKETS_MS
-end
+-- A record's state byte: DONE, plus HAS_OUTPUT when its output is stored.
+local DONE_STATE, DONE_WITH_OUTPUT = string.char(DONE), string.char(DONE + HAS_OUTPUT)
 
 local members = {}
 for i = FIRST_POSITION, LAST_POSITION do
@@ -70,14 +56,9 @@ end
 if #held > 0 then
   -- A held position cannot be done already: only its holder can complete it.
   redis.call('ZREM', leases_key, unpack(held))
-  local number = redis.call('HGET', workers_key, worker)
-  if not number then
-    number = redis.call('HINCRBY', meta_key, 'workers', 1)
-    redis.call('HSET', workers_key, worker, number)
-  end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local tail = struct.pack('>I3I6', tonumber(number), now)
+  local number = worker_number(meta_key, workers_key, worker)
+  local now = now_ms()
+  local tail = struct.pack(RECORD_TAIL_FORMAT, number, now)
   local charged = nil
   if not known then
     charged = redis.call('HMGET', attempts_key, unpack(positions))
@@ -91,7 +72,7 @@ if #held > 0 then
   local records, fields, outputs = {}, {}, {}
   local per_ms = {}  -- duration in ms -> items of this call that took it (a few values)
   for j, p in ipairs(positions) do
-    local state = DONE
+    local state = DONE_STATE
     local output = output_of[p]
     if output then
       state = DONE_WITH_OUTPUT
@@ -99,30 +80,29 @@ if #held > 0 then
       outputs[#outputs + 1] = output
     end
     local i = given[j]
-    local sent = string.sub(per_item, ITEM_BYTES * i - 5, ITEM_BYTES * i)
+    local sent = string.sub(per_item, ATTEMPT_WIDTH * (i - 1) + 1, ATTEMPT_WIDTH * i)
+    local _, ms = struct.unpack(ATTEMPT_FORMAT, sent)
     if charged then
-      sent = struct.pack('>H', (tonumber(charged[j]) or 0) + 1) .. string.sub(sent, 3)
+      sent = struct.pack(ATTEMPT_FORMAT, (tonumber(charged[j]) or 0) + 1, ms)
     end
-    local b1, b2, b3, b4 = string.byte(sent, 3, 6)
-    local ms = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
     per_ms[ms] = (per_ms[ms] or 0) + 1
     local n = tonumber(p)
-    local f = math.floor(n / PER_FIELD)
+    local f = math.floor(n / RECORDS_PER_FIELD)
     local slots = records[f]
     if not slots then
       slots = {}
       records[f] = slots
       fields[#fields + 1] = f
     end
-    slots[n % PER_FIELD + 1] = state .. sent .. tail
+    slots[n % RECORDS_PER_FIELD + 1] = state .. sent .. tail
   end
   local blobs = redis.call('HMGET', ledger_key, unpack(fields))
   local writes = {}
   for k, f in ipairs(fields) do
     local slots, blob, parts = records[f], blobs[k], {}
-    for s = 1, PER_FIELD do
-      parts[s] = slots[s] or (blob and string.sub(blob, s * WIDTH - WIDTH + 1, s * WIDTH))
-        or NO_RECORD
+    for s = 1, RECORDS_PER_FIELD do
+      parts[s] = slots[s]
+        or (blob and string.sub(blob, (s - 1) * RECORD_WIDTH + 1, s * RECORD_WIDTH)) or NO_RECORD
     end
     writes[#writes + 1] = f
     writes[#writes + 1] = table.concat(parts)
@@ -131,12 +111,12 @@ if #held > 0 then
   if #outputs > 0 then
     redis.call('HSET', outputs_key, unpack(outputs))
   end
-  redis.call('HINCRBY', meta_key, 'done', #held)
+  redis.call('HINCRBY', meta_key, DONE_COUNT, #held)
   -- Bucketed once per distinct duration, not per item.
   local observed, sum_ms = {}, 0  -- bucket -> items of this call in it
   per_ms[UNKNOWN_MS] = nil
   for ms, n in pairs(per_ms) do
-    local b = bucket_of(ms)
+    local b = duration_bucket(ms)
     observed[b] = (observed[b] or 0) + n
     sum_ms = sum_ms + ms * n
   end
@@ -144,7 +124,7 @@ if #held > 0 then
     redis.call('HINCRBY', durations_key, b, n)
   end
   if sum_ms > 0 then
-    redis.call('HINCRBY', durations_key, 'sum_ms', sum_ms)
+    redis.call('HINCRBY', durations_key, DURATION_SUM_MS, sum_ms)
   end
   if #held == 1 then
     -- Only a lease of one item is solo; a batch's completions skip this write.
@@ -152,6 +132,6 @@ if #held > 0 then
   end
 end
 if #stale > 0 then
-  redis.call('HINCRBY', meta_key, 'stale', #stale)
+  redis.call('HINCRBY', meta_key, STALE, #stale)
 end
 return stale

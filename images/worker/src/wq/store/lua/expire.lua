@@ -16,7 +16,7 @@
 local meta_key, requeue_key, suspects_key, leases_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local ttl_ms = ARGV[1]
 
-local meta = redis.call('HMGET', meta_key, 'seeded', 'total', 'cursor', 'open')
+local meta = redis.call('HMGET', meta_key, SEEDED, TOTAL, CURSOR, OPEN)
 if not meta[1] or meta[4] or tonumber(meta[3]) < tonumber(meta[2]) then
   return 0
 end

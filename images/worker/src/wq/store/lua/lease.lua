@@ -15,7 +15,7 @@
 -- KEYS[5] leases    zset: "position:token" -> deadline (ms)
 -- KEYS[6] attempts  hash: position -> attempts charged so far (absent: 0)
 -- KEYS[7] solo      hash: position -> token of a lease holding that item alone
--- ARGV[1] count     how many items the worker wants (0 = only report the state)
+-- ARGV[1] want      how many items the worker wants (0 = only report the state)
 -- ARGV[2] lease_ms  lease length in milliseconds
 -- ARGV[3] token     token for this lease (fences late results)
 --
@@ -30,16 +30,15 @@ local meta_key, items_key, requeue_key, suspects_key, leases_key, attempts_key, 
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local want, lease_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local meta = redis.call('HMGET', meta_key, 'seeded', 'total', 'cursor', 'kind', 'range_start',
-  'range_step', 'chunk', 'open', 'seeder_ms')
+local now = now_ms()
+local meta = redis.call('HMGET', meta_key, SEEDED, TOTAL, CURSOR, KIND, RANGE_START,
+  RANGE_STEP, CHUNK, OPEN, SEEDER_MS)
 if not meta[1] then
   return {0, now, -1, 0, 0, '', '', 0, -1}
 end
 local total = tonumber(meta[2])
 local cursor = tonumber(meta[3])
-local is_range = meta[4] == 'range'
+local is_range = meta[4] == KIND_RANGE
 local positions = {}
 local returned = 0  -- positions[1..returned] came back; the rest are fresh (attempt 1)
 
@@ -64,7 +63,7 @@ if want > 0 then
       positions[#positions + 1] = cursor + i
     end
     cursor = cursor + fresh
-    redis.call('HSET', meta_key, 'cursor', cursor)
+    redis.call('HSET', meta_key, CURSOR, cursor)
   end
 end
 
@@ -84,8 +83,8 @@ if n > 0 then
   if n == 1 then
     redis.call('HSET', solo_key, positions[1], token)
   end
-  redis.call('HINCRBY', meta_key, 'executions', n)
-  redis.call('HSETNX', meta_key, 'first_lease_ms', now)
+  redis.call('HINCRBY', meta_key, EXECUTIONS, n)
+  redis.call('HSETNX', meta_key, FIRST_LEASE_MS, now)
 
   local attempts = {}
   if returned > 0 then
@@ -107,13 +106,13 @@ if n > 0 then
         local blob = redis.call('HGET', items_key, c) or ''
         local start = 1
         while true do
-          local nl = string.find(blob, '\n', start, true)
+          local nl = string.find(blob, SEPARATOR, start, true)
           if not nl then
             parts[#parts + 1] = string.sub(blob, start)
             break
           end
           parts[#parts + 1] = string.sub(blob, start, nl - 1)
-          start = nl + 1
+          start = nl + #SEPARATOR
         end
         split[c] = parts
       end

@@ -3,7 +3,7 @@
 -- it has used up its attempts. The items of an expired lease of several are not charged (most
 -- were never started): they go to the suspects list, from which each is leased alone, so a
 -- pod-killing item is isolated without costing its batch-mates anything. A dead-lettered
--- item gets its ledger record (wq/layout.py: RECORD_FORMAT, 32 per field of 16 bytes), with
+-- item gets its ledger record (wq/layout.py: RECORD_FORMAT), with
 -- no worker and no duration: its worker died.
 --
 -- KEYS[1] meta      hash: counter 'retried' (fields in wq/layout.py)
@@ -14,8 +14,9 @@
 -- KEYS[6] errors    hash: position -> last error
 -- KEYS[7] solo      hash: position -> token of a lease holding that item alone
 -- KEYS[8] deaths    hash: position -> times its worker died while running it alone
--- KEYS[9] ledger    hash: field -> 32 packed records
--- ARGV[1] max_attempts  ARGV[2] limit (most leases reclaimed in one call)
+-- KEYS[9] ledger    hash: field -> RECORDS_PER_FIELD packed records
+-- ARGV[1] max_attempts  attempts an item gets before it is dead-lettered
+-- ARGV[2] limit         most leases reclaimed in one call
 --
 -- Returns {requeued, dead_lettered}.
 
@@ -23,11 +24,8 @@ local meta_key, suspects_key, leases_key, attempts_key = KEYS[1], KEYS[2], KEYS[
 local dead_key, errors_key, solo_key, deaths_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local ledger_key = KEYS[9]
 local max_attempts, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-local PER_FIELD, WIDTH, FORMAT = 32, 16, '>BHI4I3I6'
-local DEAD, NO_WORKER, UNKNOWN_MS = 2, 0, 4294967295
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, limit)
 local requeued, dead = 0, 0
 for _, member in ipairs(expired) do
@@ -42,12 +40,8 @@ for _, member in ipairs(expired) do
     redis.call('HSET', errors_key, p, err)
     if attempts >= max_attempts then
       redis.call('HSET', dead_key, p, err)
-      local n = tonumber(p)
-      local f, at = math.floor(n / PER_FIELD), (n % PER_FIELD) * WIDTH
-      local blob = redis.call('HGET', ledger_key, f) or string.rep('\0', PER_FIELD * WIDTH)
-      local record = struct.pack(FORMAT, DEAD, attempts, UNKNOWN_MS, NO_WORKER, now)
-      redis.call('HSET', ledger_key, f,
-        string.sub(blob, 1, at) .. record .. string.sub(blob, at + WIDTH + 1))
+      put_record(ledger_key, p,
+        struct.pack(RECORD_FORMAT, DEAD, attempts, UNKNOWN_MS, NO_WORKER, now))
       dead = dead + 1
     else
       redis.call('HSET', attempts_key, p, attempts)
@@ -60,6 +54,6 @@ for _, member in ipairs(expired) do
   end
 end
 if requeued > 0 then
-  redis.call('HINCRBY', meta_key, 'retried', requeued)
+  redis.call('HINCRBY', meta_key, RETRIED, requeued)
 end
 return {requeued, dead}

@@ -24,6 +24,6 @@ for i = #ARGV, FIRST_POSITION, -1 do
   end
 end
 if n > 0 then
-  redis.call('HINCRBY', meta_key, 'released', n)
+  redis.call('HINCRBY', meta_key, RELEASED, n)
 end
 return n

@@ -1,7 +1,8 @@
 -- renew.lua: heartbeat. Push the deadline of every position this token still holds.
 --
 -- KEYS[1] leases  zset: "position:token" -> deadline
--- ARGV[1] token  ARGV[2] lease_ms
+-- ARGV[1] token     the worker's lease token
+-- ARGV[2] lease_ms  new lease length from now, in milliseconds
 -- ARGV[3..] positions
 --
 -- Returns the positions the token no longer holds (their leases were lost).
@@ -10,8 +11,7 @@ local leases_key = KEYS[1]
 local token, lease_ms = ARGV[1], tonumber(ARGV[2])
 local FIRST_POSITION = 3
 
-local t = redis.call('TIME')
-local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + lease_ms
+local deadline = now_ms() + lease_ms
 local members = {}
 for i = FIRST_POSITION, #ARGV do
   members[#members + 1] = ARGV[i] .. ':' .. token

@@ -8,7 +8,7 @@
 -- KEYS[1] requeue   list of positions that came back
 -- KEYS[2] attempts  hash: position -> attempts so far
 -- KEYS[3] dead      hash: position -> last error
--- KEYS[4] ledger    hash: field -> 32 packed records of 16 bytes
+-- KEYS[4] ledger    hash: field -> RECORDS_PER_FIELD packed records
 -- ARGV[1] cursor    HSCAN cursor: '0' to start
 -- ARGV[2] count     HSCAN COUNT: about how many items one call requeues
 --
@@ -16,8 +16,6 @@
 
 local requeue_key, attempts_key, dead_key, ledger_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local cursor, count = ARGV[1], ARGV[2]
-local PER_FIELD, WIDTH = 32, 16
-local NO_RECORD = string.rep('\0', WIDTH)
 
 local scan = redis.call('HSCAN', dead_key, cursor, 'COUNT', count)
 local fields = scan[2]
@@ -28,13 +26,7 @@ for i = 1, #fields, 2 do
     -- Leasing from the requeue list adds one: 0 makes the next lease attempt 1.
     redis.call('HSET', attempts_key, p, 0)
     redis.call('RPUSH', requeue_key, p)
-    local n = tonumber(p)
-    local f, at = math.floor(n / PER_FIELD), (n % PER_FIELD) * WIDTH
-    local blob = redis.call('HGET', ledger_key, f)
-    if blob then
-      redis.call('HSET', ledger_key, f,
-        string.sub(blob, 1, at) .. NO_RECORD .. string.sub(blob, at + WIDTH + 1))
-    end
+    put_record(ledger_key, p, NO_RECORD)
     requeued = requeued + 1
   end
 end

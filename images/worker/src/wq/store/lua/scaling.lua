@@ -15,11 +15,10 @@
 local meta_key, scaling_key = KEYS[1], KEYS[2]
 local job, current, target, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
-if redis.call('HEXISTS', meta_key, 'seeded') == 0 then
+if redis.call('HEXISTS', meta_key, SEEDED) == 0 then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('HSET', scaling_key, 'job', job, 'current', current, 'target', target,
   'reason', reason, 'at_ms', now)
 local ttl = redis.call('PTTL', meta_key)

@@ -9,15 +9,14 @@
 
 local meta_key = KEYS[1]
 
-local meta = redis.call('HMGET', meta_key, 'seeded', 'total', 'open', 'digest', 'sealed')
+local meta = redis.call('HMGET', meta_key, SEEDED, TOTAL, OPEN, DIGEST, SEALED)
 if not meta[1] then
   return {-1, 0, '', 0}
 end
 if not meta[3] then
   return {0, tonumber(meta[2]), meta[4] or '', meta[5] and 1 or 0}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HDEL', meta_key, 'open')
-redis.call('HSET', meta_key, 'sealed', now)
+local now = now_ms()
+redis.call('HDEL', meta_key, OPEN)
+redis.call('HSET', meta_key, SEALED, now)
 return {1, tonumber(meta[2]), '', 1}

@@ -17,14 +17,13 @@
 local meta_key, requeue_key, suspects_key, leases_key, dead_key, durations_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
-local t = redis.call('TIME')
 return {
   redis.call('HGETALL', meta_key),
   redis.call('LLEN', requeue_key),
   redis.call('LLEN', suspects_key),
   redis.call('ZCARD', leases_key),
   redis.call('HLEN', dead_key),
-  tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),
+  now_ms(),
   redis.call('PTTL', meta_key),
   redis.call('HGETALL', durations_key),
 }

@@ -5,11 +5,12 @@
 --
 -- KEYS[1] meta      hash: total, kind, range_start, range_step, chunk, seeded
 -- KEYS[2] items     hash: field -> `chunk` items as JSON joined by newlines (list runs only)
--- KEYS[3] ledger    hash: field -> 32 packed records of 16 bytes
+-- KEYS[3] ledger    hash: field -> RECORDS_PER_FIELD packed records
 -- KEYS[4] attempts  hash: position -> attempts charged so far
 -- KEYS[5] errors    hash: position -> last error of a failed attempt
 -- KEYS[6] dead      hash: position -> last error of a dead item
--- ARGV[1] first     first position of the window, a multiple of 32 and of the items' chunk
+-- ARGV[1] first     first position of the window, a multiple of RECORDS_PER_FIELD and of
+--                   the items' chunk
 -- ARGV[2] count     positions in the window (fewer are read at the run's end)
 --
 -- Returns {{total, kind, range_start, range_step, chunk, seeded},
@@ -19,10 +20,8 @@
 local meta_key, items_key, ledger_key = KEYS[1], KEYS[2], KEYS[3]
 local attempts_key, errors_key, dead_key = KEYS[4], KEYS[5], KEYS[6]
 local first, count = tonumber(ARGV[1]), tonumber(ARGV[2])
-local PER_FIELD = 32
 
-local meta = redis.call('HMGET', meta_key, 'total', 'kind', 'range_start', 'range_step', 'chunk',
-  'seeded')
+local meta = redis.call('HMGET', meta_key, TOTAL, KIND, RANGE_START, RANGE_STEP, CHUNK, SEEDED)
 local total = tonumber(meta[1]) or 0
 local last = math.min(first + count, total) - 1
 if last < first then
@@ -38,10 +37,10 @@ local function fields_of(per_field)
 end
 
 local items = {}
-if meta[2] ~= 'range' then
+if meta[2] ~= KIND_RANGE then
   items = redis.call('HMGET', items_key, unpack(fields_of(tonumber(meta[5]))))
 end
-local ledger = redis.call('HMGET', ledger_key, unpack(fields_of(PER_FIELD)))
+local ledger = redis.call('HMGET', ledger_key, unpack(fields_of(RECORDS_PER_FIELD)))
 local positions = {}
 for p = first, last do
   positions[#positions + 1] = p
