@@ -84,7 +84,7 @@ def main() -> None:
         kills: list[tuple[int, float]] = []  # (pid, time of the kill)
         started = time.monotonic()
         try:
-            while time.monotonic() - started < args.duration and not queue.status().drained:
+            while time.monotonic() - started < args.duration and not queue.reading.status().drained:
                 time.sleep(args.every)  # the chaos schedule itself
                 busy = [p for p in workers if (logs / f"{p.pid}.log").exists()]
                 if not busy:
@@ -98,7 +98,7 @@ def main() -> None:
                 print(f"kill {len(kills)}: worker {victim.pid}", file=sys.stderr)
             codes = [p.wait(600) for p in workers]
             finished = time.monotonic() - started
-            status = queue.status()
+            status = queue.reading.status()
             done = queue.client.hkeys(queue.keys.done)
         finally:
             for p in workers:

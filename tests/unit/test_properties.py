@@ -54,7 +54,7 @@ class QueueModel(RuleBasedStateMachine):
         self.tokens = itertools.count()
 
     def teardown(self) -> None:
-        self.queue.purge()
+        self.queue.admin.purge()
         self.queue.close()
 
     @initialize(values=items_strategy)
@@ -82,7 +82,7 @@ class QueueModel(RuleBasedStateMachine):
     def _lease(self, n: int, lease_s: float) -> tuple[str, list[int]]:
         token = f"t{next(self.tokens)}"
         expected = self._expected_lease(n)
-        reply = self.queue.lease(n, lease_s, token)
+        reply = self.queue.leases.lease(n, lease_s, token)
         positions = []
         for item in reply.items:
             assert item.value == self.values[item.position]
@@ -107,7 +107,7 @@ class QueueModel(RuleBasedStateMachine):
         """A worker leases and is never heard from again: its leases expire and are reaped."""
         token, positions = self._lease(n, 0.001)
         time.sleep(0.005)  # the lease's length, on the server's clock
-        requeued, died = self.queue.reap(MAX_ATTEMPTS)
+        requeued, died = self.queue.leases.reap(MAX_ATTEMPTS)
         self.held.pop(token, None)
         expected_dead = set()
         if self.solo.pop(token, None) is not None:
@@ -130,9 +130,9 @@ class QueueModel(RuleBasedStateMachine):
     def complete(self, data: st.DataObject) -> None:
         token = data.draw(st.sampled_from(sorted(self.held)))
         chosen = data.draw(st.sets(st.sampled_from(sorted(self.held[token])), min_size=1))
-        assert self.queue.complete(token, "w", sorted(chosen)) == []
+        assert self.queue.leases.complete(token, "w", sorted(chosen)) == []
         # A second completion of the same items is stale and changes nothing.
-        assert sorted(self.queue.complete(token, "w", sorted(chosen))) == sorted(chosen)
+        assert sorted(self.queue.leases.complete(token, "w", sorted(chosen))) == sorted(chosen)
         self._drop(token, chosen)
         self.done |= chosen
 
@@ -141,7 +141,7 @@ class QueueModel(RuleBasedStateMachine):
     def fail(self, data: st.DataObject) -> None:
         token = data.draw(st.sampled_from(sorted(self.held)))
         position = data.draw(st.sampled_from(sorted(self.held[token])))
-        verdict = self.queue.fail(token, position, "boom", MAX_ATTEMPTS)
+        verdict = self.queue.leases.fail(token, position, "boom", MAX_ATTEMPTS)
         self.attempts[position] = self.attempts.get(position, 0) + 1
         expected = "dead" if self.attempts[position] >= MAX_ATTEMPTS else "retry"
         assert verdict == expected
@@ -156,7 +156,7 @@ class QueueModel(RuleBasedStateMachine):
     def release(self, data: st.DataObject) -> None:
         token = data.draw(st.sampled_from(sorted(self.held)))
         chosen = data.draw(st.sets(st.sampled_from(sorted(self.held[token])), min_size=1))
-        assert self.queue.release(token, sorted(chosen)) == len(chosen)
+        assert self.queue.leases.release(token, sorted(chosen)) == len(chosen)
         self.requeue = sorted(chosen) + self.requeue  # first in line, in the order given
         self._drop(token, chosen)
 
@@ -168,9 +168,9 @@ class QueueModel(RuleBasedStateMachine):
 
     @invariant()
     def counts_partition_the_items(self) -> None:
-        if not self.values and not self.queue.is_seeded():
+        if not self.values and not self.queue.reading.is_seeded():
             return
-        s = self.queue.status()
+        s = self.queue.reading.status()
         in_flight = sum(len(p) for p in self.held.values())
         assert s.total == len(self.values)
         assert (s.in_flight, s.done, s.dead) == (in_flight, len(self.done), len(self.dead))
@@ -180,7 +180,7 @@ class QueueModel(RuleBasedStateMachine):
 
     @invariant()
     def records_say_where_each_item_is(self) -> None:
-        if not self.queue.is_seeded():
+        if not self.queue.reading.is_seeded():
             return
         held = set().union(*self.held.values())
         expected = [

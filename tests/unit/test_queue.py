@@ -19,7 +19,7 @@ def seed(queue: RunQueue, values: list[object]) -> None:
 
 
 def wait_for_an_expired_lease(queue: RunQueue) -> None:
-    wait_until("a lease to expire", lambda: queue.lease(0, 30, "probe").expired_leases, 10)
+    wait_until("a lease to expire", lambda: queue.leases.lease(0, 30, "probe").expired_leases, 10)
 
 
 # Longer than a Redis hash keeps in the compact listpack encoding (64 bytes), so the dead hash
@@ -29,9 +29,9 @@ LONG_ERROR = "Traceback (most recent call last): ValueError: the handler gave up
 
 def dead_letter(queue: RunQueue, n: int, token: str = "doomed") -> list[int]:
     """Lease n items and fail each for good, as a worker with --max-attempts 1 would."""
-    held = queue.lease(n, 30, token).items
+    held = queue.leases.lease(n, 30, token).items
     for item in held:
-        assert queue.fail(token, item.position, LONG_ERROR, 1) == "dead"
+        assert queue.leases.fail(token, item.position, LONG_ERROR, 1) == "dead"
     return [i.position for i in held]
 
 
@@ -55,8 +55,8 @@ def assert_each_item_in_one_place(queue: RunQueue, total: int) -> None:
 
 def test_lease_is_fifo_in_seed_order_and_batches(queue: RunQueue) -> None:
     seed(queue, ["a", "b", "c", "d", "e"])
-    first = queue.lease(2, 30, "t1")
-    second = queue.lease(10, 30, "t2")
+    first = queue.leases.lease(2, 30, "t1")
+    second = queue.leases.lease(10, 30, "t2")
     assert [i.value for i in first.items] == ["a", "b"]
     assert [i.value for i in second.items] == ["c", "d", "e"]
     assert [i.position for i in first.items + second.items] == [0, 1, 2, 3, 4]
@@ -66,7 +66,7 @@ def test_lease_is_fifo_in_seed_order_and_batches(queue: RunQueue) -> None:
 
 
 def test_unseeded_run_leases_nothing_and_is_not_drained(queue: RunQueue) -> None:
-    reply = queue.lease(5, 30, "t")
+    reply = queue.leases.lease(5, 30, "t")
     assert not reply.seeded
     assert reply.items == []
     assert not reply.drained
@@ -74,27 +74,27 @@ def test_unseeded_run_leases_nothing_and_is_not_drained(queue: RunQueue) -> None
 
 def test_drained_only_when_nothing_pending_and_nothing_in_flight(queue: RunQueue) -> None:
     seed(queue, ["a", "b"])
-    got = queue.lease(2, 30, "t").items
-    assert not queue.lease(1, 30, "u").drained  # both in flight
-    queue.complete("t", "w", [got[0].position])
-    assert not queue.lease(1, 30, "u").drained  # one still in flight
-    queue.complete("t", "w", [got[1].position])
-    assert queue.lease(1, 30, "u").drained
-    status = queue.status()
+    got = queue.leases.lease(2, 30, "t").items
+    assert not queue.leases.lease(1, 30, "u").drained  # both in flight
+    queue.leases.complete("t", "w", [got[0].position])
+    assert not queue.leases.lease(1, 30, "u").drained  # one still in flight
+    queue.leases.complete("t", "w", [got[1].position])
+    assert queue.leases.lease(1, 30, "u").drained
+    status = queue.reading.status()
     assert (status.done, status.pending, status.in_flight, status.dead) == (2, 0, 0, 0)
     assert status.clean
 
 
 def test_expired_lease_is_reclaimed_and_counts_as_an_attempt(queue: RunQueue) -> None:
     seed(queue, ["a", "b"])
-    queue.lease(1, 30, "alive")
-    assert queue.reap(max_attempts=3) == (0, 0)  # a live lease is not reclaimed
-    queue.lease(1, 0.05, "dead-worker")
+    queue.leases.lease(1, 30, "alive")
+    assert queue.leases.reap(max_attempts=3) == (0, 0)  # a live lease is not reclaimed
+    queue.leases.lease(1, 0.05, "dead-worker")
     wait_for_an_expired_lease(queue)
-    assert queue.reap(max_attempts=3) == (1, 0)  # only the expired one
-    again = queue.lease(1, 30, "survivor").items
+    assert queue.leases.reap(max_attempts=3) == (1, 0)  # only the expired one
+    again = queue.leases.lease(1, 30, "survivor").items
     assert [(i.value, i.attempt) for i in again] == [("b", 2)]
-    status = queue.status()
+    status = queue.reading.status()
     assert (status.retried, status.in_flight) == (1, 2)
 
 
@@ -102,15 +102,15 @@ def test_late_result_of_an_expired_lease_is_rejected_and_done_recorded_once(
     queue: RunQueue,
 ) -> None:
     seed(queue, ["a"])
-    queue.lease(1, 0.05, "slow")
+    queue.leases.lease(1, 0.05, "slow")
     wait_for_an_expired_lease(queue)
-    queue.reap(max_attempts=3)
-    queue.lease(1, 30, "fast")
-    assert queue.complete("slow", "w-slow", [0]) == [0]  # rejected: someone else holds it
-    assert queue.fail("slow", 0, "boom", 3) == "stale"
-    assert queue.complete("fast", "w-fast", [0]) == []
-    assert queue.complete("fast", "w-fast", [0]) == [0]  # a repeat is not recorded twice
-    status = queue.status()
+    queue.leases.reap(max_attempts=3)
+    queue.leases.lease(1, 30, "fast")
+    assert queue.leases.complete("slow", "w-slow", [0]) == [0]  # rejected: someone else holds it
+    assert queue.leases.fail("slow", 0, "boom", 3) == "stale"
+    assert queue.leases.complete("fast", "w-fast", [0]) == []
+    assert queue.leases.complete("fast", "w-fast", [0]) == [0]  # a repeat is not recorded twice
+    status = queue.reading.status()
     assert status.done == 1
     assert status.stale == 3
     [record] = iter_records(queue, states=(DONE, DEAD))
@@ -120,16 +120,16 @@ def test_late_result_of_an_expired_lease_is_rejected_and_done_recorded_once(
 def test_failures_retry_then_dead_letter_with_last_error(queue: RunQueue) -> None:
     seed(queue, ["poison", "fine"])
     for attempt in (1, 2, 3):
-        item = queue.lease(1, 30, f"t{attempt}").items[0]
+        item = queue.leases.lease(1, 30, f"t{attempt}").items[0]
         assert (item.value, item.attempt) == ("poison", attempt)
         expected = "dead" if attempt == 3 else "retry"
-        assert queue.fail(f"t{attempt}", item.position, f"error {attempt}", 3) == expected
+        assert queue.leases.fail(f"t{attempt}", item.position, f"error {attempt}", 3) == expected
     dead = list(iter_records(queue, states=(DEAD,)))
     assert [(d.position, d.item, d.error) for d in dead] == [(0, '"poison"', "error 3")]
-    rest = queue.lease(5, 30, "t9").items
+    rest = queue.leases.lease(5, 30, "t9").items
     assert [i.value for i in rest] == ["fine"]
-    queue.complete("t9", "w", [1])
-    status = queue.status()
+    queue.leases.complete("t9", "w", [1])
+    status = queue.reading.status()
     assert status.drained
     assert not status.clean
     assert (status.done, status.dead, status.retried) == (1, 1, 2)
@@ -137,30 +137,30 @@ def test_failures_retry_then_dead_letter_with_last_error(queue: RunQueue) -> Non
 
 def test_release_hands_items_back_first_without_using_an_attempt(queue: RunQueue) -> None:
     seed(queue, ["a", "b", "c", "d"])
-    held = queue.lease(3, 30, "t").items
-    assert queue.release("t", [i.position for i in held[1:]]) == 2
-    again = queue.lease(3, 30, "u").items
+    held = queue.leases.lease(3, 30, "t").items
+    assert queue.leases.release("t", [i.position for i in held[1:]]) == 2
+    again = queue.leases.lease(3, 30, "u").items
     assert [(i.value, i.attempt) for i in again] == [("b", 1), ("c", 1), ("d", 1)]
-    assert queue.release("t", [1]) == 0  # no longer held by t
-    assert queue.status().released == 2
+    assert queue.leases.release("t", [1]) == 0  # no longer held by t
+    assert queue.reading.status().released == 2
 
 
 def test_renew_keeps_a_lease_alive_past_its_length(queue: RunQueue) -> None:
     seed(queue, ["a", "b"])
-    queue.lease(2, 0.05, "t")
-    assert queue.renew("t", 30, [0]) == []  # position 0 now has 30 s; position 1 does not
+    queue.leases.lease(2, 0.05, "t")
+    assert queue.leases.renew("t", 30, [0]) == []  # position 0 now has 30 s; position 1 does not
     wait_for_an_expired_lease(queue)
-    assert queue.reap(3) == (1, 0)  # only the unrenewed position 1 expired
-    assert queue.renew("t", 30, [1]) == [1]  # lost
-    assert queue.status().in_flight == 1
+    assert queue.leases.reap(3) == (1, 0)  # only the unrenewed position 1 expired
+    assert queue.leases.renew("t", 30, [1]) == [1]  # lost
+    assert queue.reading.status().in_flight == 1
 
 
 def test_retry_dead_gives_fresh_attempts(queue: RunQueue) -> None:
     seed(queue, ["x"])
-    queue.lease(1, 30, "t")
-    assert queue.fail("t", 0, "bad", 1) == "dead"
-    assert queue.retry_dead() == 1
-    item = queue.lease(1, 30, "u").items[0]
+    queue.leases.lease(1, 30, "t")
+    assert queue.leases.fail("t", 0, "bad", 1) == "dead"
+    assert queue.admin.retry_dead() == 1
+    item = queue.leases.lease(1, 30, "u").items[0]
     assert (item.value, item.attempt) == ("x", 1)
     assert list(iter_records(queue, states=(DEAD,))) == []
 
@@ -168,14 +168,14 @@ def test_retry_dead_gives_fresh_attempts(queue: RunQueue) -> None:
 def test_retry_dead_in_small_chunks_requeues_every_dead_item_once(queue: RunQueue) -> None:
     seed(queue, list(range(300)))
     dead_letter(queue, 300)
-    assert queue.retry_dead(chunk=4) == 300
+    assert queue.admin.retry_dead(chunk=4) == 300
     requeued = [int(p) for p in queue.client.lrange(queue.keys.requeue, 0, -1)]
     assert sorted(requeued) == list(range(300))
-    assert queue.status().dead == 0
-    again = queue.lease(1000, 30, "t").items
+    assert queue.reading.status().dead == 0
+    again = queue.leases.lease(1000, 30, "t").items
     assert sorted(i.value for i in again) == list(range(300))
     assert {i.attempt for i in again} == {1}
-    assert queue.retry_dead(chunk=4) == 0
+    assert queue.admin.retry_dead(chunk=4) == 0
 
 
 def test_retry_dead_chunks_between_worker_calls_lose_and_double_nothing(queue: RunQueue) -> None:
@@ -187,13 +187,13 @@ def test_retry_dead_chunks_between_worker_calls_lose_and_double_nothing(queue: R
     again = "failed again after retry-dead: " + LONG_ERROR
     cursor, steps, requeued = "0", 0, 0
     while True:
-        cursor, n = queue.retry_dead_chunk(cursor, 3)
+        cursor, n = queue.admin.retry_dead_chunk(cursor, 3)
         steps, requeued = steps + 1, requeued + n
         token = f"w{steps}"
-        held = queue.lease(2, 30, token).items
+        held = queue.leases.lease(2, 30, token).items
         if held:
-            assert queue.fail(token, held[0].position, again, 1) == "dead"
-            assert queue.complete(token, "w", [i.position for i in held[1:]]) == []
+            assert queue.leases.fail(token, held[0].position, again, 1) == "dead"
+            assert queue.leases.complete(token, "w", [i.position for i in held[1:]]) == []
         assert_each_item_in_one_place(queue, total)
         if cursor == "0":
             break
@@ -211,10 +211,10 @@ def test_purge_deletes_only_this_run(queue: RunQueue, redis_url: str) -> None:
     other = make_queue(redis_url, queue.run + "-other")
     seed(queue, ["a"])
     seed(other, ["b"])
-    assert queue.purge() >= 2
-    assert not queue.is_seeded()
-    assert other.is_seeded()
-    other.purge()
+    assert queue.admin.purge() >= 2
+    assert not queue.reading.is_seeded()
+    assert other.reading.is_seeded()
+    other.admin.purge()
     other.close()
 
 
@@ -227,15 +227,15 @@ def test_purge_in_small_rounds_deletes_every_key_of_only_this_run(
     seed(queue, list(range(100)))
     seed(other, ["b"])
     dead_letter(queue, 10)
-    queue.lease(5, 30, "t")
+    queue.leases.lease(5, 30, "t")
     for n in range(25):  # staging hashes of seeders that died, found by SCAN
-        queue.stage_items(queue.keys.staging_items(f"orphan{n}"), [encode(n)], 32)
+        queue.seeding.stage_items(queue.keys.staging_items(f"orphan{n}"), [encode(n)], 32)
     mine = set(queue.client.scan_iter(match=queue.keys.pattern))
     assert len(mine) == 31  # meta, items, leases, dead, errors, ledger and the staging hashes
-    assert queue.purge(chunk=2) == len(mine)
+    assert queue.admin.purge(chunk=2) == len(mine)
     assert list(queue.client.scan_iter(match=queue.keys.pattern)) == []
-    assert other.status().total == 1
-    other.purge()
+    assert other.reading.status().total == 1
+    other.admin.purge()
     other.close()
 
 
@@ -259,12 +259,12 @@ def test_keys_are_unlinked_never_deleted_in_redis_main_thread(
     assert adopt_list(adopter, source).total == 100  # unlinks the list
     seed(queue, list(range(100)))
     late = queue.keys.staging_items("late")
-    queue.stage_items(late, [encode("x")] * 100, 32)
+    queue.seeding.stage_items(late, [encode("x")] * 100, 32)
     assert (
-        queue.commit_seed(late, 100, layout.KIND_LIST, 0, 1, "digest") is False
+        queue.seeding.commit_seed(late, 100, layout.KIND_LIST, 0, 1, "digest") is False
     )  # drops the staging
-    assert queue.purge() > 0
-    assert adopter.purge() > 0
+    assert queue.admin.purge() > 0
+    assert adopter.admin.purge() > 0
     calls = command_calls(queue) - before
     assert calls["del"] == 0
     assert calls["unlink"] >= 4
@@ -276,13 +276,13 @@ def test_batches_up_to_the_script_limit(queue: RunQueue, count: int) -> None:
     seed(queue, list(range(count)))
     got = []
     while True:
-        batch = queue.lease(5000, 30, "t").items
+        batch = queue.leases.lease(5000, 30, "t").items
         if not batch:
             break
         got.extend(batch)
-        assert queue.complete("t", "w", [i.position for i in batch]) == []
+        assert queue.leases.complete("t", "w", [i.position for i in batch]) == []
     assert [i.value for i in got] == list(range(count))
-    assert queue.status().done == count
+    assert queue.reading.status().done == count
 
 
 def test_named_keys_are_every_key_of_a_run() -> None:
@@ -315,32 +315,32 @@ def test_every_key_of_a_run_shares_one_cluster_slot(queue: RunQueue) -> None:
 )
 def test_range_items_are_exact_integers(queue: RunQueue, start: int, stop: int, step: int) -> None:
     seed_range(queue, ItemRange(start, stop, step))
-    got = queue.lease(100, 30, "t").items
+    got = queue.leases.lease(100, 30, "t").items
     assert [i.value for i in got] == list(range(start, stop, step))
 
 
 def test_an_expired_batch_is_not_charged_and_comes_back_one_at_a_time(queue: RunQueue) -> None:
     seed(queue, ["a", "b", "c", "d"])
-    queue.lease(3, 0.05, "died-with-a-batch")
+    queue.leases.lease(3, 0.05, "died-with-a-batch")
     wait_for_an_expired_lease(queue)
-    assert queue.reap(max_attempts=1) == (3, 0)  # with one attempt each, still none dead
-    leased = [queue.lease(10, 30, f"t{n}").items for n in range(3)]
+    assert queue.leases.reap(max_attempts=1) == (3, 0)  # with one attempt each, still none dead
+    leased = [queue.leases.lease(10, 30, f"t{n}").items for n in range(3)]
     assert [[(i.value, i.attempt) for i in items] for items in leased] == [
         [("a", 1)],
         [("b", 1)],
         [("c", 1)],
     ]
-    assert [i.value for i in queue.lease(10, 30, "fresh").items] == ["d"]
-    assert queue.status().dead == 0
+    assert [i.value for i in queue.leases.lease(10, 30, "fresh").items] == ["d"]
+    assert queue.reading.status().dead == 0
 
 
 def test_a_scaling_decision_is_recorded_only_while_the_run_exists(queue: RunQueue) -> None:
-    assert queue.scaling() is None
-    assert queue.record_scaling("r-worker", 3, 5, "more work") is False  # not seeded yet
+    assert queue.reading.scaling() is None
+    assert queue.admin.record_scaling("r-worker", 3, 5, "more work") is False  # not seeded yet
     assert not queue.client.exists(queue.keys.scaling)
     seed(queue, ["a"])
-    assert queue.record_scaling("r-worker", 3, 5, "more work") is True
-    record = queue.scaling()
+    assert queue.admin.record_scaling("r-worker", 3, 5, "more work") is True
+    record = queue.reading.scaling()
     assert record is not None
     assert (record.job, record.current, record.target, record.reason) == (
         "r-worker",
@@ -350,20 +350,22 @@ def test_a_scaling_decision_is_recorded_only_while_the_run_exists(queue: RunQueu
     )
     redis_ms = int(queue.client.time()[0]) * 1000
     assert redis_ms - 5000 <= record.at_ms <= redis_ms + 1000
-    queue.purge()
-    assert queue.record_scaling("r-worker", 5, 5, "late") is False  # a purged run: no stray key
+    queue.admin.purge()
+    assert (
+        queue.admin.record_scaling("r-worker", 5, 5, "late") is False
+    )  # a purged run: no stray key
     assert queue.client.exists(queue.keys.scaling) == 0
 
 
 def test_a_scaling_decision_expires_with_a_drained_run(queue: RunQueue) -> None:
     seed(queue, ["a"])
-    assert queue.record_scaling("r-worker", 1, 1, "tail") is True
-    [item] = queue.lease(1, 30, "t").items
-    assert queue.complete("t", "w", [item.position]) == []
-    assert queue.expire_results(3600)
+    assert queue.admin.record_scaling("r-worker", 1, 1, "tail") is True
+    [item] = queue.leases.lease(1, 30, "t").items
+    assert queue.leases.complete("t", "w", [item.position]) == []
+    assert queue.admin.expire_results(3600)
     assert 0 < queue.client.pttl(queue.keys.scaling) <= 3600_000
-    assert queue.record_scaling("r-worker", 1, 1, "drained") is True  # keeps the run's expiry
+    assert queue.admin.record_scaling("r-worker", 1, 1, "drained") is True  # keeps the run's expiry
     assert 0 < queue.client.pttl(queue.keys.scaling) <= 3600_000
-    queue.keep_results()
-    assert queue.record_scaling("r-worker", 1, 1, "retried") is True
+    queue.admin.keep_results()
+    assert queue.admin.record_scaling("r-worker", 1, 1, "retried") is True
     assert queue.client.pttl(queue.keys.scaling) == -1

@@ -312,12 +312,12 @@ def status(
     digest of its items (compare it with `wq digest` of the items file); when `wq autoscale`
     sizes its worker Job, the Job's parallelism, the one decided and why."""
     queue, _ = open_run(conn)
-    current = queue.status()
+    current = queue.reading.status()
     if expect_seeded and not current.seeded:
         raise RunLost(queue.run)
     if watch:
         current = watch_status(queue, interval, sys.stderr)
-    scaling = queue.scaling()
+    scaling = queue.reading.scaling()
     rows = scaling.rows() if scaling else []
     fields = {"autoscale": asdict(scaling)} if scaling else {}
     if not check:
@@ -433,7 +433,7 @@ def report(fmt: str, states: tuple[str, ...], output: Path | None, **conn: Any) 
 def retry_dead(**conn: Any) -> int:
     """Give every dead item a fresh set of attempts (run workers again to process them)."""
     queue, _ = open_run(conn)
-    click.echo(f"requeued {queue.retry_dead()} dead item(s) in run {queue.run}")
+    click.echo(f"requeued {queue.admin.retry_dead()} dead item(s) in run {queue.run}")
     return 0
 
 
@@ -445,7 +445,7 @@ def retry_dead(**conn: Any) -> int:
 def reap(max_attempts: int, **conn: Any) -> int:
     """Reclaim expired leases now (workers also do this on their own)."""
     queue, _ = open_run(conn)
-    requeued, died = queue.reap_all(max_attempts)
+    requeued, died = queue.leases.reap_all(max_attempts)
     click.echo(f"requeued {requeued}, dead-lettered {died} in run {queue.run}")
     return 0
 
@@ -458,7 +458,7 @@ def purge(yes: bool, **conn: Any) -> int:
     queue, _ = open_run(conn)
     if not yes and not click.confirm(f"Delete all keys of run {queue.run}?"):
         return 1
-    click.echo(f"deleted {queue.purge()} key(s) of run {queue.run}")
+    click.echo(f"deleted {queue.admin.purge()} key(s) of run {queue.run}")
     return 0
 
 

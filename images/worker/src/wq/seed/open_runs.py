@@ -49,10 +49,10 @@ class SealResult:
 
 def append(queue: RunQueue, batches: Batches) -> AppendResult:
     """Add items to an open run, chunk by chunk; an unseeded run is seeded open first."""
-    seeded, is_open, total, size = queue.open_state()
+    seeded, is_open, total, size = queue.appends.open_state()
     if not seeded:
         seed_items(queue, [], open_run=True)  # a no-op if another appender opened it first
-        seeded, is_open, total, size = queue.open_state()
+        seeded, is_open, total, size = queue.appends.open_state()
     if not is_open:
         raise _sealed(queue)
     appended = 0
@@ -82,10 +82,10 @@ def _append_chunk(
     progress: tuple[int, str] | None = None,
 ) -> int:
     """Append the items of `chunk` to a run of `total` items with `size` items per field (for
-    a progressive seeder: with its `progress`, as RunQueue.append takes it)."""
+    a progressive seeder: with its `progress`, as Appends.append takes it)."""
     while True:
         fields = list(layout.chunk_fields(chunk, size, first=total))
-        outcome = queue.append(total, fields, len(chunk), progress)
+        outcome = queue.appends.append(total, fields, len(chunk), progress)
         if outcome >= 0:
             return outcome
         if outcome == -4:
@@ -94,7 +94,7 @@ def _append_chunk(
                 "moved meanwhile): run one seeder per run"
             )
         if outcome == -1:  # another appender went first: lay the chunk out after its items
-            state = queue.open_state()
+            state = queue.appends.open_state()
             is_open, total = state.open, state.total
             if is_open:
                 continue
@@ -117,13 +117,13 @@ def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
     left as it is."""
     pieces = chunks(batches, APPEND_ITEMS, APPEND_BYTES)
     first = next(pieces, [])
-    seeded, is_open, total, size = queue.open_state()
+    seeded, is_open, total, size = queue.appends.open_state()
     if not seeded:
         seed_items(queue, [], open_run=True, chunk=layout.choose_chunk(first))
-        seeded, is_open, total, size = queue.open_state()
-    done, done_digest = queue.progress()
+        seeded, is_open, total, size = queue.appends.open_state()
+    done, done_digest = queue.appends.progress()
     if is_open:
-        queue.touch_seeder()  # a retry reads again what is in: workers wait meanwhile
+        queue.appends.touch_seeder()  # a retry reads again what is in: workers wait meanwhile
     digest = layout.ItemsDigest()
     read = appended = 0
     try:
@@ -141,7 +141,7 @@ def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
                     )
                 piece = piece[len(skip) :]
                 if is_open:
-                    queue.touch_seeder()
+                    queue.appends.touch_seeder()
             if not piece:
                 continue
             if not is_open:
@@ -193,15 +193,15 @@ def seal(queue: RunQueue, known: tuple[int, str] | None = None) -> SealResult:
     records a digest that is missing (a seal interrupted before it) and changes nothing else.
     `known`: (count, digest) of the first items of the run, from the caller that appended
     them; when the run holds exactly those at the seal, they are not read back."""
-    outcome, total, digest, was_open = queue.seal()
+    outcome, total, digest, was_open = queue.appends.seal()
     if outcome < 0:
         raise ConfigError(f"run {queue.run!r} is not seeded: there is nothing to seal")
     if digest is None and was_open:
         if known is not None and known[0] == total:
             digest = known[1]
         else:
-            digest = items_digest(queue, total, queue.open_state().chunk)
-        queue.record_digest(digest)
+            digest = items_digest(queue, total, queue.appends.open_state().chunk)
+        queue.appends.record_digest(digest)
     return SealResult(sealed_now=outcome == 1, total=total, digest=digest)
 
 
@@ -212,5 +212,5 @@ def items_digest(queue: RunQueue, total: int, size: int) -> str:
     return digest_batches(
         [blob]
         for first in range(0, fields, DIGEST_FIELDS)
-        for blob in queue.item_fields(first, min(DIGEST_FIELDS, fields - first))
+        for blob in queue.appends.item_fields(first, min(DIGEST_FIELDS, fields - first))
     )
