@@ -36,7 +36,7 @@ class Admin(RunHandle):
         k = self.keys
         head = [k.meta, k.requeue, k.suspects, k.leases]
         keys = head + [key for key in k.named if key not in head]
-        return bool(self.call(lambda: self.scripts.expire(keys=keys, args=[int(ttl_s * 1000)])))
+        return bool(self._eval(self.scripts.expire, keys=keys, args=[int(ttl_s * 1000)]))
 
     def keep_results(self) -> None:
         """Remove the expiry of the run's keys (a retried run is worked on again)."""
@@ -52,10 +52,10 @@ class Admin(RunHandle):
     def retry_dead_chunk(self, cursor: str, count: int) -> tuple[str, int]:
         """One call of retry-dead: (next cursor, '0' when done; items requeued)."""
         k = self.keys
-        result: list[Any] = self.call(
-            lambda: self.scripts.retry_dead(
-                keys=[k.requeue, k.attempts, k.dead, k.ledger], args=[cursor, count]
-            )
+        result: list[Any] = self._eval(
+            self.scripts.retry_dead,
+            keys=[k.requeue, k.attempts, k.dead, k.ledger],
+            args=[cursor, count],
         )
         return str(result[0]), int(result[1])
 
@@ -66,12 +66,12 @@ class Admin(RunHandle):
         it for 0.1-0.4 s). The run's named keys go in one call, so a worker sees all of the
         run or none of it; other keys (staging hashes) follow, SCAN-ing `chunk` names a call.
         """
-        deleted: int = self.call(lambda: int(self.client.unlink(*self.keys.named)))
+        deleted = int(self._retried(self.client.unlink, *self.keys.named))
         cursor = 0
         while True:
-            cursor, names = self.call(lambda cursor=cursor: self._scan_run(cursor, chunk))  # type: ignore[misc]
+            cursor, names = self._retried(self._scan_run, cursor, chunk)
             if names:
-                deleted += self.call(lambda names=names: int(self.client.unlink(*names)))  # type: ignore[misc]
+                deleted += int(self._retried(self.client.unlink, *names))
             if cursor == 0:
                 return deleted
 
@@ -96,4 +96,4 @@ class Admin(RunHandle):
         False, and nothing written, if the run is not seeded."""
         k = self.keys
         args: list[str | int] = [job, current, target, reason]
-        return bool(self.call(lambda: self.scripts.scaling(keys=[k.meta, k.scaling], args=args)))
+        return bool(self._eval(self.scripts.scaling, keys=[k.meta, k.scaling], args=args))

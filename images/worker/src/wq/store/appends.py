@@ -23,7 +23,7 @@ class Appends(RunHandle):
         """What an appender needs to know of the run."""
         fields = (layout.SEEDED, layout.OPEN, layout.TOTAL, layout.FORMAT, layout.CHUNK)
         seeded, is_open, total, fmt, chunk = cast(
-            list[str | None], self.call(lambda: self.client.hmget(self.keys.meta, *fields))
+            list[str | None], self._retried(self.client.hmget, self.keys.meta, *fields)
         )
         self._check_format(seeded is not None, fmt)
         return OpenState(
@@ -49,7 +49,7 @@ class Appends(RunHandle):
         args: list[str | int] = [total, count, *(progress or ("", ""))]
         for field, joined in fields:
             args += [field, joined]
-        return int(self.call(lambda: self.scripts.append(keys=[k.meta, k.items], args=args)))
+        return int(self._eval(self.scripts.append, keys=[k.meta, k.items], args=args))
 
     def touch_seeder(self) -> None:
         """Mark the run's progressive seeder alive now (Redis time), as each of its appends
@@ -66,26 +66,22 @@ class Appends(RunHandle):
         is recorded."""
         fields = (layout.PROGRESS, layout.PROGRESS_DIGEST)
         count, digest = cast(
-            list[str | None], self.call(lambda: self.client.hmget(self.keys.meta, *fields))
+            list[str | None], self._retried(self.client.hmget, self.keys.meta, *fields)
         )
         return int(count or 0), digest
 
     def seal(self) -> tuple[int, int, str | None, bool]:
         """Close an open run to appends: (1 sealed now, 0 sealed already, -1 not seeded;
         its total; its digest, None until recorded; whether it was ever open)."""
-        outcome, total, digest, was_open = self.call(
-            lambda: self.scripts.seal(keys=[self.keys.meta])
-        )
+        outcome, total, digest, was_open = self._eval(self.scripts.seal, keys=[self.keys.meta])
         return int(outcome), int(total), digest or None, bool(int(was_open))
 
     def item_fields(self, first: int, count: int) -> list[str]:
         """Fields first .. first + count - 1 of the items hash ('' for one that is absent)."""
         fields = list(range(first, first + count))
-        values = cast(
-            list[str | None], self.call(lambda: self.client.hmget(self.keys.items, fields))
-        )
+        values = cast(list[str | None], self._retried(self.client.hmget, self.keys.items, fields))
         return [v or "" for v in values]
 
     def record_digest(self, digest: str) -> None:
         """Record the digest of a sealed run's items (they change no more)."""
-        self.call(lambda: self.client.hset(self.keys.meta, layout.DIGEST, digest))
+        self._retried(self.client.hset, self.keys.meta, layout.DIGEST, digest)

@@ -7,7 +7,8 @@ exporter). Every state change is one Lua script call, so it is atomic; every cal
 the Retrying wrapper, so a Redis outage is retried and then raised, never read as "no work".
 """
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import redis
 from redis.commands.core import Script
@@ -22,6 +23,9 @@ from wq.store.scripts import Scripts
 MAX_BATCH = 1000
 # Outputs sent in one completion call, or read in one reply, about: beyond, more calls.
 OUTPUT_BYTES_PER_CALL = 1 << 20
+P = ParamSpec("P")
+T = TypeVar("T")
+
 # Operations on a whole run (retry-dead, purge, scans of its hashes) go in calls of about this
 # many items or keys, so that no single call blocks Redis for longer as the run grows.
 ADMIN_CHUNK = 500
@@ -42,6 +46,15 @@ class RunHandle:
 
     def close(self) -> None:
         self.client.close()
+
+    def _eval(self, script: Script, keys: Sequence[str], args: Sequence[Any] | None = None) -> Any:
+        """One Lua call, retried as a whole (Retrying)."""
+        return self.call(lambda: script(keys=keys, args=args))
+
+    def _retried(self, command: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """One Redis command, or a function whose commands are retried together, retried as a
+        whole (Retrying)."""
+        return self.call(lambda: command(*args, **kwargs))
 
     def _check_format(self, seeded: bool, fmt: str | None) -> None:
         if seeded and fmt not in layout.READABLE_FORMATS:

@@ -47,11 +47,10 @@ class Leases(RunHandle):
 
     def lease(self, count: int, lease_s: float, token: str) -> LeaseReply:
         k = self.keys
-        raw: list[Any] = self.call(
-            lambda: self.scripts.lease(
-                keys=[k.meta, k.items, k.requeue, k.suspects, k.leases, k.attempts, k.solo],
-                args=[min(count, MAX_BATCH), int(lease_s * 1000), token],
-            )
+        raw: list[Any] = self._eval(
+            self.scripts.lease,
+            keys=[k.meta, k.items, k.requeue, k.suspects, k.leases, k.attempts, k.solo],
+            args=[min(count, MAX_BATCH), int(lease_s * 1000), token],
         )
         first = 9  # of the leased items, in the reply
         if raw[5] != "":  # a range run: its items are computed here, in exact integers
@@ -97,9 +96,7 @@ class Leases(RunHandle):
             ]
             for position, output in part.outputs.items():
                 args += (position, output)
-            result: list[str] = self.call(
-                lambda args=args: self.scripts.complete(keys=keys, args=args)  # type: ignore[misc]
-            )
+            result: list[str] = self._eval(self.scripts.complete, keys=keys, args=args)
             stale.extend(int(p) for p in result)
         return stale
 
@@ -127,11 +124,10 @@ class Leases(RunHandle):
             k.workers,
             k.durations,
         ]
-        result: str = self.call(
-            lambda: self.scripts.fail(
-                keys=keys,
-                args=[token, position, error, max_attempts, worker, record_ms(duration_ms)],
-            )
+        result: str = self._eval(
+            self.scripts.fail,
+            keys=keys,
+            args=[token, position, error, max_attempts, worker, record_ms(duration_ms)],
         )
         return result
 
@@ -147,10 +143,10 @@ class Leases(RunHandle):
         k = self.keys
         released = 0
         for chunk in _chunks(positions):
-            n: int = self.call(
-                lambda chunk=chunk: self.scripts.release(  # type: ignore[misc]
-                    keys=[k.meta, k.requeue, k.leases, k.solo], args=[token, *chunk]
-                )
+            n: int = self._eval(
+                self.scripts.release,
+                keys=[k.meta, k.requeue, k.leases, k.solo],
+                args=[token, *chunk],
             )
             released += int(n)
         return released
@@ -161,8 +157,7 @@ class Leases(RunHandle):
         """Run a script that takes positions after `head` and returns positions, in chunks."""
         out: list[int] = []
         for chunk in _chunks(positions):
-            args = [*head, *chunk]
-            result: list[str] = self.call(lambda args=args: script(keys=keys, args=args))  # type: ignore[misc]
+            result: list[str] = self._eval(script, keys=keys, args=[*head, *chunk])
             out.extend(int(p) for p in result)
         return out
 
@@ -180,12 +175,7 @@ class Leases(RunHandle):
             k.deaths,
             k.ledger,
         ]
-        result: list[int] = self.call(
-            lambda: self.scripts.reap(
-                keys=keys,
-                args=[max_attempts, limit],
-            )
-        )
+        result: list[int] = self._eval(self.scripts.reap, keys=keys, args=[max_attempts, limit])
         return int(result[0]), int(result[1])
 
     def reap_all(self, max_attempts: int) -> tuple[int, int]:

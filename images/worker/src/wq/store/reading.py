@@ -1,6 +1,6 @@
-"""Reading a run, for `wq status`, `wq report`, `wq accounts`, the exporter, the autoscaler and
-the seeder's checks: its counts and durations (one atomic read), windows of its items and
-ledger, its outputs, and its seeded state. Nothing here changes the run."""
+"""Reading a run, for `wq status`, `wq report`, `wq dead`, the exporter, the autoscaler and the
+checks of seeders and workers: its counts and durations (one atomic read), windows of its items
+and ledger, its outputs, and its seeded state. Nothing here changes the run."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +32,7 @@ class Reading(RunHandle):
     """The readers' calls."""
 
     def total(self) -> int:
-        value = self.call(lambda: self.client.hget(self.keys.meta, layout.TOTAL))
+        value = self._retried(self.client.hget, self.keys.meta, layout.TOTAL)
         return int(value or 0)
 
     def is_seeded(self) -> bool:
@@ -44,7 +44,7 @@ class Reading(RunHandle):
         without one); RunFormatError if another wq version seeded it."""
         fields = (layout.SEEDED, layout.DIGEST, layout.FORMAT, layout.OPEN_DIGEST)
         seeded, digest, fmt, open_digest = cast(
-            list[str | None], self.call(lambda: self.client.hmget(self.keys.meta, *fields))
+            list[str | None], self._retried(self.client.hmget, self.keys.meta, *fields)
         )
         self._check_format(seeded is not None, fmt)
         return seeded is not None, open_digest or digest
@@ -56,7 +56,7 @@ class Reading(RunHandle):
         """The run's counts and its durations histogram, in one atomic read."""
         k = self.keys
         keys = [k.meta, k.requeue, k.suspects, k.leases, k.dead, k.durations]
-        raw: list[Any] = self.call(lambda: self.scripts.status(keys=keys, args=[]))
+        raw: list[Any] = self._eval(self.scripts.status, keys=keys, args=[])
         flat, requeued, suspects, in_flight, dead, now_ms, ttl_ms, durations = raw
         meta = dict(zip(flat[::2], flat[1::2], strict=True))
         self._check_format(layout.SEEDED in meta, meta.get(layout.FORMAT))
@@ -90,13 +90,13 @@ class Reading(RunHandle):
         sign that some keys were evicted (purge unlinks them all in one call, and a drained
         run's keys expire at the same moment)."""
         others = self.keys.named[1:]
-        return bool(self.call(lambda: self.client.exists(*others)))
+        return bool(self._retried(self.client.exists, *others))
 
     def scaling(self) -> Scaling | None:
         """The autoscaler's last decision, if anything autoscales the run."""
         values = cast(
             list[str | None],
-            self.call(lambda: self.client.hmget(self.keys.scaling, list(layout.SCALING_FIELDS))),
+            self._retried(self.client.hmget, self.keys.scaling, list(layout.SCALING_FIELDS)),
         )
         if any(v is None for v in values):
             return None
@@ -109,7 +109,7 @@ class Reading(RunHandle):
         k = self.keys
         keys = [k.meta, k.items, k.ledger, k.attempts, k.errors, k.dead]
         raw = cast(
-            list[Any], self.call(lambda: self._eval_raw(self.scripts.window, keys, [first, count]))
+            list[Any], self._retried(self._eval_raw, self.scripts.window, keys, [first, count])
         )
         meta, item_fields, ledger_fields, attempts, errors, dead = raw
         total_b, kind_b, start_b, step_b, chunk_b, seeded_b = meta
@@ -161,7 +161,7 @@ class Reading(RunHandle):
             if batch and (p < 0 or size + n > OUTPUT_BYTES_PER_CALL):
                 values = cast(
                     list[str | None],
-                    self.call(lambda batch=batch: self.client.hmget(key, [str(q) for q in batch])),  # type: ignore[misc]
+                    self._retried(self.client.hmget, key, [str(q) for q in batch]),
                 )
                 found.update((q, v) for q, v in zip(batch, values, strict=True) if v is not None)
                 batch, size = [], 0
@@ -177,11 +177,7 @@ class Reading(RunHandle):
         while True:
             cursor, page = cast(
                 tuple[int, dict[str, str]],
-                self.call(
-                    lambda cursor=cursor: self.client.hscan(  # type: ignore[misc]
-                        self.keys.workers, cursor, count=ADMIN_CHUNK
-                    )
-                ),
+                self._retried(self.client.hscan, self.keys.workers, cursor, count=ADMIN_CHUNK),
             )
             names.update((int(n), name) for name, n in page.items())
             if int(cursor) == 0:
@@ -194,11 +190,7 @@ class Reading(RunHandle):
         while True:
             cursor, page = cast(
                 tuple[int, list[tuple[str, float]]],
-                self.call(
-                    lambda cursor=cursor: self.client.zscan(  # type: ignore[misc]
-                        self.keys.leases, cursor, count=ADMIN_CHUNK
-                    )
-                ),
+                self._retried(self.client.zscan, self.keys.leases, cursor, count=ADMIN_CHUNK),
             )
             held.update(int(member.split(":", 1)[0]) for member, _ in page)
             if int(cursor) == 0:

@@ -39,6 +39,7 @@ class Seeding(RunHandle):
 
     def stage_fields(self, staging: str, fields: Sequence[tuple[int, str]]) -> None:
         """Add fields of the items hash (layout.chunk_fields) to a staging hash."""
+        # A fresh pipeline each attempt: the whole batch is retried as one unit.
         self.call(
             lambda: self._write_fields(self.client.pipeline(transaction=False), staging, fields)
         )
@@ -109,18 +110,18 @@ class Seeding(RunHandle):
             self.drop_staging(staging)
             seeded = -1
         else:
-            seeded = int(self.call(lambda: self.scripts.seed(keys=keys, args=args)))
+            seeded = int(self._eval(self.scripts.seed, keys=keys, args=args))
         if seeded < 0:
             raise SourceChanged(
                 f"list {source!r} changed length while it was being adopted ({total} items "
                 "copied); adopt it again once nothing writes to it"
             )
         if source is not None and apart and seeded == 1:
-            self.call(lambda: self.client.unlink(source))
+            self._retried(self.client.unlink, source)
         return seeded == 1
 
     def drop_staging(self, staging: str) -> None:
-        self.call(lambda: self.client.unlink(staging))
+        self._retried(self.client.unlink, staging)
 
     def list_length(self, source: str) -> int:
         """LLEN of a plain list; ConfigError if the key holds something else."""
@@ -142,10 +143,8 @@ class Seeding(RunHandle):
         last = first + count - 1
         raw = cast(
             list[bytes],
-            self.call(
-                lambda: self.client.execute_command(  # type: ignore[no-untyped-call]
-                    "LRANGE", source, first, last, NEVER_DECODE=True
-                )
+            self._retried(
+                self.client.execute_command, "LRANGE", source, first, last, NEVER_DECODE=True
             ),
         )
         try:
