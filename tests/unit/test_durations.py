@@ -13,6 +13,7 @@ from wq.seed.items_source import ItemRange
 from wq.seed.seeder import seed_items, seed_range
 from wq.store import layout
 from wq.store.completions import Completions, Finished
+from wq.store.leases import FailOutcome
 from wq.store.queue import RunQueue
 from wq.store.scripts import read_script
 from wq.work.worker import EXIT_DRAINED
@@ -79,12 +80,13 @@ def test_failed_attempts_count_retried_or_dead_and_late_results_do_not(
 ) -> None:
     seed_items(queue, [encode(v) for v in ["a", "b"]])
     held = queue.leases.lease(2, 30, "t").items
-    assert queue.leases.fail("t", held[0].position, "flaky", 2, duration_ms=20) == "retry"
-    assert queue.leases.fail("t", held[1].position, "poison", 1, duration_ms=2000) == "dead"
-    assert queue.leases.fail("t", held[1].position, "again", 1, duration_ms=40) == "stale"
+    fail = queue.leases.fail
+    assert fail("t", held[0].position, "flaky", 2, duration_ms=20) is FailOutcome.RETRY
+    assert fail("t", held[1].position, "poison", 1, duration_ms=2000) is FailOutcome.DEAD
+    assert fail("t", held[1].position, "again", 1, duration_ms=40) is FailOutcome.STALE
     [again] = queue.leases.lease(1, 30, "u").items
     assert queue.leases.complete("t", "w", [Finished(again.position, 30)]) == [again.position]
-    assert queue.leases.fail("u", again.position, "flaky", 2) == "dead"  # duration not known
+    assert fail("u", again.position, "flaky", 2) is FailOutcome.DEAD  # duration not known
     assert counted(queue) == {2: 1, 8: 1}
     assert durations(queue).sum_ms == 2020
 

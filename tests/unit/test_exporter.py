@@ -26,6 +26,7 @@ from wq.seed.seeder import seed_items
 from wq.store import layout
 from wq.store.completions import Finished
 from wq.store.connection import RedisSettings
+from wq.store.leases import FailOutcome
 from wq.store.local_redis import RedisServer
 from wq.store.queue import RunQueue
 from wq.work.worker import EXIT_DRAINED, Worker
@@ -131,7 +132,8 @@ def test_a_run_in_each_state(redis_url: str, run_id: str) -> None:
     seed(running, ["a", "b", "c", "d"])
     held = running.leases.lease(3, 30, "t").items
     assert running.leases.complete("t", "w", [Finished(held[0].position, 20)]) == []
-    assert running.leases.fail("t", held[1].position, "flaky", 3, duration_ms=3000) == "retry"
+    retried = running.leases.fail("t", held[1].position, "flaky", 3, duration_ms=3000)
+    assert retried is FailOutcome.RETRY
     seed(queues["drained"], ["a", "b"])
     assert Worker(queues["drained"], Recorder(), config(), quiet()).run() == EXIT_DRAINED
     seed(queues["dead"], ["ok", "poison"])

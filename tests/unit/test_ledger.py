@@ -16,6 +16,7 @@ from wq.read.ledger import DEAD, DONE, IN_FLIGHT, PENDING, ItemRecord, account, 
 from wq.seed.seeder import seed_items
 from wq.store import layout
 from wq.store.completions import Finished
+from wq.store.leases import FailOutcome, Reaped
 from wq.store.queue import RunQueue
 from wq.work.handlers import CommandHandler, PythonHandler
 from wq.work.outputs import OutputRefused
@@ -45,10 +46,9 @@ def test_records_of_done_dead_retried_pending_and_in_flight_items(queue: RunQueu
     held = queue.leases.lease(6, 30, "t").items
     assert [i.position for i in held] == [0, 1, 2, 3, 4, 5]
     assert queue.leases.complete("t", "pod-a", [Finished(0, 12, '{"n":1}'), Finished(5, 7)]) == []
-    assert (
-        queue.leases.fail("t", 1, "first try failed", 3, worker="pod-a", duration_ms=3) == "retry"
-    )
-    assert queue.leases.fail("t", 2, "poison", 1, worker="pod-b", duration_ms=40) == "dead"
+    fail = queue.leases.fail
+    assert fail("t", 1, "first try failed", 3, worker="pod-a", duration_ms=3) is FailOutcome.RETRY
+    assert fail("t", 2, "poison", 1, worker="pod-b", duration_ms=40) is FailOutcome.DEAD
     assert queue.leases.release("t", [4]) == 1  # e: pending again; d stays in flight
     [again] = queue.leases.lease(1, 30, "u").items
     assert (again.position, again.attempt) == (4, 1)  # released first, uncharged
@@ -90,7 +90,7 @@ def test_an_item_whose_worker_died_is_dead_with_no_worker_and_no_duration(
     seed(queue, ["killer"])
     queue.leases.lease(1, 0.05, "died")
     expire_lease(queue)
-    assert queue.leases.reap(max_attempts=1) == (0, 1)
+    assert queue.leases.reap(max_attempts=1) == Reaped(requeued=0, dead=1)
     [r] = iter_records(queue)
     assert (r.state, r.attempts, r.worker, r.duration_ms) == (DEAD, 1, None, None)
     assert r.error == "its worker died 1 time while processing it (its lease expired)"
@@ -99,7 +99,7 @@ def test_an_item_whose_worker_died_is_dead_with_no_worker_and_no_duration(
 def test_retry_dead_clears_the_record_until_the_item_is_done_again(queue: RunQueue) -> None:
     seed(queue, ["x", "y"])
     queue.leases.lease(1, 30, "t")
-    assert queue.leases.fail("t", 0, "bad", 1, worker="w1") == "dead"
+    assert queue.leases.fail("t", 0, "bad", 1, worker="w1") is FailOutcome.DEAD
     assert records(queue)[0].state == DEAD
     assert queue.admin.retry_dead() == 1
     assert records(queue)[0].state == PENDING
@@ -125,7 +125,8 @@ def test_a_late_result_leaves_the_accepted_output_intact(queue: RunQueue, late_f
     assert queue.leases.complete("fast", "fast-pod", [Finished(0, 10, '"accepted"')]) == []
     if not late_first:
         assert queue.leases.complete("slow", "slow-pod", [late]) == [0]
-        assert queue.leases.fail("slow", 0, "late failure", 3, worker="slow-pod") == "stale"
+        late_failure = queue.leases.fail("slow", 0, "late failure", 3, worker="slow-pod")
+        assert late_failure is FailOutcome.STALE
     r = records(queue)[0]
     assert (r.state, r.worker, r.duration_ms, r.output) == (DONE, "fast-pod", 10, '"accepted"')
     assert r.attempts == 2

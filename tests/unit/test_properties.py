@@ -20,6 +20,7 @@ from wq.base.errors import ConfigError
 from wq.base.item import encode
 from wq.read.ledger import DEAD, DONE, IN_FLIGHT, PENDING, iter_records
 from wq.seed.seeder import seed_items
+from wq.store.leases import FailOutcome, Reaped
 
 MAX_ATTEMPTS = 2
 _machines = itertools.count()
@@ -107,7 +108,7 @@ class QueueModel(RuleBasedStateMachine):
         """A worker leases and is never heard from again: its leases expire and are reaped."""
         token, positions = self._lease(n, 0.001)
         time.sleep(0.005)  # the lease's length, on the server's clock
-        requeued, died = self.queue.leases.reap(MAX_ATTEMPTS)
+        reaped = self.queue.leases.reap(MAX_ATTEMPTS)
         self.held.pop(token, None)
         expected_dead = set()
         if self.solo.pop(token, None) is not None:
@@ -122,7 +123,9 @@ class QueueModel(RuleBasedStateMachine):
             # Several: none is charged; each comes back to be leased alone (reaped in the
             # order of the lease members, "position:token", as text).
             self.suspects += sorted(positions, key=lambda p: f"{p}:{token}")
-        assert (requeued, died) == (len(positions) - len(expected_dead), len(expected_dead))
+        assert reaped == Reaped(
+            requeued=len(positions) - len(expected_dead), dead=len(expected_dead)
+        )
         self.dead |= expected_dead
 
     @precondition(lambda self: self.held)
@@ -143,10 +146,10 @@ class QueueModel(RuleBasedStateMachine):
         position = data.draw(st.sampled_from(sorted(self.held[token])))
         verdict = self.queue.leases.fail(token, position, "boom", MAX_ATTEMPTS)
         self.attempts[position] = self.attempts.get(position, 0) + 1
-        expected = "dead" if self.attempts[position] >= MAX_ATTEMPTS else "retry"
-        assert verdict == expected
+        dead = self.attempts[position] >= MAX_ATTEMPTS
+        assert verdict is (FailOutcome.DEAD if dead else FailOutcome.RETRY)
         self._drop(token, {position})
-        if verdict == "dead":
+        if verdict is FailOutcome.DEAD:
             self.dead.add(position)
         else:
             self.requeue.append(position)

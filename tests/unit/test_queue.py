@@ -11,6 +11,7 @@ from wq.seed.items_source import ItemRange
 from wq.seed.seeder import adopt_list, seed_items, seed_range
 from wq.store import layout
 from wq.store.keys import RunKeys
+from wq.store.leases import FailOutcome, Reaped
 from wq.store.queue import RunQueue
 
 
@@ -31,7 +32,7 @@ def dead_letter(queue: RunQueue, n: int, token: str = "doomed") -> list[int]:
     """Lease n items and fail each for good, as a worker with --max-attempts 1 would."""
     held = queue.leases.lease(n, 30, token).items
     for item in held:
-        assert queue.leases.fail(token, item.position, LONG_ERROR, 1) == "dead"
+        assert queue.leases.fail(token, item.position, LONG_ERROR, 1) is FailOutcome.DEAD
     return [i.position for i in held]
 
 
@@ -88,10 +89,11 @@ def test_drained_only_when_nothing_pending_and_nothing_in_flight(queue: RunQueue
 def test_expired_lease_is_reclaimed_and_counts_as_an_attempt(queue: RunQueue) -> None:
     seed(queue, ["a", "b"])
     queue.leases.lease(1, 30, "alive")
-    assert queue.leases.reap(max_attempts=3) == (0, 0)  # a live lease is not reclaimed
+    # A live lease is not reclaimed.
+    assert queue.leases.reap(max_attempts=3) == Reaped(requeued=0, dead=0)
     queue.leases.lease(1, 0.05, "dead-worker")
     wait_for_an_expired_lease(queue)
-    assert queue.leases.reap(max_attempts=3) == (1, 0)  # only the expired one
+    assert queue.leases.reap(max_attempts=3) == Reaped(requeued=1, dead=0)  # only the expired one
     again = queue.leases.lease(1, 30, "survivor").items
     assert [(i.value, i.attempt) for i in again] == [("b", 2)]
     status = queue.reading.status()
@@ -107,7 +109,7 @@ def test_late_result_of_an_expired_lease_is_rejected_and_done_recorded_once(
     queue.leases.reap(max_attempts=3)
     queue.leases.lease(1, 30, "fast")
     assert queue.leases.complete("slow", "w-slow", [0]) == [0]  # rejected: someone else holds it
-    assert queue.leases.fail("slow", 0, "boom", 3) == "stale"
+    assert queue.leases.fail("slow", 0, "boom", 3) is FailOutcome.STALE
     assert queue.leases.complete("fast", "w-fast", [0]) == []
     assert queue.leases.complete("fast", "w-fast", [0]) == [0]  # a repeat is not recorded twice
     status = queue.reading.status()
@@ -122,8 +124,8 @@ def test_failures_retry_then_dead_letter_with_last_error(queue: RunQueue) -> Non
     for attempt in (1, 2, 3):
         item = queue.leases.lease(1, 30, f"t{attempt}").items[0]
         assert (item.value, item.attempt) == ("poison", attempt)
-        expected = "dead" if attempt == 3 else "retry"
-        assert queue.leases.fail(f"t{attempt}", item.position, f"error {attempt}", 3) == expected
+        expected = FailOutcome.DEAD if attempt == 3 else FailOutcome.RETRY
+        assert queue.leases.fail(f"t{attempt}", item.position, f"error {attempt}", 3) is expected
     dead = list(iter_records(queue, states=(DEAD,)))
     assert [(d.position, d.item, d.error) for d in dead] == [(0, '"poison"', "error 3")]
     rest = queue.leases.lease(5, 30, "t9").items
@@ -150,7 +152,8 @@ def test_renew_keeps_a_lease_alive_past_its_length(queue: RunQueue) -> None:
     queue.leases.lease(2, 0.05, "t")
     assert queue.leases.renew("t", 30, [0]) == []  # position 0 now has 30 s; position 1 does not
     wait_for_an_expired_lease(queue)
-    assert queue.leases.reap(3) == (1, 0)  # only the unrenewed position 1 expired
+    # Only the unrenewed position 1 expired.
+    assert queue.leases.reap(3) == Reaped(requeued=1, dead=0)
     assert queue.leases.renew("t", 30, [1]) == [1]  # lost
     assert queue.reading.status().in_flight == 1
 
@@ -158,7 +161,7 @@ def test_renew_keeps_a_lease_alive_past_its_length(queue: RunQueue) -> None:
 def test_retry_dead_gives_fresh_attempts(queue: RunQueue) -> None:
     seed(queue, ["x"])
     queue.leases.lease(1, 30, "t")
-    assert queue.leases.fail("t", 0, "bad", 1) == "dead"
+    assert queue.leases.fail("t", 0, "bad", 1) is FailOutcome.DEAD
     assert queue.admin.retry_dead() == 1
     item = queue.leases.lease(1, 30, "u").items[0]
     assert (item.value, item.attempt) == ("x", 1)
@@ -187,12 +190,12 @@ def test_retry_dead_chunks_between_worker_calls_lose_and_double_nothing(queue: R
     again = "failed again after retry-dead: " + LONG_ERROR
     cursor, steps, requeued = "0", 0, 0
     while True:
-        cursor, n = queue.admin.retry_dead_chunk(cursor, 3)
-        steps, requeued = steps + 1, requeued + n
+        step = queue.admin.retry_dead_chunk(cursor, 3)
+        cursor, steps, requeued = step.cursor, steps + 1, requeued + step.requeued
         token = f"w{steps}"
         held = queue.leases.lease(2, 30, token).items
         if held:
-            assert queue.leases.fail(token, held[0].position, again, 1) == "dead"
+            assert queue.leases.fail(token, held[0].position, again, 1) is FailOutcome.DEAD
             assert queue.leases.complete(token, "w", [i.position for i in held[1:]]) == []
         assert_each_item_in_one_place(queue, total)
         if cursor == "0":
@@ -260,9 +263,8 @@ def test_keys_are_unlinked_never_deleted_in_redis_main_thread(
     seed(queue, list(range(100)))
     late = queue.keys.staging_items("late")
     queue.seeding.stage_items(late, [encode("x")] * 100, 32)
-    assert (
-        queue.seeding.commit_seed(late, 100, layout.KIND_LIST, 0, 1, "digest") is False
-    )  # drops the staging
+    # Already seeded: the commit drops the staging.
+    assert queue.seeding.commit_seed(late, 100, layout.KIND_LIST, 0, 1, "digest") is False
     assert queue.admin.purge() > 0
     assert adopter.admin.purge() > 0
     calls = command_calls(queue) - before
@@ -323,7 +325,8 @@ def test_an_expired_batch_is_not_charged_and_comes_back_one_at_a_time(queue: Run
     seed(queue, ["a", "b", "c", "d"])
     queue.leases.lease(3, 0.05, "died-with-a-batch")
     wait_for_an_expired_lease(queue)
-    assert queue.leases.reap(max_attempts=1) == (3, 0)  # with one attempt each, still none dead
+    # With one attempt each, still none dead.
+    assert queue.leases.reap(max_attempts=1) == Reaped(requeued=3, dead=0)
     leased = [queue.leases.lease(10, 30, f"t{n}").items for n in range(3)]
     assert [[(i.value, i.attempt) for i in items] for items in leased] == [
         [("a", 1)],
@@ -351,9 +354,8 @@ def test_a_scaling_decision_is_recorded_only_while_the_run_exists(queue: RunQueu
     redis_ms = int(queue.client.time()[0]) * 1000
     assert redis_ms - 5000 <= record.at_ms <= redis_ms + 1000
     queue.admin.purge()
-    assert (
-        queue.admin.record_scaling("r-worker", 5, 5, "late") is False
-    )  # a purged run: no stray key
+    # A purged run: no stray key.
+    assert queue.admin.record_scaling("r-worker", 5, 5, "late") is False
     assert queue.client.exists(queue.keys.scaling) == 0
 
 

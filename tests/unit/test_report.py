@@ -18,6 +18,7 @@ from wq.base.item import encode
 from wq.seed.items_source import ItemRange
 from wq.seed.seeder import seed_items, seed_range
 from wq.store.completions import Completions, Finished
+from wq.store.leases import FailOutcome
 from wq.store.queue import RunQueue
 
 # Values that trip up a careless CSV or JSON writer.
@@ -63,7 +64,8 @@ def prepare_run(queue: RunQueue) -> dict[int, dict[str, Any]]:
     )
     assert queue.leases.complete("t", "pod-0", done) == []
     poison, waiting = len(TRICKY), len(TRICKY) + 1
-    assert queue.leases.fail("t", poison, 'no, "never"', 1, worker="pod-1", duration_ms=2) == "dead"
+    poisoned = queue.leases.fail("t", poison, 'no, "never"', 1, worker="pod-1", duration_ms=2)
+    assert poisoned is FailOutcome.DEAD
     assert queue.leases.release("t", [waiting]) == 1
     expected: dict[int, dict[str, Any]] = {}
     for p, value in enumerate(values):

@@ -445,8 +445,8 @@ def retry_dead(**conn: Any) -> int:
 def reap(max_attempts: int, **conn: Any) -> int:
     """Reclaim expired leases now (workers also do this on their own)."""
     queue, _ = open_run(conn)
-    requeued, died = queue.leases.reap_all(max_attempts)
-    click.echo(f"requeued {requeued}, dead-lettered {died} in run {queue.run}")
+    reaped = queue.leases.reap_all(max_attempts)
+    click.echo(f"requeued {reaped.requeued}, dead-lettered {reaped.dead} in run {queue.run}")
     return 0
 
 

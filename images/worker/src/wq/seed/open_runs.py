@@ -23,6 +23,7 @@ from wq.base.errors import ConfigError, SourceError, WqError
 from wq.seed.formats import Batches
 from wq.seed.seeder import digest_batches, seed_items
 from wq.store import layout
+from wq.store.appends import Appended, AppendRefusal, SealOutcome
 from wq.store.queue import RunQueue
 
 # Items per append call, and about how many bytes of them: each call holds Redis for about a
@@ -86,14 +87,15 @@ def _append_chunk(
     while True:
         fields = list(layout.chunk_fields(chunk, size, first=total))
         outcome = queue.appends.append(total, fields, len(chunk), progress)
-        if outcome >= 0:
-            return outcome
-        if outcome == -4:
+        if isinstance(outcome, Appended):
+            return outcome.total
+        if outcome is AppendRefusal.PROGRESS_CHANGED:
             raise ConfigError(
                 f"another seeder is adding the same source to run {queue.run!r} (its progress "
                 "moved meanwhile): run one seeder per run"
             )
-        if outcome == -1:  # another appender went first: lay the chunk out after its items
+        if outcome is AppendRefusal.TOTAL_CHANGED:
+            # Another appender went first: lay the chunk out after its items.
             state = queue.appends.open_state()
             is_open, total = state.open, state.total
             if is_open:
@@ -121,7 +123,8 @@ def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
     if not seeded:
         seed_items(queue, [], open_run=True, chunk=layout.choose_chunk(first))
         seeded, is_open, total, size = queue.appends.open_state()
-    done, done_digest = queue.appends.progress()
+    recorded = queue.appends.progress()
+    done, done_digest = recorded.items, recorded.digest
     if is_open:
         queue.appends.touch_seeder()  # a retry reads again what is in: workers wait meanwhile
     digest = layout.ItemsDigest()
@@ -193,16 +196,19 @@ def seal(queue: RunQueue, known: tuple[int, str] | None = None) -> SealResult:
     records a digest that is missing (a seal interrupted before it) and changes nothing else.
     `known`: (count, digest) of the first items of the run, from the caller that appended
     them; when the run holds exactly those at the seal, they are not read back."""
-    outcome, total, digest, was_open = queue.appends.seal()
-    if outcome < 0:
+    reply = queue.appends.seal()
+    if reply.outcome is SealOutcome.NOT_SEEDED:
         raise ConfigError(f"run {queue.run!r} is not seeded: there is nothing to seal")
-    if digest is None and was_open:
-        if known is not None and known[0] == total:
+    digest = reply.digest
+    if digest is None and reply.was_open:
+        if known is not None and known[0] == reply.total:
             digest = known[1]
         else:
-            digest = items_digest(queue, total, queue.appends.open_state().chunk)
+            digest = items_digest(queue, reply.total, queue.appends.open_state().chunk)
         queue.appends.record_digest(digest)
-    return SealResult(sealed_now=outcome == 1, total=total, digest=digest)
+    return SealResult(
+        sealed_now=reply.outcome is SealOutcome.SEALED_NOW, total=reply.total, digest=digest
+    )
 
 
 def items_digest(queue: RunQueue, total: int, size: int) -> str:

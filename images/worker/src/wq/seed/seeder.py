@@ -365,7 +365,7 @@ def _commit(
 def _already_seeded(queue: RunQueue, digest: str | None) -> SeedResult:
     """The run was seeded already: a no-op with the same items (digest; None: not known),
     a ConfigError with others. A run seeded before wq recorded digests matches anything."""
-    _, stored = queue.reading.seed_state()
+    stored = queue.reading.seed_state().digest
     if digest is not None and stored is not None and digest != stored:
         raise ConfigError(
             f"run {queue.run} was already seeded with different items (digest "

@@ -2,11 +2,18 @@
 expiry of a drained run's keys, delete the run (`wq purge`), and record the autoscaler's
 decisions. Operations on a whole run go in bounded calls (ADMIN_CHUNK items or keys each)."""
 
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from redis.cluster import RedisCluster
 
 from wq.store.handle import ADMIN_CHUNK, RunHandle
+
+
+class RetryDeadStep(NamedTuple):
+    """One call of retry-dead."""
+
+    cursor: str  # where the next call starts; "0" once the walk is done
+    requeued: int  # dead items this call requeued
 
 
 class Admin(RunHandle):
@@ -24,8 +31,8 @@ class Admin(RunHandle):
         self.keep_results()
         cursor, requeued = "0", 0
         while True:
-            cursor, n = self.retry_dead_chunk(cursor, chunk)
-            requeued += n
+            step = self.retry_dead_chunk(cursor, chunk)
+            cursor, requeued = step.cursor, requeued + step.requeued
             if cursor == "0":
                 self.keep_results()
                 return requeued
@@ -49,15 +56,15 @@ class Admin(RunHandle):
 
         self.call(persist)
 
-    def retry_dead_chunk(self, cursor: str, count: int) -> tuple[str, int]:
-        """One call of retry-dead: (next cursor, '0' when done; items requeued)."""
+    def retry_dead_chunk(self, cursor: str, count: int) -> RetryDeadStep:
+        """One call of retry-dead, from `cursor` ("0": the start), about `count` items."""
         k = self.keys
         result: list[Any] = self._eval(
             self.scripts.retry_dead,
             keys=[k.requeue, k.attempts, k.dead, k.ledger],
             args=[cursor, count],
         )
-        return str(result[0]), int(result[1])
+        return RetryDeadStep(cursor=str(result[0]), requeued=int(result[1]))
 
     def purge(self, chunk: int = ADMIN_CHUNK) -> int:
         """Delete every key of the run; returns how many keys were deleted.

@@ -3,6 +3,7 @@ appender needs to know of the run, one append per chunk of items, the progressiv
 progress, and the seal that closes the run to appends."""
 
 from collections.abc import Sequence
+from enum import Enum
 from typing import NamedTuple, cast
 
 from wq.store import layout
@@ -14,6 +15,46 @@ class OpenState(NamedTuple):
     open: bool  # takes appends
     total: int  # items in the run: the position the next append starts at
     chunk: int  # items per field of the items hash
+
+
+class Appended(NamedTuple):
+    """An append went in whole."""
+
+    total: int  # the run's total with the appended items
+
+
+class AppendRefusal(Enum):
+    """Why append.lua added nothing."""
+
+    TOTAL_CHANGED = -1  # another appender went first: lay the items out for the new total
+    SEALED = -2  # the run takes no more items
+    NOT_SEEDED = -3
+    PROGRESS_CHANGED = -4  # another seeder of the same source moved its progress meanwhile
+
+
+class Progress(NamedTuple):
+    """What a progressive seeder recorded of its source: how many of its items are in the run,
+    and their digest (layout.ItemsDigest); 0 and None if it recorded nothing."""
+
+    items: int
+    digest: str | None
+
+
+class SealOutcome(Enum):
+    """What seal.lua did."""
+
+    SEALED_NOW = 1
+    SEALED_BEFORE = 0  # or never open: the seal changed nothing
+    NOT_SEEDED = -1
+
+
+class SealReply(NamedTuple):
+    """seal.lua's answer (wq.seed.open_runs.seal turns it into the run's SealResult)."""
+
+    outcome: SealOutcome
+    total: int  # of the run
+    digest: str | None  # of its items; None until recorded
+    was_open: bool  # whether the run was ever open to appends
 
 
 class Appends(RunHandle):
@@ -39,17 +80,17 @@ class Appends(RunHandle):
         fields: Sequence[tuple[int, str]],
         count: int,
         progress: tuple[int, str] | None = None,
-    ) -> int:
+    ) -> Appended | AppendRefusal:
         """Add `count` items, laid out as fields for a run of `total` items
-        (layout.chunk_fields(items, chunk, first=total)), in one step; returns the new total, or
-        append.lua's refusal: -1 the total changed, -2 sealed, -3 not seeded, -4 the progress
-        changed. `progress`: a progressive seeder's (items of its source in before these,
-        digest of its source's items once these are in)."""
+        (layout.chunk_fields(items, chunk, first=total)), in one step, or refuse them all.
+        `progress`: a progressive seeder's (items of its source in before these, digest of its
+        source's items once these are in)."""
         k = self.keys
         args: list[str | int] = [total, count, *(progress or ("", ""))]
         for field, joined in fields:
             args += [field, joined]
-        return int(self._eval(self.scripts.append, keys=[k.meta, k.items], args=args))
+        outcome = int(self._eval(self.scripts.append, keys=[k.meta, k.items], args=args))
+        return Appended(total=outcome) if outcome >= 0 else AppendRefusal(outcome)
 
     def touch_seeder(self) -> None:
         """Mark the run's progressive seeder alive now (Redis time), as each of its appends
@@ -61,20 +102,23 @@ class Appends(RunHandle):
 
         self.call(touch)
 
-    def progress(self) -> tuple[int, str | None]:
-        """(items in, their digest) of the run's progressive seeder's source; (0, None) if none
-        is recorded."""
+    def progress(self) -> Progress:
+        """What the run's progressive seeder recorded of its source."""
         fields = (layout.PROGRESS, layout.PROGRESS_DIGEST)
         count, digest = cast(
             list[str | None], self._retried(self.client.hmget, self.keys.meta, *fields)
         )
-        return int(count or 0), digest
+        return Progress(items=int(count or 0), digest=digest)
 
-    def seal(self) -> tuple[int, int, str | None, bool]:
-        """Close an open run to appends: (1 sealed now, 0 sealed already, -1 not seeded;
-        its total; its digest, None until recorded; whether it was ever open)."""
+    def seal(self) -> SealReply:
+        """Close an open run to appends."""
         outcome, total, digest, was_open = self._eval(self.scripts.seal, keys=[self.keys.meta])
-        return int(outcome), int(total), digest or None, bool(int(was_open))
+        return SealReply(
+            outcome=SealOutcome(int(outcome)),
+            total=int(total),
+            digest=digest or None,
+            was_open=bool(int(was_open)),
+        )
 
     def item_fields(self, first: int, count: int) -> list[str]:
         """Fields first .. first + count - 1 of the items hash ('' for one that is absent)."""

@@ -6,7 +6,8 @@ lease, complete and fail are the per-item hot path: each is one Lua call, retrie
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, NamedTuple
 
 from redis.commands.core import Script
 
@@ -40,6 +41,26 @@ class LeaseReply:
         if self.earliest_deadline_ms < 0:
             return None
         return max(0.0, (self.earliest_deadline_ms - self.now_ms) / 1000)
+
+
+class FailOutcome(Enum):
+    """What fail.lua did with a failed attempt."""
+
+    RETRY = "retry"  # requeued: the item has attempts left
+    DEAD = "dead"  # dead-lettered: that was its last attempt
+    STALE = "stale"  # ignored: the token no longer held the item
+
+
+# fail.lua's reply -> its outcome: a dict lookup, cheaper than FailOutcome(reply) per item.
+_FAIL_OUTCOMES = {outcome.value: outcome for outcome in FailOutcome}
+
+
+class Reaped(NamedTuple):
+    """Expired leases reclaimed: their items requeued, or dead-lettered (a worker died running
+    the item alone on its last attempt)."""
+
+    requeued: int
+    dead: int
 
 
 class Leases(RunHandle):
@@ -108,9 +129,10 @@ class Leases(RunHandle):
         max_attempts: int,
         worker: str = "",
         duration_ms: int = layout.UNKNOWN_MS,
-    ) -> str:
-        """Returns 'retry', 'dead' or 'stale'. A dead item's ledger record names the worker
-        (if given) and how long its last attempt took."""
+    ) -> FailOutcome:
+        """Retry the item, or dead-letter it once it has used up its attempts; stale if the token
+        lost it. A dead item's ledger record names the worker (if given) and how long its last
+        attempt took."""
         k = self.keys
         keys = [
             k.meta,
@@ -129,7 +151,7 @@ class Leases(RunHandle):
             keys=keys,
             args=[token, position, error, max_attempts, worker, record_ms(duration_ms)],
         )
-        return result
+        return _FAIL_OUTCOMES[result]
 
     # Lease upkeep.
 
@@ -161,8 +183,8 @@ class Leases(RunHandle):
             out.extend(int(p) for p in result)
         return out
 
-    def reap(self, max_attempts: int, limit: int = MAX_BATCH) -> tuple[int, int]:
-        """Reclaim up to `limit` expired leases; returns (requeued, dead-lettered)."""
+    def reap(self, max_attempts: int, limit: int = MAX_BATCH) -> Reaped:
+        """Reclaim up to `limit` expired leases."""
         k = self.keys
         keys = [
             k.meta,
@@ -176,16 +198,16 @@ class Leases(RunHandle):
             k.ledger,
         ]
         result: list[int] = self._eval(self.scripts.reap, keys=keys, args=[max_attempts, limit])
-        return int(result[0]), int(result[1])
+        return Reaped(requeued=int(result[0]), dead=int(result[1]))
 
-    def reap_all(self, max_attempts: int) -> tuple[int, int]:
-        """Reclaim every expired lease, in bounded calls; returns (requeued, dead-lettered)."""
+    def reap_all(self, max_attempts: int) -> Reaped:
+        """Reclaim every expired lease, in bounded calls."""
         requeued = dead = 0
         while True:
-            r, d = self.reap(max_attempts)
-            requeued, dead = requeued + r, dead + d
-            if r + d == 0:
-                return requeued, dead
+            step = self.reap(max_attempts)
+            requeued, dead = requeued + step.requeued, dead + step.dead
+            if step.requeued + step.dead == 0:
+                return Reaped(requeued=requeued, dead=dead)
 
 
 def _chunks(positions: Sequence[int]) -> list[Sequence[int]]:

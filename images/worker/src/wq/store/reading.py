@@ -4,7 +4,7 @@ and ledger, its outputs, and its seeded state. Nothing here changes the run."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from wq.base.status import RunStatus, Scaling
 from wq.store import layout
@@ -28,6 +28,18 @@ class Window:
     dead: list[str | None]  # the error of a dead item, from the dead-letter hash
 
 
+class SeedState(NamedTuple):
+    seeded: bool
+    digest: str | None  # of the items it was seeded with; None if not seeded or without one
+
+
+class RunMetrics(NamedTuple):
+    """A run's counts and its durations histogram, read at one moment."""
+
+    status: RunStatus
+    durations: layout.Durations
+
+
 class Reading(RunHandle):
     """The readers' calls."""
 
@@ -37,22 +49,22 @@ class Reading(RunHandle):
 
     def is_seeded(self) -> bool:
         """Whether the run is seeded; RunFormatError if another wq version seeded it."""
-        return self.seed_state()[0]
+        return self.seed_state().seeded
 
-    def seed_state(self) -> tuple[bool, str | None]:
-        """(seeded?, the digest of the items it was seeded with; None if not seeded or seeded
-        without one); RunFormatError if another wq version seeded it."""
+    def seed_state(self) -> SeedState:
+        """Whether the run is seeded, and with what; RunFormatError if another wq version
+        seeded it."""
         fields = (layout.SEEDED, layout.DIGEST, layout.FORMAT, layout.OPEN_DIGEST)
         seeded, digest, fmt, open_digest = cast(
             list[str | None], self._retried(self.client.hmget, self.keys.meta, *fields)
         )
         self._check_format(seeded is not None, fmt)
-        return seeded is not None, open_digest or digest
+        return SeedState(seeded=seeded is not None, digest=open_digest or digest)
 
     def status(self) -> RunStatus:
-        return self.metrics()[0]
+        return self.metrics().status
 
-    def metrics(self) -> tuple[RunStatus, layout.Durations]:
+    def metrics(self) -> RunMetrics:
         """The run's counts and its durations histogram, in one atomic read."""
         k = self.keys
         keys = [k.meta, k.requeue, k.suspects, k.leases, k.dead, k.durations]
@@ -83,7 +95,8 @@ class Reading(RunHandle):
             expires_in_s=int(ttl_ms) / 1000 if int(ttl_ms) >= 0 else None,
             open=layout.OPEN in meta,
         )
-        return status, layout.Durations.of(dict(zip(durations[::2], durations[1::2], strict=True)))
+        histogram = dict(zip(durations[::2], durations[1::2], strict=True))
+        return RunMetrics(status=status, durations=layout.Durations.of(histogram))
 
     def has_keys(self) -> bool:
         """Whether any key of the run but its meta hash exists: when the meta hash is gone, a

@@ -27,6 +27,7 @@ from wq.base.logs import EventLog
 from wq.base.options import WorkerConfig
 from wq.store.completions import Completions
 from wq.store.handle import MAX_BATCH, OUTPUT_BYTES_PER_CALL
+from wq.store.leases import FailOutcome
 from wq.store.queue import RunQueue
 from wq.work.handlers import Handler
 from wq.work.summary import WorkerSummary, write_termination_message
@@ -261,9 +262,9 @@ class Heartbeat(threading.Thread):
             gone = self.held.mark_lost(token, lost) if lost else []
             if gone:
                 self.log.warning("lease.lost", positions=_brief(gone))
-        requeued, dead = self.queue.leases.reap(self.max_attempts)
-        if requeued or dead:
-            self.log.info("leases.reaped", requeued=requeued, dead=dead)
+        reaped = self.queue.leases.reap(self.max_attempts)
+        if reaped.requeued or reaped.dead:
+            self.log.info("leases.reaped", requeued=reaped.requeued, dead=reaped.dead)
 
 
 class Worker:
@@ -404,8 +405,8 @@ class Worker:
                 self.log.error("run.lost", hint="the run was seeded and its keys are gone")
                 raise RunLost(self.queue.run)
             if reply.expired_leases:
-                requeued, dead = self.queue.leases.reap(self.config.max_attempts)
-                self.log.info("leases.reaped", requeued=requeued, dead=dead)
+                reaped = self.queue.leases.reap(self.config.max_attempts)
+                self.log.info("leases.reaped", requeued=reaped.requeued, dead=reaped.dead)
             if reply.items:
                 told_open = False
                 self.held.add(
@@ -492,14 +493,14 @@ class Worker:
             duration_ms=outcome.duration_ns // 1_000_000,
         )
         self.failed += 1
-        level = "error" if verdict == "dead" else "warning"
+        level = "error" if verdict is FailOutcome.DEAD else "warning"
         self.log.emit(
             level,
             "item.failed",
             {
                 "position": position,
                 "attempt": outcome.item.attempt,
-                "outcome": verdict,
+                "outcome": verdict.value,
                 "error": outcome.error,
             },
         )
