@@ -94,7 +94,7 @@ def main() -> None:
         try:
             while (
                 time.monotonic() - started < args.duration
-                and not queue.status().drained
+                and not queue.reading.status().drained
                 and not (args.kills and len(kills) >= args.kills)
             ):
                 time.sleep(args.every)  # the chaos schedule itself
@@ -110,7 +110,7 @@ def main() -> None:
                 print(f"kill {len(kills)}: worker {victim.pid}", file=sys.stderr)
             codes = [p.wait(600) for p in workers]
             finished = time.monotonic() - started
-            status = queue.status()
+            status = queue.reading.status()
             ledger = account(queue)
         finally:
             for p in workers:

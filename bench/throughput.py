@@ -104,7 +104,7 @@ def run_wq(server: Server, items: int, workers: int, tag: str) -> dict[str, floa
         for _ in range(workers)
     ]
     wait_until(lambda: server.client.hexists(keys.meta, layout.FIRST_LEASE_MS), 60)
-    wait_until(lambda: queue.status().done >= items, 600, step=0.02)
+    wait_until(lambda: queue.reading.status().done >= items, 600, step=0.02)
     finished = server.now()
     first = int(server.client.hget(keys.meta, layout.FIRST_LEASE_MS) or 0) / 1000
     cpu_s = redis_cpu_s(server) - cpu_before
@@ -183,7 +183,7 @@ def seed_million(server: Server, workdir: Path, n: int) -> dict[str, float]:
     result = seed_items(queue, items)
     library_s = time.perf_counter() - started
     assert result.total == n
-    queue.purge()
+    queue.admin.purge()
     queue.close()
 
     lines = workdir / "items.txt"
@@ -260,16 +260,16 @@ def whole_run_calls(server: Server, n: int = 1_000_000) -> dict[str, dict[str, o
     for start in range(0, n, 1000):
         pipe.hset(queue.keys.dead, mapping={p: error for p in range(start, min(n, start + 1000))})
     pipe.execute()
-    results["retry-dead"] = slowest_call(server, queue.retry_dead)
-    assert queue.status().pending == n
+    results["retry-dead"] = slowest_call(server, queue.admin.retry_dead)
+    assert queue.reading.status().pending == n
 
     source = "bench-calls-list"
     for start in range(0, n, 10_000):
         c.rpush(source, *(f"item-{i}" for i in range(start, min(n, start + 10_000))))
     results["adopt"] = slowest_call(server, lambda: adopt_list(adopted, source))
-    assert adopted.status().total == n
+    assert adopted.reading.status().total == n
 
-    results["purge"] = slowest_call(server, lambda: (queue.purge(), adopted.purge()))
+    results["purge"] = slowest_call(server, lambda: (queue.admin.purge(), adopted.admin.purge()))
     queue.close()
     adopted.close()
     return results

@@ -56,9 +56,9 @@ def make_queue(url: str, run: str, budget: float = 5.0) -> RunQueue:
 def drain(queue: RunQueue) -> list[Any]:
     """Lease and complete every item the run has now; their values, in lease order."""
     values = []
-    while batch := queue.lease(1000, 30, "t").items:
+    while batch := queue.leases.lease(1000, 30, "t").items:
         values.extend(i.value for i in batch)
-        queue.complete("t", "w", [i.position for i in batch])
+        queue.leases.complete("t", "w", [i.position for i in batch])
     return values
 
 

@@ -98,8 +98,8 @@ class Loop:
 
 def finish(queue: RunQueue, n: int) -> None:
     """Lease n items and record them done, as workers would."""
-    items = queue.lease(n, 30, "finisher").items
-    assert queue.complete("finisher", "w", [i.position for i in items]) == []
+    items = queue.leases.lease(n, 30, "finisher").items
+    assert queue.leases.complete("finisher", "w", [i.position for i in items]) == []
 
 
 def test_scales_up_when_the_pods_would_not_finish_in_time(queue: RunQueue) -> None:
@@ -115,7 +115,7 @@ def test_scales_up_when_the_pods_would_not_finish_in_time(queue: RunQueue) -> No
     assert loop.job.events == [("ScaledUp", f"parallelism 2 -> 5: {reason}")]
     [line] = loop.logged("autoscale.scaled")
     assert "parallelism=2 target=5" in line
-    recorded = queue.scaling()
+    recorded = queue.reading.scaling()
     assert recorded is not None
     assert (recorded.job, recorded.current, recorded.target, recorded.reason) == (
         "r-worker",
@@ -132,7 +132,7 @@ def test_holds_and_records_why_while_the_pods_keep_up(queue: RunQueue) -> None:
     finish(queue, 300)  # 10/s from 5 pods: 700 left take 70s
     assert loop.step_at(30.0) is None
     assert loop.job.scaled == []
-    recorded = queue.scaling()
+    recorded = queue.reading.scaling()
     assert recorded is not None
     assert (recorded.current, recorded.target) == (5, 5)
     assert recorded.reason.startswith("700 item(s) left at 2 item(s)/s per pod: 1 pod(s)")
@@ -142,14 +142,14 @@ def test_holds_and_records_why_while_the_pods_keep_up(queue: RunQueue) -> None:
 
 def test_tail_shrinks_to_the_pods_holding_items_after_the_cooldown(queue: RunQueue) -> None:
     seed_items(queue, [encode(n) for n in range(10)])
-    held = [queue.lease(1, 30, f"pod{n}").items[0] for n in range(10)]
+    held = [queue.leases.lease(1, 30, f"pod{n}").items[0] for n in range(10)]
     for n, item in enumerate(held[:7]):
-        assert queue.complete(f"pod{n}", "w", [item.position]) == []
+        assert queue.leases.complete(f"pod{n}", "w", [item.position]) == []
     loop = Loop(queue, RecordingJob(parallelism=8))
     assert loop.step_at(0.0) is None
     assert loop.step_at(60.0) is None
     assert loop.job.scaled == []
-    recorded = queue.scaling()
+    recorded = queue.reading.scaling()
     assert recorded is not None
     assert "down to 3 once wanted for 120s (60s so far)" in recorded.reason
     assert loop.step_at(130.0) is None
@@ -179,10 +179,10 @@ def test_run_returns_when_workers_drain_the_run(queue: RunQueue) -> None:
 
     def work() -> None:
         while not done.wait(0.01):
-            items = queue.lease(1, 30, "worker").items
+            items = queue.leases.lease(1, 30, "worker").items
             if not items:
                 return
-            queue.complete("worker", "w", [i.position for i in items])
+            queue.leases.complete("worker", "w", [i.position for i in items])
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
@@ -191,7 +191,7 @@ def test_run_returns_when_workers_drain_the_run(queue: RunQueue) -> None:
     finally:
         done.set()
         worker.join(10)
-    assert queue.status().drained
+    assert queue.reading.status().drained
 
 
 def test_sigterm_stops_the_loop(queue: RunQueue) -> None:
@@ -206,7 +206,7 @@ def test_sigterm_stops_the_loop(queue: RunQueue) -> None:
     codes: list[int] = []
     thread = threading.Thread(target=lambda: codes.append(scaler.run()), daemon=True)
     thread.start()
-    wait_until("a first step", queue.scaling, 10)
+    wait_until("a first step", queue.reading.scaling, 10)
     scaler.stop.set()
     thread.join(10)
     assert codes == [EXIT_STOPPED]
@@ -216,11 +216,11 @@ def test_a_lost_run_stops_it_with_the_run_lost_error(queue: RunQueue) -> None:
     seed_items(queue, [encode("a")])
     loop = Loop(queue, RecordingJob(parallelism=2))
     loop.step_at(0.0)
-    queue.purge()
+    queue.admin.purge()
     with pytest.raises(RunLost):
         loop.step_at(10.0)
     assert loop.logged("run.lost")
-    assert queue.scaling() is None
+    assert queue.reading.scaling() is None
 
 
 def test_waits_for_the_run_to_be_seeded(queue: RunQueue) -> None:
@@ -228,7 +228,7 @@ def test_waits_for_the_run_to_be_seeded(queue: RunQueue) -> None:
     assert loop.step_at(0.0) is None
     assert loop.step_at(1000.0) is None
     assert loop.job.scaled == []
-    assert queue.scaling() is None  # nothing is written beside a run that does not exist
+    assert queue.reading.scaling() is None  # nothing is written beside a run that does not exist
 
 
 def test_a_redis_outage_is_an_error_never_a_drained_run(tmp_path: Path) -> None:

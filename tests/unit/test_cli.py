@@ -357,9 +357,9 @@ def test_reap_reclaims_expired_leases(redis_url: str, run_id: str) -> None:
     env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
     assert wq("seed", "a", "b", env=env).returncode == 0
     queue = make_queue(redis_url, run_id)
-    queue.lease(1, 0.05, "gone-a")  # leases of one item each: their expiry is charged
-    queue.lease(1, 0.05, "gone-b")
-    wait_until("the leases to expire", lambda: queue.lease(0, 1, "probe").expired_leases, 10)
+    queue.leases.lease(1, 0.05, "gone-a")  # leases of one item each: their expiry is charged
+    queue.leases.lease(1, 0.05, "gone-b")
+    wait_until("the leases to expire", lambda: queue.leases.lease(0, 1, "probe").expired_leases, 10)
     result = wq("reap", "--max-attempts", "1", env=env)
     assert "requeued 0, dead-lettered 2" in result.stdout
     queue.close()
@@ -435,7 +435,7 @@ def test_status_shows_the_autoscalers_last_decision(redis_url: str, run_id: str)
     assert "autoscale" not in json.loads(plain.stdout)
     assert "parallelism" not in wq("status", env=env).stdout
     queue = make_queue(redis_url, run_id)
-    queue.record_scaling("r-1-worker", 3, 5, "2 item(s) left at 1 per pod")
+    queue.admin.record_scaling("r-1-worker", 3, 5, "2 item(s) left at 1 per pod")
     data = json.loads(wq("status", "--json", env=env).stdout)
     assert data["autoscale"]["job"] == "r-1-worker"
     assert (data["autoscale"]["current"], data["autoscale"]["target"]) == (3, 5)

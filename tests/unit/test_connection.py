@@ -251,7 +251,7 @@ def test_retries_are_warnings_only_once_the_outage_lasts(tmp_path: Path) -> None
     config = ConnectionConfig(redis_url=url, redis_wait=3, run_id="blip")
     queue = open_queue(config, EventLog(level="debug", fmt="json", stream=stream))
     with pytest.raises(RedisUnavailable):
-        queue.status()
+        queue.reading.status()
     retries = [
         r for r in map(json.loads, stream.getvalue().splitlines()) if r["event"] == "redis.retry"
     ]

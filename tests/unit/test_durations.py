@@ -12,7 +12,9 @@ from wq.base.item import encode
 from wq.seed.items_source import ItemRange
 from wq.seed.seeder import seed_items, seed_range
 from wq.store import layout
-from wq.store.queue import Completions, Finished, RunQueue
+from wq.store.completions import Completions, Finished
+from wq.store.leases import FailOutcome
+from wq.store.queue import RunQueue
 from wq.store.scripts import script_text
 from wq.work.worker import EXIT_DRAINED
 
@@ -47,19 +49,19 @@ def test_each_duration_lands_in_the_first_bucket_that_holds_it(queue: RunQueue) 
     """A bound is inclusive (Prometheus' `le`); past the last one is +Inf."""
     cases = {0: 0, 5: 0, 6: 1, 10: 1, 999: 7, 1000: 7, 1001: 8, 3_600_000: 17, 3_600_001: 18}
     seed_range(queue, ItemRange(0, len(cases) + 1, 1))
-    held = queue.lease(100, 30, "t").items
+    held = queue.leases.lease(100, 30, "t").items
     done = [Finished(i.position, ms) for i, ms in zip(held, cases, strict=False)]
     unknown = Finished(held[-1].position)  # a duration not known: not counted
-    assert queue.complete("t", "w", [*done, unknown]) == []
+    assert queue.leases.complete("t", "w", [*done, unknown]) == []
     assert counted(queue) == dict(Counter(cases.values()))
     assert durations(queue).sum_ms == sum(cases)
-    assert queue.status().done == len(cases) + 1
+    assert queue.reading.status().done == len(cases) + 1
 
 
 def test_a_call_adds_once_per_bucket_it_touches(queue: RunQueue) -> None:
     """The histogram costs a batch of fast items two HINCRBYs, not one per item."""
     seed_range(queue, ItemRange(0, 1000, 1))
-    held = queue.lease(1000, 30, "t").items
+    held = queue.leases.lease(1000, 30, "t").items
     batch = Completions(
         positions=[i.position for i in held],
         attempts=[1] * 1000,
@@ -67,7 +69,7 @@ def test_a_call_adds_once_per_bucket_it_touches(queue: RunQueue) -> None:
         outputs={},
     )
     before = hincrby_calls(queue)
-    assert queue.complete("t", "w", batch) == []
+    assert queue.leases.complete("t", "w", batch) == []
     # meta's 'done' and 'workers' (the worker's number), the bucket of 0-5 ms, and sum_ms.
     assert hincrby_calls(queue) - before == 4
     assert counted(queue) == {0: 1000}
@@ -78,13 +80,14 @@ def test_failed_attempts_count_retried_or_dead_and_late_results_do_not(
     queue: RunQueue,
 ) -> None:
     seed_items(queue, [encode(v) for v in ["a", "b"]])
-    held = queue.lease(2, 30, "t").items
-    assert queue.fail("t", held[0].position, "flaky", 2, duration_ms=20) == "retry"
-    assert queue.fail("t", held[1].position, "poison", 1, duration_ms=2000) == "dead"
-    assert queue.fail("t", held[1].position, "again", 1, duration_ms=40) == "stale"
-    [again] = queue.lease(1, 30, "u").items
-    assert queue.complete("t", "w", [Finished(again.position, 30)]) == [again.position]
-    assert queue.fail("u", again.position, "flaky", 2) == "dead"  # duration not known
+    held = queue.leases.lease(2, 30, "t").items
+    fail = queue.leases.fail
+    assert fail("t", held[0].position, "flaky", 2, duration_ms=20) is FailOutcome.RETRY
+    assert fail("t", held[1].position, "poison", 1, duration_ms=2000) is FailOutcome.DEAD
+    assert fail("t", held[1].position, "again", 1, duration_ms=40) is FailOutcome.STALE
+    [again] = queue.leases.lease(1, 30, "u").items
+    assert queue.leases.complete("t", "w", [Finished(again.position, 30)]) == [again.position]
+    assert fail("u", again.position, "flaky", 2) is FailOutcome.DEAD  # duration not known
     assert counted(queue) == {2: 1, 8: 1}
     assert durations(queue).sum_ms == 2020
 
@@ -94,5 +97,5 @@ def test_purge_and_the_results_ttl_take_the_histogram_with_the_run(queue: RunQue
     assert run_worker(queue, Recorder(), results_ttl_s=3600) == EXIT_DRAINED
     assert durations(queue).observed == 2
     assert 0 < queue.client.pttl(queue.keys.durations) <= 3_600_000
-    queue.purge()
+    queue.admin.purge()
     assert not queue.client.exists(queue.keys.durations)

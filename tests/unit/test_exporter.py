@@ -24,9 +24,11 @@ from wq.base.logs import EventLog
 from wq.read.exporter import CLIENT_NAME, RunsCollector
 from wq.seed.seeder import seed_items
 from wq.store import layout
+from wq.store.completions import Finished
 from wq.store.connection import RedisSettings
+from wq.store.leases import FailOutcome
 from wq.store.local_redis import RedisServer
-from wq.store.queue import Finished, RunQueue
+from wq.store.queue import RunQueue
 from wq.work.worker import EXIT_DRAINED, Worker
 
 # A scrape of a run reads what is needed in O(1) calls: no Redis call of it may hold the
@@ -128,9 +130,10 @@ def test_a_run_in_each_state(redis_url: str, run_id: str) -> None:
 
     running = queues["running"]
     seed(running, ["a", "b", "c", "d"])
-    held = running.lease(3, 30, "t").items
-    assert running.complete("t", "w", [Finished(held[0].position, 20)]) == []
-    assert running.fail("t", held[1].position, "flaky", 3, duration_ms=3000) == "retry"
+    held = running.leases.lease(3, 30, "t").items
+    assert running.leases.complete("t", "w", [Finished(held[0].position, 20)]) == []
+    retried = running.leases.fail("t", held[1].position, "flaky", 3, duration_ms=3000)
+    assert retried is FailOutcome.RETRY
     seed(queues["drained"], ["a", "b"])
     assert Worker(queues["drained"], Recorder(), config(), quiet()).run() == EXIT_DRAINED
     seed(queues["dead"], ["ok", "poison"])
@@ -225,8 +228,8 @@ def test_a_purged_or_expired_run_leaves_the_output_and_is_not_lost(
     seed(expired, ["a"])
     assert Worker(expired, Recorder(), config(results_ttl_s=1), quiet()).run() == EXIT_DRAINED
     assert {purged.run, expired.run} <= scrape(exporter).runs()
-    purged.purge()
-    wait_until("the drained run's keys to expire", lambda: not expired.status().seeded, 10)
+    purged.admin.purge()
+    wait_until("the drained run's keys to expire", lambda: not expired.reading.status().seeded, 10)
     assert not {purged.run, expired.run} & scrape(exporter).runs()
     assert not exporter.lost
     purged.close()

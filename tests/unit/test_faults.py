@@ -127,7 +127,7 @@ def seed_range(url: str, run: str, total: int) -> None:
 
 def assert_every_item_done_once(url: str, run: str, total: int) -> None:
     queue = make_queue(url, run)
-    status = queue.status()
+    status = queue.reading.status()
     done = [r.position for r in iter_records(queue) if r.state == DONE]
     accounting = account(queue)
     queue.close()
@@ -152,7 +152,7 @@ def test_sigkill_random_workers_mid_item(redis_url: str, run_id: str, tmp_path: 
             wait_for_done(redis_url, run_id, k * total // (kills + 2))
             fleet.signal_one(signal.SIGKILL, rng)
             fleet.start(1)  # the Job controller would replace the pod
-        assert not queue.status().drained  # every kill landed while work remained
+        assert not queue.reading.status().drained  # every kill landed while work remained
         queue.close()
         codes = fleet.wait(180)
         assert codes == [0] * len(codes), fleet.stderr_of_failures()
@@ -185,12 +185,12 @@ def test_sigterm_releases_leases_at_once_without_using_attempts(
             wait_for_done(redis_url, run_id, k * total // (stops + 2))
             fleet.signal_one(signal.SIGTERM, rng)
             fleet.start(1)
-        assert not queue.status().drained  # every stop landed while work remained
+        assert not queue.reading.status().drained  # every stop landed while work remained
         codes = fleet.wait(120)
         assert codes == [0] * len(codes), fleet.stderr_of_failures()
         stopped = [p for p, how in fleet.ended if how == "SIGTERM"]
         assert [p.returncode for p in stopped] == [143] * stops
-        status = queue.status()
+        status = queue.reading.status()
         assert status.released > 0
         assert status.retried == 0  # nothing had to wait for a lease to expire
         assert queue.client.hlen(queue.keys.attempts) == 0  # a graceful stop charges none
@@ -246,14 +246,14 @@ def replace_the_dead(fleet: Fleet, url: str, run: str, timeout: float) -> int:
     killed = 0
     deadline = time.monotonic() + timeout
     try:
-        while not queue.status().drained:
+        while not queue.reading.status().drained:
             for p in [p for p in fleet.live if p.poll() is not None and p.returncode < 0]:
                 fleet.live.remove(p)
                 fleet.ended.append((p, "killed"))
                 killed += 1
                 fleet.start(1)
             if time.monotonic() > deadline:
-                pytest.fail(f"run not drained after {timeout:g}s: {queue.status()}")
+                pytest.fail(f"run not drained after {timeout:g}s: {queue.reading.status()}")
             time.sleep(0.05)  # the polling interval
     finally:
         queue.close()
@@ -284,7 +284,7 @@ def test_a_pod_killing_item_is_isolated_and_its_batch_mates_are_not_charged(
     finally:
         fleet.close()
     queue = make_queue(redis_url, run_id)
-    status = queue.status()
+    status = queue.reading.status()
     [dead] = list(iter_records(queue, states=(DEAD,)))
     attempts = queue.client.hgetall(queue.keys.attempts)
     queue.close()
@@ -324,7 +324,7 @@ def test_a_killed_workers_item_runs_again_while_fresh_items_remain(
             lambda: str(victim_item) in executions(tmp_path),
             120,
         )
-        assert queue.status().pending > 0  # long before the fresh items ran out
+        assert queue.reading.status().pending > 0  # long before the fresh items ran out
         replace_the_dead(fleet, redis_url, run_id, 180)
         codes = fleet.wait(60)
         assert codes == [0] * len(codes), fleet.stderr_of_failures()

@@ -15,7 +15,9 @@ from wq.base.options import WorkerConfig
 from wq.read.ledger import DEAD, DONE, IN_FLIGHT, PENDING, ItemRecord, account, iter_records
 from wq.seed.seeder import seed_items
 from wq.store import layout
-from wq.store.queue import Finished, RunQueue
+from wq.store.completions import Finished
+from wq.store.leases import FailOutcome, Reaped
+from wq.store.queue import RunQueue
 from wq.work.handlers import CommandHandler, PythonHandler
 from wq.work.outputs import OutputRefused
 from wq.work.worker import EXIT_DRAINED, Worker
@@ -35,25 +37,26 @@ def records(queue: RunQueue) -> dict[int, ItemRecord]:
 
 
 def expire_lease(queue: RunQueue) -> None:
-    wait_until("a lease to expire", lambda: queue.lease(0, 30, "probe").expired_leases, 10)
+    wait_until("a lease to expire", lambda: queue.leases.lease(0, 30, "probe").expired_leases, 10)
 
 
 def test_records_of_done_dead_retried_pending_and_in_flight_items(queue: RunQueue) -> None:
     seed(queue, ["a", "b", "c", "d", "e", {"f": 6}])
     before = server_ms(queue)
-    held = queue.lease(6, 30, "t").items
+    held = queue.leases.lease(6, 30, "t").items
     assert [i.position for i in held] == [0, 1, 2, 3, 4, 5]
-    assert queue.complete("t", "pod-a", [Finished(0, 12, '{"n":1}'), Finished(5, 7)]) == []
-    assert queue.fail("t", 1, "first try failed", 3, worker="pod-a", duration_ms=3) == "retry"
-    assert queue.fail("t", 2, "poison", 1, worker="pod-b", duration_ms=40) == "dead"
-    assert queue.release("t", [4]) == 1  # e: pending again; d stays in flight
-    [again] = queue.lease(1, 30, "u").items
+    assert queue.leases.complete("t", "pod-a", [Finished(0, 12, '{"n":1}'), Finished(5, 7)]) == []
+    fail = queue.leases.fail
+    assert fail("t", 1, "first try failed", 3, worker="pod-a", duration_ms=3) is FailOutcome.RETRY
+    assert fail("t", 2, "poison", 1, worker="pod-b", duration_ms=40) is FailOutcome.DEAD
+    assert queue.leases.release("t", [4]) == 1  # e: pending again; d stays in flight
+    [again] = queue.leases.lease(1, 30, "u").items
     assert (again.position, again.attempt) == (4, 1)  # released first, uncharged
-    assert queue.release("u", [4]) == 1
-    [retried] = [i for i in queue.lease(2, 30, "v").items if i.position == 1]
+    assert queue.leases.release("u", [4]) == 1
+    [retried] = [i for i in queue.leases.lease(2, 30, "v").items if i.position == 1]
     assert retried.attempt == 2
-    assert queue.complete("v", "pod-c", [Finished(1, 25)]) == []
-    queue.release("v", [4])
+    assert queue.leases.complete("v", "pod-c", [Finished(1, 25)]) == []
+    queue.leases.release("v", [4])
     after = server_ms(queue)
 
     got = records(queue)
@@ -85,9 +88,9 @@ def test_an_item_whose_worker_died_is_dead_with_no_worker_and_no_duration(
     queue: RunQueue,
 ) -> None:
     seed(queue, ["killer"])
-    queue.lease(1, 0.05, "died")
+    queue.leases.lease(1, 0.05, "died")
     expire_lease(queue)
-    assert queue.reap(max_attempts=1) == (0, 1)
+    assert queue.leases.reap(max_attempts=1) == Reaped(requeued=0, dead=1)
     [r] = iter_records(queue)
     assert (r.state, r.attempts, r.worker, r.duration_ms) == (DEAD, 1, None, None)
     assert r.error == "its worker died 1 time while processing it (its lease expired)"
@@ -95,13 +98,13 @@ def test_an_item_whose_worker_died_is_dead_with_no_worker_and_no_duration(
 
 def test_retry_dead_clears_the_record_until_the_item_is_done_again(queue: RunQueue) -> None:
     seed(queue, ["x", "y"])
-    queue.lease(1, 30, "t")
-    assert queue.fail("t", 0, "bad", 1, worker="w1") == "dead"
+    queue.leases.lease(1, 30, "t")
+    assert queue.leases.fail("t", 0, "bad", 1, worker="w1") is FailOutcome.DEAD
     assert records(queue)[0].state == DEAD
-    assert queue.retry_dead() == 1
+    assert queue.admin.retry_dead() == 1
     assert records(queue)[0].state == PENDING
-    [item] = queue.lease(1, 30, "u").items
-    assert queue.complete("u", "w2", [Finished(item.position, 5, '"ok"')]) == []
+    [item] = queue.leases.lease(1, 30, "u").items
+    assert queue.leases.complete("u", "w2", [Finished(item.position, 5, '"ok"')]) == []
     r = records(queue)[0]
     assert (r.state, r.attempts, r.worker, r.output, r.error) == (DONE, 1, "w2", '"ok"', "bad")
 
@@ -111,32 +114,33 @@ def test_a_late_result_leaves_the_accepted_output_intact(queue: RunQueue, late_f
     """A worker whose lease was taken over finishes anyway: its output is not stored, before
     or after the new holder's, and the accepted record stays the new holder's."""
     seed(queue, ["contested", "other"])
-    queue.lease(1, 0.05, "slow")
+    queue.leases.lease(1, 0.05, "slow")
     expire_lease(queue)
-    queue.reap(max_attempts=3)
-    [item] = queue.lease(1, 30, "fast").items
+    queue.leases.reap(max_attempts=3)
+    [item] = queue.leases.lease(1, 30, "fast").items
     assert item.attempt == 2  # leased alone, its expiry was charged an attempt
     late = Finished(0, 900, '"late result"')
     if late_first:
-        assert queue.complete("slow", "slow-pod", [late]) == [0]
-    assert queue.complete("fast", "fast-pod", [Finished(0, 10, '"accepted"')]) == []
+        assert queue.leases.complete("slow", "slow-pod", [late]) == [0]
+    assert queue.leases.complete("fast", "fast-pod", [Finished(0, 10, '"accepted"')]) == []
     if not late_first:
-        assert queue.complete("slow", "slow-pod", [late]) == [0]
-        assert queue.fail("slow", 0, "late failure", 3, worker="slow-pod") == "stale"
+        assert queue.leases.complete("slow", "slow-pod", [late]) == [0]
+        late_failure = queue.leases.fail("slow", 0, "late failure", 3, worker="slow-pod")
+        assert late_failure is FailOutcome.STALE
     r = records(queue)[0]
     assert (r.state, r.worker, r.duration_ms, r.output) == (DONE, "fast-pod", 10, '"accepted"')
     assert r.attempts == 2
     assert queue.client.hgetall(queue.keys.outputs) == {"0": '"accepted"'}
-    assert queue.status().done == 1
+    assert queue.reading.status().done == 1
 
 
 def test_many_outputs_go_in_bounded_calls(queue: RunQueue) -> None:
     seed(queue, list(range(2500)))
-    held = queue.lease(1000, 30, "t").items + queue.lease(1000, 30, "t").items
-    held += queue.lease(1000, 30, "t").items
+    held = queue.leases.lease(1000, 30, "t").items + queue.leases.lease(1000, 30, "t").items
+    held += queue.leases.lease(1000, 30, "t").items
     text = json.dumps("x" * 3000)  # 2500 x 3 KB: several calls of about 1 MiB
     finished = [Finished(i.position, i.position, text if i.position % 2 else None) for i in held]
-    assert queue.complete("t", "w", finished) == []
+    assert queue.leases.complete("t", "w", finished) == []
     got = list(iter_records(queue))
     assert [r.state for r in got] == [DONE] * 2500
     assert [r.duration_ms for r in got] == list(range(2500))
@@ -146,9 +150,9 @@ def test_many_outputs_go_in_bounded_calls(queue: RunQueue) -> None:
 def test_accounting_finds_every_position_once_or_names_what_is_wrong(queue: RunQueue) -> None:
     seed(queue, list(range(70)))
     assert not account(queue).exact  # nothing finished yet
-    held = queue.lease(70, 30, "t").items
-    queue.fail("t", 3, "boom", 1)
-    assert queue.complete("t", "w", [i.position for i in held if i.position != 3]) == []
+    held = queue.leases.lease(70, 30, "t").items
+    queue.leases.fail("t", 3, "boom", 1)
+    assert queue.leases.complete("t", "w", [i.position for i in held if i.position != 3]) == []
     checked = account(queue)
     assert checked.exact, checked.summary()
     assert (checked.done, checked.dead, checked.total) == (69, 1, 70)
@@ -312,15 +316,15 @@ def test_records_cost_at_most_32_bytes_per_done_item(queue: RunQueue) -> None:
     from wq.seed.seeder import seed_range
 
     seed_range(queue, ItemRange(0, n, 1))
-    while items := queue.lease(1000, 30, "t").items:
-        queue.complete(
+    while items := queue.leases.lease(1000, 30, "t").items:
+        queue.leases.complete(
             "t", "worker-with-a-long-name-0123456789", [Finished(i.position, 3) for i in items]
         )
     used = sum(
         int(queue.client.memory_usage(key, samples=0) or 0)
         for key in (queue.keys.ledger, queue.keys.workers)
     )
-    assert queue.status().done == n
+    assert queue.reading.status().done == n
     assert used / n <= 32
     assert layout.RECORD_WIDTH * layout.RECORDS_PER_FIELD == layout.FIELD_WIDTH
 
@@ -339,34 +343,34 @@ def test_a_drained_runs_keys_expire_after_the_results_ttl(queue: RunQueue) -> No
     kept = ttls(queue)
     assert {queue.keys.meta, queue.keys.items, queue.keys.ledger, queue.keys.outputs} <= set(kept)
     assert all(0 < ttl <= 1000 for ttl in kept.values()), kept
-    expires = queue.status().expires_in_s
+    expires = queue.reading.status().expires_in_s
     assert expires is not None
     assert 0 < expires <= 1
     wait_until("the run's keys to expire", lambda: not ttls(queue), 10)
-    assert not queue.status().seeded
+    assert not queue.reading.status().seeded
 
 
 def test_results_are_kept_while_a_run_is_worked_on_or_with_ttl_0(queue: RunQueue) -> None:
     seed(queue, ["a", "b"])
-    [item] = queue.lease(1, 30, "t").items
-    assert not queue.expire_results(60)  # one pending, one in flight
-    queue.complete("t", "w", [item.position])
-    assert not queue.expire_results(60)  # one pending
+    [item] = queue.leases.lease(1, 30, "t").items
+    assert not queue.admin.expire_results(60)  # one pending, one in flight
+    queue.leases.complete("t", "w", [item.position])
+    assert not queue.admin.expire_results(60)  # one pending
     assert run_worker(queue, Returns(str.upper), results_ttl_s=0) == EXIT_DRAINED
     assert set(ttls(queue).values()) == {-1}
-    assert queue.status().expires_in_s is None
+    assert queue.reading.status().expires_in_s is None
 
 
 def test_retry_dead_keeps_a_run_that_was_set_to_expire(queue: RunQueue) -> None:
     seed(queue, ["poison", "fine"])
-    held = queue.lease(2, 30, "t").items
-    queue.fail("t", held[0].position, "bad", 1)
-    queue.complete("t", "w", [held[1].position])
-    assert queue.expire_results(3600)
+    held = queue.leases.lease(2, 30, "t").items
+    queue.leases.fail("t", held[0].position, "bad", 1)
+    queue.leases.complete("t", "w", [held[1].position])
+    assert queue.admin.expire_results(3600)
     assert all(ttl > 0 for ttl in ttls(queue).values())
-    assert queue.retry_dead() == 1
+    assert queue.admin.retry_dead() == 1
     assert set(ttls(queue).values()) == {-1}
-    assert not queue.expire_results(3600)  # the retried item is pending
+    assert not queue.admin.expire_results(3600)  # the retried item is pending
 
 
 def test_completions_pack_each_item_as_the_layout_says() -> None:
@@ -374,7 +378,7 @@ def test_completions_pack_each_item_as_the_layout_says() -> None:
     durations not known (negative, or too long for 4 bytes) as UNKNOWN_MS."""
     import struct
 
-    from wq.store.queue import Completions
+    from wq.store.completions import Completions
 
     attempts = [1, 2, 1000, 70_000]
     durations = [0, 12_345, -1, 2**40]

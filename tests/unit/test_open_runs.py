@@ -47,17 +47,17 @@ def test_appends_across_field_boundaries_keep_every_item_in_order(
     default for a run opened with few items, layout.choose_chunk's for one seeded with many."""
     values: list[Any] = [f"s{n}" for n in range(first)]
     seed_items(queue, [encode(v) for v in values], open_run=True)
-    assert queue.open_state().chunk == chunk
+    assert queue.appends.open_state().chunk == chunk
     for k, size in enumerate(sizes):
         more = [{"chunk": k, "n": n} for n in range(size)]
         result = open_runs.append(queue, iter(batches(more, 3)))
         values += more
         assert (result.appended, result.total) == (size, len(values))
     assert drain(queue) == values
-    assert queue.status().drained is False  # open: more may come
+    assert queue.reading.status().drained is False  # open: more may come
     sealed = open_runs.seal(queue)
     assert sealed.digest == open_runs.items_digest(queue, len(values), chunk)
-    assert queue.status().drained is True
+    assert queue.reading.status().drained is True
 
 
 def test_each_chunk_is_seen_whole_even_with_appenders_racing(
@@ -74,7 +74,7 @@ def test_each_chunk_is_seen_whole_even_with_appenders_racing(
         try:
             for r in range(rounds):
                 chunk = [encode({"by": name, "round": r, "n": n}) for n in range(size)]
-                state = own.open_state()
+                state = own.appends.open_state()
                 open_runs._append_chunk(own, chunk, state.total, state.chunk)
         except BaseException as exc:
             errors.append(exc)
@@ -86,7 +86,7 @@ def test_each_chunk_is_seen_whole_even_with_appenders_racing(
         t.start()
     seen_totals = []
     while any(t.is_alive() for t in threads):
-        seen_totals.append(queue.status().total)
+        seen_totals.append(queue.reading.status().total)
     for t in threads:
         t.join()
     assert errors == []

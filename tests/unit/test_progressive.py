@@ -68,12 +68,12 @@ def check_progressive_run(
     seeder.stdin.flush()
     queue = make_queue(redis_url, run_id)
     batch = wait_until(
-        "the first items to be leasable", lambda: queue.lease(10, 60, "t").items or None, 60
+        "the first items to be leasable", lambda: queue.leases.lease(10, 60, "t").items or None, 60
     )
     assert seeder.poll() is None, "the source is still open: the seeder is reading"
     assert [item.value for item in batch] == first[:10]
     assert status_of(redis_url, run_id)["open"] is True
-    queue.complete("t", "w", [item.position for item in batch])
+    queue.leases.complete("t", "w", [item.position for item in batch])
 
     seeder.stdin.write("".join(f"{line}\n" for line in rest))
     seeder.stdin.close()
@@ -83,11 +83,11 @@ def check_progressive_run(
     stdin = "".join(f"{line}\n" for line in first + rest)
     assert status["digest"] == wq("digest", "--items-from", "-", stdin=stdin).stdout.strip()
     values = [item.value for item in batch]
-    while more := queue.lease(1000, 60, "t").items:
+    while more := queue.leases.lease(1000, 60, "t").items:
         values.extend(item.value for item in more)
-        queue.complete("t", "w", [item.position for item in more])
+        queue.leases.complete("t", "w", [item.position for item in more])
     assert values == first + rest
-    assert queue.status().drained is True
+    assert queue.reading.status().drained is True
     queue.close()
 
 

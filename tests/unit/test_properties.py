@@ -20,6 +20,7 @@ from wq.base.errors import ConfigError
 from wq.base.item import encode
 from wq.read.ledger import DEAD, DONE, IN_FLIGHT, PENDING, iter_records
 from wq.seed.seeder import seed_items
+from wq.store.leases import FailOutcome, Reaped
 
 MAX_ATTEMPTS = 2
 _machines = itertools.count()
@@ -54,7 +55,7 @@ class QueueModel(RuleBasedStateMachine):
         self.tokens = itertools.count()
 
     def teardown(self) -> None:
-        self.queue.purge()
+        self.queue.admin.purge()
         self.queue.close()
 
     @initialize(values=items_strategy)
@@ -82,7 +83,7 @@ class QueueModel(RuleBasedStateMachine):
     def _lease(self, n: int, lease_s: float) -> tuple[str, list[int]]:
         token = f"t{next(self.tokens)}"
         expected = self._expected_lease(n)
-        reply = self.queue.lease(n, lease_s, token)
+        reply = self.queue.leases.lease(n, lease_s, token)
         positions = []
         for item in reply.items:
             assert item.value == self.values[item.position]
@@ -107,7 +108,7 @@ class QueueModel(RuleBasedStateMachine):
         """A worker leases and is never heard from again: its leases expire and are reaped."""
         token, positions = self._lease(n, 0.001)
         time.sleep(0.005)  # the lease's length, on the server's clock
-        requeued, died = self.queue.reap(MAX_ATTEMPTS)
+        reaped = self.queue.leases.reap(MAX_ATTEMPTS)
         self.held.pop(token, None)
         expected_dead = set()
         if self.solo.pop(token, None) is not None:
@@ -122,7 +123,9 @@ class QueueModel(RuleBasedStateMachine):
             # Several: none is charged; each comes back to be leased alone (reaped in the
             # order of the lease members, "position:token", as text).
             self.suspects += sorted(positions, key=lambda p: f"{p}:{token}")
-        assert (requeued, died) == (len(positions) - len(expected_dead), len(expected_dead))
+        assert reaped == Reaped(
+            requeued=len(positions) - len(expected_dead), dead=len(expected_dead)
+        )
         self.dead |= expected_dead
 
     @precondition(lambda self: self.held)
@@ -130,9 +133,9 @@ class QueueModel(RuleBasedStateMachine):
     def complete(self, data: st.DataObject) -> None:
         token = data.draw(st.sampled_from(sorted(self.held)))
         chosen = data.draw(st.sets(st.sampled_from(sorted(self.held[token])), min_size=1))
-        assert self.queue.complete(token, "w", sorted(chosen)) == []
+        assert self.queue.leases.complete(token, "w", sorted(chosen)) == []
         # A second completion of the same items is stale and changes nothing.
-        assert sorted(self.queue.complete(token, "w", sorted(chosen))) == sorted(chosen)
+        assert sorted(self.queue.leases.complete(token, "w", sorted(chosen))) == sorted(chosen)
         self._drop(token, chosen)
         self.done |= chosen
 
@@ -141,12 +144,12 @@ class QueueModel(RuleBasedStateMachine):
     def fail(self, data: st.DataObject) -> None:
         token = data.draw(st.sampled_from(sorted(self.held)))
         position = data.draw(st.sampled_from(sorted(self.held[token])))
-        verdict = self.queue.fail(token, position, "boom", MAX_ATTEMPTS)
+        verdict = self.queue.leases.fail(token, position, "boom", MAX_ATTEMPTS)
         self.attempts[position] = self.attempts.get(position, 0) + 1
-        expected = "dead" if self.attempts[position] >= MAX_ATTEMPTS else "retry"
-        assert verdict == expected
+        dead = self.attempts[position] >= MAX_ATTEMPTS
+        assert verdict is (FailOutcome.DEAD if dead else FailOutcome.RETRY)
         self._drop(token, {position})
-        if verdict == "dead":
+        if verdict is FailOutcome.DEAD:
             self.dead.add(position)
         else:
             self.requeue.append(position)
@@ -156,7 +159,7 @@ class QueueModel(RuleBasedStateMachine):
     def release(self, data: st.DataObject) -> None:
         token = data.draw(st.sampled_from(sorted(self.held)))
         chosen = data.draw(st.sets(st.sampled_from(sorted(self.held[token])), min_size=1))
-        assert self.queue.release(token, sorted(chosen)) == len(chosen)
+        assert self.queue.leases.release(token, sorted(chosen)) == len(chosen)
         self.requeue = sorted(chosen) + self.requeue  # first in line, in the order given
         self._drop(token, chosen)
 
@@ -168,9 +171,9 @@ class QueueModel(RuleBasedStateMachine):
 
     @invariant()
     def counts_partition_the_items(self) -> None:
-        if not self.values and not self.queue.is_seeded():
+        if not self.values and not self.queue.reading.is_seeded():
             return
-        s = self.queue.status()
+        s = self.queue.reading.status()
         in_flight = sum(len(p) for p in self.held.values())
         assert s.total == len(self.values)
         assert (s.in_flight, s.done, s.dead) == (in_flight, len(self.done), len(self.dead))
@@ -180,7 +183,7 @@ class QueueModel(RuleBasedStateMachine):
 
     @invariant()
     def records_say_where_each_item_is(self) -> None:
-        if not self.queue.is_seeded():
+        if not self.queue.reading.is_seeded():
             return
         held = set().union(*self.held.values())
         expected = [

@@ -17,7 +17,9 @@ from tests.unit.conftest import make_queue
 from wq.base.item import encode
 from wq.seed.items_source import ItemRange
 from wq.seed.seeder import seed_items, seed_range
-from wq.store.queue import Completions, Finished, RunQueue
+from wq.store.completions import Completions, Finished
+from wq.store.leases import FailOutcome
+from wq.store.queue import RunQueue
 
 # Values that trip up a careless CSV or JSON writer.
 TRICKY: list[Any] = [
@@ -53,17 +55,18 @@ def prepare_run(queue: RunQueue) -> dict[int, dict[str, Any]]:
     Returns what each position's JSON line must hold (times aside)."""
     values = [*TRICKY, "poison", "waiting", "held"]
     seed_items(queue, [encode(v) for v in values])
-    finished = queue.lease(len(values), 30, "t").items[: len(TRICKY)]
+    finished = queue.leases.lease(len(values), 30, "t").items[: len(TRICKY)]
     done = Completions(
         positions=[i.position for i in finished],
         attempts=[i.attempt for i in finished],
         durations_ms=[1500 + i.position for i in finished],
         outputs={i.position: encode(output_for(i.value)) for i in finished},
     )
-    assert queue.complete("t", "pod-0", done) == []
+    assert queue.leases.complete("t", "pod-0", done) == []
     poison, waiting = len(TRICKY), len(TRICKY) + 1
-    assert queue.fail("t", poison, 'no, "never"', 1, worker="pod-1", duration_ms=2) == "dead"
-    assert queue.release("t", [waiting]) == 1
+    poisoned = queue.leases.fail("t", poison, 'no, "never"', 1, worker="pod-1", duration_ms=2)
+    assert poisoned is FailOutcome.DEAD
+    assert queue.leases.release("t", [waiting]) == 1
     expected: dict[int, dict[str, Any]] = {}
     for p, value in enumerate(values):
         finished = p < len(TRICKY)
@@ -185,10 +188,10 @@ def test_a_report_read_until_the_reader_stops_ends_quietly(queue: RunQueue, redi
 def fill(queue: RunQueue, n: int) -> None:
     """A range run of n items, every one done (straight through the queue: fast)."""
     seed_range(queue, ItemRange(0, n, 1))
-    while items := queue.lease(1000, 60, "t").items:
+    while items := queue.leases.lease(1000, 60, "t").items:
         positions = [i.position for i in items]
         done = Completions(positions, [1] * len(items), [1] * len(items), {})
-        assert queue.complete("t", "w", done) == []
+        assert queue.leases.complete("t", "w", done) == []
 
 
 def report_peak_rss_kib(redis_url: str, run: str, out: Path) -> int:
@@ -222,7 +225,7 @@ def test_report_of_a_million_items_streams_in_bounded_memory(
             assert count == n
             assert json.loads(line)["position"] == n - 1
         out.unlink()
-        queue.purge()
+        queue.admin.purge()
         queue.close()
     # A hundred times the items, the same memory (give or take allocator noise).
     assert peaks[1_000_000] - peaks[10_000] < 8 * 1024, peaks
@@ -286,11 +289,11 @@ def test_status_check_accounts_for_every_position_and_prints_the_digest(
     assert "check      NOT accounted for: the run is waiting for workers (3 pending" in (
         waiting.stdout
     )
-    held = queue.lease(3, 30, "t").items
-    assert queue.complete("t", "w", [Finished(i.position) for i in held]) == []
+    held = queue.leases.lease(3, 30, "t").items
+    assert queue.leases.complete("t", "w", [Finished(i.position) for i in held]) == []
     checked = wq("status", "--check", env=env)
     assert checked.returncode == 0, checked.stdout
-    digest = queue.status().digest
+    digest = queue.reading.status().digest
     assert f"digest     {digest}" in checked.stdout
     assert "check      every position accounted for once: 3 done + 0 dead = 3 total" in (
         checked.stdout

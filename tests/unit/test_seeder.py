@@ -37,10 +37,10 @@ def test_every_item_comes_back_across_storage_boundaries(queue: RunQueue, n: int
 
 def test_duplicates_are_separate_items(queue: RunQueue) -> None:
     seed_items(queue, [encode("same")] * 3)
-    items = queue.lease(10, 30, "t").items
+    items = queue.leases.lease(10, 30, "t").items
     assert [i.position for i in items] == [0, 1, 2]
-    assert queue.complete("t", "w", [0, 1, 2]) == []
-    assert queue.status().done == 3
+    assert queue.leases.complete("t", "w", [0, 1, 2]) == []
+    assert queue.reading.status().done == 3
 
 
 def test_seeding_twice_does_not_double_seed(queue: RunQueue) -> None:
@@ -65,13 +65,13 @@ def test_a_list_run_records_the_digest_of_its_items(queue: RunQueue, n: int) -> 
     values: list[object] = [*ODD, {"src": "a.png"}, [1, 2], 3.5, None, *range(n)][:n]
     result = seed_items(queue, [encode(v) for v in values])
     assert result.digest == list_digest(values)
-    assert queue.status().digest == list_digest(values)
+    assert queue.reading.status().digest == list_digest(values)
 
 
 def test_a_range_run_records_the_digest_of_its_bounds(queue: RunQueue) -> None:
     # START, the end just after the last item, and STEP: 0:10:3 and 0:12:3 are the same items.
     assert seed_range(queue, ItemRange.parse("0:10:3")).digest == sha256("range 0 12 3")
-    assert queue.status().digest == sha256("range 0 12 3")
+    assert queue.reading.status().digest == sha256("range 0 12 3")
     assert seed_range(queue, ItemRange.parse("0:12:3")).seeded_now is False
 
 
@@ -82,7 +82,7 @@ def test_an_adopted_list_records_the_digest_of_a_list_run_of_its_values(
     values = ["apple", "a/b", "ünï", 'say "hi"', *[f"i{k}" for k in range(70)]]
     client.rpush(source, *values)
     assert adopt_list(queue, source, window=32).digest == list_digest(values)
-    assert queue.status().digest == list_digest(values)
+    assert queue.reading.status().digest == list_digest(values)
 
 
 def test_seeding_again_with_other_items_is_an_error_naming_both_digests(
@@ -127,27 +127,27 @@ def test_a_retry_racing_an_unfinished_seeder_commits_once(queue: RunQueue) -> No
     # Seeder A dies after staging; seeder B (its retry) stages and commits; A's staging
     # must not be visible and must expire.
     dead_staging = queue.keys.staging_items("dead")
-    queue.stage_items(dead_staging, [encode("stale")] * 5, 32)
-    assert not queue.is_seeded()
-    assert queue.lease(10, 30, "t").items == []  # nothing visible before the commit
+    queue.seeding.stage_items(dead_staging, [encode("stale")] * 5, 32)
+    assert not queue.reading.is_seeded()
+    assert queue.leases.lease(10, 30, "t").items == []  # nothing visible before the commit
     seed_items(queue, [encode("good")])
-    assert queue.commit_seed(dead_staging, 5, "list", 0, 1, "digest") is False
+    assert queue.seeding.commit_seed(dead_staging, 5, "list", 0, 1, "digest") is False
     assert drain(queue) == ["good"]
     assert queue.client.exists(dead_staging) == 0
 
 
 def test_staging_expires_if_the_seeder_dies(queue: RunQueue) -> None:
     staging = queue.keys.staging_items("orphan")
-    queue.stage_items(staging, [encode("x")], 32)
+    queue.seeding.stage_items(staging, [encode("x")], 32)
     assert 0 < queue.client.ttl(staging) <= 3600
 
 
 def test_empty_run_is_drained_at_once(queue: RunQueue) -> None:
     assert seed_items(queue, []).total == 0
-    reply = queue.lease(10, 30, "t")
+    reply = queue.leases.lease(10, 30, "t")
     assert reply.seeded
     assert reply.drained
-    assert queue.status().clean
+    assert queue.reading.status().clean
 
 
 def test_range_run_computes_items_without_storing_them(queue: RunQueue) -> None:
@@ -199,9 +199,9 @@ def test_a_half_adopted_list_is_invisible_to_workers(
         more = adoption.step()
         steps += 1
         # A worker polling between two windows: not seeded, nothing to lease, not drained.
-        reply = queue.lease(10, 30, f"w{steps}")
+        reply = queue.leases.lease(10, 30, f"w{steps}")
         assert (reply.seeded, reply.items, reply.drained) == (False, [], False)
-        assert queue.status().total == 0
+        assert queue.reading.status().total == 0
         assert client.llen(source) == 100  # the list stays whole until the commit
     assert steps == 4
     assert adoption.commit().total == 100
@@ -241,7 +241,7 @@ def assert_nothing_adopted(
 ) -> None:
     """The run is not seeded, no staging is left, the list is as it was; adopting it again
     works."""
-    assert not queue.is_seeded()
+    assert not queue.reading.is_seeded()
     assert list(client.scan_iter(match=queue.keys.staging_items("*"))) == []
     assert client.lrange(source, 0, -1) == left
     assert adopt_list(queue, source).total == len(left)
@@ -252,7 +252,7 @@ def test_adopting_a_missing_list_is_an_error_not_an_empty_run(queue: RunQueue) -
     source = f"job2-{queue.run}"
     with pytest.raises(ConfigError, match=f"list '{source}' is empty or does not exist"):
         adopt_list(queue, source)
-    assert not queue.is_seeded()
+    assert not queue.reading.is_seeded()
 
 
 @pytest.mark.parametrize(
@@ -276,14 +276,14 @@ def test_adopting_what_is_not_a_list_of_text_is_an_error(
     fill(client, source)
     with pytest.raises(ConfigError, match=re.escape(message.format(key=source))):
         adopt_list(queue, source)
-    assert not queue.is_seeded()
+    assert not queue.reading.is_seeded()
     assert client.exists(source) == 1
     client.delete(source)
 
 
 def test_one_million_range_items_seed_instantly(queue: RunQueue) -> None:
     seed_range(queue, ItemRange.parse("0:1000000"))
-    status = queue.status()
+    status = queue.reading.status()
     assert (status.total, status.pending) == (1_000_000, 1_000_000)
 
 

@@ -22,8 +22,9 @@ from wq.base.options import WorkerConfig
 from wq.read.ledger import DEAD, iter_records
 from wq.seed.seeder import seed_items
 from wq.store.connection import RedisSettings, Retrying
+from wq.store.leases import LeaseReply
 from wq.store.local_redis import RedisServer
-from wq.store.queue import LeaseReply, RunQueue
+from wq.store.queue import RunQueue
 from wq.work.handlers import CommandHandler, DemoHandler, HandlerFailed, PythonHandler
 from wq.work.worker import EXIT_DEAD_ITEMS, EXIT_DRAINED, Heartbeat, Held, Worker
 
@@ -75,7 +76,7 @@ def test_worker_processes_every_item_once_and_exits_0(queue: RunQueue) -> None:
     handler = Recorder()
     assert Worker(queue, handler, config(), quiet()).run() == EXIT_DRAINED
     assert sorted(handler.seen) == list(range(300))
-    status = queue.status()
+    status = queue.reading.status()
     assert status.clean
     assert status.done == 300
 
@@ -99,19 +100,19 @@ def test_concurrent_slots_run_items_at_the_same_time(queue: RunQueue) -> None:
     worker = Worker(queue, handler, config(concurrency=8, max_attempts=1), quiet())
     assert worker.run() == EXIT_DRAINED
     assert sorted(handler.seen) == list(range(40))
-    assert queue.status().dead == 0
+    assert queue.reading.status().dead == 0
 
 
 def count_leases(queue: RunQueue) -> list[int]:
     """The item count of every lease call the queue gets from now on."""
     calls: list[int] = []
-    real_lease = queue.lease
+    real_lease = queue.leases.lease
 
     def counting_lease(count: int, lease_s: float, token: str) -> LeaseReply:
         calls.append(count)
         return real_lease(count, lease_s, token)
 
-    queue.lease = counting_lease  # type: ignore[method-assign]
+    queue.leases.lease = counting_lease  # type: ignore[method-assign]
     return calls
 
 
@@ -127,13 +128,13 @@ def test_items_of_10_ms_or_more_are_recorded_as_each_one_finishes(queue: RunQueu
     """So a worker killed between two such items leaves nothing finished unrecorded."""
     seed(queue, list(range(6)))
     completed: list[int] = []
-    real_complete = queue.complete
+    real_complete = queue.leases.complete
 
     def counting_complete(token: str, worker: str, positions: Sequence[int]) -> list[int]:
         completed.append(len(positions))
         return real_complete(token, worker, positions)
 
-    queue.complete = counting_complete  # type: ignore[method-assign]
+    queue.leases.complete = counting_complete  # type: ignore[method-assign]
     # Flushing on a timer alone would bundle these 20 ms items: the timer is made long.
     worker_config = config(batch_target_s=0.5, flush_interval_s=60)
     assert Worker(queue, Recorder(sleep_s=0.02), worker_config, quiet()).run() == EXIT_DRAINED
@@ -159,13 +160,13 @@ def test_worker_waits_for_seeding(redis_url: str, run_id: str) -> None:
         target=lambda: result.append(Worker(worker_queue, handler, config(), quiet()).run())
     )
     checks: list[bool] = []
-    real_is_seeded = worker_queue.is_seeded
+    real_is_seeded = worker_queue.reading.is_seeded
 
     def counting_is_seeded() -> bool:
         checks.append(real_is_seeded())
         return checks[-1]
 
-    worker_queue.is_seeded = counting_is_seeded  # type: ignore[method-assign]
+    worker_queue.reading.is_seeded = counting_is_seeded  # type: ignore[method-assign]
     thread.start()
     wait_until("the worker to look for the seed twice", lambda: len(checks) >= 2, timeout=30)
     assert thread.is_alive()  # an unseeded run is not a drained run
@@ -185,12 +186,12 @@ def test_seed_wait_is_bounded(queue: RunQueue) -> None:
 
 def test_worker_waits_for_leases_held_elsewhere_and_reclaims_them(queue: RunQueue) -> None:
     seed(queue, ["mine", "orphan"])
-    orphan = queue.lease(1, 0.5, "a-worker-that-died").items
+    orphan = queue.leases.lease(1, 0.5, "a-worker-that-died").items
     assert [i.value for i in orphan] == ["mine"]
     handler = Recorder()
     assert Worker(queue, handler, config(), quiet()).run() == EXIT_DRAINED
     assert sorted(handler.seen) == ["mine", "orphan"]
-    assert queue.status().retried == 1
+    assert queue.reading.status().retried == 1
     # It was reclaimed through expiry, not taken from under the other worker's lease.
     assert queue.client.hget(queue.keys.errors, "0").startswith("its worker died 1 time")
 
@@ -203,7 +204,7 @@ def test_failing_item_goes_dead_and_fail_on_dead_exits_3(queue: RunQueue) -> Non
     assert sorted(handler.seen) == ["fine", "ok"]
     [dead] = list(iter_records(queue, states=(DEAD,)))
     assert (dead.item, dead.error) == ('"poison"', "bad item poison")
-    assert queue.status().retried == 1
+    assert queue.reading.status().retried == 1
 
 
 def test_inline_item_timeout_interrupts_a_python_handler(queue: RunQueue) -> None:
@@ -391,11 +392,13 @@ class SlowBesideIdle:
         self.first = threading.Thread(target=slow.run)
         self.first.start()
         # The slow worker holds the item before the other starts polling.
-        wait_until("the slow worker to lease", lambda: queues[1].status().in_flight == 1, 30)
+        wait_until(
+            "the slow worker to lease", lambda: queues[1].reading.status().in_flight == 1, 30
+        )
 
     def assert_the_item_ran_once(self) -> None:
         self.first.join(30)
-        status = self.queues[0].status()
+        status = self.queues[0].reading.status()
         assert (self.slow.seen, self.idle.seen) == (["long"], [])
         assert (status.retried, status.executions, status.done) == (0, 1, 1)
         for q in self.queues:
@@ -429,7 +432,7 @@ class PurgeOnFirst(Recorder):
 
     def __call__(self, item: Item) -> None:
         if item.position == 0:
-            self.purger.purge()
+            self.purger.admin.purge()
         super().__call__(item)
 
 
@@ -488,15 +491,17 @@ def test_a_finished_item_is_not_reported_as_a_lost_lease(queue: RunQueue) -> Non
     log = EventLog(level="warning", stream=stream)
     held = Held()
     token = "t"
-    held.add(token, [i.position for i in queue.lease(2, 30, token).items], time.monotonic() + 30)
-    real_renew = queue.renew
+    held.add(
+        token, [i.position for i in queue.leases.lease(2, 30, token).items], time.monotonic() + 30
+    )
+    real_renew = queue.leases.renew
 
     def renew_after_a_flush(tok: str, lease_s: float, positions: Sequence[int]) -> list[int]:
         held.remove(tok, [0])  # the main loop's flush: forget, then record
-        queue.complete(tok, "w", [0])
+        queue.leases.complete(tok, "w", [0])
         return real_renew(tok, lease_s, positions)
 
-    queue.renew = renew_after_a_flush  # type: ignore[method-assign]
+    queue.leases.renew = renew_after_a_flush  # type: ignore[method-assign]
     Heartbeat(queue, held, config(lease_s=30), log).beat()
     assert "lease.lost" not in stream.getvalue()
     assert held.snapshot() == {token: [1]}

@@ -14,7 +14,7 @@ from wq.cli.common import EPILOG, connect, connection_options
 def retry_dead(**conn: Any) -> int:
     """Give every dead item a fresh set of attempts (run workers again to process them)."""
     queue, _ = connect(conn)
-    click.echo(f"requeued {queue.retry_dead()} dead item(s) in run {queue.run}")
+    click.echo(f"requeued {queue.admin.retry_dead()} dead item(s) in run {queue.run}")
     return 0
 
 
@@ -26,8 +26,8 @@ def retry_dead(**conn: Any) -> int:
 def reap(max_attempts: int, **conn: Any) -> int:
     """Reclaim expired leases now (workers also do this on their own)."""
     queue, _ = connect(conn)
-    requeued, died = queue.reap_all(max_attempts)
-    click.echo(f"requeued {requeued}, dead-lettered {died} in run {queue.run}")
+    reaped = queue.leases.reap_all(max_attempts)
+    click.echo(f"requeued {reaped.requeued}, dead-lettered {reaped.dead} in run {queue.run}")
     return 0
 
 
@@ -39,5 +39,5 @@ def purge(yes: bool, **conn: Any) -> int:
     queue, _ = connect(conn)
     if not yes and not click.confirm(f"Delete all keys of run {queue.run}?"):
         return 1
-    click.echo(f"deleted {queue.purge()} key(s) of run {queue.run}")
+    click.echo(f"deleted {queue.admin.purge()} key(s) of run {queue.run}")
     return 0

@@ -176,7 +176,7 @@ class RunsCollector:
         families = Families()
         for run in sorted(found | set(self.seen) | self.lost):
             try:
-                status, durations = self._queue(client, run).metrics()
+                status, durations = self._queue(client, run).reading.metrics()
             except RunFormatError as exc:
                 if run not in self.refused:
                     self.refused.add(run)
@@ -198,7 +198,7 @@ class RunsCollector:
     def _lost(self, run: str, identity: str) -> bool:
         """A run seen seeded has no seeded marker now: lost, or gone on purpose."""
         restarted = self.seen.pop(run) != identity
-        if restarted or self.queues[run].has_keys():
+        if restarted or self.queues[run].reading.has_keys():
             self.lost.add(run)
             self.log.warning(
                 "run.lost",

@@ -1,9 +1,10 @@
 """What happened to every item of a run, read window by window in seed order: the records
 `wq report` streams and the accounting `wq status --check` verifies.
 
-Reading goes a window of positions per call (queue.WINDOW), so neither Redis nor the reader
-holds more than a window at a time, whatever the run's size. Pending and in-flight items have
-no ledger record: a position leased when the read started is in flight, any other pending.
+Reading goes a window of positions per call (wq.store.reading.WINDOW), so neither Redis nor
+the reader holds more than a window at a time, whatever the run's size. Pending and in-flight
+items have no ledger record: a position leased when the read started is in flight, any other
+pending.
 """
 
 from collections.abc import Collection, Iterator
@@ -12,7 +13,8 @@ from typing import NamedTuple
 
 from wq.base.errors import ConfigError
 from wq.store import layout
-from wq.store.queue import WINDOW, RunQueue
+from wq.store.queue import RunQueue
+from wq.store.reading import WINDOW
 
 PENDING, IN_FLIGHT, DONE, DEAD = "pending", "in_flight", "done", "dead"
 STATES = (PENDING, IN_FLIGHT, DONE, DEAD)
@@ -38,12 +40,12 @@ def iter_records(
     queue: RunQueue, states: Collection[str] = STATES, window: int = WINDOW
 ) -> Iterator[ItemRecord]:
     """Every item's record in seed order, those in `states` only."""
-    queue.seed_state()  # refuses a run that another wq version laid out
-    workers = queue.worker_names()
-    leased = queue.leased_positions() if {PENDING, IN_FLIGHT} & set(states) else set()
+    queue.reading.seed_state()  # refuses a run that another wq version laid out
+    workers = queue.reading.worker_names()
+    leased = queue.reading.leased_positions() if {PENDING, IN_FLIGHT} & set(states) else set()
     first = 0
     while True:
-        w = queue.window(first, window)
+        w = queue.reading.window(first, window)
         if not w.seeded:
             raise ConfigError(f"run {queue.run!r} is not seeded: it has no items to report")
         chosen: list[ItemRecord] = []
@@ -72,7 +74,7 @@ def iter_records(
                     output=None,
                 )
             )
-        outputs = queue.outputs(with_output)
+        outputs = queue.reading.outputs(with_output)
         for record in chosen:
             if record.position in outputs:
                 yield record._replace(output=outputs[record.position])
@@ -111,15 +113,15 @@ class Accounting:
 
 def account(queue: RunQueue, window: int = WINDOW) -> Accounting:
     """Walk the whole run, window by window, checking that no position is in two states."""
-    status = queue.status()
+    status = queue.reading.status()
     if not status.seeded:
         raise ConfigError(f"run {queue.run!r} is not seeded: nothing to account for")
-    leased = queue.leased_positions()
+    leased = queue.reading.leased_positions()
     result = Accounting(total=status.total)
     doubled: list[str] = []
     first = 0
     while first < status.total:
-        w = queue.window(first, window)
+        w = queue.reading.window(first, window)
         for i, r in enumerate(w.records):
             p = first + i
             in_dead_list = w.dead[i] is not None

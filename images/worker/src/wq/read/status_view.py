@@ -22,12 +22,12 @@ def show_status(
 ) -> int:
     """Print the status to `out` (the live bar of --watch to `progress`); the exit code: 0,
     or with --check 0 only if the run is drained, clean and accounted for, else 1."""
-    current = queue.status()
+    current = queue.reading.status()
     if expect_seeded and not current.seeded:
         raise RunLost(queue.run)
     if watch:
         current = watch_status(queue, interval_s, progress)
-    scaling = queue.scaling()
+    scaling = queue.reading.scaling()
     rows = scaling.rows() if scaling else []
     fields = {"autoscale": asdict(scaling)} if scaling else {}
     if not check:

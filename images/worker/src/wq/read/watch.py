@@ -41,7 +41,7 @@ def watch_status(
     last_counts: tuple[int, ...] | None = None
     last_print = 0.0
     while True:
-        current = queue.status()
+        current = queue.reading.status()
         rate = meter.add(current.done + current.dead)
         line = (
             current.progress_line(rate)

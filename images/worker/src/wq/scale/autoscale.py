@@ -1,6 +1,6 @@
 """`wq autoscale`: size a run's worker Job to its work, one step every --interval seconds.
 
-A step reads the run's counts (RunQueue.status(): one O(1) call) and the Job, asks
+A step reads the run's counts (queue.reading.status(): one O(1) call) and the Job, asks
 wq.scale.policy what size the Job should have, patches the Job's parallelism when that
 changes (with a log line and a Kubernetes Event on the Job saying why), and records the
 decision beside the run for `wq status`. The controller holds nothing: if it dies, the Job
@@ -201,7 +201,7 @@ class Autoscaler:
     def step(self) -> int | None:
         """One step; returns the exit code once there is nothing left to scale, else None."""
         now = self.clock()
-        status, durations = self.queue.metrics()
+        status, durations = self.queue.reading.metrics()
         if self.seen_seeded and not status.seeded:
             self.log.error("run.lost", hint="the run was seeded and its keys are gone")
             raise RunLost(self.queue.run)
@@ -233,7 +233,7 @@ class Autoscaler:
             self._scale(state.parallelism, decision)
         else:
             self._note(now, state, decision)
-        self.queue.record_scaling(
+        self.queue.admin.record_scaling(
             self.job.name, state.parallelism, decision.target, decision.reason
         )
         return None

@@ -23,6 +23,7 @@ from wq.base.errors import ConfigError, SourceError, WqError
 from wq.seed.formats import Batches
 from wq.seed.seeder import digest_batches, seed_items
 from wq.store import layout
+from wq.store.appends import Appended, AppendRefusal, SealOutcome
 from wq.store.queue import RunQueue
 
 # Items per append call, and about how many bytes of them: each call holds Redis for about a
@@ -53,10 +54,10 @@ class SealResult:
 
 def append(queue: RunQueue, batches: Batches) -> AppendResult:
     """Add items to an open run, chunk by chunk; an unseeded run is seeded open first."""
-    seeded, is_open, total, size = queue.open_state()
+    seeded, is_open, total, size = queue.appends.open_state()
     if not seeded:
         seed_items(queue, [], open_run=True)  # a no-op if another appender opened it first
-        seeded, is_open, total, size = queue.open_state()
+        seeded, is_open, total, size = queue.appends.open_state()
     if not is_open:
         raise _sealed(queue)
     appended = 0
@@ -86,19 +87,20 @@ def _append_chunk(
     progress: tuple[int, str] | None = None,
 ) -> int:
     """Append the items of `chunk` to a run of `total` items with `size` items per field (for
-    a progressive seeder: with its `progress`, as RunQueue.append takes it)."""
+    a progressive seeder: with its `progress`, as Appends.append takes it)."""
     while True:
         fields = list(layout.chunk_fields(chunk, size, first=total))
-        outcome = queue.append(total, fields, len(chunk), progress)
-        if outcome >= 0:
-            return outcome
-        if outcome == -4:
+        outcome = queue.appends.append(total, fields, len(chunk), progress)
+        if isinstance(outcome, Appended):
+            return outcome.total
+        if outcome is AppendRefusal.PROGRESS_CHANGED:
             raise ConfigError(
                 f"another seeder is adding the same source to run {queue.run!r} (its progress "
                 "moved meanwhile): run one seeder per run"
             )
-        if outcome == -1:  # another appender went first: lay the chunk out after its items
-            state = queue.open_state()
+        if outcome is AppendRefusal.TOTAL_CHANGED:
+            # Another appender went first: lay the chunk out after its items.
+            state = queue.appends.open_state()
             is_open, total = state.open, state.total
             if is_open:
                 continue
@@ -121,13 +123,14 @@ def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
     left as it is."""
     pieces = chunks(batches, APPEND_ITEMS, APPEND_BYTES)
     first = next(pieces, [])
-    seeded, is_open, total, size = queue.open_state()
+    seeded, is_open, total, size = queue.appends.open_state()
     if not seeded:
         seed_items(queue, [], open_run=True, chunk=layout.choose_chunk(first))
-        seeded, is_open, total, size = queue.open_state()
-    done, done_digest = queue.progress()
+        seeded, is_open, total, size = queue.appends.open_state()
+    recorded = queue.appends.progress()
+    done, done_digest = recorded.items, recorded.digest
     if is_open:
-        queue.touch_seeder()  # a retry reads again what is in: workers wait meanwhile
+        queue.appends.touch_seeder()  # a retry reads again what is in: workers wait meanwhile
     digest = layout.ItemsDigest()
     read = appended = 0
     try:
@@ -145,7 +148,7 @@ def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
                     )
                 piece = piece[len(skip) :]
                 if is_open:
-                    queue.touch_seeder()
+                    queue.appends.touch_seeder()
             if not piece:
                 continue
             if not is_open:
@@ -197,16 +200,19 @@ def seal(queue: RunQueue, known: tuple[int, str] | None = None) -> SealResult:
     records a digest that is missing (a seal interrupted before it) and changes nothing else.
     `known`: (count, digest) of the first items of the run, from the caller that appended
     them; when the run holds exactly those at the seal, they are not read back."""
-    outcome, total, digest, was_open = queue.seal()
-    if outcome < 0:
+    reply = queue.appends.seal()
+    if reply.outcome is SealOutcome.NOT_SEEDED:
         raise ConfigError(f"run {queue.run!r} is not seeded: there is nothing to seal")
-    if digest is None and was_open:
-        if known is not None and known[0] == total:
+    digest = reply.digest
+    if digest is None and reply.was_open:
+        if known is not None and known[0] == reply.total:
             digest = known[1]
         else:
-            digest = items_digest(queue, total, queue.open_state().chunk)
-        queue.record_digest(digest)
-    return SealResult(sealed_now=outcome == 1, total=total, digest=digest)
+            digest = items_digest(queue, reply.total, queue.appends.open_state().chunk)
+        queue.appends.record_digest(digest)
+    return SealResult(
+        sealed_now=reply.outcome is SealOutcome.SEALED_NOW, total=reply.total, digest=digest
+    )
 
 
 def items_digest(queue: RunQueue, total: int, size: int) -> str:
@@ -216,5 +222,5 @@ def items_digest(queue: RunQueue, total: int, size: int) -> str:
     return digest_batches(
         [blob]
         for first in range(0, fields, DIGEST_FIELDS)
-        for blob in queue.item_fields(first, min(DIGEST_FIELDS, fields - first))
+        for blob in queue.appends.item_fields(first, min(DIGEST_FIELDS, fields - first))
     )

@@ -80,14 +80,14 @@ def seed_items(
     """Seed JSON-encoded items in order; a no-op if the run is already seeded with the same
     items, a ConfigError if with others. An empty open run is laid out `chunk` items to a
     field, for the items appended later; a run seeded with items, as choose_chunk finds."""
-    if queue.is_seeded():
+    if queue.reading.is_seeded():
         return _already_seeded(queue, layout.list_digest(items))
     staging = queue.keys.staging_items(secrets.token_hex(8))
     if not items:
         digest = layout.list_digest(items)
         return _commit(queue, staging, 0, layout.KIND_LIST, 0, 1, digest, open_run, chunk)
     chunk = layout.choose_chunk(items[:STAGE_WINDOW])
-    digest = queue.stage_items(staging, items, chunk)
+    digest = queue.seeding.stage_items(staging, items, chunk)
     return _commit(queue, staging, len(items), layout.KIND_LIST, 0, 1, digest, open_run, chunk)
 
 
@@ -102,7 +102,7 @@ def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> Se
     """Seed items read as they come, staged a window at a time and committed once at the end
     (or dropped, if the source fails): workers see the whole run or nothing. A run seeded
     already is compared by digest, which reads the source again."""
-    if queue.is_seeded():
+    if queue.reading.is_seeded():
         return _already_seeded(queue, digest_batches(batches))
     staging = queue.keys.staging_items(secrets.token_hex(8))
     digest = layout.ItemsDigest()
@@ -113,11 +113,11 @@ def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> Se
             fields = list(layout.chunk_fields(window, chunk, first=total))
             for _, joined in fields:
                 digest.add_field(joined)
-            queue.stage_fields(staging, fields)
+            queue.seeding.stage_fields(staging, fields)
             total += len(window)
     except BaseException as exc:
-        with contextlib.suppress(Exception):  # else it expires (queue.STAGING_TTL_S)
-            queue.drop_staging(staging)
+        with contextlib.suppress(Exception):  # else it expires (seeding.STAGING_TTL_S)
+            queue.seeding.drop_staging(staging)
         if isinstance(exc, SourceError):
             exc.args = (f"{exc}; nothing was seeded: retry",)
         raise
@@ -164,7 +164,7 @@ ADOPT_WINDOW = layout.ITEMS_PER_FIELD * 1024
 
 def adopt_list(queue: RunQueue, source: str, window: int = ADOPT_WINDOW) -> SeedResult:
     """Turn a plain list filled by hand into this run (the Kubernetes docs' workflow)."""
-    if not queue.is_seeded():
+    if not queue.reading.is_seeded():
         adoption = Adoption(queue, source, window)
         while adoption.step():
             pass
@@ -204,11 +204,11 @@ class Adoption:
     def step(self) -> bool:
         """Copy the next window; False once the whole list is copied."""
         if self.length is None:
-            self.length = self.queue.list_length(self.source)
+            self.length = self.queue.seeding.list_length(self.source)
         want = min(self.window, self.length - self.copied)
-        values = self.queue.list_window(self.source, self.copied, want) if want > 0 else []
+        values = self.queue.seeding.list_window(self.source, self.copied, want) if want > 0 else []
         if len(values) < want:
-            self.queue.drop_staging(self.staging)
+            self.queue.seeding.drop_staging(self.staging)
             raise SourceChanged(
                 f"list {self.source!r} shrank while it was being adopted (it held "
                 f"{self.length} items, now {self.copied + len(values)}); adopt it again once "
@@ -219,20 +219,20 @@ class Adoption:
         for _, blob in fields:
             self.digest.add_field(blob)
         if self.stage:
-            self.queue.stage_fields(self.staging, fields)
+            self.queue.seeding.stage_fields(self.staging, fields)
         self.copied += len(items)
         return self.copied < self.length
 
     def commit(self) -> SeedResult:
         if self.copied == 0:
-            if self.queue.is_seeded():  # by another seeder, meanwhile
+            if self.queue.reading.is_seeded():  # by another seeder, meanwhile
                 return _already_seeded(self.queue, None)
             raise ConfigError(
                 f"list {self.source!r} is empty or does not exist: nothing to adopt "
                 f"(fill it first: redis-cli rpush {self.source} ITEM...)"
             )
         digest = self.digest.hexdigest()
-        if self.queue.commit_seed(
+        if self.queue.seeding.commit_seed(
             self.staging, self.copied, layout.KIND_LIST, 0, 1, digest, source=self.source
         ):
             return SeedResult(total=self.copied, seeded_now=True, digest=digest)
@@ -250,7 +250,9 @@ def _commit(
     open_run: bool = False,
     chunk: int = layout.ITEMS_PER_FIELD,
 ) -> SeedResult:
-    if queue.commit_seed(staging, total, kind, start, step, digest, open_run=open_run, chunk=chunk):
+    if queue.seeding.commit_seed(
+        staging, total, kind, start, step, digest, open_run=open_run, chunk=chunk
+    ):
         return SeedResult(total=total, seeded_now=True, digest=digest)
     return _already_seeded(queue, digest)
 
@@ -258,10 +260,10 @@ def _commit(
 def _already_seeded(queue: RunQueue, digest: str | None) -> SeedResult:
     """The run was seeded already: a no-op with the same items (digest; None: not known),
     a ConfigError with others. A run seeded before wq recorded digests matches anything."""
-    _, stored = queue.seed_state()
+    stored = queue.reading.seed_state().digest
     if digest is not None and stored is not None and digest != stored:
         raise ConfigError(
             f"run {queue.run} was already seeded with different items (digest "
             f"{stored[:12]}..., these are {digest[:12]}...)"
         )
-    return SeedResult(total=queue.total(), seeded_now=False, digest=stored)
+    return SeedResult(total=queue.reading.total(), seeded_now=False, digest=stored)

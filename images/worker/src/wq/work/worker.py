@@ -25,7 +25,10 @@ from wq.base.errors import RunLost, SeedTimeout
 from wq.base.item import Item
 from wq.base.logs import EventLog
 from wq.base.options import WorkerConfig
-from wq.store.queue import MAX_BATCH, OUTPUT_BYTES_PER_CALL, Completions, RunQueue
+from wq.store.completions import Completions
+from wq.store.handle import MAX_BATCH, OUTPUT_BYTES_PER_CALL
+from wq.store.leases import FailOutcome
+from wq.store.queue import RunQueue
 from wq.work.handlers import Handler, build_handler
 from wq.work.summary import WorkerSummary, write_termination_message
 
@@ -254,14 +257,14 @@ class Heartbeat(threading.Thread):
     def beat(self) -> None:
         for token, positions in self.held.snapshot().items():
             started = time.monotonic()
-            lost = self.queue.renew(token, self.lease_s, positions)
+            lost = self.queue.leases.renew(token, self.lease_s, positions)
             self.held.renewed(token, started + self.lease_s)
             gone = self.held.mark_lost(token, lost) if lost else []
             if gone:
                 self.log.warning("lease.lost", positions=_brief(gone))
-        requeued, dead = self.queue.reap(self.max_attempts)
-        if requeued or dead:
-            self.log.info("leases.reaped", requeued=requeued, dead=dead)
+        reaped = self.queue.leases.reap(self.max_attempts)
+        if reaped.requeued or reaped.dead:
+            self.log.info("leases.reaped", requeued=reaped.requeued, dead=reaped.dead)
 
 
 class Worker:
@@ -350,7 +353,7 @@ class Worker:
     def _wait_seeded(self) -> None:
         started = time.monotonic()
         next_note = 0.0
-        while not self.queue.is_seeded():
+        while not self.queue.reading.is_seeded():
             waited = time.monotonic() - started
             if waited >= self.config.seed_wait_s:
                 raise SeedTimeout(
@@ -397,13 +400,13 @@ class Worker:
             self._flush()
             token = secrets.token_hex(8)
             leased_at = time.monotonic()
-            reply = self.queue.lease(self._batch_size(), self.config.lease_s, token)
+            reply = self.queue.leases.lease(self._batch_size(), self.config.lease_s, token)
             if not reply.seeded:
                 self.log.error("run.lost", hint="the run was seeded and its keys are gone")
                 raise RunLost(self.queue.run)
             if reply.expired_leases:
-                requeued, dead = self.queue.reap(self.config.max_attempts)
-                self.log.info("leases.reaped", requeued=requeued, dead=dead)
+                reaped = self.queue.leases.reap(self.config.max_attempts)
+                self.log.info("leases.reaped", requeued=reaped.requeued, dead=reaped.dead)
             if reply.items:
                 told_open = False
                 self.held.add(
@@ -446,7 +449,7 @@ class Worker:
         if time.monotonic() < self.held.good_until(token):
             return True
         self.held.remove(token, [item.position])
-        self.queue.release(token, [item.position])
+        self.queue.leases.release(token, [item.position])
         self.log.warning("item.skipped", position=item.position, reason="lease not renewed")
         return False
 
@@ -481,7 +484,7 @@ class Worker:
                 self.log.debug("item.done", position=position, seconds=d)
             return
         self.held.remove(outcome.token, [position])
-        verdict = self.queue.fail(
+        verdict = self.queue.leases.fail(
             outcome.token,
             position,
             outcome.error,
@@ -490,14 +493,14 @@ class Worker:
             duration_ms=outcome.duration_ns // 1_000_000,
         )
         self.failed += 1
-        level = "error" if verdict == "dead" else "warning"
+        level = "error" if verdict is FailOutcome.DEAD else "warning"
         self.log.emit(
             level,
             "item.failed",
             {
                 "position": position,
                 "attempt": outcome.item.attempt,
-                "outcome": verdict,
+                "outcome": verdict.value,
                 "error": outcome.error,
             },
         )
@@ -522,15 +525,15 @@ class Worker:
             # Forgotten before it is recorded, so the heartbeat never renews a finished item
             # and takes its missing lease for a lost one.
             self.held.remove(token, done.positions)
-            stale = self.queue.complete(token, self.worker_id, done)
+            stale = self.queue.leases.complete(token, self.worker_id, done)
             self.processed += len(done) - len(stale)
             if stale:
                 self.log.warning("result.rejected", reason="lease lost", positions=_brief(stale))
 
     def _finish(self) -> int:
         ttl = self.config.results_ttl_s
-        expiring = ttl > 0 and self.queue.expire_results(ttl)
-        status = self.queue.status()
+        expiring = ttl > 0 and self.queue.admin.expire_results(ttl)
+        status = self.queue.reading.status()
         self.log.info(
             "worker.drained",
             processed=self.processed,
@@ -557,7 +560,7 @@ class Worker:
                 self._record(outcome)
         self._flush()
         released = sum(
-            self.queue.release(token, positions)
+            self.queue.leases.release(token, positions)
             for token, positions in self.held.snapshot().items()
         )
         self.log.info("worker.stopped", processed=self.processed, released=released)

@@ -1,0 +1,214 @@
+"""A run's leases, for its workers: lease items, record them done (complete) or failed, and
+keep leases alive (renew), hand them back (release) or reclaim expired ones (reap).
+
+lease, complete and fail are the per-item hot path: each is one Lua call, retried whole.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, NamedTuple
+
+from redis.commands.core import Script
+
+from wq.base.item import Item
+from wq.base.status import is_drained
+from wq.store import layout
+from wq.store.completions import Completions, Finished, record_ms
+from wq.store.handle import MAX_BATCH, RunHandle
+
+
+@dataclass(frozen=True)
+class LeaseReply:
+    seeded: bool
+    now_ms: int
+    earliest_deadline_ms: int  # -1 when no item is leased
+    pending: int
+    in_flight: int
+    items: list[Item]
+    open: bool = False  # the run takes appends: drained or not, it is not finished
+    seeder_ms: int = -1  # when the progressive seeder of an open run last added items
+
+    @property
+    def drained(self) -> bool:
+        return is_drained(self.seeded, self.pending, self.in_flight, self.open)
+
+    @property
+    def expired_leases(self) -> bool:
+        return 0 <= self.earliest_deadline_ms <= self.now_ms
+
+    def seconds_to_next_deadline(self) -> float | None:
+        if self.earliest_deadline_ms < 0:
+            return None
+        return max(0.0, (self.earliest_deadline_ms - self.now_ms) / 1000)
+
+
+class FailOutcome(Enum):
+    """What fail.lua did with a failed attempt."""
+
+    RETRY = "retry"  # requeued: the item has attempts left
+    DEAD = "dead"  # dead-lettered: that was its last attempt
+    STALE = "stale"  # ignored: the token no longer held the item
+
+
+# fail.lua's reply -> its outcome: a dict lookup, cheaper than FailOutcome(reply) per item.
+_FAIL_OUTCOMES = {outcome.value: outcome for outcome in FailOutcome}
+
+
+class Reaped(NamedTuple):
+    """Expired leases reclaimed: their items requeued, or dead-lettered (a worker died running
+    the item alone on its last attempt)."""
+
+    requeued: int
+    dead: int
+
+
+class Leases(RunHandle):
+    """The workers' calls: the hot path (lease, complete, fail), then lease upkeep."""
+
+    def lease(self, count: int, lease_s: float, token: str) -> LeaseReply:
+        k = self.keys
+        raw: list[Any] = self._eval(
+            self.scripts.lease,
+            keys=[k.meta, k.items, k.requeue, k.suspects, k.leases, k.attempts, k.solo],
+            args=[min(count, MAX_BATCH), int(lease_s * 1000), token],
+        )
+        first = 9  # of the leased items, in the reply
+        if raw[5] != "":  # a range run: its items are computed here, in exact integers
+            start, step = int(raw[5]), int(raw[6])
+            items = [
+                Item(int(raw[i]), int(raw[i + 1]), layout.range_item(start, step, int(raw[i])))
+                for i in range(first, len(raw), 3)
+            ]
+        else:
+            items = [
+                Item(position=int(raw[i]), attempt=int(raw[i + 1]), raw=raw[i + 2])
+                for i in range(first, len(raw), 3)
+            ]
+        return LeaseReply(
+            seeded=bool(raw[0]),
+            now_ms=int(raw[1]),
+            earliest_deadline_ms=int(raw[2]),
+            pending=int(raw[3]),
+            in_flight=int(raw[4]),
+            items=items,
+            open=bool(int(raw[7])),
+            seeder_ms=int(raw[8]),
+        )
+
+    def complete(
+        self, token: str, worker: str, done: Completions | Sequence[Finished | int]
+    ) -> list[int]:
+        """Record items as done, each with its ledger record and output (a bare position: no
+        duration known, no output); returns the positions the token had lost (nothing of them
+        is recorded)."""
+        k = self.keys
+        keys = [k.meta, k.leases, k.ledger, k.outputs, k.attempts, k.workers, k.solo, k.durations]
+        batch = done if isinstance(done, Completions) else Completions.of(done)
+        stale: list[int] = []
+        for part in batch.calls():
+            args: list[Any] = [
+                token,
+                worker,
+                "1" if part.attempts_known else "0",
+                part.packed(),
+                len(part.positions),
+                *part.positions,
+            ]
+            for position, output in part.outputs.items():
+                args += (position, output)
+            result: list[str] = self._eval(self.scripts.complete, keys=keys, args=args)
+            stale.extend(int(p) for p in result)
+        return stale
+
+    def fail(
+        self,
+        token: str,
+        position: int,
+        error: str,
+        max_attempts: int,
+        worker: str = "",
+        duration_ms: int = layout.UNKNOWN_MS,
+    ) -> FailOutcome:
+        """Retry the item, or dead-letter it once it has used up its attempts; stale if the token
+        lost it. A dead item's ledger record names the worker (if given) and how long its last
+        attempt took."""
+        k = self.keys
+        keys = [
+            k.meta,
+            k.requeue,
+            k.leases,
+            k.attempts,
+            k.dead,
+            k.errors,
+            k.solo,
+            k.ledger,
+            k.workers,
+            k.durations,
+        ]
+        result: str = self._eval(
+            self.scripts.fail,
+            keys=keys,
+            args=[token, position, error, max_attempts, worker, record_ms(duration_ms)],
+        )
+        return _FAIL_OUTCOMES[result]
+
+    # Lease upkeep.
+
+    def renew(self, token: str, lease_s: float, positions: Sequence[int]) -> list[int]:
+        """Push the deadlines; returns the positions whose leases were lost."""
+        head = [token, int(lease_s * 1000)]
+        return self._per_chunk(self.scripts.renew, [self.keys.leases], head, positions)
+
+    def release(self, token: str, positions: Sequence[int]) -> int:
+        """Hand items back without using an attempt; returns how many were still held."""
+        k = self.keys
+        released = 0
+        for chunk in _chunks(positions):
+            n: int = self._eval(
+                self.scripts.release,
+                keys=[k.meta, k.requeue, k.leases, k.solo],
+                args=[token, *chunk],
+            )
+            released += int(n)
+        return released
+
+    def _per_chunk(
+        self, script: Script, keys: list[str], head: list[Any], positions: Sequence[int]
+    ) -> list[int]:
+        """Run a script that takes positions after `head` and returns positions, in chunks."""
+        out: list[int] = []
+        for chunk in _chunks(positions):
+            result: list[str] = self._eval(script, keys=keys, args=[*head, *chunk])
+            out.extend(int(p) for p in result)
+        return out
+
+    def reap(self, max_attempts: int, limit: int = MAX_BATCH) -> Reaped:
+        """Reclaim up to `limit` expired leases."""
+        k = self.keys
+        keys = [
+            k.meta,
+            k.suspects,
+            k.leases,
+            k.attempts,
+            k.dead,
+            k.errors,
+            k.solo,
+            k.deaths,
+            k.ledger,
+        ]
+        result: list[int] = self._eval(self.scripts.reap, keys=keys, args=[max_attempts, limit])
+        return Reaped(requeued=int(result[0]), dead=int(result[1]))
+
+    def reap_all(self, max_attempts: int) -> Reaped:
+        """Reclaim every expired lease, in bounded calls."""
+        requeued = dead = 0
+        while True:
+            step = self.reap(max_attempts)
+            requeued, dead = requeued + step.requeued, dead + step.dead
+            if step.requeued + step.dead == 0:
+                return Reaped(requeued=requeued, dead=dead)
+
+
+def _chunks(positions: Sequence[int]) -> list[Sequence[int]]:
+    return [positions[i : i + MAX_BATCH] for i in range(0, len(positions), MAX_BATCH)]

@@ -1,0 +1,210 @@
+"""Reading a run, for `wq status`, `wq report`, `wq dead`, the exporter, the autoscaler and the
+checks of seeders and workers: its counts and durations (one atomic read), windows of its items
+and ledger, its outputs, and its seeded state. Nothing here changes the run."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, cast
+
+from wq.base.status import RunStatus, Scaling
+from wq.store import layout
+from wq.store.handle import ADMIN_CHUNK, OUTPUT_BYTES_PER_CALL, RunHandle
+
+# Positions read per call by window(): 32 fields of the items hash and of the ledger.
+WINDOW = 32 * layout.RECORDS_PER_FIELD
+
+
+@dataclass(frozen=True)
+class Window:
+    """Consecutive positions of a run, read in one step (Reading.window)."""
+
+    first: int
+    total: int  # of the run
+    seeded: bool
+    items: list[str]  # JSON text, one per position of the window
+    records: list[layout.Record | None]  # ledger records; None: pending or in flight
+    attempts: list[int]  # charged so far (failures, deaths of a worker running it alone)
+    errors: list[str | None]  # last error of a failed attempt
+    dead: list[str | None]  # the error of a dead item, from the dead-letter hash
+
+
+class SeedState(NamedTuple):
+    seeded: bool
+    digest: str | None  # of the items it was seeded with; None if not seeded or without one
+
+
+class RunMetrics(NamedTuple):
+    """A run's counts and its durations histogram, read at one moment."""
+
+    status: RunStatus
+    durations: layout.Durations
+
+
+class Reading(RunHandle):
+    """The readers' calls."""
+
+    def total(self) -> int:
+        value = self._retried(self.client.hget, self.keys.meta, layout.TOTAL)
+        return int(value or 0)
+
+    def is_seeded(self) -> bool:
+        """Whether the run is seeded; RunFormatError if another wq version seeded it."""
+        return self.seed_state().seeded
+
+    def seed_state(self) -> SeedState:
+        """Whether the run is seeded, and with what; RunFormatError if another wq version
+        seeded it."""
+        fields = (layout.SEEDED, layout.DIGEST, layout.FORMAT, layout.OPEN_DIGEST)
+        seeded, digest, fmt, open_digest = cast(
+            list[str | None], self._retried(self.client.hmget, self.keys.meta, *fields)
+        )
+        self._check_format(seeded is not None, fmt)
+        return SeedState(seeded=seeded is not None, digest=open_digest or digest)
+
+    def status(self) -> RunStatus:
+        return self.metrics().status
+
+    def metrics(self) -> RunMetrics:
+        """The run's counts and its durations histogram, in one atomic read."""
+        k = self.keys
+        keys = [k.meta, k.requeue, k.suspects, k.leases, k.dead, k.durations]
+        raw: list[Any] = self._eval(self.scripts.status, keys=keys, args=[])
+        flat, requeued, suspects, in_flight, dead, now_ms, ttl_ms, durations = raw
+        meta = dict(zip(flat[::2], flat[1::2], strict=True))
+        self._check_format(layout.SEEDED in meta, meta.get(layout.FORMAT))
+        total = int(meta.get(layout.TOTAL, 0))
+        cursor = int(meta.get(layout.CURSOR, 0))
+        first = meta.get(layout.FIRST_LEASE_MS)
+        elapsed = (int(now_ms) - int(first)) / 1000 if first else None
+        done = int(meta.get(layout.DONE_COUNT, 0))
+        status = RunStatus(
+            run=self.run,
+            seeded=layout.SEEDED in meta,
+            total=total,
+            pending=int(requeued) + int(suspects) + total - cursor,
+            in_flight=int(in_flight),
+            done=done,
+            dead=int(dead),
+            retried=int(meta.get(layout.RETRIED, 0)),
+            released=int(meta.get(layout.RELEASED, 0)),
+            executions=int(meta.get(layout.EXECUTIONS, 0)),
+            stale=int(meta.get(layout.STALE, 0)),
+            elapsed_s=elapsed,
+            rate=done / elapsed if elapsed and elapsed > 0 else None,
+            digest=meta.get(layout.DIGEST),
+            expires_in_s=int(ttl_ms) / 1000 if int(ttl_ms) >= 0 else None,
+            open=layout.OPEN in meta,
+        )
+        histogram = dict(zip(durations[::2], durations[1::2], strict=True))
+        return RunMetrics(status=status, durations=layout.Durations.of(histogram))
+
+    def has_keys(self) -> bool:
+        """Whether any key of the run but its meta hash exists: when the meta hash is gone, a
+        sign that some keys were evicted (purge unlinks them all in one call, and a drained
+        run's keys expire at the same moment)."""
+        others = self.keys.named[1:]
+        return bool(self._retried(self.client.exists, *others))
+
+    def scaling(self) -> Scaling | None:
+        """The autoscaler's last decision, if anything autoscales the run."""
+        values = cast(
+            list[str | None],
+            self._retried(self.client.hmget, self.keys.scaling, list(layout.SCALING_FIELDS)),
+        )
+        if any(v is None for v in values):
+            return None
+        job, current, target, reason, at_ms = cast(list[str], values)
+        return Scaling(job, int(current), int(target), reason, int(at_ms))
+
+    def window(self, first: int, count: int = WINDOW) -> Window:
+        """Positions first .. first + count - 1 of the run (fewer at its end) as one atomic
+        read: items, ledger records, attempts and errors. `first` is a multiple of WINDOW."""
+        k = self.keys
+        keys = [k.meta, k.items, k.ledger, k.attempts, k.errors, k.dead]
+        raw = cast(
+            list[Any], self._retried(self._eval_raw, self.scripts.window, keys, [first, count])
+        )
+        meta, item_fields, ledger_fields, attempts, errors, dead = raw
+        total_b, kind_b, start_b, step_b, chunk_b, seeded_b = meta
+        total = int(total_b or 0)
+        n = max(0, min(first + count, total) - first)
+        if kind_b == layout.KIND_RANGE.encode():
+            start, step = int(start_b), int(step_b)
+            items = [layout.range_item(start, step, p) for p in range(first, first + n)]
+        else:
+            size = int(chunk_b or layout.ITEMS_PER_FIELD)
+            joined: list[str] = []
+            for blob in item_fields:
+                joined.extend(layout.split_chunk(blob.decode() if blob else ""))
+            skip = first - (first // size) * size
+            items = joined[skip : skip + n]
+        records: list[layout.Record | None] = []
+        for blob in ledger_fields:
+            records.extend(layout.split_records(blob))
+        skip = first % layout.RECORDS_PER_FIELD
+        return Window(
+            first=first,
+            total=total,
+            seeded=seeded_b is not None,
+            items=items,
+            records=records[skip : skip + n],
+            attempts=[int(a or 0) for a in attempts],
+            errors=[e.decode() if e is not None else None for e in errors],
+            dead=[d.decode() if d is not None else None for d in dead],
+        )
+
+    def outputs(self, positions: Sequence[int]) -> dict[int, str]:
+        """The outputs of these positions (those that have one), as JSON text, read a few at a
+        time so that no reply holds more than about OUTPUT_BYTES_PER_CALL bytes of them
+        (HSTRLEN first: a single output bigger than that comes alone)."""
+        if not positions:
+            return {}
+        key = self.keys.outputs
+
+        def lengths() -> list[int]:
+            pipe = self.client.pipeline(transaction=False)
+            for p in positions:
+                pipe.hstrlen(key, str(p))
+            return [int(n) for n in pipe.execute()]
+
+        found: dict[int, str] = {}
+        batch: list[int] = []
+        size = 0
+        for p, n in [*zip(positions, self.call(lengths), strict=True), (-1, 0)]:
+            if batch and (p < 0 or size + n > OUTPUT_BYTES_PER_CALL):
+                values = cast(
+                    list[str | None],
+                    self._retried(self.client.hmget, key, [str(q) for q in batch]),
+                )
+                found.update((q, v) for q, v in zip(batch, values, strict=True) if v is not None)
+                batch, size = [], 0
+            if p >= 0 and n > 0:
+                batch.append(p)
+                size += n
+        return found
+
+    def worker_names(self) -> dict[int, str]:
+        """Number in ledger records -> worker id (as many as the run had workers)."""
+        names: dict[int, str] = {}
+        cursor = 0
+        while True:
+            cursor, page = cast(
+                tuple[int, dict[str, str]],
+                self._retried(self.client.hscan, self.keys.workers, cursor, count=ADMIN_CHUNK),
+            )
+            names.update((int(n), name) for name, n in page.items())
+            if int(cursor) == 0:
+                return names
+
+    def leased_positions(self) -> set[int]:
+        """Positions leased now (as many as workers hold, whatever the run's size)."""
+        held: set[int] = set()
+        cursor = 0
+        while True:
+            cursor, page = cast(
+                tuple[int, list[tuple[str, float]]],
+                self._retried(self.client.zscan, self.keys.leases, cursor, count=ADMIN_CHUNK),
+            )
+            held.update(int(member.split(":", 1)[0]) for member, _ in page)
+            if int(cursor) == 0:
+                return held
