@@ -1,0 +1,103 @@
+"""What a worker records of its attempts: successes gathered per lease token and recorded in
+one call per batch (at once for items slower than --record-at-once, so a killed worker leaves
+little to run again), failures recorded one by one; and the counts its summary reports."""
+
+import time
+from collections import defaultdict
+
+from wq.base.logs import EventLog
+from wq.base.options import WorkerConfig
+from wq.store.completions import Completions
+from wq.store.handle import MAX_BATCH, OUTPUT_BYTES_PER_CALL
+from wq.store.leases import FailOutcome
+from wq.store.queue import RunQueue
+from wq.work.held import Held, brief
+from wq.work.slots import Outcome
+
+
+class Recorder:
+    def __init__(
+        self, queue: RunQueue, held: Held, config: WorkerConfig, worker_id: str, log: EventLog
+    ) -> None:
+        self.queue = queue
+        self.held = held
+        self.config = config
+        self.worker_id = worker_id
+        self.log = log
+        self.finished: dict[str, Completions] = defaultdict(Completions.empty)
+        self.unflushed = 0
+        self.unflushed_output = 0  # characters of outputs waiting to be recorded
+        self.last_flush = time.monotonic()
+        self.item_seconds: float | None = None  # moving average of handler time per item
+        self.processed = 0
+        self.failed = 0
+        self.attempts = 0  # finished by the handler, done or failed
+        self.busy_ns = 0  # handler time of those attempts
+
+    def record(self, outcome: Outcome) -> None:
+        self.attempts += 1
+        self.busy_ns += outcome.duration_ns
+        d = outcome.duration_ns / 1e9
+        self.item_seconds = d if self.item_seconds is None else 0.8 * self.item_seconds + 0.2 * d
+        item = outcome.item
+        position = item.position
+        if outcome.error is None:
+            # Appended straight to the batch's lists: keeping the outcomes until the flush
+            # cost the worker more CPU per item (measured in make bench).
+            done = self.finished[outcome.token]
+            done.positions.append(position)
+            done.attempts.append(item.attempt)
+            done.durations_ms.append(outcome.duration_ns // 1_000_000)
+            self.unflushed += 1
+            if outcome.output is not None:
+                done.outputs[position] = outcome.output
+                self.unflushed_output += len(outcome.output)
+            if self.log.enabled("debug"):
+                self.log.debug("item.done", position=position, seconds=d)
+            return
+        self.held.remove(outcome.token, [position])
+        verdict = self.queue.leases.fail(
+            outcome.token,
+            position,
+            outcome.error,
+            self.config.max_attempts,
+            worker=self.worker_id,
+            duration_ms=outcome.duration_ns // 1_000_000,
+        )
+        self.failed += 1
+        level = "error" if verdict is FailOutcome.DEAD else "warning"
+        self.log.emit(
+            level,
+            "item.failed",
+            {
+                "position": position,
+                "attempt": outcome.item.attempt,
+                "outcome": verdict.value,
+                "error": outcome.error,
+            },
+        )
+
+    def flush_due(self) -> bool:
+        if self.unflushed == 0:
+            return False
+        return (
+            self.unflushed >= MAX_BATCH
+            or self.unflushed_output >= OUTPUT_BYTES_PER_CALL
+            or (self.item_seconds or 0.0) >= self.config.record_at_once_s
+            or time.monotonic() - self.last_flush >= self.config.flush_interval_s
+        )
+
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.finished:
+            return
+        finished, self.finished = self.finished, defaultdict(Completions.empty)
+        self.unflushed = self.unflushed_output = 0
+        for token, done in finished.items():
+            # Forgotten before it is recorded, so the heartbeat never renews a finished item
+            # and takes its missing lease for a lost one.
+            self.held.remove(token, done.positions)
+            stale = self.queue.leases.complete(token, self.worker_id, done)
+            self.processed += len(done) - len(stale)
+            if stale:
+                self.log.warning("result.rejected", reason="lease lost", positions=brief(stale))

@@ -1,0 +1,159 @@
+"""Where a worker runs its items: one inline slot (in the main thread, where SIGALRM can end an
+in-process handler that overruns its timeout) or a pool of threads (--concurrency)."""
+
+import queue as stdqueue
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import NamedTuple, Protocol
+
+from wq.base.item import Item
+from wq.work.handlers import Handler
+
+
+class StopRequested(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT while a handler runs inline.
+
+    A BaseException, so a handler's `except Exception` cannot swallow the shutdown."""
+
+
+class ItemTimeout(BaseException):
+    """Raised in the main thread by SIGALRM when an inline handler overruns its timeout."""
+
+
+class Outcome(NamedTuple):
+    token: str
+    item: Item
+    error: str | None
+    duration_ns: int  # monotonic: integers are cheap to turn into a record's milliseconds
+    output: str | None = None  # JSON text
+
+
+class Slots(Protocol):
+    def free(self) -> int: ...
+
+    def busy(self) -> int: ...
+
+    def submit(self, token: str, item: Item) -> None: ...
+
+    def results(self, timeout: float) -> list[Outcome]: ...
+
+    def interrupt(self) -> None:
+        """Called from a signal handler: stop an item running in this (the main) thread."""
+
+
+def run_item(handler: Handler, token: str, item: Item) -> Outcome:
+    started = time.monotonic_ns()
+    try:
+        output = handler(item)
+    except Exception as exc:
+        error = str(exc) or type(exc).__name__
+        return Outcome(token, item, error, time.monotonic_ns() - started)
+    return Outcome(token, item, None, time.monotonic_ns() - started, output)
+
+
+class InlineSlots:
+    """One slot, run in the main thread: no hand-off cost per item, and SIGALRM can enforce
+    the item timeout of an in-process handler."""
+
+    def __init__(self, handler: Handler, timeout_s: float) -> None:
+        self.handler = handler
+        self.alarm_s = 0.0 if handler.enforces_own_timeout else timeout_s
+        self.in_handler = False
+        self._done: list[Outcome] = []
+
+    def free(self) -> int:
+        return 1
+
+    def busy(self) -> int:
+        return 0
+
+    def submit(self, token: str, item: Item) -> None:
+        if self.alarm_s <= 0:
+            self.in_handler = True
+            self._done.append(run_item(self.handler, token, item))
+            self.in_handler = False
+            return
+        started = time.monotonic_ns()
+        try:
+            with self._alarm():
+                self.in_handler = True
+                outcome = run_item(self.handler, token, item)
+                self.in_handler = False
+        except ItemTimeout:
+            self.in_handler = False
+            outcome = Outcome(
+                token, item, f"timed out after {self.alarm_s:g}s", time.monotonic_ns() - started
+            )
+        self._done.append(outcome)
+
+    @contextmanager
+    def _alarm(self) -> Iterator[None]:
+        def expire(signum: int, frame: FrameType | None) -> None:
+            if self.in_handler:
+                raise ItemTimeout()
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, self.alarm_s)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    def results(self, timeout: float) -> list[Outcome]:
+        done, self._done = self._done, []
+        return done
+
+    def interrupt(self) -> None:
+        if self.in_handler:
+            self.in_handler = False
+            raise StopRequested()
+
+
+class ThreadSlots:
+    """`concurrency` handler slots on daemon threads (daemon: a shutdown need not wait for a
+    handler that ignores it; its lease is released and its late result rejected)."""
+
+    def __init__(self, handler: Handler, concurrency: int) -> None:
+        self.handler = handler
+        self.concurrency = concurrency
+        self._tasks: stdqueue.SimpleQueue[tuple[str, Item]] = stdqueue.SimpleQueue()
+        self._results: stdqueue.SimpleQueue[Outcome] = stdqueue.SimpleQueue()
+        self._busy = 0
+        for n in range(concurrency):
+            threading.Thread(target=self._serve, name=f"slot-{n}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            token, item = self._tasks.get()
+            self._results.put(run_item(self.handler, token, item))
+
+    def free(self) -> int:
+        return self.concurrency - self._busy
+
+    def busy(self) -> int:
+        return self._busy
+
+    def submit(self, token: str, item: Item) -> None:
+        self._busy += 1
+        self._tasks.put((token, item))
+
+    def results(self, timeout: float) -> list[Outcome]:
+        out: list[Outcome] = []
+        try:
+            out.append(
+                self._results.get(timeout=timeout) if timeout > 0 else self._results.get_nowait()
+            )
+            while True:
+                out.append(self._results.get_nowait())
+        except stdqueue.Empty:
+            pass
+        self._busy -= len(out)
+        return out
+
+    def interrupt(self) -> None:
+        pass  # slot threads are daemons: the shutdown does not wait for them
