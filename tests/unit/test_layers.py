@@ -149,3 +149,36 @@ def test_imports_down_and_within_a_layer_pass(tmp_path: Path) -> None:
         },
     )
     assert violations(root) == []
+
+
+# Bigger than this, a module or class has more than one job: split it along its callers.
+MAX_MODULE_LINES = 400
+MAX_CLASS_LINES = 250
+
+
+def oversized(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        where = path.relative_to(root.parent)
+        lines = text.count("\n")
+        if lines > MAX_MODULE_LINES:
+            found.append(f"{where}: {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                size = node.end_lineno - node.lineno + 1
+                if size > MAX_CLASS_LINES:
+                    found.append(f"{where}: class {node.name} has {size} lines")
+    return found
+
+
+def test_modules_and_classes_stay_small() -> None:
+    assert oversized(PACKAGE) == []
+
+
+def test_an_oversized_module_or_class_is_named(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_CLASS_LINES))
+    root = write(tmp_path / "wq", {"base/a.py": f"class Big:\n{body}\n", "base/b.py": "x = 1\n"})
+    assert oversized(root) == ["wq/base/a.py: class Big has 251 lines"]
+    (root / "base" / "b.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    assert oversized(root)[-1] == "wq/base/b.py: 401 lines"
