@@ -13,7 +13,7 @@ from tests.unit.conftest import drain, make_queue
 from wq.base.errors import ConfigError, SourceChanged
 from wq.base.item import encode
 from wq.seed.items_source import ItemRange
-from wq.seed.seeder import Adoption, adopt_list, chunked_windows, seed_items, seed_range
+from wq.seed.seeder import Adoption, adopt_list, seed_items, seed_range, staged_groups
 from wq.store import layout
 from wq.store.local_redis import RedisServer
 from wq.store.queue import RunQueue
@@ -81,7 +81,7 @@ def test_an_adopted_list_records_the_digest_of_a_list_run_of_its_values(
     source = f"job2-{queue.run}"
     values = ["apple", "a/b", "ünï", 'say "hi"', *[f"i{k}" for k in range(70)]]
     client.rpush(source, *values)
-    assert adopt_list(queue, source, window=32).digest == list_digest(values)
+    assert adopt_list(queue, source, step=32).digest == list_digest(values)
     assert queue.reading.status().digest == list_digest(values)
 
 
@@ -182,7 +182,7 @@ def test_adopt_copies_a_list_in_windows_keeping_every_item_in_order(
 ) -> None:
     source = f"job2-{queue.run}"
     client.rpush(source, *[f"i{k}" for k in range(n)])
-    assert adopt_list(queue, source, window=window).total == n
+    assert adopt_list(queue, source, step=window).total == n
     assert client.exists(source) == 0
     assert list(client.scan_iter(match=queue.keys.staging_items("*"))) == []
     assert drain(queue) == [f"i{k}" for k in range(n)]
@@ -193,7 +193,7 @@ def test_a_half_adopted_list_is_invisible_to_workers(
 ) -> None:
     source = f"job2-{queue.run}"
     client.rpush(source, *[f"i{k}" for k in range(100)])
-    adoption = Adoption(queue, source, window=32)
+    adoption = Adoption(queue, source, step=32)
     steps, more = 0, True
     while more:
         more = adoption.step()
@@ -214,7 +214,7 @@ def test_adopting_a_list_that_grows_meanwhile_is_refused_at_the_commit(
 ) -> None:
     source = f"job2-{queue.run}"
     client.rpush(source, *[f"i{k}" for k in range(40)])
-    adoption = Adoption(queue, source, window=32)
+    adoption = Adoption(queue, source, step=32)
     assert adoption.step()
     client.rpush(source, "late")
     assert not adoption.step()  # copies the 40 items the list held at the start
@@ -228,7 +228,7 @@ def test_adopting_a_list_that_shrinks_meanwhile_is_refused_at_once(
 ) -> None:
     source = f"job2-{queue.run}"
     client.rpush(source, *[f"i{k}" for k in range(40)])
-    adoption = Adoption(queue, source, window=32)
+    adoption = Adoption(queue, source, step=32)
     assert adoption.step()
     client.lpop(source)
     with pytest.raises(SourceChanged, match=f"list '{source}' shrank while it was"):
@@ -319,14 +319,14 @@ def test_streaming_windows_start_fields_and_hold_every_item_once() -> None:
     """Windows are whole fields of the run's one chunk size, bounded in items and bytes."""
     items = [encode("x" * (k % 300)) for k in range(20_000)]
     batches = [items[i : i + 777] for i in range(0, len(items), 777)]
-    windows = list(chunked_windows(batches, most=4096, most_bytes=300_000))
+    windows = list(staged_groups(batches, most=4096, most_bytes=300_000))
     chunks = {chunk for chunk, _ in windows}
     assert len(chunks) == 1
     [chunk] = chunks
     # The sample is the first window, cut by bytes here: the batches up to 300,000 bytes.
     sampled = next(i for i in range(0, len(items), 777) if sum(map(len, items[:i])) >= 300_000)
     assert chunk == layout.choose_chunk(items[:sampled])
-    [(by_count, _), *_] = chunked_windows(batches, most=4096, most_bytes=10**9)
+    [(by_count, _), *_] = staged_groups(batches, most=4096, most_bytes=10**9)
     assert by_count == layout.choose_chunk(items[:4096])
     assert [item for _, window in windows for item in window] == items
     for _, window in windows[:-1]:

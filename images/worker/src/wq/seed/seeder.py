@@ -4,8 +4,8 @@ Items are staged in a hash private to this seeder (with an expiry, in case it di
 Lua call renames it into place and sets the seeded marker and the digest of the items. A
 retried seeder finds the marker and does nothing, and a seeder with other items is refused;
 workers wait for the marker, so they never see a half-seeded run. An adopted list is staged
-the same way, copied a window at a time, so that no Redis call grows with the list. Items
-streamed from a URL or standard input (wq.seed.sources) are staged a window at a time as they are
+the same way, copied a step at a time, so that no Redis call grows with the list. Items
+streamed from a URL or standard input (wq.seed.sources) are staged a group at a time as they are
 read: the seeder's memory stays the same for any number of items, and a source that fails
 half-way leaves nothing but its staging hash, which is dropped (or expires).
 """
@@ -86,20 +86,20 @@ def seed_items(
     if not items:
         digest = layout.list_digest(items)
         return _commit(queue, staging, 0, layout.KIND_LIST, 0, 1, digest, open_run, chunk)
-    chunk = layout.choose_chunk(items[:STAGE_WINDOW])
+    chunk = layout.choose_chunk(items[:STAGE_ITEMS])
     digest = queue.seeding.stage_items(staging, items, chunk)
     return _commit(queue, staging, len(items), layout.KIND_LIST, 0, 1, digest, open_run, chunk)
 
 
 # Items staged per round trip while streaming, at most (a multiple of the run's chunk), and
-# about how many bytes of them; the first window is the sample choose_chunk lays the run out
+# about how many bytes of them; the first group is the sample choose_chunk lays the run out
 # from.
-STAGE_WINDOW = layout.ITEMS_PER_FIELD * 1024
-WINDOW_BYTES = 8 << 20
+STAGE_ITEMS = layout.ITEMS_PER_FIELD * 1024
+STAGE_BYTES = 8 << 20
 
 
 def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> SeedResult:
-    """Seed items read as they come, staged a window at a time and committed once at the end
+    """Seed items read as they come, staged a group at a time and committed once at the end
     (or dropped, if the source fails): workers see the whole run or nothing. A run seeded
     already is compared by digest, which reads the source again."""
     if queue.reading.is_seeded():
@@ -109,12 +109,12 @@ def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> Se
     total = 0
     chunk = layout.ITEMS_PER_FIELD
     try:
-        for chunk, window in chunked_windows(batches, STAGE_WINDOW):
-            fields = list(layout.chunk_fields(window, chunk, first=total))
+        for chunk, group in staged_groups(batches, STAGE_ITEMS):
+            fields = list(layout.chunk_fields(group, chunk, first=total))
             for _, joined in fields:
                 digest.add_field(joined)
             queue.seeding.stage_fields(staging, fields)
-            total += len(window)
+            total += len(group)
     except BaseException as exc:
         with contextlib.suppress(Exception):  # else it expires (seeding.STAGING_TTL_S)
             queue.seeding.drop_staging(staging)
@@ -125,29 +125,29 @@ def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> Se
     return _commit(queue, staging, total, layout.KIND_LIST, 0, 1, hexdigest, open_run, chunk)
 
 
-def chunked_windows(
-    batches: Iterable[list[str]], most: int, most_bytes: int = WINDOW_BYTES
+def staged_groups(
+    batches: Iterable[list[str]], most: int, most_bytes: int = STAGE_BYTES
 ) -> Iterator[tuple[int, list[str]]]:
-    """(chunk, window): the items of batches regrouped in windows of at most `most` items and
+    """(chunk, group): the items of batches regrouped in groups of at most `most` items and
     about `most_bytes` bytes, each a multiple of `chunk` items so that it starts a field of the
     items hash (the last one may be shorter). `chunk` is layout.choose_chunk's for the first
-    window's items, the same for every window."""
-    window: list[str] = []
+    group's items, the same for every group."""
+    group: list[str] = []
     size = chunk = 0
     for batch in batches:
-        window += batch
+        group += batch
         size += sum(map(len, batch))
-        while len(window) >= most or size >= most_bytes:
+        while len(group) >= most or size >= most_bytes:
             if not chunk:
-                chunk = layout.choose_chunk(window[:most])
-            cut = min(len(window), most) // chunk * chunk
+                chunk = layout.choose_chunk(group[:most])
+            cut = min(len(group), most) // chunk * chunk
             if not cut:
                 break  # big items: read on to a whole field
-            head, window = window[:cut], window[cut:]
+            head, group = group[:cut], group[cut:]
             size -= sum(map(len, head))
             yield chunk, head
-    if window:
-        yield chunk or layout.choose_chunk(window), window
+    if group:
+        yield chunk or layout.choose_chunk(group), group
 
 
 def seed_range(queue: RunQueue, item_range: ItemRange) -> SeedResult:
@@ -159,26 +159,26 @@ def seed_range(queue: RunQueue, item_range: ItemRange) -> SeedResult:
 
 
 # Items of an adopted list copied per call: a few milliseconds of Redis time.
-ADOPT_WINDOW = layout.ITEMS_PER_FIELD * 1024
+ADOPT_STEP = layout.ITEMS_PER_FIELD * 1024
 
 
-def adopt_list(queue: RunQueue, source: str, window: int = ADOPT_WINDOW) -> SeedResult:
+def adopt_list(queue: RunQueue, source: str, step: int = ADOPT_STEP) -> SeedResult:
     """Turn a plain list filled by hand into this run (the Kubernetes docs' workflow)."""
     if not queue.reading.is_seeded():
-        adoption = Adoption(queue, source, window)
+        adoption = Adoption(queue, source, step)
         while adoption.step():
             pass
         return adoption.commit()
     # A retry after the commit finds the list gone; a list filled again must hold the same
     # items, which are only read.
-    reading = Adoption(queue, source, window, stage=False)
+    reading = Adoption(queue, source, step, stage=False)
     while reading.step():
         pass
     return _already_seeded(queue, reading.digest.hexdigest() if reading.copied else None)
 
 
 class Adoption:
-    """Adopting a plain list, `window` items per step: each step copies the next window into
+    """Adopting a plain list, `step` items at a time: each step copies the next ones into
     a staging hash, laid out like the items hash and private to this seeder; the commit
     (seed.lua) renames it into place, sets the seeded marker and unlinks the list in one
     call, so workers see all of the adopted run or none of it.
@@ -188,13 +188,13 @@ class Adoption:
     (errors.SourceChanged). A change that keeps its length goes unnoticed."""
 
     def __init__(
-        self, queue: RunQueue, source: str, window: int = ADOPT_WINDOW, stage: bool = True
+        self, queue: RunQueue, source: str, step: int = ADOPT_STEP, stage: bool = True
     ) -> None:
-        if window <= 0 or window % layout.ITEMS_PER_FIELD:
-            raise ValueError(f"window must be a multiple of {layout.ITEMS_PER_FIELD}")
+        if step <= 0 or step % layout.ITEMS_PER_FIELD:
+            raise ValueError(f"step must be a multiple of {layout.ITEMS_PER_FIELD}")
         self.queue = queue
         self.source = source
-        self.window = window
+        self.per_step = step
         self.stage = stage  # False: only read the list, for its digest
         self.staging = queue.keys.staging_items(secrets.token_hex(8))
         self.length: int | None = None  # of the list, at the first step
@@ -202,11 +202,11 @@ class Adoption:
         self.digest = layout.ItemsDigest()
 
     def step(self) -> bool:
-        """Copy the next window; False once the whole list is copied."""
+        """Copy the next step; False once the whole list is copied."""
         if self.length is None:
             self.length = self.queue.seeding.list_length(self.source)
-        want = min(self.window, self.length - self.copied)
-        values = self.queue.seeding.list_window(self.source, self.copied, want) if want > 0 else []
+        want = min(self.per_step, self.length - self.copied)
+        values = self.queue.seeding.list_range(self.source, self.copied, want) if want > 0 else []
         if len(values) < want:
             self.queue.seeding.drop_staging(self.staging)
             raise SourceChanged(

@@ -137,7 +137,7 @@ class Seeding(RunHandle):
 
         return self.call(length)
 
-    def list_window(self, source: str, first: int, count: int) -> list[str]:
+    def list_range(self, source: str, first: int, count: int) -> list[str]:
         """Items first .. first + count - 1 of a plain list (fewer at its end); ConfigError
         if one is not UTF-8 text."""
         last = first + count - 1
