@@ -1,0 +1,79 @@
+"""Every rejection is one line and exit 2, every transient problem one line and exit 1, through
+the real `wq` entry point: the bad inputs found by trying many (issue "Faults cost items, never
+the run", item 5). The Hypothesis test in test_cli_fuzz.py tries random ones."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import redis
+
+from tests.unit.cli_runner import wq
+
+# An argument whose bytes are not UTF-8, as a shell passes $'\xff': Python sees a surrogate
+# (PEP 383), and the subprocess gets the byte back.
+NOT_UTF8 = os.fsdecode(b"caf\xe9")
+
+
+def one_line(result: "subprocess.CompletedProcess[str]", code: int, *words: str) -> str:
+    """The error line of a command that exited `code`; it must be its only line of stderr."""
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("wq: error: "), lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def keys_of(client: "redis.Redis") -> list[str]:
+    return sorted(client.scan_iter(count=1000))
+
+
+# 1. Text that is not UTF-8.
+
+
+def test_an_items_file_that_is_not_utf8_is_refused_in_every_format(
+    tmp_path: Path, redis_url: str, run_id: str, client: "redis.Redis"
+) -> None:
+    before = keys_of(client)
+    for name, data in (
+        ("items.txt", b"a\n\xff\xfe\n"),
+        ("items.jsonl", b'"a"\n"\xff"\n'),
+        ("items.json", b'["a", "\xff"]'),
+        ("items.yaml", b"- a\n- \xff\n"),
+    ):
+        path = tmp_path / name
+        path.write_bytes(data)
+        for command in (["seed", "--run", run_id], ["digest"]):
+            result = wq(*command, "--items-file", str(path), env={"WQ_REDIS_URL": redis_url})
+            one_line(result, 2, f"items file '{path}' is not UTF-8 text")
+    assert keys_of(client) == before
+
+
+def test_command_line_text_that_is_not_utf8_is_refused(
+    redis_url: str, run_id: str, client: "redis.Redis"
+) -> None:
+    before = keys_of(client)
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    for args, name in (
+        (["seed", "a", NOT_UTF8], "[ITEMS]..."),
+        (["digest", NOT_UTF8], "[ITEMS]..."),
+        (["seed", "--adopt-list", NOT_UTF8], "--adopt-list"),
+        (["work", "--seed-wait", "0", "--worker-id", NOT_UTF8], "--worker-id"),
+        (["work", "--handler", "python", "--python", NOT_UTF8], "--python"),
+        (["autoscale", "--job", NOT_UTF8, "--namespace", "x"], "--job"),
+    ):
+        result = wq(*args, env=env)
+        one_line(result, 2, f"Invalid value for '{name}'", "'caf\\udce9' is not UTF-8 text")
+    # A password, or a URL that may hold one, is not shown.
+    for args, name in (
+        (["status", "--redis-password", NOT_UTF8], "--redis-password"),
+        (["status", "--redis-url", f"redis://:{NOT_UTF8}@localhost:6379/0"], "--redis-url"),
+    ):
+        line = one_line(wq(*args, env=env), 2, f"Invalid value for '{name}'", "not UTF-8 text")
+        assert "caf" not in line
+    result = wq("seed", "--run", NOT_UTF8, "a", env=env)
+    one_line(result, 2, "run id 'caf\\udce9' is not valid")
+    assert keys_of(client) == before
