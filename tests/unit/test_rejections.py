@@ -6,9 +6,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.unit.cli_runner import wq
+from wq.store.local_redis import RedisServer
 
 # An argument whose bytes are not UTF-8, as a shell passes $'\xff': Python sees a surrogate
 # (PEP 383), and the subprocess gets the byte back.
@@ -77,3 +79,56 @@ def test_command_line_text_that_is_not_utf8_is_refused(
     result = wq("seed", "--run", NOT_UTF8, "a", env=env)
     one_line(result, 2, "run id 'caf\\udce9' is not valid")
     assert keys_of(client) == before
+
+
+# 2. Redis URLs: a name that does not resolve (yet) is transient; a URL that is wrong is not.
+
+
+def test_a_redis_host_that_does_not_resolve_is_transient_exit_1() -> None:
+    # What a Service not created yet looks like from a pod: retried for --redis-wait, then 1.
+    url = "redis://no-such-host.invalid:6379/0"
+    result = wq("status", "--run", "r", "--redis-url", url, "--redis-wait", "0.5")
+    one_line(result, 1, f"Redis at {url} unreachable for")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://a..b:6379/0", "host 'a..b' is not a valid host name"),
+        (f"redis://{'x' * 64}.svc:6379/0", "is not a valid host name"),
+        ("redis://h:6379/0?socket_timeout=abc", "query parameter 'socket_timeout' is not one"),
+        ("redis://h:6379/0?foo=1", "query parameter 'foo' is not one wq takes; it takes db,"),
+        ("redis://h:6379/0?foo", "query parameter 'foo' is not one wq takes"),
+        ("redis://h:6379/0?protocol=7", "query parameter 'protocol' is '7'; it takes 2 or 3"),
+        ("redis://h:6379/0?db=x", "query parameter 'db' is 'x'; it takes a database number"),
+        ("redis://h:6379/0?db=1&db=2", "query parameter 'db' is given twice"),
+        ("redis://h:6379/0?ssl_check_hostname=no", "'ssl_check_hostname' is for rediss://"),
+        ("rediss://h:6379/0?ssl_cert_reqs=maybe", "it takes none, optional or required"),
+        ("redis+tcp://h:6379/0", "has scheme 'redis+tcp'"),
+        ("redis://h:6379/zero", "database 'zero' is not a number"),
+    ],
+)
+def test_a_wrong_redis_url_is_one_line_exit_2(url: str, message: str) -> None:
+    result = wq("status", "--run", "r", "--redis-url", url, "--redis-wait", "5")
+    one_line(result, 2, message)
+
+
+# 6. A database the server does not have.
+
+
+@pytest.mark.parametrize("db", ["/99", "/0?db=16", "/000099"])
+def test_a_database_out_of_range_is_one_line_exit_2(redis_server: RedisServer, db: str) -> None:
+    url = f"redis://127.0.0.1:{redis_server.port}{db}"
+    result = wq("status", "--run", "r", "--redis-url", url, "--redis-wait", "5")
+    number = str(int(db.rsplit("=", 1)[-1].lstrip("/")))
+    one_line(result, 2, f"Redis at {url} has no database {number} (the server's `databases`")
+
+
+def test_the_query_parameters_wq_takes_reach_redis(redis_server: RedisServer, run_id: str) -> None:
+    url = f"redis://127.0.0.1:{redis_server.port}/0?db=3&protocol=3"
+    assert wq("seed", "--run", run_id, "--redis-url", url, "a").returncode == 0
+    in_db3 = redis.Redis.from_url(f"redis://127.0.0.1:{redis_server.port}/3")
+    try:
+        assert list(in_db3.scan_iter(f"wq:{{{run_id}}}:*"))
+    finally:
+        in_db3.close()
