@@ -2,6 +2,7 @@
 the real `wq` entry point: the bad inputs found by trying many (issue "Faults cost items, never
 the run", item 5). The Hypothesis test in test_cli_fuzz.py tries random ones."""
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -132,3 +133,62 @@ def test_the_query_parameters_wq_takes_reach_redis(redis_server: RedisServer, ru
         assert list(in_db3.scan_iter(f"wq:{{{run_id}}}:*"))
     finally:
         in_db3.close()
+
+
+# 3. Python handlers: one that cannot be imported stops the worker at its start; one that
+# exits while it handles an item fails that item alone.
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("import wq_test_no_such_module\n", "No module named 'wq_test_no_such_module'"),
+        ("def handle(item:\n", "syntax error (MODULE, line 1): '(' was never closed"),
+        ("import sys\nsys.exit(3)\n", "it called sys.exit(3) as it was imported"),
+        ("raise RuntimeError('no config')\n", "RuntimeError: no config"),
+    ],
+)
+def test_a_python_handler_that_cannot_be_imported_is_one_line_exit_2(
+    tmp_path: Path, redis_url: str, run_id: str, source: str, message: str
+) -> None:
+    module = tmp_path / "wq_test_handler.py"
+    module.write_text(source)
+    env = {"WQ_REDIS_URL": redis_url, "PYTHONPATH": str(tmp_path)}
+    target = "wq_test_handler:handle"
+    expected = f"python handler '{target}': cannot import 'wq_test_handler': "
+    expected += message.replace("MODULE", str(module))
+    for args in (["work", "--run", run_id, "--seed-wait", "0"], ["run", "a"]):
+        result = wq(*args, "--handler", "python", "--python", target, env=env)
+        one_line(result, 2, expected)
+
+
+@pytest.mark.parametrize("concurrency", ["1", "2"])
+def test_a_python_handler_that_exits_fails_its_item_and_the_worker_goes_on(
+    redis_url: str, run_id: str, concurrency: str
+) -> None:
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    assert wq("seed", "a", "exit", "b", "interrupt", "c", env=env).returncode == 0
+    worker = wq(
+        "work",
+        "--handler",
+        "python",
+        "--python",
+        "tests.unit.sample_handlers:exits",
+        "--max-attempts",
+        "1",
+        "--concurrency",
+        concurrency,
+        env=env,
+        timeout=60,
+    )
+    assert worker.returncode == 0, worker.stderr
+    records = {r["item"]: r for r in map(json.loads, wq("report", env=env).stdout.splitlines())}
+    assert {item: r["state"] for item, r in records.items()} == {
+        "a": "done",
+        "exit": "dead",
+        "b": "done",
+        "interrupt": "dead",
+        "c": "done",
+    }
+    assert records["exit"]["error"] == "the function called sys.exit(7)"
+    assert records["interrupt"]["error"] == "the function raised KeyboardInterrupt"
