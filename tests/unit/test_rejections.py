@@ -192,3 +192,21 @@ def test_a_python_handler_that_exits_fails_its_item_and_the_worker_goes_on(
     }
     assert records["exit"]["error"] == "the function called sys.exit(7)"
     assert records["interrupt"]["error"] == "the function raised KeyboardInterrupt"
+
+
+# 4. A report file that cannot be written.
+
+
+def test_a_report_into_a_missing_directory_is_one_line_exit_2(
+    tmp_path: Path, redis_url: str, run_id: str
+) -> None:
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    assert wq("seed", "a", env=env).returncode == 0
+    missing = tmp_path / "no-such-dir" / "report.jsonl"
+    result = wq("report", "-o", str(missing), env=env)
+    one_line(result, 2, f"report file '{missing}' cannot be written in '{missing.parent}': No such")
+    one_line(wq("report", "-o", "", env=env), 2, "report file '.' names a directory, not a file")
+    assert not missing.parent.exists()
+    written = wq("report", "-o", str(tmp_path / "report.jsonl"), env=env)
+    assert written.returncode == 0, written.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["report.jsonl"]  # no .part left over
