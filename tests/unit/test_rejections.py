@@ -2,8 +2,12 @@
 the real `wq` entry point: the bad inputs found by trying many (issue "Faults cost items, never
 the run", item 5). The Hypothesis test in test_cli_fuzz.py tries random ones."""
 
+import bz2
+import gzip
+import http.server
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -11,6 +15,7 @@ import pytest
 import redis
 
 from tests.unit.cli_runner import wq
+from tests.unit.servers import HTTPServer
 from wq.store.local_redis import RedisServer
 
 # An argument whose bytes are not UTF-8, as a shell passes $'\xff': Python sees a surrogate
@@ -210,3 +215,73 @@ def test_a_report_into_a_missing_directory_is_one_line_exit_2(
     written = wq("report", "-o", str(tmp_path / "report.jsonl"), env=env)
     assert written.returncode == 0, written.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["report.jsonl"]  # no .part left over
+
+
+# 5. Compressed sources whose data is bad: a retry reads the same bytes.
+
+
+def corrupt_sources(tmp_path: Path) -> list[Path]:
+    good = b"".join(b"item-%d\n" % n for n in range(10_000))
+    flipped = bytearray(gzip.compress(good))
+    flipped[len(flipped) // 2] ^= 0xFF
+    sources = {
+        "not-gzip.txt.gz": b"plain text, not gzip\n",
+        "flipped.txt.gz": bytes(flipped),
+        "truncated.txt.gz": gzip.compress(good)[:200],
+        "not-bz2.txt.bz2": b"plain text, not bzip2\n",
+        "truncated.txt.bz2": bz2.compress(good)[:200],
+        "not-xz.txt.xz": b"plain text, not xz\n",
+    }
+    for name, data in sources.items():
+        (tmp_path / name).write_bytes(data)
+    return [tmp_path / name for name in sources]
+
+
+def test_a_corrupt_compressed_source_is_one_line_exit_2(
+    tmp_path: Path, redis_url: str, run_id: str, client: "redis.Redis"
+) -> None:
+    before = keys_of(client)
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    for path in corrupt_sources(tmp_path):
+        for args in (["seed"], ["seed", "--progressive"], ["digest"]):
+            for url in (str(path), f"file://{path}"):
+                result = wq(*args, "--items-url", url, env=env)
+                one_line(result, 2, f"items at '{url}' cannot be decompressed (", "cannot help")
+    assert keys_of(client) == before
+
+
+def test_a_compressed_source_cut_off_in_transit_is_still_transient(
+    redis_url: str, run_id: str, http_server: HTTPServer
+) -> None:
+    body = gzip.compress(os.urandom(1 << 20))  # random: it stays as big compressed
+
+    def hang_up_half_way(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body[: len(body) // 2])
+        handler.wfile.flush()
+        handler.close_connection = True
+        handler.connection.shutdown(socket.SHUT_RDWR)
+
+    http_server.routes["/items.txt.gz"] = hang_up_half_way
+    url = f"{http_server.url}/items.txt.gz"
+    result = wq("seed", "--run", run_id, "--items-url", url, env={"WQ_REDIS_URL": redis_url})
+    one_line(result, 1, f"items at '{url}': reading failed", "nothing was seeded: retry")
+
+
+# 8. A listing whose glob fsspec refuses.
+
+
+def test_a_glob_that_fsspec_refuses_is_one_line_exit_2(
+    tmp_path: Path, redis_url: str, run_id: str, client: "redis.Redis"
+) -> None:
+    (tmp_path / "a.json").write_text("[]")
+    before = keys_of(client)
+    for glob in (f"{tmp_path}/**.json", f"file://{tmp_path}/a**"):
+        for args in (["seed", "--run", run_id], ["seed", "--run", run_id, "--progressive"]):
+            result = wq(*args, "--list", glob, env={"WQ_REDIS_URL": redis_url})
+            one_line(result, 2, f"listing '{glob}': the glob is refused: Invalid pattern: '**'")
+        result = wq("digest", "--list", glob)
+        one_line(result, 2, "the glob is refused")
+    assert keys_of(client) == before

@@ -13,8 +13,11 @@ credentials, access denied, no filesystem package) is a ConfigError, exit 2; wha
 """
 
 import contextlib
+import gzip
 import logging
+import lzma
 import sys
+import zlib
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,8 +64,21 @@ def _read_url(url: str, fmt: str | None) -> Batches:
     with errors_of(url, what):
         fs, path = _filesystem(url)
         block = 0 if scheme_of(url) in ("http", "https") else OBJECT_BLOCK
-        with fs.open(path, "rb", block_size=block, compression="infer") as f:
+        # Decompressed here rather than by fs.open(compression=...): fsspec's decompressor
+        # does not close the file it reads, and an HTTP response left open when reading
+        # fails is a warning of several lines on stderr as it is collected.
+        with fs.open(path, "rb", block_size=block) as raw, _decompressed(raw, path) as f:
             yield from iter_items(f, fmt, what)
+
+
+def _decompressed(raw: Any, path: str) -> Any:
+    """The file that undoes the compression of `path`'s suffix (.gz, .bz2, .xz, .zst ...),
+    reading `raw`, which it leaves open; `raw` itself if there is none."""
+    from fsspec.compression import compr  # type: ignore[import-untyped]
+    from fsspec.utils import infer_compression  # type: ignore[import-untyped]
+
+    codec = infer_compression(path)
+    return compr[codec](raw, mode="rb") if codec else contextlib.nullcontext(raw)
 
 
 def list_objects(url_glob: str) -> list[str]:
@@ -70,7 +86,10 @@ def list_objects(url_glob: str) -> list[str]:
     `s3://b/2026-*/**.json`, `/data/*.csv`. The listing is held in memory, to sort it."""
     with errors_of(url_glob, f"listing {_shown(url_glob)!r}"):
         fs, path = _filesystem(url_glob)
-        found = fs.glob(path, detail=True)
+        try:
+            found = fs.glob(path, detail=True)
+        except ValueError as exc:  # fsspec refuses the pattern, e.g. "a**": one line, exit 2
+            raise ConfigError(f"listing {_shown(url_glob)!r}: the glob is refused: {exc}") from None
         return sorted(fs.unstrip_protocol(p) for p, info in found.items() if _is_file(info))
 
 
@@ -113,6 +132,12 @@ def classify(exc: BaseException, url: str, what: str) -> WqError:
     scheme = scheme_of(url)
     if names & set(NO_CREDENTIALS):
         return ConfigError(f"{what}: no credentials found: {_credentials_hint(scheme)}")
+    corrupt = next((e for e in chain if _is_corrupt_data(e)), None)
+    if corrupt is not None:
+        return ConfigError(
+            f"{what} cannot be decompressed ({_reason(corrupt)}): the data is corrupt, or not "
+            "in the compression its name says; a retry cannot help"
+        )
     status = next((code for code in map(_http_status, chain) if code), 0)
     if status in (401, 403) or (status == 0 and any(isinstance(e, PermissionError) for e in chain)):
         return ConfigError(
@@ -124,6 +149,17 @@ def classify(exc: BaseException, url: str, what: str) -> WqError:
     if 400 <= status < 500 and status not in (408, 429):
         return ConfigError(f"{what}: the server refused the request (HTTP {status})")
     return SourceError(f"{what}: reading failed: {_reason(exc)}")
+
+
+def _is_corrupt_data(exc: BaseException) -> bool:
+    """Whether a decompressor refused the bytes it read (what the source read it got
+    whole): gzip's header and CRC checks, zlib's and lzma's streams, bz2's (a plain OSError
+    with no errno), zstandard's; EOFError: the compressed stream ends before its end marker."""
+    return (
+        isinstance(exc, gzip.BadGzipFile | zlib.error | lzma.LZMAError | EOFError)
+        or type(exc).__name__ == "ZstdError"
+        or (type(exc) is OSError and not exc.errno and str(exc) == "Invalid data stream")
+    )
 
 
 def _http_status(exc: BaseException) -> int:
