@@ -285,3 +285,31 @@ def test_a_glob_that_fsspec_refuses_is_one_line_exit_2(
         result = wq("digest", "--list", glob)
         one_line(result, 2, "the glob is refused")
     assert keys_of(client) == before
+
+
+# 7. wq autoscale of a Job that cannot exist.
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--job", ""], "--job '' is not a Job name"),
+        (["--job", "Worker_1"], "--job 'Worker_1' is not a Job name"),
+        (["--job", "r1-worker", "--namespace", "No_Such"], "--namespace 'No_Such' is not a"),
+    ],
+)
+def test_autoscale_of_a_name_no_job_can_have_is_one_line_exit_2(
+    tmp_path: Path, redis_url: str, run_id: str, args: list[str], message: str
+) -> None:
+    # A kubeconfig that would be used: without the check, the controller would wait for the
+    # Job (and a cluster at this address) for minutes.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u, namespace: ns}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+    )
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id, "KUBECONFIG": str(kubeconfig)}
+    result = wq("autoscale", "--namespace", "ns", *args, env=env, timeout=30)
+    one_line(result, 2, message)
