@@ -16,7 +16,7 @@ import redis
 
 from tests.unit.cli_runner import wq
 from tests.unit.servers import HTTPServer
-from wq.store.local_redis import RedisServer
+from wq.store.local_redis import RedisServer, free_port
 
 # An argument whose bytes are not UTF-8, as a shell passes $'\xff': Python sees a surrogate
 # (PEP 383), and the subprocess gets the byte back.
@@ -313,3 +313,13 @@ def test_autoscale_of_a_name_no_job_can_have_is_one_line_exit_2(
     env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id, "KUBECONFIG": str(kubeconfig)}
     result = wq("autoscale", "--namespace", "ns", *args, env=env, timeout=30)
     one_line(result, 2, message)
+
+
+# 10. wq run takes --redis-wait, as every command that connects does.
+
+
+def test_wq_run_gives_up_on_redis_after_its_redis_wait() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    for args, env in ((["--redis-wait", "0.5"], {}), ([], {"WQ_REDIS_WAIT": "0.5"})):
+        result = wq("run", "--redis-url", url, *args, "a", env=env, timeout=20)
+        one_line(result, 1, f"Redis at {url} unreachable for", "(limit 0.5s)")
