@@ -4,6 +4,7 @@ the run", item 5). The Hypothesis test in test_cli_fuzz.py tries random ones."""
 
 import bz2
 import gzip
+import hashlib
 import http.server
 import json
 import os
@@ -323,3 +324,58 @@ def test_wq_run_gives_up_on_redis_after_its_redis_wait() -> None:
     for args, env in ((["--redis-wait", "0.5"], {}), ([], {"WQ_REDIS_WAIT": "0.5"})):
         result = wq("run", "--redis-url", url, *args, "a", env=env, timeout=20)
         one_line(result, 1, f"Redis at {url} unreachable for", "(limit 0.5s)")
+
+
+# 9. A source that holds no items is a mistake, as an empty --range is, unless allowed.
+
+
+def empty_sources(tmp_path: Path) -> list[tuple[list[str], str]]:
+    """(arguments, what the error names) of every kind of source, each empty."""
+    for name, text in (("empty.txt", ""), ("empty.json", "[]"), ("values.yaml", "items: []\n")):
+        (tmp_path / name).write_text(text)
+    return [
+        (["--items-file", str(tmp_path / "empty.txt")], "holds no items"),
+        (["--items-file", str(tmp_path / "values.yaml")], "holds no items"),
+        (["--items-url", (tmp_path / "empty.json").as_uri()], "there are no items at"),
+        (["--items-from", "-"], "there are no items on standard input"),
+        (["--list", f"{tmp_path}/no-such-*.png"], f"listing '{tmp_path}/no-such-*.png' matched"),
+    ]
+
+
+@pytest.mark.parametrize("mode", [[], ["--progressive"], ["--append"]])
+def test_an_empty_source_is_refused_unless_allowed(
+    tmp_path: Path, redis_url: str, run_id: str, client: "redis.Redis", mode: list[str]
+) -> None:
+    env = {"WQ_REDIS_URL": redis_url}
+    for n, (source, message) in enumerate(empty_sources(tmp_path)):
+        run = f"{run_id}-{n}"
+        before = keys_of(client)
+        refused = wq("seed", "--run", run, *mode, *source, env=env)
+        one_line(refused, 2, message, "if an empty run is what you mean, pass --allow-empty")
+        assert keys_of(client) == before  # an --append did not open the run either
+        for allow in (["--allow-empty"], []):
+            extra = {} if allow else {"WQ_ALLOW_EMPTY": "true"}
+            seeded = wq("seed", "--run", run, *mode, *source, *allow, env={**env, **extra})
+            assert seeded.returncode == 0, seeded.stderr
+        status = json.loads(wq("status", "--run", run, "--json", env=env).stdout)
+        assert (status["seeded"], status["total"]) == (True, 0)
+
+
+def test_an_open_run_may_start_from_an_empty_source(
+    tmp_path: Path, redis_url: str, run_id: str
+) -> None:
+    env = {"WQ_REDIS_URL": redis_url}
+    for n, (source, _) in enumerate(empty_sources(tmp_path)):
+        seeded = wq("seed", "--run", f"{run_id}-{n}", "--open", *source, env=env)
+        assert seeded.returncode == 0, seeded.stderr
+        assert "outcome=seeded total=0 open=True" in seeded.stderr
+
+
+def test_digest_and_run_refuse_an_empty_source_unless_allowed(tmp_path: Path) -> None:
+    for source, message in empty_sources(tmp_path):
+        for command in ("digest", "run"):
+            one_line(wq(command, *source), 2, message, "--allow-empty")
+        allowed = wq("digest", *source, "--allow-empty")
+        assert allowed.stdout.strip() == hashlib.sha256(b"").hexdigest(), allowed.stderr
+    ran = wq("run", *empty_sources(tmp_path)[0][0], "--allow-empty")
+    assert ran.returncode == 0, ran.stderr

@@ -72,6 +72,15 @@ class ItemsOptions:
         "Adopt a plain Redis list filled by hand (rpush KEY a b c) as the items.",
         type=Text(),
     )
+    allow_empty: bool = setting(
+        False,
+        "--allow-empty",
+        "WQ_ALLOW_EMPTY",
+        "Take a source that holds no items (an empty file or list, empty standard input, a "
+        "--list that matches nothing) as an empty run, done at once; without it that is an "
+        "error (exit 2), as an empty --range is. An open run (--open) may always start empty.",
+        is_flag=True,
+    )
 
 
 @dataclass(frozen=True)

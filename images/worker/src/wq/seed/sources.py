@@ -40,6 +40,11 @@ QUIET_LOGGERS = ("fsspec", "s3fs", "gcsfs", "aiobotocore", "botocore", "google",
 NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError")
 
 
+def describe(url: str) -> str:
+    """The items at `url` (or on standard input), as errors name them."""
+    return "items on standard input" if url == STDIN else f"items at {_shown(url)!r}"
+
+
 def scheme_of(url: str) -> str:
     """The URL's scheme ('file' for a plain path); ConfigError for one wq does not read."""
     scheme = urlsplit(url).scheme.lower() if "://" in url else "file"
@@ -54,12 +59,12 @@ def scheme_of(url: str) -> str:
 def read_items(url: str, fmt: str | None) -> Batches:
     """The items at a URL (or standard input, "-"), batch by batch as they are read."""
     if url == STDIN:
-        return iter_items(sys.stdin.buffer, fmt or "lines", "items on standard input")
+        return iter_items(sys.stdin.buffer, fmt or "lines", describe(url))
     return _read_url(url, fmt)
 
 
 def _read_url(url: str, fmt: str | None) -> Batches:
-    what = f"items at {_shown(url)!r}"
+    what = describe(url)
     fmt = format_for(urlsplit(url).path if "://" in url else url, fmt)
     with errors_of(url, what):
         fs, path = _filesystem(url)
