@@ -379,3 +379,55 @@ def test_digest_and_run_refuse_an_empty_source_unless_allowed(tmp_path: Path) ->
         assert allowed.stdout.strip() == hashlib.sha256(b"").hexdigest(), allowed.stderr
     ran = wq("run", *empty_sources(tmp_path)[0][0], "--allow-empty")
     assert ran.returncode == 0, ran.stderr
+
+
+# 11. What trying random command lines found (test_cli_fuzz.py), and its neighbours.
+
+
+def test_an_error_that_quotes_a_line_break_stays_one_line() -> None:
+    result = wq("dead", "--run", "r", "a\nb\u2028c")
+    one_line(result, 2, "Got unexpected extra argument (a\\nb\\u2028c)")
+
+
+def test_purge_without_yes_and_no_answer_is_one_line_exit_2(
+    redis_url: str, run_id: str, client: "redis.Redis"
+) -> None:
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    assert wq("seed", "a", env=env).returncode == 0
+    before = keys_of(client)
+    result = wq("purge", env=env, stdin="")  # a script's, or a Job's, empty standard input
+    one_line(result, 2, f"Delete all keys of run {run_id}? had no answer", "pass --yes")
+    assert keys_of(client) == before
+    assert wq("purge", env=env, stdin="n\n").returncode == 1  # said no
+    assert keys_of(client) == before
+    assert wq("purge", env=env, stdin="y\n").returncode == 0
+    assert not list(client.scan_iter(f"wq:{{{run_id}}}:*"))
+
+
+def test_the_cluster_flag_on_a_plain_redis_is_one_line_exit_2(redis_url: str) -> None:
+    result = wq("status", "--run", "r", "--redis-cluster", env={"WQ_REDIS_URL": redis_url})
+    one_line(result, 2, "is not a Redis Cluster node (its cluster mode is off): drop")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--items-url", "http://[::1"], "items URL 'http://[::1' is malformed"),
+        (["--list", "http://[::1/*"], "is malformed"),
+        (["--items-url", "s3://"], "items URL 's3://' names no bucket"),
+        (["--items-url", "gs://bucket"], "names a bucket, not an object in it"),
+        (["--items-url", "http://"], "items URL 'http://' names no host"),
+        (["--list", "s3:///*.json"], "listing 's3:///*.json': the glob names no bucket"),
+        (["--items-url", "DIR"], "items at 'DIR' is a directory, not a file"),
+        (["--items-url", "file://DIR"], "is a directory, not a file"),
+        (["--items-url", "DIR/file.txt/below"], "items at 'DIR/file.txt/below' does not exist"),
+    ],
+)
+def test_an_items_url_that_names_no_object_is_one_line_exit_2(
+    tmp_path: Path, redis_url: str, run_id: str, args: list[str], message: str
+) -> None:
+    (tmp_path / "file.txt").write_text("a\n")
+    args = [a.replace("DIR", str(tmp_path)) for a in args]
+    message = message.replace("DIR", str(tmp_path))
+    for command in (["seed", "--run", run_id], ["digest"]):
+        one_line(wq(*command, *args, env={"WQ_REDIS_URL": redis_url}), 2, message)

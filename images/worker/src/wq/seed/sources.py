@@ -20,7 +20,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from wq.base.errors import ConfigError, SourceError, WqError
 from wq.seed.formats import Batches, format_for, iter_items
@@ -40,6 +40,14 @@ QUIET_LOGGERS = ("fsspec", "s3fs", "gcsfs", "aiobotocore", "botocore", "google",
 NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError")
 
 
+def split(url: str) -> SplitResult:
+    """The parts of an items URL; ConfigError for one urllib cannot split (e.g. "http://[::1")."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"items URL {_shown(url)!r} is malformed: {exc}") from None
+
+
 def describe(url: str) -> str:
     """The items at `url` (or on standard input), as errors name them."""
     return "items on standard input" if url == STDIN else f"items at {_shown(url)!r}"
@@ -47,7 +55,7 @@ def describe(url: str) -> str:
 
 def scheme_of(url: str) -> str:
     """The URL's scheme ('file' for a plain path); ConfigError for one wq does not read."""
-    scheme = urlsplit(url).scheme.lower() if "://" in url else "file"
+    scheme = split(url).scheme.lower() if "://" in url else "file"
     if scheme not in SCHEMES:
         raise ConfigError(
             f"items URL {_shown(url)!r}: scheme {scheme!r} is not one wq reads; use "
@@ -65,7 +73,8 @@ def read_items(url: str, fmt: str | None) -> Batches:
 
 def _read_url(url: str, fmt: str | None) -> Batches:
     what = describe(url)
-    fmt = format_for(urlsplit(url).path if "://" in url else url, fmt)
+    check_names_an_object(url)
+    fmt = format_for(split(url).path if "://" in url else url, fmt)
     with errors_of(url, what):
         fs, path = _filesystem(url)
         block = 0 if scheme_of(url) in ("http", "https") else OBJECT_BLOCK
@@ -90,12 +99,26 @@ def list_objects(url_glob: str) -> list[str]:
     """The URL of every object (not directory) matching a glob, sorted: `gs://b/in/*.png`,
     `s3://b/2026-*/**.json`, `/data/*.csv`. The listing is held in memory, to sort it."""
     with errors_of(url_glob, f"listing {_shown(url_glob)!r}"):
+        scheme = scheme_of(url_glob)
+        if scheme in ("s3", "gs", "gcs", "http", "https") and not split(url_glob).netloc:
+            raise ConfigError(f"listing {_shown(url_glob)!r}: the glob names no bucket")
         fs, path = _filesystem(url_glob)
         try:
             found = fs.glob(path, detail=True)
         except ValueError as exc:  # fsspec refuses the pattern, e.g. "a**": one line, exit 2
             raise ConfigError(f"listing {_shown(url_glob)!r}: the glob is refused: {exc}") from None
         return sorted(fs.unstrip_protocol(p) for p, info in found.items() if _is_file(info))
+
+
+def check_names_an_object(url: str) -> None:
+    """An object store's URL names a bucket and an object in it, an HTTP one a host: the
+    SDKs meet `s3://`, `gs://bucket` or `http://` with errors that look like outages."""
+    scheme, parts = scheme_of(url), split(url)
+    if scheme in ("s3", "gs", "gcs", "http", "https") and not parts.netloc:
+        kind = "host" if scheme.startswith("http") else "bucket"
+        raise ConfigError(f"items URL {_shown(url)!r} names no {kind}")
+    if scheme in ("s3", "gs", "gcs") and not parts.path.strip("/"):
+        raise ConfigError(f"items URL {_shown(url)!r} names a bucket, not an object in it")
 
 
 def _is_file(info: dict[str, Any]) -> bool:
@@ -151,6 +174,8 @@ def classify(exc: BaseException, url: str, what: str) -> WqError:
         )
     if status in (404, 410) or (status == 0 and _not_found(chain)):
         return ConfigError(f"{what} does not exist")
+    if status == 0 and isinstance(chain[0], IsADirectoryError):
+        return ConfigError(f"{what} is a directory, not a file")
     if 400 <= status < 500 and status not in (408, 429):
         return ConfigError(f"{what}: the server refused the request (HTTP {status})")
     return SourceError(f"{what}: reading failed: {_reason(exc)}")
@@ -193,7 +218,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def _not_found(chain: list[BaseException]) -> bool:
     """A FileNotFoundError that is not a connection failure in disguise (fsspec's HTTP
     filesystem raises one for a server it cannot reach)."""
-    return isinstance(chain[0], FileNotFoundError) and not any(
+    return isinstance(chain[0], FileNotFoundError | NotADirectoryError) and not any(
         isinstance(e, ConnectionError | TimeoutError) or "Connect" in type(e).__name__
         for e in chain[1:]
     )
@@ -221,6 +246,6 @@ def _credentials_hint(scheme: str) -> str:
 def _shown(url: str) -> str:
     """A URL as errors show it: without a query string (a signed URL's signature stays out
     of logs) and cut to 200 characters."""
-    parts = urlsplit(url)
-    shown = url.split("?", 1)[0] + ("?..." if parts.query else "")
+    head, _, query = url.partition("?")  # not urlsplit, which refuses some URLs
+    shown = head + ("?..." if query else "")
     return shown if len(shown) <= 200 else shown[:197] + "..."

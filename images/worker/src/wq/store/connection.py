@@ -167,7 +167,16 @@ class RedisSettings:
         if self.ca_cert:
             kwargs["ssl_ca_certs"] = self.ca_cert
         if self.cluster:
-            return RedisCluster.from_url(self.url, **kwargs)
+            try:  # it connects now, to learn the cluster's nodes
+                return RedisCluster.from_url(self.url, **kwargs)
+            except redis.exceptions.RedisClusterException as exc:
+                if "Cluster mode is not enabled" in str(exc):
+                    raise ConfigError(
+                        f"Redis at {self.display} is not a Redis Cluster node (its cluster mode "
+                        "is off): drop --redis-cluster (WQ_REDIS_CLUSTER; chart: "
+                        "externalRedis.cluster)"
+                    ) from None
+                raise
         client: redis.Redis = redis.Redis.from_url(self.url, **kwargs)
         return client
 
