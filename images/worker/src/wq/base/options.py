@@ -33,7 +33,8 @@ class ConnectionConfig:
         "--redis-url",
         "WQ_REDIS_URL",
         "Redis to use: redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS, or "
-        "unix:///path/to/socket.",
+        "unix:///path/to/socket; query parameters: db, protocol, and for rediss:// "
+        "ssl_check_hostname and ssl_cert_reqs.",
         type=Text(secret=True),
     )
     redis_password: str | None = setting(
