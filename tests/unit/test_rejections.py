@@ -431,3 +431,14 @@ def test_an_items_url_that_names_no_object_is_one_line_exit_2(
     message = message.replace("DIR", str(tmp_path))
     for command in (["seed", "--run", run_id], ["digest"]):
         one_line(wq(*command, *args, env={"WQ_REDIS_URL": redis_url}), 2, message)
+
+
+def test_a_path_no_retry_can_open_is_one_line_exit_2(tmp_path: Path, redis_url: str) -> None:
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    too_long = str(tmp_path / ("x" * 300))
+    for path, reason in ((too_long, "File name too long"), (str(tmp_path / "loop-a"), "links")):
+        for option, what in (("--items-file", "items file"), ("--items-url", "items at")):
+            for command in (["seed", "--run", "r"], ["digest"]):
+                result = wq(*command, option, path, env={"WQ_REDIS_URL": redis_url})
+                one_line(result, 2, f"wq: error: {what} '", reason)

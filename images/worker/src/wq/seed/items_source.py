@@ -88,6 +88,8 @@ def read_items_file(path: Path, fmt: str | None = None) -> list[str]:
         raise ConfigError(f"{what} is a directory") from None
     except PermissionError:
         raise ConfigError(f"{what} is not readable (permission denied)") from None
+    except OSError as exc:  # a name too long, a loop of links, a device that is no file
+        raise ConfigError(f"{what} cannot be read: {exc.strerror or exc}") from None
 
 
 def _not_empty(batches: Batches, what: str) -> Batches:

@@ -13,6 +13,7 @@ credentials, access denied, no filesystem package) is a ConfigError, exit 2; wha
 """
 
 import contextlib
+import errno
 import gzip
 import logging
 import lzma
@@ -35,6 +36,8 @@ PACKAGES = {"http": "aiohttp", "https": "aiohttp", "s3": "s3fs", "gs": "gcsfs", 
 # The SDKs' own loggers stay quiet (e.g. gcsfs warns when it cannot tell a bucket's type):
 # what goes wrong reaches the user as one wq error line (errors_of), nothing else on stderr.
 QUIET_LOGGERS = ("fsspec", "s3fs", "gcsfs", "aiobotocore", "botocore", "google", "urllib3")
+# A local path no retry can open: a name too long, a loop of symbolic links.
+BAD_NAME = (errno.ENAMETOOLONG, errno.ELOOP)
 # Exceptions of the SDKs that say no credentials were found, by name: the SDKs are imported
 # only when their scheme is used.
 NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError")
@@ -176,6 +179,8 @@ def classify(exc: BaseException, url: str, what: str) -> WqError:
         return ConfigError(f"{what} does not exist")
     if status == 0 and isinstance(chain[0], IsADirectoryError):
         return ConfigError(f"{what} is a directory, not a file")
+    if status == 0 and isinstance(chain[0], OSError) and chain[0].errno in BAD_NAME:
+        return ConfigError(f"{what} cannot be opened: {chain[0].strerror}")
     if 400 <= status < 500 and status not in (408, 429):
         return ConfigError(f"{what}: the server refused the request (HTTP {status})")
     return SourceError(f"{what}: reading failed: {_reason(exc)}")
