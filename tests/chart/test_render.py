@@ -202,10 +202,38 @@ def test_structured_items_round_trip(helm: Helm) -> None:
     assert items_json(helm.render({"items": items})) == items
 
 
-def test_empty_items_make_an_empty_run(helm: Helm) -> None:
+def test_empty_items_are_refused_by_the_seeder_unless_allowed(helm: Helm) -> None:
     r = helm.render()
     assert items_json(r) == []
-    assert r.one("Job", "seed")  # the seeder still runs and marks the run seeded
+    # The seeder runs, and refuses the empty source (exit 2: the Job fails at once).
+    assert "--allow-empty" not in container(r.one("Job", "seed"))["args"]
+    allowed = helm.render({"seed": {"allowEmpty": True}})
+    assert items_json(allowed) == []
+    assert container(allowed.one("Job", "seed"))["args"] == [
+        "seed",
+        "--items-file",
+        "/etc/wq/items/items.json",
+        "--format",
+        "json",
+        "--allow-empty",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "args"),
+    [
+        ({"itemsUrl": "s3://b/i.txt"}, ["--items-url", "s3://b/i.txt", "--progressive"]),
+        ({"itemsList": "s3://b/*.png"}, ["--list", "s3://b/*.png", "--progressive"]),
+        ({"itemsFile": "a\n"}, ["--items-file", "/etc/wq/items/items.txt", "--format", "lines"]),
+        ({"itemRange": {"start": 0, "end": 1}}, ["--range", "0:1:1"]),  # never empty
+    ],
+)
+def test_allow_empty_reaches_the_seeder_of_every_source_that_may_be_empty(
+    helm: Helm, values: Manifest, args: list[str]
+) -> None:
+    r = helm.render({**values, "seed": {"allowEmpty": True}})
+    allow = [] if "itemRange" in values else ["--allow-empty"]
+    assert container(r.one("Job", "seed"))["args"] == ["seed", *args, *allow]
 
 
 def test_items_file_travels_as_lines(helm: Helm, tmp_path: Path) -> None:
@@ -964,12 +992,25 @@ def test_notes_cli_pod_mounts_the_redis_ca(helm: Helm, notes_chart: Path) -> Non
         ({"seed": {"enabled": False}}, "wq seed --run wq-1 --items-file items.txt"),
         ({"seed": {"enabled": False}}, "wq seed --run wq-1 --adopt-list job2"),
         ({"runId": "nightly"}, "exec job/nightly-worker -c worker"),
+        ({}, "No items: the seeding Job refuses an empty run (exit 2)."),
     ],
 )
 def test_notes_follow_values(
     helm: Helm, notes_chart: Path, values: Manifest, expected: str
 ) -> None:
     assert expected in render_notes(helm, notes_chart, values)
+
+
+def test_notes_say_no_items_only_when_the_seeder_will_refuse_them(
+    helm: Helm, notes_chart: Path
+) -> None:
+    for values in (
+        {"items": ["a"]},
+        {"seed": {"allowEmpty": True}},
+        {"seed": {"enabled": False}},
+        {"itemsUrl": "s3://b/i.txt"},
+    ):
+        assert "No items" not in render_notes(helm, notes_chart, values)
 
 
 def test_notes_say_progressive_only_when_it_is(helm: Helm, notes_chart: Path) -> None:

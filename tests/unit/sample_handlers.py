@@ -5,6 +5,7 @@ how many times every item really ran, across processes that were killed."""
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,13 @@ def executions(directory: Path, starts: bool = False) -> list[str]:
     for f in sorted(directory.glob("*.log")):
         lines.extend(f.read_text().splitlines())
     return [line for line in lines if line.startswith("start:") == starts]
+
+
+def exits(value: Any) -> str:
+    """Calls sys.exit for the item "exit", raises KeyboardInterrupt for "interrupt": what a
+    script turned into a handler may do. Returns other items."""
+    if value == "exit":
+        sys.exit(7)
+    if value == "interrupt":
+        raise KeyboardInterrupt
+    return str(value)

@@ -34,7 +34,7 @@ def run_from_options(command_line: str | None, opts: dict[str, Any]) -> int:
         redis_url=opts.pop("redis_url"),
         redis_password=opts.pop("redis_password"),
         redis_ca_cert=opts.pop("redis_ca_cert"),
-        redis_wait=30.0,
+        redis_wait=opts.pop("redis_wait"),
         run_id=opts.pop("run_id") or time.strftime("local-%Y%m%d-%H%M%S"),
         log_level="warning",
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from wq.base.run_id import RunIds
-from wq.base.settings import count, seconds, setting
+from wq.base.settings import Text, count, seconds, setting
 
 # Formats of an items file or stream (wq.seed.formats reads them).
 ITEMS_FORMATS = ("lines", "jsonl", "json", "yaml")
@@ -70,6 +70,16 @@ class ItemsOptions:
         "--adopt-list",
         "WQ_ADOPT_LIST",
         "Adopt a plain Redis list filled by hand (rpush KEY a b c) as the items.",
+        type=Text(),
+    )
+    allow_empty: bool = setting(
+        False,
+        "--allow-empty",
+        "WQ_ALLOW_EMPTY",
+        "Take a source that holds no items (an empty file or list, empty standard input, a "
+        "--list that matches nothing) as an empty run, done at once; without it that is an "
+        "error (exit 2), as an empty --range is. An open run (--open) may always start empty.",
+        is_flag=True,
     )
 
 
@@ -82,6 +92,7 @@ class AutoscaleOptions:
         "--job",
         "WQ_AUTOSCALE_JOB",
         "Name of the run's worker Job, whose parallelism is set.",
+        type=Text(),
         required=True,
     )
     namespace: str = setting(
@@ -89,6 +100,7 @@ class AutoscaleOptions:
         "--namespace",
         "WQ_AUTOSCALE_NAMESPACE",
         "Namespace of the Job (default: the pod's own, from its service account).",
+        type=Text(),
     )
     min_pods: int = setting(
         1,
@@ -188,6 +200,7 @@ class ExporterOptions:
         "WQ_EXPORTER_ADDRESS",
         "Address to listen on: 0.0.0.0 every IPv4 interface, :: every interface, "
         "127.0.0.1 this machine only.",
+        type=Text(),
     )
     runs: tuple[str, ...] = setting(
         (),

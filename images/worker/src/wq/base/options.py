@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import click
 
 from wq.base.errors import ConfigError
-from wq.base.settings import count, seconds, setting, setting_of, settings, shown
+from wq.base.settings import Text, count, seconds, setting, setting_of, settings, shown
 
 HANDLERS = ("demo", "command", "python")
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024
@@ -33,10 +33,16 @@ class ConnectionConfig:
         "--redis-url",
         "WQ_REDIS_URL",
         "Redis to use: redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS, or "
-        "unix:///path/to/socket.",
+        "unix:///path/to/socket; query parameters: db, protocol, and for rediss:// "
+        "ssl_check_hostname and ssl_cert_reqs.",
+        type=Text(secret=True),
     )
     redis_password: str | None = setting(
-        None, "--redis-password", "WQ_REDIS_PASSWORD", "Redis password; overrides one in the URL."
+        None,
+        "--redis-password",
+        "WQ_REDIS_PASSWORD",
+        "Redis password; overrides one in the URL.",
+        type=Text(secret=True),
     )
     redis_ca_cert: str = setting(
         "",
@@ -127,6 +133,7 @@ class WorkerConfig:
         "WQ_PYTHON",
         "MODULE:FUNCTION for the python handler; called with the decoded item. What it returns "
         "(anything JSON can hold; None: nothing) is the item's output.",
+        type=Text(),
         value="python",
     )
     capture_stdout: bool = setting(
@@ -228,6 +235,7 @@ class WorkerConfig:
         "WQ_WORKER_ID",
         "Name in logs and in the records of the items it finishes (default: HOSTNAME-PID; the "
         "chart sets the pod's name).",
+        type=Text(),
     )
     # Tuning, not options. Adaptive batching: lease about this many seconds of work per slot,
     # so millisecond items come in big batches and slow items one at a time (never hoarded).

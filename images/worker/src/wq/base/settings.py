@@ -45,6 +45,30 @@ class Number(click.ParamType):  # type: ignore[type-arg]  # generic only in clic
         return number
 
 
+class Text(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
+    """Text that is UTF-8, for a value that goes to Redis or into a name: an argument whose
+    bytes are not UTF-8 reaches Python as a string with surrogates (PEP 383), which would fail
+    as a traceback where it is first encoded. Paths are not Text: a file name may be any bytes."""
+
+    name = "text"
+
+    def __init__(self, secret: bool = False) -> None:
+        self.secret = secret  # may hold a password: the error does not show it
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            self.fail(
+                "it is not UTF-8 text" if self.secret else f"{shown!r} is not UTF-8 text",
+                param,
+                ctx,
+            )
+        return text
+
+
 def seconds(low: float = 0.0, high: float = 7 * 24 * 3600.0) -> Number:
     """Seconds: at most a week, which keeps every derived millisecond value exact."""
     return Number(False, low, high)

@@ -43,6 +43,16 @@ for command in (
     cli.add_command(command)
 
 
+# What str.splitlines() breaks a line at, each shown as its Python escape instead.
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def error(message: str) -> None:
+    """The one line of an error: a line break in what it quotes (an argument, a reply, a
+    file name) is shown escaped, so that the line stays one."""
+    click.echo(f"wq: error: {message.translate(_LINE_BREAKS)}", err=True)
+
+
 def main() -> None:
     """Console entry point: one-line errors, exit 2 for bad input, no tracebacks."""
     try:
@@ -53,13 +63,13 @@ def main() -> None:
         click.echo("wq: aborted", err=True)
         code = 130
     except click.ClickException as exc:
-        click.echo(f"wq: error: {exc.format_message()} (see --help)", err=True)
+        error(f"{exc.format_message()} (see --help)")
         code = exc.exit_code
     except WqError as exc:
-        click.echo(f"wq: error: {exc}", err=True)
+        error(str(exc))
         code = exc.exit_code
     except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
-        click.echo(f"wq: error: Redis answered with an error: {exc}", err=True)
+        error(f"Redis answered with an error: {exc}")
         code = 1
     except KeyboardInterrupt:
         code = 130

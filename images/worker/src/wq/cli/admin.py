@@ -1,9 +1,11 @@
 """`wq retry-dead`, `wq reap` and `wq purge`: one store call each on the run."""
 
+import sys
 from typing import Any
 
 import click
 
+from wq.base.errors import ConfigError
 from wq.base.options import WorkerConfig
 from wq.base.settings import click_option
 from wq.cli.common import EPILOG, connect, connection_options
@@ -37,7 +39,20 @@ def reap(max_attempts: int, **conn: Any) -> int:
 def purge(yes: bool, **conn: Any) -> int:
     """Delete every key of a run (its items, counts and dead letters)."""
     queue, _ = connect(conn)
-    if not yes and not click.confirm(f"Delete all keys of run {queue.run}?"):
+    if not yes and not confirmed(f"Delete all keys of run {queue.run}?"):
         return 1
     click.echo(f"deleted {queue.admin.purge()} key(s) of run {queue.run}")
     return 0
+
+
+def confirmed(question: str) -> bool:
+    """The user's answer; a standard input that ends before one (a Job, a script) is asked
+    to say --yes, exit 2, rather than taken as an interrupt (exit 130)."""
+    try:
+        return click.confirm(question)
+    except click.exceptions.Abort:
+        if sys.stdin.isatty():
+            raise  # Ctrl-C or Ctrl-D at the prompt: aborted by the user
+        raise ConfigError(
+            f"{question} had no answer on standard input (not a terminal): pass --yes"
+        ) from None

@@ -8,7 +8,7 @@ import click
 from wq.base.command_options import ItemsOptions
 from wq.base.logs import EventLog
 from wq.base.options import ConnectionConfig
-from wq.base.settings import click_options, pop_config
+from wq.base.settings import Text, click_options, pop_config
 from wq.store.queue import RunQueue, open_queue
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,7 +22,7 @@ connection_options = click_options(ConnectionConfig)
 
 
 def items_options(func: F) -> F:
-    return click.argument("items", nargs=-1)(click_options(ItemsOptions)(func))
+    return click.argument("items", nargs=-1, type=Text())(click_options(ItemsOptions)(func))
 
 
 def connect(opts: dict[str, Any]) -> tuple[RunQueue, EventLog]:

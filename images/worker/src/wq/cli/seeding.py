@@ -5,7 +5,7 @@ from typing import Any
 import click
 
 from wq.base.command_options import ItemsOptions, SeedOptions
-from wq.base.settings import click_options
+from wq.base.settings import Text, click_options
 from wq.cli.common import EPILOG, connect, connection_options, items_options
 from wq.seed import open_runs
 from wq.seed.items_source import ItemsSource
@@ -67,7 +67,7 @@ def seal(**conn: Any) -> int:
 
 
 @click.command(epilog=EPILOG)
-@click.argument("items", nargs=-1)
+@click.argument("items", nargs=-1, type=Text())
 @click_options(ItemsOptions, skip=("adopt_list",))
 def digest(**opts: Any) -> int:
     """Print the digest of items, as `wq seed` records it for a run.

@@ -57,6 +57,7 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
 )
 @click_option(ConnectionConfig, "redis_password")
 @click_option(ConnectionConfig, "redis_ca_cert")
+@click_option(ConnectionConfig, "redis_wait")
 @click_option(ConnectionConfig, "run_id", required=False, help="Run id (default: local-TIMESTAMP).")
 @click_options(LocalRunOptions)
 @click.option(

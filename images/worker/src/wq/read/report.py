@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from wq.base.errors import ConfigError
 from wq.read.ledger import DEAD, STATES, ItemRecord, iter_records
 from wq.store.queue import RunQueue
 
@@ -145,11 +146,24 @@ def replaced_when_complete(path: Path) -> Iterator[IO[str]]:
     """A file written beside `path` that takes its place only once it is complete, so that an
     interrupted report never looks like a whole one."""
     directory = path.parent if str(path.parent) else Path(".")
-    fd, part = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    if not path.name:
+        raise ConfigError(f"report file {str(path)!r} names a directory, not a file")
+    try:
+        fd, part = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    except OSError as exc:
+        # Found before a record is read: a missing directory, no permission, a read-only volume.
+        raise ConfigError(
+            f"report file {str(path)!r} cannot be written in {str(directory)!r}: {exc.strerror}"
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             yield f
-        os.replace(part, path)
+        try:
+            os.replace(part, path)
+        except OSError as exc:  # e.g. a directory of that name, made meanwhile
+            raise ConfigError(
+                f"report file {str(path)!r} cannot be written: {exc.strerror}"
+            ) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)

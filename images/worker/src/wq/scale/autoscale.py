@@ -16,6 +16,7 @@ The Kubernetes API is behind JobControl, three calls that wq.scale.kube makes fo
 the loop with a real Redis and a JobControl of their own.
 """
 
+import re
 import signal
 import threading
 import time
@@ -76,9 +77,29 @@ class JobControl(Protocol):
         """Record a Kubernetes Event on the Job."""
 
 
+# Kubernetes' names: a Job's is a DNS subdomain (RFC 1123), a namespace's a DNS label.
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+JOB_NAME = re.compile(rf"(?=.{{1,253}}\Z){_DNS_LABEL}(\.{_DNS_LABEL})*")
+NAMESPACE = re.compile(_DNS_LABEL)
+
+
 @dataclass(frozen=True)
 class AutoscaleConfig(AutoscaleOptions):
     """What `wq autoscale` sizes, and how (its options: wq.base.command_options)."""
+
+    def __post_init__(self) -> None:
+        # Checked before anything is read: a name the API server would refuse is no Job to
+        # wait JOB_WAIT_S for.
+        if not JOB_NAME.fullmatch(self.job):
+            raise ConfigError(
+                f"--job {self.job[:80]!r} is not a Job name: at most 253 lowercase letters, "
+                "digits, '-' and '.', starting and ending with a letter or digit"
+            )
+        if self.namespace and not NAMESPACE.fullmatch(self.namespace):
+            raise ConfigError(
+                f"--namespace {self.namespace[:80]!r} is not a namespace name: at most 63 "
+                "lowercase letters, digits and '-', starting and ending with a letter or digit"
+            )
 
     def policy(self, concurrency: int) -> Policy:
         return Policy(

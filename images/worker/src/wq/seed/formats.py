@@ -206,8 +206,19 @@ def _json(stream: IO[bytes], what: str) -> Batches:
         for _ in events:  # the parser refuses what follows the value, if anything does
             pass
     except ijson.JSONError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error"
-        raise ConfigError(f"{what} is not valid JSON: {message}") from None
+        raise _not_json(exc, what) from None
+
+
+def _not_json(exc: Exception, what: str) -> ConfigError:
+    """One line for what ijson refused. Its C parser's message is bytes, several lines long,
+    with the text around the error (which may be any bytes) and a pointer under it."""
+    detail = exc.args[0] if exc.args else ""
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    message = str(detail).strip().splitlines()[0] if str(detail).strip() else "parse error"
+    if "invalid bytes in UTF8" in message:
+        return ConfigError(f"{what} is not UTF-8 text")
+    return ConfigError(f"{what} is not valid JSON: {message}")
 
 
 def _json_list(events: Iterator[tuple[str, Any]], what: str) -> Batches:
@@ -245,9 +256,11 @@ def _yaml(stream: IO[bytes], what: str) -> Batches:
     """A YAML list node by node: the parser's events, each item composed and constructed on
     its own (PyYAML's pure-Python loader: libyaml's does not compose one node at a time)."""
     text = io.TextIOWrapper(stream, encoding="utf-8")
-    loader: Any = yaml.SafeLoader(text)  # typed Any: its stubs leave most methods untyped
-    composer = YamlComposer(loader, what)
+    loader: Any = None  # typed Any: its stubs leave most methods untyped
     try:
+        # In the try: the loader reads the first block as it starts, which may not be UTF-8.
+        loader = yaml.SafeLoader(text)
+        composer = YamlComposer(loader, what)
         loader.get_event()  # stream start
         if loader.check_event(yaml.StreamEndEvent):
             return  # an empty document: no items
@@ -284,7 +297,8 @@ def _yaml(stream: IO[bytes], what: str) -> Batches:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} is not UTF-8 text (byte {exc.start} of a block)") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
         text.detach()  # the caller closes the stream
 
 

@@ -13,7 +13,7 @@ from wq.base.command_options import ItemsOptions
 from wq.base.errors import ConfigError
 from wq.base.item import encode
 from wq.seed.formats import FORMATS, Batches, format_for, iter_items
-from wq.seed.sources import list_objects, read_items
+from wq.seed.sources import describe, list_objects, read_items
 
 __all__ = ["FORMATS", "INT64_MAX", "ItemRange", "ItemsSource", "read_items_file"]
 
@@ -88,6 +88,23 @@ def read_items_file(path: Path, fmt: str | None = None) -> list[str]:
         raise ConfigError(f"{what} is a directory") from None
     except PermissionError:
         raise ConfigError(f"{what} is not readable (permission denied)") from None
+    except OSError as exc:  # a name too long, a loop of links, a device that is no file
+        raise ConfigError(f"{what} cannot be read: {exc.strerror or exc}") from None
+
+
+def _not_empty(batches: Batches, what: str) -> Batches:
+    """The batches, and at their end a ConfigError if they held no item: a run of no items
+    is done at once, and whoever seeds one from an empty file or a listing that matched
+    nothing has most likely made a mistake (as with an empty --range, refused too)."""
+    seen = False
+    for batch in batches:
+        seen = seen or bool(batch)
+        yield batch
+    if not seen:
+        raise ConfigError(
+            f"{what}; if an empty run is what you mean, pass --allow-empty "
+            "(WQ_ALLOW_EMPTY=true; chart: seed.allowEmpty)"
+        )
 
 
 @dataclass(frozen=True)
@@ -128,11 +145,18 @@ class ItemsSource(ItemsOptions):
         return bool(self.items_url or self.items_from or self.list_glob)
 
     def batches(self) -> Batches:
-        """The items of a source that is not a range or an adopted list, batch by batch."""
+        """The items of a source that is not a range or an adopted list, batch by batch; a
+        source that turns out to hold none is a ConfigError at its end, unless allow_empty."""
         if self.items_url or self.items_from:
-            return read_items(str(self.items_url or self.items_from), self.items_format)
-        if self.list_glob:
-            return iter([[encode(url) for url in list_objects(self.list_glob)]])
-        if self.items_file:
-            return iter([read_items_file(self.items_file, self.items_format)])
-        return iter([[encode(i) for i in self.items]])
+            url = str(self.items_url or self.items_from)
+            batches, what = read_items(url, self.items_format), f"there are no {describe(url)}"
+        elif self.list_glob:
+            batches = iter([[encode(url) for url in list_objects(self.list_glob)]])
+            what = f"listing {self.list_glob[:200]!r} matched no objects"
+        elif self.items_file:
+            batches = iter([read_items_file(self.items_file, self.items_format)])
+            what = f"items file {str(self.items_file)!r} holds no items"
+        else:
+            batches = iter([[encode(i) for i in self.items]])
+            what = "no items were given"
+        return batches if self.allow_empty else _not_empty(batches, what)

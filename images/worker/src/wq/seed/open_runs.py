@@ -54,6 +54,14 @@ class SealResult:
 
 def append(queue: RunQueue, batches: Batches) -> AppendResult:
     """Add items to an open run, chunk by chunk; an unseeded run is seeded open first."""
+    pieces = chunks(batches, APPEND_ITEMS, APPEND_BYTES)
+    try:
+        # The first chunk is read before the run is opened: a source that fails at once, or
+        # holds no items (refused unless allowed: ItemsSource), leaves Redis as it was.
+        first = list(itertools.islice(pieces, 1))
+    except SourceError as exc:
+        exc.args = (f"{exc}; nothing of it was appended: retry",)
+        raise
     seeded, is_open, total, size = queue.appends.open_state()
     if not seeded:
         seed_items(queue, [], open_run=True)  # a no-op if another appender opened it first
@@ -63,7 +71,7 @@ def append(queue: RunQueue, batches: Batches) -> AppendResult:
     appended = 0
     digest = layout.ItemsDigest()
     try:
-        for chunk in chunks(batches, APPEND_ITEMS, APPEND_BYTES):
+        for chunk in itertools.chain(first, pieces):
             total = _append_chunk(queue, chunk, total, size)
             digest.add_field(layout.SEPARATOR.join(chunk))
             appended += len(chunk)

@@ -13,7 +13,7 @@ half-way leaves nothing but its staging hash, which is dropped (or expires).
 import contextlib
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from wq.base.errors import ConfigError, SourceChanged, SourceError
 from wq.base.item import encode
@@ -38,6 +38,8 @@ def seed_from(queue: RunQueue, source: ItemsSource, open_run: bool = False) -> S
         raise ConfigError(
             "an open run takes listed items: --open cannot go with --range or --adopt-list"
         )
+    if open_run:  # it may start empty: its items may all come by appends
+        source = replace(source, allow_empty=True)
     if source.item_range:
         return seed_range(queue, ItemRange.parse(source.item_range))
     if source.adopt_list:

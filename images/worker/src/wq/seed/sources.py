@@ -13,11 +13,15 @@ credentials, access denied, no filesystem package) is a ConfigError, exit 2; wha
 """
 
 import contextlib
+import errno
+import gzip
 import logging
+import lzma
 import sys
+import zlib
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from wq.base.errors import ConfigError, SourceError, WqError
 from wq.seed.formats import Batches, format_for, iter_items
@@ -32,14 +36,29 @@ PACKAGES = {"http": "aiohttp", "https": "aiohttp", "s3": "s3fs", "gs": "gcsfs", 
 # The SDKs' own loggers stay quiet (e.g. gcsfs warns when it cannot tell a bucket's type):
 # what goes wrong reaches the user as one wq error line (errors_of), nothing else on stderr.
 QUIET_LOGGERS = ("fsspec", "s3fs", "gcsfs", "aiobotocore", "botocore", "google", "urllib3")
+# A local path no retry can open: a name too long, a loop of symbolic links.
+BAD_NAME = (errno.ENAMETOOLONG, errno.ELOOP)
 # Exceptions of the SDKs that say no credentials were found, by name: the SDKs are imported
 # only when their scheme is used.
 NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError")
 
 
+def split(url: str) -> SplitResult:
+    """The parts of an items URL; ConfigError for one urllib cannot split (e.g. "http://[::1")."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"items URL {_shown(url)!r} is malformed: {exc}") from None
+
+
+def describe(url: str) -> str:
+    """The items at `url` (or on standard input), as errors name them."""
+    return "items on standard input" if url == STDIN else f"items at {_shown(url)!r}"
+
+
 def scheme_of(url: str) -> str:
     """The URL's scheme ('file' for a plain path); ConfigError for one wq does not read."""
-    scheme = urlsplit(url).scheme.lower() if "://" in url else "file"
+    scheme = split(url).scheme.lower() if "://" in url else "file"
     if scheme not in SCHEMES:
         raise ConfigError(
             f"items URL {_shown(url)!r}: scheme {scheme!r} is not one wq reads; use "
@@ -51,27 +70,58 @@ def scheme_of(url: str) -> str:
 def read_items(url: str, fmt: str | None) -> Batches:
     """The items at a URL (or standard input, "-"), batch by batch as they are read."""
     if url == STDIN:
-        return iter_items(sys.stdin.buffer, fmt or "lines", "items on standard input")
+        return iter_items(sys.stdin.buffer, fmt or "lines", describe(url))
     return _read_url(url, fmt)
 
 
 def _read_url(url: str, fmt: str | None) -> Batches:
-    what = f"items at {_shown(url)!r}"
-    fmt = format_for(urlsplit(url).path if "://" in url else url, fmt)
+    what = describe(url)
+    check_names_an_object(url)
+    fmt = format_for(split(url).path if "://" in url else url, fmt)
     with errors_of(url, what):
         fs, path = _filesystem(url)
         block = 0 if scheme_of(url) in ("http", "https") else OBJECT_BLOCK
-        with fs.open(path, "rb", block_size=block, compression="infer") as f:
+        # Decompressed here rather than by fs.open(compression=...): fsspec's decompressor
+        # does not close the file it reads, and an HTTP response left open when reading
+        # fails is a warning of several lines on stderr as it is collected.
+        with fs.open(path, "rb", block_size=block) as raw, _decompressed(raw, path) as f:
             yield from iter_items(f, fmt, what)
+
+
+def _decompressed(raw: Any, path: str) -> Any:
+    """The file that undoes the compression of `path`'s suffix (.gz, .bz2, .xz, .zst ...),
+    reading `raw`, which it leaves open; `raw` itself if there is none."""
+    from fsspec.compression import compr  # type: ignore[import-untyped]
+    from fsspec.utils import infer_compression  # type: ignore[import-untyped]
+
+    codec = infer_compression(path)
+    return compr[codec](raw, mode="rb") if codec else contextlib.nullcontext(raw)
 
 
 def list_objects(url_glob: str) -> list[str]:
     """The URL of every object (not directory) matching a glob, sorted: `gs://b/in/*.png`,
     `s3://b/2026-*/**.json`, `/data/*.csv`. The listing is held in memory, to sort it."""
     with errors_of(url_glob, f"listing {_shown(url_glob)!r}"):
+        scheme = scheme_of(url_glob)
+        if scheme in ("s3", "gs", "gcs", "http", "https") and not split(url_glob).netloc:
+            raise ConfigError(f"listing {_shown(url_glob)!r}: the glob names no bucket")
         fs, path = _filesystem(url_glob)
-        found = fs.glob(path, detail=True)
+        try:
+            found = fs.glob(path, detail=True)
+        except ValueError as exc:  # fsspec refuses the pattern, e.g. "a**": one line, exit 2
+            raise ConfigError(f"listing {_shown(url_glob)!r}: the glob is refused: {exc}") from None
         return sorted(fs.unstrip_protocol(p) for p, info in found.items() if _is_file(info))
+
+
+def check_names_an_object(url: str) -> None:
+    """An object store's URL names a bucket and an object in it, an HTTP one a host: the
+    SDKs meet `s3://`, `gs://bucket` or `http://` with errors that look like outages."""
+    scheme, parts = scheme_of(url), split(url)
+    if scheme in ("s3", "gs", "gcs", "http", "https") and not parts.netloc:
+        kind = "host" if scheme.startswith("http") else "bucket"
+        raise ConfigError(f"items URL {_shown(url)!r} names no {kind}")
+    if scheme in ("s3", "gs", "gcs") and not parts.path.strip("/"):
+        raise ConfigError(f"items URL {_shown(url)!r} names a bucket, not an object in it")
 
 
 def _is_file(info: dict[str, Any]) -> bool:
@@ -113,6 +163,12 @@ def classify(exc: BaseException, url: str, what: str) -> WqError:
     scheme = scheme_of(url)
     if names & set(NO_CREDENTIALS):
         return ConfigError(f"{what}: no credentials found: {_credentials_hint(scheme)}")
+    corrupt = next((e for e in chain if _is_corrupt_data(e)), None)
+    if corrupt is not None:
+        return ConfigError(
+            f"{what} cannot be decompressed ({_reason(corrupt)}): the data is corrupt, or not "
+            "in the compression its name says; a retry cannot help"
+        )
     status = next((code for code in map(_http_status, chain) if code), 0)
     if status in (401, 403) or (status == 0 and any(isinstance(e, PermissionError) for e in chain)):
         return ConfigError(
@@ -121,9 +177,24 @@ def classify(exc: BaseException, url: str, what: str) -> WqError:
         )
     if status in (404, 410) or (status == 0 and _not_found(chain)):
         return ConfigError(f"{what} does not exist")
+    if status == 0 and isinstance(chain[0], IsADirectoryError):
+        return ConfigError(f"{what} is a directory, not a file")
+    if status == 0 and isinstance(chain[0], OSError) and chain[0].errno in BAD_NAME:
+        return ConfigError(f"{what} cannot be opened: {chain[0].strerror}")
     if 400 <= status < 500 and status not in (408, 429):
         return ConfigError(f"{what}: the server refused the request (HTTP {status})")
     return SourceError(f"{what}: reading failed: {_reason(exc)}")
+
+
+def _is_corrupt_data(exc: BaseException) -> bool:
+    """Whether a decompressor refused the bytes it read (what the source read it got
+    whole): gzip's header and CRC checks, zlib's and lzma's streams, bz2's (a plain OSError
+    with no errno), zstandard's; EOFError: the compressed stream ends before its end marker."""
+    return (
+        isinstance(exc, gzip.BadGzipFile | zlib.error | lzma.LZMAError | EOFError)
+        or type(exc).__name__ == "ZstdError"
+        or (type(exc) is OSError and not exc.errno and str(exc) == "Invalid data stream")
+    )
 
 
 def _http_status(exc: BaseException) -> int:
@@ -152,7 +223,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def _not_found(chain: list[BaseException]) -> bool:
     """A FileNotFoundError that is not a connection failure in disguise (fsspec's HTTP
     filesystem raises one for a server it cannot reach)."""
-    return isinstance(chain[0], FileNotFoundError) and not any(
+    return isinstance(chain[0], FileNotFoundError | NotADirectoryError) and not any(
         isinstance(e, ConnectionError | TimeoutError) or "Connect" in type(e).__name__
         for e in chain[1:]
     )
@@ -180,6 +251,6 @@ def _credentials_hint(scheme: str) -> str:
 def _shown(url: str) -> str:
     """A URL as errors show it: without a query string (a signed URL's signature stays out
     of logs) and cut to 200 characters."""
-    parts = urlsplit(url)
-    shown = url.split("?", 1)[0] + ("?..." if parts.query else "")
+    head, _, query = url.partition("?")  # not urlsplit, which refuses some URLs
+    shown = head + ("?..." if query else "")
     return shown if len(shown) <= 200 else shown[:197] + "..."

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -24,6 +24,19 @@ from wq.base.options import ConnectionConfig
 T = TypeVar("T")
 
 SCHEMES = ("redis", "rediss", "unix")
+# The query parameters a Redis URL may carry: the database (how a unix:// URL names one), the
+# protocol, and the TLS checks of a rediss:// URL. wq sets its own timeouts and health checks
+# (RedisSettings.client), which redis-py would let the URL override; any other parameter
+# would reach redis-py's connection as a keyword it refuses, or a value it trips on, at the
+# first command: as a traceback, or as an outage waited out.
+QUERY_PARAMETERS = {
+    "db": "a database number",
+    "protocol": "2 or 3",
+    "ssl_check_hostname": "true or false, with rediss://",
+    "ssl_cert_reqs": "none, optional or required, with rediss://",
+}
+_FALSE = ("0", "f", "false", "n", "no")
+_TRUE = ("1", "t", "true", "y", "yes")
 # Failures that pass by themselves: connection refused or reset, timeouts, a restarted server
 # still loading its data (LOADING), a cluster moving slots (TRYAGAIN), a replica without its
 # master (MASTERDOWN) or a former master after a failover (READONLY). And a reply that is not
@@ -91,6 +104,14 @@ class RedisSettings:
             if not parts.hostname:
                 raise ConfigError(f"Redis URL {redact(url)!r} names no host")
             try:
+                # As the resolver will (socket.getaddrinfo): a label empty or over 63
+                # characters would be a UnicodeError at the first command.
+                parts.hostname.encode("idna")
+            except UnicodeError:
+                raise ConfigError(
+                    f"Redis URL {redact(url)!r}: host {parts.hostname!r} is not a valid host name"
+                ) from None
+            try:
                 _ = parts.port
             except ValueError:
                 raise ConfigError(f"Redis URL {redact(url)!r} has a bad port") from None
@@ -99,6 +120,7 @@ class RedisSettings:
                 raise ConfigError(f"Redis URL {redact(url)!r}: database {db!r} is not a number")
             if cluster and db not in ("", "0"):
                 raise ConfigError(f"Redis URL {redact(url)!r}: a Redis Cluster has only database 0")
+        check_query(url, parts.scheme, parts.query, cluster)
         if cluster and parts.scheme == "unix":
             raise ConfigError("a Redis Cluster is reached over TCP: use redis:// or rediss://")
         if ca_cert:
@@ -145,9 +167,46 @@ class RedisSettings:
         if self.ca_cert:
             kwargs["ssl_ca_certs"] = self.ca_cert
         if self.cluster:
-            return RedisCluster.from_url(self.url, **kwargs)
+            try:  # it connects now, to learn the cluster's nodes
+                return RedisCluster.from_url(self.url, **kwargs)
+            except redis.exceptions.RedisClusterException as exc:
+                if "Cluster mode is not enabled" in str(exc):
+                    raise ConfigError(
+                        f"Redis at {self.display} is not a Redis Cluster node (its cluster mode "
+                        "is off): drop --redis-cluster (WQ_REDIS_CLUSTER; chart: "
+                        "externalRedis.cluster)"
+                    ) from None
+                raise
         client: redis.Redis = redis.Redis.from_url(self.url, **kwargs)
         return client
+
+
+def check_query(url: str, scheme: str, query: str, cluster: bool) -> None:
+    """The URL's query parameters are among QUERY_PARAMETERS, each once, with a value it takes."""
+    seen: set[str] = set()
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        where = f"Redis URL {redact(url)!r}: query parameter {name!r}"
+        wanted = QUERY_PARAMETERS.get(name)
+        if wanted is None:
+            raise ConfigError(
+                f"{where} is not one wq takes; it takes {', '.join(QUERY_PARAMETERS)} (wq sets "
+                "its own timeouts)"
+            )
+        if name in seen:
+            raise ConfigError(f"{where} is given twice")
+        seen.add(name)
+        if name.startswith("ssl_") and scheme != "rediss":
+            raise ConfigError(f"{where} is for rediss:// (TLS) URLs")
+        low = value.strip().lower()
+        valid = {
+            "db": value.isdigit() and (not cluster or int(value) == 0),
+            "protocol": value in ("2", "3"),
+            "ssl_check_hostname": low in _FALSE + _TRUE,
+            "ssl_cert_reqs": value in ("none", "optional", "required"),
+        }[name]
+        if not valid:
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            raise ConfigError(f"{where} is {shown!r}; it takes {wanted}")
 
 
 def redact(url: str) -> str:
@@ -201,6 +260,7 @@ class Retrying:
                 ) from None
             except redis.RedisError as exc:
                 raise_if_certificate_error(exc, self.settings)  # not an outage: see below
+                raise_if_no_such_database(exc, self.settings)
                 if not is_transient(exc):
                     raise
                 waited = time.monotonic() - started
@@ -213,6 +273,24 @@ class Retrying:
                     self.on_retry(waited, exc)
                 time.sleep(min(delay, max(0.0, self.budget - waited)))
                 delay = min(delay * 2, 2.0)
+
+
+def raise_if_no_such_database(exc: BaseException, settings: RedisSettings) -> None:
+    """The URL's database is beyond the server's `databases` (its SELECT, as the connection
+    starts, is refused): no retry can make it exist."""
+    if isinstance(exc, redis.ResponseError) and "DB index is out of range" in str(exc):
+        raise ConfigError(
+            f"Redis at {settings.display} has no database {database_of(settings.url)} (the "
+            "server's `databases` setting, 16 by default, numbers them from 0): use one of those"
+        ) from None
+
+
+def database_of(url: str) -> str:
+    """The database a valid Redis URL names: its ?db=, else its path, else 0."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    db = query.get("db") or (parts.path.lstrip("/") if parts.scheme != "unix" else "") or "0"
+    return str(int(db)) if db.isdigit() else db
 
 
 # TLS certificates. A server certificate that does not verify is a configuration error (exit

@@ -81,7 +81,15 @@ class PythonHandler:
         self.max_output_bytes = max_output_bytes
 
     def __call__(self, item: Item) -> str | None:
-        result = self.func(item.value)
+        try:
+            result = self.func(item.value)
+        except SystemExit as exc:
+            # The function's way of failing, not the worker's to end: in a slot thread it
+            # would end the thread alone, and the worker would wait for its item for ever.
+            raise HandlerFailed(f"the function called sys.exit({exc.code!r})") from None
+        except KeyboardInterrupt:
+            # Raised by the function itself: the worker's own SIGINT is StopRequested.
+            raise HandlerFailed("the function raised KeyboardInterrupt") from None
         return None if result is None else json_output(result, self.max_output_bytes)
 
     def cancel_all(self) -> None:
@@ -92,12 +100,20 @@ def load_function(target: str) -> Callable[[Any], object]:
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"python handler {target!r} is not MODULE:FUNCTION")
+    where = f"python handler {target!r}: cannot import {module_name!r}"
+    # Importing runs the module's code, which is the user's: whatever it raises (or exits
+    # with) at import is a handler that cannot start, exit 2, and never a traceback.
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(
-            f"python handler {target!r}: cannot import {module_name!r}: {exc}"
-        ) from None
+        raise ConfigError(f"{where}: {exc}") from None
+    except SyntaxError as exc:
+        at = f" ({exc.filename}, line {exc.lineno})" if exc.filename else ""
+        raise ConfigError(f"{where}: syntax error{at}: {exc.msg}") from None
+    except SystemExit as exc:
+        raise ConfigError(f"{where}: it called sys.exit({exc.code!r}) as it was imported") from None
+    except Exception as exc:
+        raise ConfigError(f"{where}: {type(exc).__name__}: {exc}") from None
     func = getattr(module, attr, None)
     if not callable(func):
         raise ConfigError(f"python handler {target!r}: {module_name} has no function {attr!r}")
