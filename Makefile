@@ -37,7 +37,7 @@ PY_SOURCES := images/worker/src tests bench
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
-	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
+	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
 	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
@@ -280,7 +280,7 @@ $(WHEELHOUSE)/.complete: images/worker/pyproject.toml images/worker/build-wheelh
 wheelhouse: $(WHEELHOUSE)/.complete ## Download the worker image's wheels (offline image builds).
 
 .PHONY: e2e
-e2e: venv wheelhouse tools $(BIN)/promtool $(BIN)/prometheus $(BIN)/rclone ## e2e tests on kind: cluster up, images, tests/e2e, cluster down (KEEP_CLUSTER=1 keeps it).
+e2e: venv wheelhouse tools $(BIN)/promtool $(BIN)/prometheus $(BIN)/rclone ## e2e tests on kind: cluster up, images, tests/e2e (E2E_WORKERS=4 at once), cluster down (KEEP_CLUSTER=1 keeps it).
 	$(E2E_ENV) scripts/e2e.sh $(E2E_ARGS)
 
 .PHONY: demo
@@ -313,6 +313,11 @@ bench: venv ## Per-item overhead vs the docs' client and redis-benchmark's ceili
 .PHONY: scale
 scale: venv wheelhouse tools ## Scale figures: seeding 10M items from a file URL (bar 30 s), Redis bytes per item (bar: item + 8), a 10M range run on kind.
 	$(E2E_ENV) $(PY) bench/scale.py --out bench/results --kind
+
+# Not part of `make test`: minutes of runs that assert nothing the autoscaled e2e run does not.
+.PHONY: bench-autoscale
+bench-autoscale: venv wheelhouse tools ## On kind, one at a time: the e2e autoscaled run, then fixed parallelism 6 and 1 (install to Complete, pod-seconds).
+	$(E2E_ENV) E2E_MARK=bench scripts/e2e.sh $(E2E_ARGS)
 
 .PHONY: chaos
 chaos: venv ## 20k items under a SIGKILL every 2 s for 60 s: items lost, extra runs, recovery time.
