@@ -206,8 +206,8 @@ def docker(*args: str, check: bool = True) -> str:
     return run([tool("docker"), *args], check=check).stdout
 
 
-def kill_container_on_node(kube: Kube, pod: str, container: str) -> None:
-    """kill -9 the container's main process from the kind node: no SIGTERM, no goodbye.
+def container_pid(kube: Kube, pod: str, container: str) -> tuple[str, str]:
+    """The node of `pod` and the PID there of its container's main process, for kill_on_node.
 
     (From inside the container PID 1 cannot be sent SIGKILL; the node's PID namespace is the
     parent of the container's, and kind nodes are Docker containers named after the node.)
@@ -227,6 +227,11 @@ def kill_container_on_node(kube: Kube, pod: str, container: str) -> None:
         "{{.info.pid}}",
         container_id,
     ).strip()
+    return node, pid
+
+
+def kill_on_node(node: str, pid: str) -> None:
+    """kill -9 a process of the kind node: no SIGTERM, no goodbye."""
     docker("exec", node, "kill", "-9", pid)
 
 
