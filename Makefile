@@ -78,9 +78,12 @@ fmt: venv ## Format and auto-fix Python sources.
 	$(PY) -m ruff format $(PY_SOURCES)
 	$(PY) -m ruff check --fix $(PY_SOURCES)
 
+# xdist workers of tests/unit: one per core on CI's 2 cores; `slow` ones share one worker.
+UNIT_WORKERS ?= 2
+
 .PHONY: test-unit
-test-unit: venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers).
-	$(PY) -m pytest tests/unit
+test-unit: venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers), UNIT_WORKERS=2 at once.
+	$(PY) -m pytest -n $(UNIT_WORKERS) --dist loadgroup tests/unit
 
 # A few minutes each to build, once (the Go build cache keeps them for a rebuild).
 $(BIN)/rclone:
