@@ -54,8 +54,9 @@ main() {
   log "cluster and images ready after $((SECONDS - started))s"
   local mark="${E2E_MARK:-e2e}" workers
   if [ "${mark}" = e2e ]; then workers="${E2E_WORKERS:-4}"; else workers="${E2E_WORKERS:-0}"; fi
-  # loadgroup: the tests of an xdist_group share a worker (and its module-scoped fixtures).
-  "${PYTHON}" -m pytest -m "${mark}" -n "${workers}" --dist loadgroup tests/e2e "$@"
+  # worksteal: a worker that runs out takes queued tests from another, so that the suite does
+  # not wait at the end for tests queued behind a long one.
+  "${PYTHON}" -m pytest -m "${mark}" -n "${workers}" --dist worksteal tests/e2e "$@"
   log "e2e passed in $((SECONDS - started))s (timings: ${ARTIFACTS}/e2e-timings.txt)"
 }
 

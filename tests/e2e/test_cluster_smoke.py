@@ -22,8 +22,7 @@ import pytest
 from tests.e2e.kube import setting
 from tests.e2e.release import Image, registry_digest
 
-# One xdist worker runs them all: they share the module's namespace and Redis pod.
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300), pytest.mark.xdist_group("smoke")]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def python_image() -> str:

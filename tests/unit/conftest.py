@@ -2,8 +2,9 @@
 real servers too: an S3-compatible and a GCS one per session, an HTTP one per test
 (tests/unit/servers).
 
-`make test-unit` runs the tests in pytest-xdist workers: a session is then one worker's, with
-servers of its own on ports the kernel picked, and run ids carry the worker's pid."""
+`make test-unit` runs the tests in pytest-xdist workers (the `slow` ones after, one at a time):
+a session is then one worker's, with servers of its own on ports the kernel picked, and run
+ids carry the worker's pid."""
 
 import itertools
 import os
@@ -21,15 +22,6 @@ from wq.queue import RunQueue, open_queue
 _run_ids = itertools.count()
 # No SDK in this process or its children looks for credentials beyond the test servers.
 os.environ.update(OFFLINE_ENV)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`slow` tests run many processes each: one at a time, in one xdist worker (with
-    --dist loadgroup), while the other workers take the rest."""
-    for item in items:
-        if item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.xdist_group("slow"))
 
 
 @pytest.fixture(scope="session")
