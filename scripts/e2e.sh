@@ -2,8 +2,11 @@
 # Runs the e2e suite (tests/e2e) on the kind test cluster, as `make e2e` does:
 #   1. cluster up (reused when it runs), images built and pushed with the chart to the
 #      cluster's local registry (scripts/cluster-images.sh), which the tests install from;
-#   2. pytest -m e2e tests/e2e, with extra arguments (`make e2e E2E_ARGS="-k docs"`); E2E_MARK
-#      selects other tests of tests/e2e instead (`make scale`'s kind run: E2E_MARK=scale);
+#   2. pytest -m e2e tests/e2e, with extra arguments (`make e2e E2E_ARGS="-k docs"`), in
+#      E2E_WORKERS pytest-xdist workers side by side (default 4: the tests mostly wait on pods,
+#      each in its own namespace); E2E_MARK selects other tests of tests/e2e instead (`make
+#      scale`'s kind run: E2E_MARK=scale, `make bench-autoscale`: bench), which measure and so
+#      run one at a time (E2E_WORKERS default 0: no xdist);
 #   3. on failure, `kind export logs` and every pod into _artifacts/e2e-logs;
 #   4. cluster down, unless KEEP_CLUSTER=1 (kept for debugging: see `make kind-down`) or the
 #      cluster was there before (e.g. `make demo`'s, with its release: left as it was found).
@@ -49,7 +52,11 @@ main() {
   # shellcheck disable=SC2046  # one NAME=VALUE per line, no spaces in them
   export $(printf '%s\n' "${refs}")
   log "cluster and images ready after $((SECONDS - started))s"
-  "${PYTHON}" -m pytest -m "${E2E_MARK:-e2e}" tests/e2e "$@"
+  local mark="${E2E_MARK:-e2e}" workers
+  if [ "${mark}" = e2e ]; then workers="${E2E_WORKERS:-4}"; else workers="${E2E_WORKERS:-0}"; fi
+  # worksteal: a worker that runs out takes queued tests from another, so that the suite does
+  # not wait at the end for tests queued behind a long one.
+  "${PYTHON}" -m pytest -m "${mark}" -n "${workers}" --dist worksteal tests/e2e "$@"
   log "e2e passed in $((SECONDS - started))s (timings: ${ARTIFACTS}/e2e-timings.txt)"
 }
 

@@ -8,6 +8,10 @@ Each test gets its own namespace (deleted afterwards); when a test fails, the na
 objects, descriptions, pod logs, events and `wq status` of every release are added to its
 report. Durations go to the terminal summary and are appended to
 _artifacts/e2e-timings.txt.
+
+`make e2e` runs the tests side by side in pytest-xdist workers (scripts/e2e.sh says how many):
+a session fixture runs once in each worker, and the summary is made in the controller, from
+the reports the workers send it (a test's measurements travel in its user_properties).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from tests.e2e.kube import ARTIFACTS, Kube, node_names, setting, wait_until
 from tests.e2e.release import Image, Images, Releases, registry_has
 
 TIMINGS_FILE = ARTIFACTS / "e2e-timings.txt"
+MEASURED = "measured"  # the user_properties key of record_timing's lines
 # Scenario durations (setup + call + teardown) and named measurements, for the summary.
 durations: dict[str, float] = {}
 measurements: list[str] = []
@@ -86,9 +91,12 @@ def node(cluster: str) -> str:
 
 
 @pytest.fixture
-def record_timing() -> Callable[[str, float], None]:
+def record_timing(request: pytest.FixtureRequest) -> Callable[[str, float], None]:
+    """Names a measurement for the summary. It rides on the test's reports, the one way from
+    an xdist worker to the controller that prints the summary."""
+
     def record(what: str, seconds: float) -> None:
-        measurements.append(f"{what}: {seconds:.1f}s")
+        request.node.user_properties.append((MEASURED, f"{what}: {seconds:.1f}s"))
 
     return record
 
@@ -116,15 +124,26 @@ def diagnostics(item: pytest.Item) -> str:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "tests/e2e/" in report.nodeid:
-        durations[report.nodeid] = durations.get(report.nodeid, 0.0) + report.duration
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not durations:
+    """Called in the controller for the reports of every worker (and in each worker for its
+    own, which the worker never prints)."""
+    if "tests/e2e/" not in report.nodeid:
         return
-    lines = [f"{seconds:7.1f}s  {nodeid}" for nodeid, seconds in durations.items()]
+    durations[report.nodeid] = durations.get(report.nodeid, 0.0) + report.duration
+    if report.when == "teardown":  # the last report of a test carries all it recorded
+        measurements.extend(str(v) for k, v in report.user_properties if k == MEASURED)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    if not durations or hasattr(config, "workerinput"):  # an xdist worker: not its to write
+        return
+    # Longest first: with tests side by side, those bound the wall time.
+    ranked = sorted(durations.items(), key=lambda kv: kv[1], reverse=True)
+    lines = [f"{seconds:7.1f}s  {nodeid}" for nodeid, seconds in ranked]
     lines += [f"measured: {m}" for m in measurements]
+    workers = getattr(config.option, "numprocesses", None) or 1
+    lines.append(f"sum of test durations: {sum(durations.values()):.1f}s in {workers} worker(s)")
     lines.append(f"total wall time: {time.monotonic() - SUITE_STARTED:.1f}s")
     terminalreporter.write_sep("=", "e2e timings")
     for line in lines:

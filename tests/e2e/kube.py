@@ -161,6 +161,13 @@ def fail_if_hopeless(pod: Obj) -> None:
             pytest.fail(f"pod {name}: {waiting['reason']}: {waiting.get('message', '')}")
 
 
+def has_labels(obj: Obj, selector: str) -> bool:
+    """Whether `obj` matches an equality selector ("a=b,c=d"), as kubectl -l would."""
+    labels = obj["metadata"].get("labels", {})
+    terms = (term.partition("=") for term in selector.split(","))
+    return all(labels.get(key) == value for key, _, value in terms)
+
+
 def job_outcome(job: Obj) -> str | None:
     """Returns "Complete" or "Failed" once the Job has finished, else None. Looks at every
     condition, not just the first (a Job has SuccessCriteriaMet or FailureTarget first)."""
@@ -187,14 +194,19 @@ def wait_for_job(
     `pods` (default: the Job's own) can never start."""
 
     def finished() -> Obj | None:
-        kube.fail_on_hopeless_pods(pods or f"job-name={name}")
+        # One kubectl call a look: with tests side by side, kubectl's CPU is what they share.
+        objects = kube.items("jobs,pods")
+        for pod in objects:
+            if pod["kind"] == "Pod" and has_labels(pod, pods or f"job-name={name}"):
+                fail_if_hopeless(pod)
+        jobs = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Job"}
         for other in prerequisites:
-            if job_outcome(kube.find("job", other) or {}) == "Failed":
+            if job_outcome(jobs.get(other, {})) == "Failed":
                 pytest.fail(f"job {other}, which job {name} needs, failed")
-        job = kube.find("job", name)
+        job = jobs.get(name)
         return job if job and job_outcome(job) else None
 
-    job = wait_until(f"job {name} to finish", finished, timeout, interval=0.5)
+    job = wait_until(f"job {name} to finish", finished, timeout, interval=1.0)
     outcome = job_outcome(job)
     if outcome != expect:
         conditions = json.dumps(job["status"].get("conditions"), indent=1)
@@ -206,8 +218,8 @@ def docker(*args: str, check: bool = True) -> str:
     return run([tool("docker"), *args], check=check).stdout
 
 
-def kill_container_on_node(kube: Kube, pod: str, container: str) -> None:
-    """kill -9 the container's main process from the kind node: no SIGTERM, no goodbye.
+def container_pid(kube: Kube, pod: str, container: str) -> tuple[str, str]:
+    """The node of `pod` and the PID there of its container's main process, for kill_on_node.
 
     (From inside the container PID 1 cannot be sent SIGKILL; the node's PID namespace is the
     parent of the container's, and kind nodes are Docker containers named after the node.)
@@ -227,6 +239,11 @@ def kill_container_on_node(kube: Kube, pod: str, container: str) -> None:
         "{{.info.pid}}",
         container_id,
     ).strip()
+    return node, pid
+
+
+def kill_on_node(node: str, pid: str) -> None:
+    """kill -9 a process of the kind node: no SIGTERM, no goodbye."""
     docker("exec", node, "kill", "-9", pid)
 
 

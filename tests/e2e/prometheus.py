@@ -5,6 +5,7 @@ target, and evaluating rules; queried over its HTTP API."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -108,24 +109,33 @@ def prometheus(
         ],
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = free_port()
-    argv = [
-        tool("prometheus"),
-        f"--config.file={workdir / 'prometheus.yml'}",
-        f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    log = workdir / "prometheus.log"
-    with process(argv, log) as proc:
-        server = Prometheus(f"http://127.0.0.1:{port}")
+    # The port is free when chosen, but until prometheus binds it, any process of the machine
+    # (kubectl of another xdist worker, say) may take it: then again with another.
+    for attempt in range(3):
+        port = free_port()
+        argv = [
+            tool("prometheus"),
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        log = workdir / f"prometheus-{attempt}.log"
+        with process(argv, log) as proc:
+            server = Prometheus(f"http://127.0.0.1:{port}")
+            up = functools.partial(started, proc, server)
+            if wait_until("prometheus ready", up, timeout=120, interval=0.5) == "ready":
+                yield server
+                return
+        if "address already in use" not in tail(log):
+            raise AssertionError(f"prometheus exited: {tail(log)}")
+    raise AssertionError(f"prometheus found no free port in 3 tries: {tail(log)}")
 
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"prometheus exited: {tail(log)}")
-            return server.ready()
 
-        wait_until("prometheus ready", up, timeout=120, interval=0.5)
-        yield server
+def started(proc: subprocess.Popen[bytes], server: Prometheus) -> str | None:
+    """Whether prometheus is "ready" or has "exited"; None while neither."""
+    if proc.poll() is not None:
+        return "exited"
+    return "ready" if server.ready() else None
 
 
 def tail(log: Path, lines: int = 30) -> str:

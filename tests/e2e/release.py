@@ -93,6 +93,15 @@ class Images:
         return {"image": self.worker.values(), "redis": {"image": self.redis.values()}}
 
 
+# The kind node's CPU requests: 2 cores, the control plane's ~0.9 of them. At the chart's
+# requests (0.1 a worker or Redis) the pods of tests run side by side queue for the scheduler's
+# CPU, not the machine's; requests are not what any test here is about. Under every install.
+SMALL_REQUESTS: Obj = {
+    component: {"resources": {"requests": {"cpu": "10m"}}}
+    for component in ("worker", "seed", "redis")
+}
+
+
 def merge(base: Obj, extra: Obj) -> Obj:
     """Deep merge of values, as helm does with several -f files."""
     merged = dict(base)
@@ -143,7 +152,8 @@ class Release:
 
     def _values_file(self, values: Obj) -> Path:
         path = self.workdir / f"{self.name}-values-{uuid.uuid4().hex[:6]}.json"
-        path.write_text(json.dumps(merge(self.images.values(), values)), encoding="utf-8")
+        base = merge(SMALL_REQUESTS, self.images.values())
+        path.write_text(json.dumps(merge(base, values)), encoding="utf-8")
         return path
 
     def install(
@@ -168,7 +178,7 @@ class Release:
 
     def template(self, values: Obj, *extra: str) -> list[Obj]:
         """The manifests `helm template` renders for this release with `values` (merged with
-        the test images, as install does)."""
+        the test images and SMALL_REQUESTS, as install does)."""
         values_file = str(self._values_file(values))
         # As install renders: for the cluster's Kubernetes, not the one helm assumes without one.
         version = json.loads(self.kube("version", "-o", "json"))["serverVersion"]["gitVersion"]

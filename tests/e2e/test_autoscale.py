@@ -1,6 +1,9 @@
 """Issue 14 on a real cluster: `wq autoscale` sizes the worker Job from the run's counts, the
 Job controller's scale-down costs no item an attempt, the controller is not on the critical
-path, and its RBAC reaches its own worker Job only."""
+path, and its RBAC reaches its own worker Job only.
+
+`make bench-autoscale` (marked `bench`, never in `make test`) runs the autoscaled run again,
+then the same run at fixed sizes, one at a time: its closing note compares them."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from tests.e2e.kube import Kube
 from tests.e2e.release import Release, Releases
 from tests.polling import wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 ITEMS = 2000
 ITEM_S = 0.05
@@ -113,6 +116,8 @@ def can_i(kube: Kube, account: str, *what: str) -> bool:
     return answer == "yes"
 
 
+@pytest.mark.e2e
+@pytest.mark.bench
 def test_autoscaled_run_grows_shrinks_and_costs_no_attempt(
     release: Releases, namespace: Kube, record_timing: Callable[[str, float], None]
 ) -> None:
@@ -156,6 +161,7 @@ def job_done(kube: Kube, name: str) -> bool:
     return any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
 
 
+@pytest.mark.e2e
 def test_the_run_completes_when_the_controller_dies(release: Releases, namespace: Kube) -> None:
     rel = release("wq-orphan")
     rel.install(AUTOSCALED)
@@ -174,12 +180,14 @@ def test_the_run_completes_when_the_controller_dies(release: Releases, namespace
     assert_every_item_done_once(rel)
 
 
+@pytest.mark.bench
 @pytest.mark.parametrize("fixed", [6, 1])
 def test_fixed_parallelism_for_comparison(
     release: Releases, fixed: int, record_timing: Callable[[str, float], None]
 ) -> None:
     """The same run at a fixed size, back to back with the autoscaled one (the closing note
-    compares install-to-Complete and pod-seconds; nothing here depends on them)."""
+    compares install-to-Complete and pod-seconds; nothing here depends on them). Minutes that
+    prove nothing the autoscaled run does not: `make bench-autoscale` only."""
     rel = release(f"wq-fixed-{fixed}")
     started = time.monotonic()
     rel.install(values(fixed))

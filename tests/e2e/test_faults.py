@@ -10,8 +10,15 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.e2e.checks import assert_clean, assert_counts, worker_pods
-from tests.e2e.kube import Kube, docker, job_condition, kill_container_on_node, wait_until
+from tests.e2e.kube import (
+    Kube,
+    container_pid,
+    docker,
+    job_condition,
+    kill_on_node,
+)
 from tests.e2e.release import Release, Releases
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -37,9 +44,10 @@ def last_item_worked_on(logs: str) -> int:
     return int(re.findall(r"Working on (\d+)$", logs, re.MULTILINE)[-1])
 
 
-def just_started(rel: Release, pod: str, within_s: float) -> int | None:
-    """The item `pod` started less than `within_s` ago (by its log's timestamps) and has not
-    finished, or None: killing the pod now kills it mid-item, with time to spare."""
+def just_started(rel: Release, pod: str, within_s: float, leased: set[int]) -> int | None:
+    """The item `pod` started less than `within_s` ago (by its log's timestamps) and holds a
+    lease on (in `leased`, read before the log), or None: killing the pod now kills it
+    mid-item, with time to spare. The age is taken last, after every kubectl call."""
     starts = re.findall(
         r"^(\S+) Working on (\d+)$", rel.kube("logs", "--timestamps", pod), re.MULTILINE
     )
@@ -49,7 +57,7 @@ def just_started(rel: Release, pod: str, within_s: float) -> int | None:
     # RFC 3339 with nanoseconds; fromisoformat takes microseconds.
     started = datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", stamp))
     age = (datetime.now(UTC) - started).total_seconds()
-    return int(item) if age < within_s and int(item) in rel.leased_positions() else None
+    return int(item) if age < within_s and int(item) in leased else None
 
 
 def test_pods_die(release: Releases, namespace: Kube) -> None:
@@ -69,18 +77,24 @@ def test_pods_die(release: Releases, namespace: Kube) -> None:
         }
     )
     pods = wait_for_progress(rel, done=3, busy_pods=3)
-    # Kill a pod that has just started its item: with 4 s items, at least 3 s are left for
-    # the kill to land mid-item however slow the machine (a pod killed between items, with a
-    # lease it never started on, is handed back without a retry being charged).
-    killed, _ = wait_until(
-        "a worker pod that has just started an item",
-        lambda: next(((p, i) for p in pods if (i := just_started(rel, p, 1.0)) is not None), None),
-        timeout=120,
-        interval=0.2,
-    )
-    graceful = next(pod for pod in pods if pod != killed)
+    # Looked up beforehand, so that the kill, once its moment comes, is one docker exec.
+    pids = {pod: container_pid(namespace, pod, "worker") for pod in pods}
 
-    kill_container_on_node(namespace, killed, "worker")
+    # Kill a pod that has just started its item: with 4 s items, at least 3 s are left for
+    # the kill to land mid-item however busy the machine (a pod killed between items, with a
+    # lease it never started on, is handed back without a retry being charged).
+    def starter() -> tuple[str, int] | None:
+        leased = rel.leased_positions()
+        for pod in pods:
+            if (item := just_started(rel, pod, 1.0, leased)) is not None:
+                return pod, item
+        return None
+
+    killed, _ = wait_until(
+        "a worker pod that has just started an item", starter, timeout=120, interval=0.2
+    )
+    kill_on_node(*pids[killed])
+    graceful = next(pod for pod in pods if pod != killed)
     namespace("delete", "pod", graceful, "--wait=false")
     job = rel.wait(timeout=300)
 

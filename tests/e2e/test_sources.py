@@ -18,7 +18,6 @@ from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-REPO = Path(__file__).resolve().parents[2]
 ACCESS, SECRET = "wq-e2e-access", "wq-e2e-secret-key"
 BUCKET = "items"
 LINES = [f"line-{n}" for n in range(300)]
@@ -26,23 +25,23 @@ OBJECTS = [f"in/photo-{n:02d}.jpg" for n in range(12)]
 
 
 @pytest.fixture(scope="session")
-def s3_image() -> str:
+def s3_image(tmp_path_factory: pytest.TempPathFactory) -> str:
     """An image with bin/rclone on the Python base image (the same Debian), pushed to the
-    cluster's registry under a tag made from its content."""
+    cluster's registry under a tag made from its id. Session fixtures run once per xdist
+    worker: the build context is the worker's own, and the image is known by the id its build
+    printed, never by a fixed tag that another worker's build could move."""
     base = setting("PYTHON_BASE_IMAGE")
     registry = base.split("/", 1)[0]
     rclone = Path(tool("rclone"))
-    context = REPO / ".cache" / "s3-image"
-    context.mkdir(parents=True, exist_ok=True)
+    context = tmp_path_factory.mktemp("s3-image")
     (context / "rclone").write_bytes(rclone.read_bytes())
     (context / "rclone").chmod(0o755)
     (context / "Dockerfile").write_text(
         f"FROM {base}\nCOPY rclone /usr/local/bin/rclone\nUSER 10001:10001\n", encoding="utf-8"
     )
-    docker("build", "-q", "-t", "wq-e2e-s3:build", str(context))
-    image_id = docker("image", "inspect", "-f", "{{.Id}}", "wq-e2e-s3:build").strip()
+    image_id = docker("build", "-q", str(context)).strip()
     ref = f"{registry}/wq-rclone:e2e-{image_id.split(':')[-1][:12]}"
-    docker("tag", "wq-e2e-s3:build", ref)
+    docker("tag", image_id, ref)
     docker("push", "-q", ref)
     return ref
 

@@ -1,6 +1,10 @@
 """One real redis-server per test session; each test gets its own run id. Items come from
 real servers too: an S3-compatible and a GCS one per session, an HTTP one per test
-(tests/unit/servers)."""
+(tests/unit/servers).
+
+`make test-unit` runs the tests in pytest-xdist workers (the `slow` ones after, one at a time):
+a session is then one worker's, with servers of its own on ports the kernel picked, and run
+ids carry the worker's pid."""
 
 import itertools
 import os

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +24,7 @@ RCLONE = ROOT / "bin" / "rclone"
 FAKE_GCS = ROOT / "bin" / "fake-gcs-server"
 ACCESS_KEY, SECRET_KEY = "wq-test-key", "wq-test-secret"
 START_TIMEOUT_S = 30.0
+HOLD_S = 60.0  # drop_after's longest wait for its client
 # No SDK may look further than the test servers: no instance metadata, no config files.
 OFFLINE_ENV = {
     "AWS_EC2_METADATA_DISABLED": "true",
@@ -219,8 +221,11 @@ class GCSServer(ServerProcess):
         return f"gs://{bucket}/{key}"
 
 
-def drop_after(body: bytes, lines: int) -> Route:
-    """A route that announces the whole body, sends its first `lines` lines and hangs up."""
+def drop_after(body: bytes, lines: int, until: Callable[[], bool] | None = None) -> Route:
+    """A route that announces the whole body, sends its first `lines` lines and hangs up: at
+    once, or once `until()` holds (polled for up to HOLD_S seconds). A client may learn of the
+    hang-up before it has used the lines it received (aiohttp's stream raises at once, its
+    buffer unread): a test of what the client did with some of them waits for that first."""
 
     def route(handler: http.server.BaseHTTPRequestHandler) -> None:
         cut = 0
@@ -231,6 +236,9 @@ def drop_after(body: bytes, lines: int) -> Route:
         handler.end_headers()
         handler.wfile.write(body[:cut])
         handler.wfile.flush()
+        deadline = time.monotonic() + HOLD_S
+        while until is not None and not until() and time.monotonic() < deadline:
+            time.sleep(0.05)  # past the deadline the test's own assertions say what is missing
         handler.close_connection = True
         handler.connection.shutdown(socket.SHUT_RDWR)
 

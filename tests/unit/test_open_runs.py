@@ -175,11 +175,14 @@ def test_open_seal_and_append_from_the_command_line(
 
 
 def test_an_append_failing_half_way_keeps_whole_chunks_and_says_how_many(
-    redis_url: str, run_id: str, http_server: HTTPServer
+    redis_url: str, run_id: str, http_server: HTTPServer, queue: RunQueue
 ) -> None:
     env = env_of(redis_url, run_id)
     body = "".join(f"item-{n}\n" for n in range(200_000)).encode()
-    http_server.routes["/more.txt"] = drop_after(body, 150_000)
+    # The hang-up comes once a chunk is in, however slowly the client reads.
+    http_server.routes["/more.txt"] = drop_after(
+        body, 150_000, until=lambda: queue.status().total > 0
+    )
     failed = wq("seed", "--append", "--items-url", f"{http_server.url}/more.txt", env=env)
     assert failed.returncode == 1, failed.stderr
     total = status_of(redis_url, run_id)["total"]

@@ -12,6 +12,7 @@ from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
 from tests.unit.servers import HTTPServer, drop_after
+from wq.queue import RunQueue
 
 
 def env_of(redis_url: str, run_id: str) -> dict[str, str]:
@@ -29,15 +30,21 @@ def lines(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{n:0{39 - len(prefix)}d}" for n in range(count)]
 
 
-def serve(http_server: HTTPServer, items: list[str], hang_up_after: int | None = None) -> str:
-    """Serve `items` as lines at /items.txt (hanging up after that many lines, if given); its
-    URL."""
+def serve(
+    http_server: HTTPServer,
+    items: list[str],
+    hang_up_after: int | None = None,
+    queue: RunQueue | None = None,
+) -> str:
+    """Serve `items` as lines at /items.txt (hanging up after that many lines, if given, once
+    the run of `queue` has items: however slowly the seeder reads, some are in); its URL."""
     body = "".join(f"{line}\n" for line in items).encode()
     http_server.routes.pop("/items.txt", None)
     if hang_up_after is None:
         http_server.files["/items.txt"] = body
     else:
-        http_server.routes["/items.txt"] = drop_after(body, hang_up_after)
+        until = None if queue is None else lambda: queue.status().total > 0
+        http_server.routes["/items.txt"] = drop_after(body, hang_up_after, until)
     return f"{http_server.url}/items.txt"
 
 
@@ -92,10 +99,10 @@ def check_progressive_run(
 
 
 def test_a_retry_after_a_failure_adds_the_rest_once(
-    redis_url: str, run_id: str, http_server: HTTPServer, client: "redis.Redis"
+    redis_url: str, run_id: str, http_server: HTTPServer, client: "redis.Redis", queue: RunQueue
 ) -> None:
     items = lines("item", 200_000)
-    url = serve(http_server, items, hang_up_after=150_000)
+    url = serve(http_server, items, hang_up_after=150_000, queue=queue)
     env = env_of(redis_url, run_id)
     failed = wq("seed", "--progressive", "--items-url", url, env=env)
     assert failed.returncode == 1, failed.stderr
@@ -125,10 +132,10 @@ def test_a_retry_after_a_failure_adds_the_rest_once(
 
 
 def test_a_retry_with_other_items_is_refused(
-    redis_url: str, run_id: str, http_server: HTTPServer
+    redis_url: str, run_id: str, http_server: HTTPServer, queue: RunQueue
 ) -> None:
     items = lines("item", 100_000)
-    url = serve(http_server, items, hang_up_after=80_000)
+    url = serve(http_server, items, hang_up_after=80_000, queue=queue)
     env = env_of(redis_url, run_id)
     assert wq("seed", "--progressive", "--items-url", url, env=env).returncode == 1
     serve(http_server, items[::-1])
