@@ -181,7 +181,7 @@ def test_an_append_failing_half_way_keeps_whole_chunks_and_says_how_many(
     body = "".join(f"item-{n}\n" for n in range(200_000)).encode()
     # The hang-up comes once a chunk is in, however slowly the client reads.
     http_server.routes["/more.txt"] = drop_after(
-        body, 150_000, until=lambda: queue.status().total > 0
+        body, 150_000, until=lambda: queue.reading.status().total > 0
     )
     failed = wq("seed", "--append", "--items-url", f"{http_server.url}/more.txt", env=env)
     assert failed.returncode == 1, failed.stderr

@@ -12,7 +12,7 @@ from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
 from tests.unit.servers import HTTPServer, drop_after
-from wq.queue import RunQueue
+from wq.store.queue import RunQueue
 
 
 def env_of(redis_url: str, run_id: str) -> dict[str, str]:
@@ -43,7 +43,7 @@ def serve(
     if hang_up_after is None:
         http_server.files["/items.txt"] = body
     else:
-        until = None if queue is None else lambda: queue.status().total > 0
+        until = None if queue is None else lambda: queue.reading.status().total > 0
         http_server.routes["/items.txt"] = drop_after(body, hang_up_after, until)
     return f"{http_server.url}/items.txt"
 
