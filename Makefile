@@ -89,14 +89,15 @@ fmt: venv ## Format and auto-fix Python sources.
 	$(PY) -m ruff format $(PY_SOURCES)
 	$(PY) -m ruff check --fix $(PY_SOURCES)
 
-# tests/unit in xdist workers, one per core of CI's 2; then the `slow` ones, which run many
-# processes each, one at a time and alone. (Not one run with --dist loadgroup: with pytest 9.2
-# it ignores xdist_group, pytest-xdist issue 1386.)
-UNIT_WORKERS ?= 2
+# The pytest-xdist workers of tests/unit and tests/chart: one per core of CI's 2. The unit
+# tests marked `slow`, which run many processes each, run after the others, one at a time and
+# alone. (Not in one run with --dist loadgroup: with pytest 9.2 it ignores xdist_group,
+# pytest-xdist issue 1386.)
+TEST_WORKERS ?= 2
 
 .PHONY: test-unit
-test-unit: prereqs venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers), the docs' checks, every benchmark at a tiny size; UNIT_WORKERS=2 at once.
-	$(PY) -m pytest -n $(UNIT_WORKERS) --dist worksteal -m 'not slow' tests/unit tests/docs tests/bench
+test-unit: prereqs venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers), the docs' checks, every benchmark at a tiny size; TEST_WORKERS=2 at once.
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m 'not slow' tests/unit tests/docs tests/bench
 	$(PY) -m pytest -m slow tests/unit
 
 # A few minutes each to build, once (the Go build cache keeps them for a rebuild).
@@ -131,7 +132,7 @@ KEDA_CRDS := $(CURDIR)/.cache/crds/keda
 
 .PHONY: test-chart
 test-chart: venv $(BIN)/helm $(BIN)/promtool $(CRDS)/.$(PROMETHEUS_OPERATOR_VERSION) $(KEDA_CRDS)/.$(KEDA_VERSION) ## Chart tests: helm lint --strict, rendering, rejections, API and CRD schemas, promtool on the alerts.
-	$(PY) -m pytest tests/chart
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal tests/chart
 
 $(CRDS)/.$(PROMETHEUS_OPERATOR_VERSION):
 	rm -rf $(CRDS) && mkdir -p $(CRDS)

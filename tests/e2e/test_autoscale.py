@@ -143,7 +143,7 @@ def test_autoscaled_run_grows_shrinks_and_costs_no_attempt(
     assert "ScaledDown" in reasons
     assert_every_item_done_once(rel)
     scaler = f"{rel.run_id()}-scaler"
-    wait_until(f"{scaler} Complete", lambda: job_done(namespace, scaler), timeout=120)
+    wait_until(f"{scaler} Complete", lambda: job_done(namespace, scaler), 120, interval=1)
 
     # RBAC: the controller may get and patch its own worker Job, nothing else.
     account = f"{rel.fullname}-autoscaler"

@@ -142,7 +142,7 @@ def test_helm_test(release: Releases) -> None:
     result = rel.helm("test", rel.name, "--timeout", "3m")
     assert re.search(r"^Phase:\s+Succeeded$", result.stdout, re.MULTILINE), result.stdout
     test_pod = f"{rel.run_id()}-test"
-    wait_until(f"test pod {test_pod} deleted", lambda: not rel.kube.find("pod", test_pod), 60)
+    wait_until(f"test pod {test_pod} deleted", lambda: not rel.kube.find("pod", test_pod), 60, 1.0)
 
     # NOTES.txt's command for dead items works as printed, from a script (no terminal), and
     # with "status" in place of "dead", as NOTES says.
