@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.unit.cli_runner import wq
+from tests.polling import wait_until
+from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.servers import HTTPServer
 from wq.store.local_redis import RedisServer, free_port
 
@@ -442,3 +443,43 @@ def test_a_path_no_retry_can_open_is_one_line_exit_2(tmp_path: Path, redis_url: 
             for command in (["seed", "--run", "r"], ["digest"]):
                 result = wq(*command, option, path, env={"WQ_REDIS_URL": redis_url})
                 one_line(result, 2, f"wq: error: {what} '", reason)
+
+
+def test_the_exporter_stops_at_once_on_a_database_out_of_range(redis_server: RedisServer) -> None:
+    url = f"redis://127.0.0.1:{redis_server.port}/99"
+    result = wq("exporter", "--redis-url", url, "--port", "0", timeout=30)
+    one_line(result, 2, f"Redis at {url} has no database 99")
+
+
+# 11. A Redis Cluster out of reach as a command starts is an outage like any other.
+
+
+def test_a_cluster_out_of_reach_is_waited_for_then_exit_1() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = wq("status", "--run", "r", "--redis-cluster", "--redis-url", url, "--redis-wait", "1")
+    one_line(result, 1, f"Redis at {url} unreachable for", "(limit 1s)")
+
+
+def test_a_command_waits_for_a_cluster_node_that_starts_later(tmp_path: Path) -> None:
+    # The node that comes up is no cluster node: that the command then says so (exit 2) shows
+    # it kept trying through the outage rather than giving up while nothing listened.
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    stderr = tmp_path / "stderr"
+    argv = wq_argv("status", "--run", "r", "--redis-cluster", "--redis-url", url)
+    with stderr.open("w") as sink:
+        proc = subprocess.Popen(argv, env=wq_env({"WQ_REDIS_WAIT": "300"}), stderr=sink)
+    try:
+        wait_until("a retry warning", lambda: "event=redis.retry" in stderr.read_text(), 120)
+        server = RedisServer(tmp_path / "node", port=port)
+        server.start()
+        try:
+            assert proc.wait(timeout=120) == 2
+        finally:
+            server.stop()
+    finally:
+        proc.kill()
+        proc.wait()
+    last = stderr.read_text().strip().splitlines()[-1]
+    assert last.startswith("wq: error: "), last
+    assert "is not a Redis Cluster node" in last, last

@@ -33,7 +33,7 @@ from wq.base.errors import ConfigError, RunFormatError, WqError
 from wq.base.logs import EventLog
 from wq.base.status import RunStatus
 from wq.store import layout
-from wq.store.connection import Client, RedisSettings, Retrying
+from wq.store.connection import Client, RedisSettings, Retrying, raise_if_no_such_database
 from wq.store.queue import RunQueue
 from wq.store.survey import find_runs, server_identity
 
@@ -150,20 +150,29 @@ class RunsCollector:
         self.lost: set[str] = set()
         self.refused: set[str] = set()  # runs of another storage format, logged once
         self.down: str | None = None  # why the last scrape could not read Redis
+        # A mistake no retry mends (the URL's database does not exist): the exporter stops.
+        self.fatal: ConfigError | None = None
 
     def collect(self) -> Iterator[Metric]:
         with self.lock:
             try:
                 families = self._scrape()
             except (WqError, redis.RedisError, RedisClusterException, OSError) as exc:
-                self._went_down(exc)
                 families = None
+                self.fatal = fatal_error(exc, self.settings)
+                if self.fatal is None:
+                    self._went_down(exc)
         up = 0 if families is None else 1
         yield GaugeMetricFamily(
             "wq_redis_up", "1 if the exporter could read Redis on this scrape, else 0.", up
         )
         if families is not None:
             yield from families
+
+    def probe(self) -> None:
+        """Reads Redis once, as a scrape does."""
+        for _ in self.collect():
+            pass
 
     def close(self) -> None:
         if self.client is not None:
@@ -239,6 +248,17 @@ class RunsCollector:
         self.queues.clear()
 
 
+def fatal_error(exc: BaseException, settings: RedisSettings) -> ConfigError | None:
+    """The mistake `exc` shows, if no retry can mend it."""
+    if isinstance(exc, ConfigError):
+        return exc
+    try:
+        raise_if_no_such_database(exc, settings)
+    except ConfigError as fatal:
+        return fatal
+    return None
+
+
 def serve(
     settings: RedisSettings, address: str, port: int, runs: Sequence[str], log: EventLog
 ) -> int:
@@ -257,17 +277,25 @@ def serve(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    host = f"[{address}]" if ":" in address else address
-    log.info(
-        "exporter.start",
-        metrics=f"http://{host}:{server.server_port}/metrics",
-        redis=settings.display,
-        runs=",".join(runs) or "all",
-    )
-    while not stop.wait(1.0):
-        pass
-    server.shutdown()
-    server.server_close()
-    collector.close()
+    try:
+        # One read now, so that a mistake found by connecting stops the exporter at once (an
+        # outage is a warning and wq_redis_up 0, as at any scrape). A scrape may find one later.
+        collector.probe()
+        if collector.fatal is None:
+            host = f"[{address}]" if ":" in address else address
+            log.info(
+                "exporter.start",
+                metrics=f"http://{host}:{server.server_port}/metrics",
+                redis=settings.display,
+                runs=",".join(runs) or "all",
+            )
+        while collector.fatal is None and not stop.wait(1.0):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+        collector.close()
+    if collector.fatal is not None:
+        raise collector.fatal
     log.info("exporter.stopped")
     return 0

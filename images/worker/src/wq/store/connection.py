@@ -52,6 +52,8 @@ TRANSIENT = (
     redis.exceptions.TryAgainError,
     redis.exceptions.MasterDownError,
     redis.exceptions.ReadOnlyError,
+    # Not a RedisError: a cluster client made, or calling, while no node answers.
+    redis.exceptions.RedisClusterUnreachableError,
 )
 # A long script of someone else's (BUSY) blocks the server; it ends or is killed.
 TRANSIENT_REPLY_PREFIXES = ("BUSY ",)
@@ -258,7 +260,7 @@ class Retrying:
                     "give it more memory (chart: redis.resources.limits.memory, which sets its "
                     "maxmemory), or seed fewer stored items (itemRange stores none)"
                 ) from None
-            except redis.RedisError as exc:
+            except (redis.RedisError, redis.exceptions.RedisClusterUnreachableError) as exc:
                 raise_if_certificate_error(exc, self.settings)  # not an outage: see below
                 raise_if_no_such_database(exc, self.settings)
                 if not is_transient(exc):

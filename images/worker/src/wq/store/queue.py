@@ -40,7 +40,10 @@ def open_queue(config: ConnectionConfig, log: EventLog | None = None) -> "RunQue
             emit = log.warning if waited >= QUIET_RETRY_S else log.debug
             emit("redis.retry", url=settings.display, waited_s=round(waited, 1), error=str(exc))
 
-    return RunQueue(settings.client(), run, Retrying(settings, config.redis_wait, on_retry=warn))
+    retrying = Retrying(settings, config.redis_wait, on_retry=warn)
+    # A cluster client asks a node for the cluster's layout as it is made: an outage then is
+    # waited out as any other, not an error at once.
+    return RunQueue(retrying(settings.client), run, retrying)
 
 
 class RunQueue(RunHandle):
