@@ -29,7 +29,7 @@ def parse_error(args: Sequence[str]) -> str | None:
     if not args:
         return "no command"
     name, *rest = args
-    command = wq_cli().commands.get(name)
+    command = wq_cli().get_command(click.Context(wq_cli()), name)
     if command is None:
         return f"no command {name!r}"
     try:
@@ -55,7 +55,7 @@ def flag_errors(args: Sequence[str]) -> list[str]:
         unknown = [a for a in args if a.startswith("-") and a not in option_names(group)]
         return [f"no wq option {a!r}" for a in unknown]
     name, *rest = args
-    command = group.commands.get(name)
+    command = group.get_command(click.Context(group), name)
     if command is None:
         return [f"no command {name!r}"]
     errors = []

@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 from tests.unit.cli_runner import wq
 from tests.unit.conftest import drain, make_queue
 from wq.base.item import encode
-from wq.cli import cli
+from wq.cli import all_commands
 from wq.seed.seeder import seed_items
 from wq.store.local_redis import RedisServer, free_port
 
-COMMANDS: dict[str, click.Command] = dict(cli.commands)
+COMMANDS: dict[str, click.Command] = all_commands()
 # Exit codes a command documents besides 0, 1 and 2: 3 a run drained with dead items
 # (--fail-on-dead, `wq run`), 4 a run seeded and then lost (--expect-seeded, workers, the
 # autoscaler).

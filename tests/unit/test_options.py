@@ -8,7 +8,7 @@ import pytest
 from wq.base.errors import ConfigError
 from wq.base.options import ConnectionConfig, WorkerConfig, command_from_env, markdown_table
 from wq.base.settings import pop_config, settings, to_env
-from wq.cli import cli
+from wq.cli import all_commands
 from wq.work.handlers import split_command_line
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -16,7 +16,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def parse_work(env: dict[str, str]) -> tuple[ConnectionConfig, WorkerConfig]:
     """What `wq work` makes of an environment, through its real click command."""
-    command = cli.commands["work"]
+    command = all_commands()["work"]
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
@@ -64,7 +64,8 @@ def test_every_setting_round_trips_through_its_environment_variable() -> None:
 
 @pytest.mark.parametrize("name", ["work", "run"])
 def test_help_shows_every_flag_with_its_variable(name: str) -> None:
-    text = cli.commands[name].get_help(click.Context(cli.commands[name]))
+    command = all_commands()[name]
+    text = command.get_help(click.Context(command))
     skipped = {"seed_wait_s", "worker_id", "termination_log"} if name == "run" else set()
     for f, s in settings(WorkerConfig):
         if s.flag is not None and f.name not in skipped:

@@ -1,6 +1,7 @@
 """The `wq` command line. Each command parses its options and calls one function of its layer;
 `main` turns what goes wrong into one line and an exit code."""
 
+import importlib
 import sys
 
 import click
@@ -8,11 +9,48 @@ import redis
 
 from wq import __version__
 from wq.base.errors import WqError
-from wq.cli import admin, reading, scaling, seeding, working
 from wq.cli.common import EPILOG
 
+# Each command's module, imported when the command runs: `wq work` then starts without the
+# seeder's parsers, the exporter's server or the autoscaler's Kubernetes client.
+COMMANDS = {
+    "autoscale": "scaling:autoscale",
+    "dead": "reading:dead",
+    "digest": "seeding:digest",
+    "exporter": "reading:exporter",
+    "purge": "admin:purge",
+    "reap": "admin:reap",
+    "report": "reading:report",
+    "retry-dead": "admin:retry_dead",
+    "run": "local:run_local",
+    "seal": "seeding:seal",
+    "seed": "seeding:seed",
+    "status": "reading:status",
+    "work": "working:work",
+}
 
-@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, attr = where.split(":")
+        command = getattr(importlib.import_module(f"wq.cli.{module}"), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+def all_commands() -> dict[str, click.Command]:
+    """Every command, each module imported (for documentation and its tests)."""
+    ctx = click.Context(cli)
+    return {name: command for name in COMMANDS if (command := cli.get_command(ctx, name))}
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wq")
 def cli() -> None:
     """wq: fan a list of work items out to parallel workers through Redis, and know that
@@ -23,24 +61,6 @@ def cli() -> None:
       wq run --workers 3 apple banana cherry
     In a cluster the Helm chart runs `wq seed` once and `wq work` in N pods.
     """
-
-
-for command in (
-    seeding.seed,
-    seeding.seal,
-    seeding.digest,
-    working.work,
-    working.run_local,
-    reading.status,
-    reading.report,
-    reading.dead,
-    reading.exporter,
-    admin.retry_dead,
-    admin.reap,
-    admin.purge,
-    scaling.autoscale,
-):
-    cli.add_command(command)
 
 
 # What str.splitlines() breaks a line at, each shown as its Python escape instead.
