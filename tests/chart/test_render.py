@@ -572,7 +572,7 @@ def test_volume_permissions_init_container(helm: Helm) -> None:
     (init,) = spec["initContainers"]
     assert init["name"] == "volume-permissions"
     assert init["image"] == container(dep)["image"]
-    assert init["command"] == ["sh", "-ec", "chown 999:999 /data && chmod u+rwx,g+rwx /data"]
+    assert init["command"] == ["sh", "-ec", "chown -R 999:999 /data && chmod u+rwx,g+rwx /data"]
     assert init["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
     # Root, for chown, with nothing else: only CHOWN and FOWNER, no escalation, no writes.
     assert init["securityContext"] == {
@@ -606,7 +606,7 @@ def test_volume_permissions_give_the_volume_to_redis_user(
         }
     }
     (init,) = pod_spec(helm.render(values).one("Deployment", "redis"))["initContainers"]
-    assert init["command"][-1].startswith(f"chown {owner} /data")
+    assert init["command"][-1].startswith(f"chown -R {owner} /data")
 
 
 def test_volume_permissions_from_set_flags(helm: Helm) -> None:
@@ -617,7 +617,7 @@ def test_volume_permissions_from_set_flags(helm: Helm) -> None:
         "redis.podSecurityContext.fsGroup=3000",
     ]
     (init,) = pod_spec(helm.render(sets=sets).one("Deployment", "redis"))["initContainers"]
-    assert init["command"][-1].startswith("chown 2000:3000 /data")
+    assert init["command"][-1].startswith("chown -R 2000:3000 /data")
 
 
 def test_volume_permissions_only_with_persistence(helm: Helm) -> None:
