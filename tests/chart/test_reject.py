@@ -44,9 +44,15 @@ INT64_MAX = 2**63 - 1
         (["redis.port=70000"], "at '/redis/port': maximum: got 70,000, want 65,535"),
         (["redis.service.type=Ingress"], "at '/redis/service/type': value must be one of"),
         (["redis.persistence.size=lots"], "at '/redis/persistence/size'"),
-        (["redis.appendOnly.fsync=sometimes"], "at '/redis/appendOnly/fsync': value must be one of"),
+        (
+            ["redis.appendOnly.fsync=sometimes"],
+            "at '/redis/appendOnly/fsync': value must be one of",
+        ),
         (["redis.appendOnly.fsync=everySec"], "at '/redis/appendOnly/fsync': value must be one of"),
-        (["redis.appendOnly.enabled=on"], "at '/redis/appendOnly/enabled': got string, want boolean"),
+        (
+            ["redis.appendOnly.enabled=on"],
+            "at '/redis/appendOnly/enabled': got string, want boolean",
+        ),
         (["redis.appendOnly.fsnyc=no"], "additional properties 'fsnyc' not allowed"),
         (
             ["redis.persistence.volumePermissions.enabled=yes"],
