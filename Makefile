@@ -19,6 +19,9 @@ PROMETHEUS_OPERATOR_VERSION ?= v0.92.0
 KEDA_VERSION ?= v2.21.0
 # Enforces NetworkPolicy in the kind cluster built here (scripts/kind/netpol-up.sh says why).
 KUBE_ROUTER_VERSION ?= v2.1.0
+# The dynamic provisioner of the kind cluster built here (scripts/kind/storage-up.sh): the one
+# kind's own node images ship; v0.0.30 is the newest the Go module proxy serves.
+LOCAL_PATH_VERSION ?= v0.0.30
 # The S3-compatible server (`rclone serve s3`) that the tests of s3:// sources read from.
 RCLONE_VERSION ?= v1.71.1
 # The GCS JSON API server that the tests of gs:// sources read from.
@@ -243,7 +246,7 @@ REDIS_IMAGE ?= wq.local/redis:7.0-bookworm
 WORKER_IMAGE ?= wq.local/wq-worker:e2e
 KIND_ENV = KIND=$(BIN)/kind KIND_CLUSTER=$(KIND_CLUSTER) KUBECONFIG=$(KIND_KUBECONFIG) \
   KIND_VERSION=$(KIND_VERSION) KUBERNETES_VERSION=$(KUBERNETES_VERSION) $(REGISTRY_ENV) \
-  KUBE_ROUTER_VERSION=$(KUBE_ROUTER_VERSION)
+  KUBE_ROUTER_VERSION=$(KUBE_ROUTER_VERSION) LOCAL_PATH_VERSION=$(LOCAL_PATH_VERSION)
 
 .PHONY: tools
 tools: $(BIN)/kind $(BIN)/kubectl $(BIN)/helm $(BIN)/crane ## kind, kubectl, helm and crane at the pinned versions into ./bin.
@@ -265,7 +268,7 @@ node-image: docker ## Build a kind node image without any registry (cold: ~20 mi
 	$(KIND_ENV) scripts/kind/build-node-image.sh
 
 .PHONY: kind-up
-kind-up: docker $(BIN)/kind $(BIN)/kubectl $(BIN)/crane ## Create the test cluster and its registry (kindest/node if pullable, else `node-image`).
+kind-up: docker $(BIN)/kind $(BIN)/kubectl $(BIN)/crane ## Create the test cluster and its registry (kindest/node if pullable, else `node-image`), with NetworkPolicy and a default StorageClass.
 	$(KIND_ENV) scripts/kind/kind-up.sh
 
 .PHONY: kind-down

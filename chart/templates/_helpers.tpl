@@ -230,6 +230,7 @@ component: wq.validateValues.<check> in <component>/_helpers.tpl.
 {{- $messages = append $messages (include "wq.validateValues.seed" .) }}
 {{- $messages = append $messages (include "wq.validateValues.externalRedis" .) }}
 {{- $messages = append $messages (include "wq.validateValues.externalRedisCa" .) }}
+{{- $messages = append $messages (include "wq.validateValues.redisPersistence" .) }}
 {{- $messages = append $messages (include "wq.validateValues.handler" .) }}
 {{- $messages = append $messages (include "wq.validateValues.metrics" .) }}
 {{- $messages = append $messages (include "wq.validateValues.autoscale" .) }}

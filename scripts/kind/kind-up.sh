@@ -7,6 +7,8 @@
 # The nodes pull from the local registry (registry-up.sh) under its host-side name
 # localhost:${REGISTRY_PORT}, as in kind's "Local Registry" guide: no `kind load`.
 # NetworkPolicy is enforced: by kindnet, or by kube-router's controller (netpol-up.sh).
+# The default StorageClass is a dynamic provisioner's: kind's own local-path-provisioner, or
+# the same one run here (storage-up.sh).
 set -euo pipefail
 # shellcheck source=scripts/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -80,6 +82,7 @@ main() {
       kubectl wait --for=condition=Ready node --all --timeout=120s >&2
       connect_registry
       "${KIND_SCRIPTS}/netpol-up.sh"
+      "${KIND_SCRIPTS}/storage-up.sh"
       return 0
     fi
     log "cluster ${KIND_CLUSTER} exists but its node is not running: recreating it"
@@ -119,6 +122,7 @@ main() {
   fi
   connect_registry
   "${KIND_SCRIPTS}/netpol-up.sh"
+  "${KIND_SCRIPTS}/storage-up.sh"
   log "cluster ${KIND_CLUSTER} is up (KUBECONFIG=${KUBECONFIG})"
 }
 

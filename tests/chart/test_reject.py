@@ -44,6 +44,24 @@ INT64_MAX = 2**63 - 1
         (["redis.port=70000"], "at '/redis/port': maximum: got 70,000, want 65,535"),
         (["redis.service.type=Ingress"], "at '/redis/service/type': value must be one of"),
         (["redis.persistence.size=lots"], "at '/redis/persistence/size'"),
+        (
+            ["redis.appendOnly.fsync=sometimes"],
+            "at '/redis/appendOnly/fsync': value must be one of",
+        ),
+        (["redis.appendOnly.fsync=everySec"], "at '/redis/appendOnly/fsync': value must be one of"),
+        (
+            ["redis.appendOnly.enabled=on"],
+            "at '/redis/appendOnly/enabled': got string, want boolean",
+        ),
+        (["redis.appendOnly.fsnyc=no"], "additional properties 'fsnyc' not allowed"),
+        (
+            ["redis.persistence.volumePermissions.enabled=yes"],
+            "at '/redis/persistence/volumePermissions/enabled': got string, want boolean",
+        ),
+        (
+            ["redis.persistence.volumePermissions.image=busybox"],
+            "additional properties 'image' not allowed",
+        ),
         (["redis.enabled=maybe"], "at '/redis/enabled': got string, want boolean"),
         (["externalRedis.url=http://redis:6379"], "at '/externalRedis/url'"),
         (["externalRedis.tlsCaSecret=Bad_Name"], "at '/externalRedis/tlsCaSecret'"),
@@ -246,6 +264,40 @@ def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
                 "externalRedis": {"url": "redis://a:6379/0", "tls": True, "tlsCaSecret": "ca"},
             },
             "externalRedis.tlsCaSecret is for TLS: externalRedis.url must be rediss://",
+        ),
+        (
+            {"redis": {"persistence": {"enabled": True}, "appendOnly": {"enabled": False}}},
+            "redis.persistence.enabled keeps Redis' append-only file on a volume: it needs "
+            "redis.appendOnly.enabled=true.",
+        ),
+        (
+            {
+                "redis": {
+                    "persistence": {"enabled": True, "volumePermissions": {"enabled": True}},
+                    "podSecurityContext": {"runAsUser": None},
+                }
+            },
+            "redis.persistence.volumePermissions gives the volume to Redis' user: set "
+            "redis.podSecurityContext.runAsUser (not root, e.g. 999).",
+        ),
+        (
+            {
+                "redis": {
+                    "persistence": {"enabled": True, "volumePermissions": {"enabled": True}},
+                    "podSecurityContext": {"runAsUser": 0},
+                }
+            },
+            "set redis.podSecurityContext.runAsUser (not root, e.g. 999).",
+        ),
+        (
+            {
+                "redis": {
+                    "persistence": {"enabled": True, "volumePermissions": {"enabled": True}},
+                    "podSecurityContext": {"fsGroup": None, "runAsGroup": None},
+                }
+            },
+            "redis.persistence.volumePermissions gives the volume to Redis' group: set "
+            "redis.podSecurityContext.fsGroup or runAsGroup (not 0, e.g. 999).",
         ),
         (
             {"worker": {"handler": "command"}},

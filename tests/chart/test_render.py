@@ -458,13 +458,17 @@ def test_redis_deployment(helm: Helm) -> None:
     args = c["args"]
     assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
     assert args[args.index("--port") + 1] == "6379"
-    assert args[args.index("--appendonly") + 1] == "no"
+    # The run survives a container restart: an append-only file in the emptyDir, no snapshots.
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--appendfsync") + 1] == "everysec"
+    assert args[args.index("--dir") + 1] == "/data"
     assert args[args.index("--save") + 1] == ""
     secret_ref = {"secretKeyRef": {"name": "wq-redis", "key": "redis-password"}}
     assert env(dep) == {"REDIS_PASSWORD": secret_ref, "REDISCLI_AUTH": secret_ref}
-    probe = ["redis-cli", "-p", "6379", "-e", "ping"]
-    assert c["readinessProbe"]["exec"]["command"] == probe
-    assert c["livenessProbe"]["exec"]["command"] == probe
+    # Ready is a PONG; alive is any answer, LOADING too (a restarted Redis replaying its file).
+    assert c["readinessProbe"]["exec"]["command"] == ["redis-cli", "-p", "6379", "-e", "ping"]
+    assert c["livenessProbe"]["exec"]["command"] == ["redis-cli", "-p", "6379", "ping"]
+    assert "initContainers" not in pod_spec(dep)
     assert c["resources"]["limits"]["memory"] == "1Gi"
     volumes = {v["name"]: v for v in pod_spec(dep)["volumes"]}
     assert volumes["data"] == {"name": "data", "emptyDir": {}}
@@ -535,9 +539,90 @@ def test_persistence(helm: Helm) -> None:
     dep = r.one("Deployment", "redis")
     args = container(dep)["args"]
     assert args[args.index("--appendonly") + 1] == "yes"
-    assert "--save" not in args
+    assert args[args.index("--appendfsync") + 1] == "everysec"
+    assert args[args.index("--save") + 1] == ""
+    assert "initContainers" not in pod_spec(dep)
     volumes = {v["name"]: v for v in pod_spec(dep)["volumes"]}
     assert volumes["data"]["persistentVolumeClaim"] == {"claimName": pvc["metadata"]["name"]}
+
+
+@pytest.mark.parametrize("fsync", ["everysec", "always", "no"])
+@pytest.mark.parametrize("persistence", [False, True])
+def test_append_only_fsync(helm: Helm, fsync: str, persistence: bool) -> None:
+    values = {"redis": {"appendOnly": {"fsync": fsync}, "persistence": {"enabled": persistence}}}
+    args = container(helm.render(values).one("Deployment", "redis"))["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--appendfsync") + 1] == fsync
+    assert args.count("--appendfsync") == 1
+
+
+def test_append_only_off_writes_nothing_to_disk(helm: Helm) -> None:
+    args = container(
+        helm.render({"redis": {"appendOnly": {"enabled": False}}}).one("Deployment", "redis")
+    )["args"]
+    assert args[args.index("--appendonly") + 1] == "no"
+    assert "--appendfsync" not in args
+    assert args[args.index("--save") + 1] == ""
+
+
+def test_volume_permissions_init_container(helm: Helm) -> None:
+    values = {"redis": {"persistence": {"enabled": True, "volumePermissions": {"enabled": True}}}}
+    dep = helm.render(values).one("Deployment", "redis")
+    spec = pod_spec(dep)
+    (init,) = spec["initContainers"]
+    assert init["name"] == "volume-permissions"
+    assert init["image"] == container(dep)["image"]
+    assert init["command"] == ["sh", "-ec", "chown -R 999:999 /data && chmod u+rwx,g+rwx /data"]
+    assert init["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+    # Root, for chown, with nothing else: only CHOWN and FOWNER, no escalation, no writes.
+    assert init["securityContext"] == {
+        "runAsUser": 0,
+        "runAsGroup": 0,
+        "runAsNonRoot": False,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]},
+    }
+    assert init["resources"] == container(dep)["resources"]
+    # Redis itself stays as locked down as without it.
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert container(dep)["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+@pytest.mark.parametrize(
+    ("context", "owner"),
+    [
+        ({"runAsUser": 1001, "runAsGroup": 1002, "fsGroup": 1003}, "1001:1003"),
+        ({"runAsUser": 1001, "runAsGroup": 1002, "fsGroup": None}, "1001:1002"),
+    ],
+)
+def test_volume_permissions_give_the_volume_to_redis_user(
+    helm: Helm, context: dict[str, Any], owner: str
+) -> None:
+    values = {
+        "redis": {
+            "persistence": {"enabled": True, "volumePermissions": {"enabled": True}},
+            "podSecurityContext": context,
+        }
+    }
+    (init,) = pod_spec(helm.render(values).one("Deployment", "redis"))["initContainers"]
+    assert init["command"][-1].startswith(f"chown -R {owner} /data")
+
+
+def test_volume_permissions_from_set_flags(helm: Helm) -> None:
+    sets = [
+        "redis.persistence.enabled=true",
+        "redis.persistence.volumePermissions.enabled=true",
+        "redis.podSecurityContext.runAsUser=2000",
+        "redis.podSecurityContext.fsGroup=3000",
+    ]
+    (init,) = pod_spec(helm.render(sets=sets).one("Deployment", "redis"))["initContainers"]
+    assert init["command"][-1].startswith("chown -R 2000:3000 /data")
+
+
+def test_volume_permissions_only_with_persistence(helm: Helm) -> None:
+    values = {"redis": {"persistence": {"volumePermissions": {"enabled": True}}}}
+    assert "initContainers" not in pod_spec(helm.render(values).one("Deployment", "redis"))
 
 
 def test_persistence_with_existing_claim(helm: Helm) -> None:

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from tests.e2e.release import Release
+from tests.polling import wait_until
 
 WORKING_ON = re.compile(r"Working on (\S+)$")
 
@@ -42,3 +43,20 @@ def assert_counts(status: dict[str, Any], total: int, done: int, dead: int) -> N
 
 def worker_pods(rel: Release, revision: int | None = None) -> list[str]:
     return rel.kube.pod_names(f"job-name={rel.worker_job(revision)}")
+
+
+def wait_for_progress(rel: Release, done: int, busy_pods: int) -> list[str]:
+    """Waits until `done` items are done and `busy_pods` running worker pods have started on
+    an item; returns those pods."""
+
+    def busy(pod: str) -> bool:
+        return "Working on" in rel.kube("logs", pod, check=False)
+
+    def progressed() -> list[str] | None:
+        running = rel.kube.pod_names(f"job-name={rel.worker_job()}", phase="Running")
+        pods = [pod for pod in running if busy(pod)]
+        return pods if len(pods) >= busy_pods and rel.done_count() >= done else None
+
+    return wait_until(
+        f"{done} items done, {busy_pods} pods busy", progressed, timeout=180, interval=1.0
+    )

@@ -101,6 +101,17 @@ def record_timing(request: pytest.FixtureRequest) -> Callable[[str, float], None
     return record
 
 
+@pytest.fixture
+def record_figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Names a measured figure that is not a duration (counts, with what they are), for the
+    summary, as record_timing does."""
+
+    def record(what: str) -> None:
+        request.node.user_properties.append((MEASURED, what))
+
+    return record
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

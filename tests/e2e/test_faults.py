@@ -1,19 +1,17 @@
-"""Faults: worker pods die, Redis restarts, an item always fails (issue 5, scenarios 3-5)."""
+"""Faults: worker pods die, an item always fails (issue 5, scenarios 3 and 5; Redis restarts,
+scenario 4, are in test_redis_restarts.py)."""
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
 
-from tests.e2e.checks import assert_clean, assert_counts, worker_pods
+from tests.e2e.checks import assert_clean, assert_counts, wait_for_progress, worker_pods
 from tests.e2e.kube import (
     Kube,
     container_pid,
-    docker,
     job_condition,
     kill_on_node,
 )
@@ -21,23 +19,6 @@ from tests.e2e.release import Release, Releases
 from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-
-
-def wait_for_progress(rel: Release, done: int, busy_pods: int) -> list[str]:
-    """Waits until `done` items are done and `busy_pods` running worker pods have started on
-    an item; returns those pods."""
-
-    def busy(pod: str) -> bool:
-        return "Working on" in rel.kube("logs", pod, check=False)
-
-    def progressed() -> list[str] | None:
-        running = rel.kube.pod_names(f"job-name={rel.worker_job()}", phase="Running")
-        pods = [pod for pod in running if busy(pod)]
-        return pods if len(pods) >= busy_pods and rel.done_count() >= done else None
-
-    return wait_until(
-        f"{done} items done, {busy_pods} pods busy", progressed, timeout=180, interval=1.0
-    )
 
 
 def last_item_worked_on(logs: str) -> int:
@@ -111,85 +92,6 @@ def test_pods_die(release: Releases, namespace: Kube) -> None:
     assert sorted(done_by) == list(range(30))
     assert done_by[held] != killed, "a survivor finished the killed item"
     assert done_by[held] in worker_pods(rel)
-
-
-@pytest.fixture
-def volume(namespace: Kube, node: str) -> Iterator[str]:
-    """A hostPath PersistentVolume for the Redis PVC, with its own storage class name (kind
-    clusters built offline have no dynamic provisioner). Yields the storage class name."""
-    name = namespace.namespace
-    path = f"/var/local/wq-e2e/{name}"
-    # Writable by Redis' uid: fsGroup does not apply to hostPath volumes.
-    docker("exec", node, "install", "-d", "-m", "0777", path)
-    namespace.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": name},
-            "spec": {
-                "storageClassName": name,
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "hostPath": {"path": path, "type": "Directory"},
-            },
-        }
-    )
-    yield name
-    namespace("delete", "pv", name, "--wait=false", check=False)
-    docker("exec", node, "rm", "-rf", path, check=False)
-
-
-def test_redis_restarts(release: Releases, namespace: Kube, volume: str) -> None:
-    """Scenario 4: with persistence on, the Redis pod is deleted mid-run; nothing is lost."""
-    rel = release("durable")
-    rel.install(
-        {
-            "itemRange": {"start": 0, "end": 30},
-            "worker": {"parallelism": 2, "demoSleep": 1, "redisWait": 120},
-            "redis": {"persistence": {"enabled": True, "storageClass": volume, "size": "1Gi"}},
-        }
-    )
-    wait_for_progress(rel, done=4, busy_pods=2)
-    assert rel.redis_cli("CONFIG", "GET", "appendonly") == ["appendonly", "yes"]
-    (old_redis,) = namespace.pod_names(rel.selector("redis"))
-
-    namespace("delete", "pod", old_redis, "--wait=false")
-    rel.wait(timeout=300)
-
-    (new_redis,) = namespace.pod_names(rel.selector("redis"))
-    assert new_redis != old_redis, "Redis was really restarted"
-    assert_clean(rel.status(), total=30)
-    assert sorted(rel.done_by()) == list(range(30))
-
-
-def test_redis_restart_without_persistence_fails_the_job_as_lost(
-    release: Releases, namespace: Kube, record_timing: Callable[[str, float], None]
-) -> None:
-    """Without persistence a restarted Redis has forgotten the run: the workers say so and exit
-    4, the Job fails at once through the pod failure policy, and helm test says the same."""
-    rel = release("forgetful")
-    rel.install(
-        {
-            "itemRange": {"start": 0, "end": 60},
-            "worker": {"parallelism": 2, "demoSleep": 1, "redisWait": 120},
-        }
-    )
-    wait_for_progress(rel, done=4, busy_pods=2)
-    (old_redis,) = namespace.pod_names(rel.selector("redis"))
-    namespace("delete", "pod", old_redis, "--wait=false")
-    deleted = time.monotonic()
-    failed = rel.wait(timeout=120, expect="Failed")
-    record_timing(
-        "redis restart without persistence: delete to Job Failed", time.monotonic() - deleted
-    )
-    condition = job_condition(failed, "Failed")
-    assert condition["reason"] == "PodFailurePolicy", condition
-    assert "exit code 4" in condition["message"], condition
-    assert "event=run.lost" in rel.worker_logs()
-    tested = rel.helm("test", rel.name, "--logs", check=False)
-    assert tested.returncode != 0, "helm test must fail on a lost run"
-    assert "was seeded but its keys are gone" in tested.stdout + tested.stderr
 
 
 POISON_ITEMS = ["1", "[2]", '{"three": 3}', "{oops", "5"]  # json.loads fails on "{oops"

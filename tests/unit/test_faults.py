@@ -239,6 +239,111 @@ def test_redis_restarted_mid_run_loses_nothing(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.timeout(240)
+def test_redis_down_longer_than_a_lease_charges_no_running_item(tmp_path: Path) -> None:
+    """Redis down for longer than the lease while items run (a restart in kubelet's back-off):
+    their leases expire meanwhile, and when Redis is back an idle worker would reclaim them at
+    once, charging items that are still running. But a restart counts as a renewal of every
+    lease: for a lease length nothing is reclaimed, and the workers, alive, renew theirs. No
+    item is charged or run again."""
+    server = RedisServer(tmp_path / "redis", aof=True)
+    server.start()
+    run, busy, lease_s = "outage", 3, 4.0
+    try:
+        seed_range(server.url, run, busy)
+        fleet = Fleet(
+            server.url,
+            run,
+            tmp_path,
+            WQ_TEST_SLEEP="10",
+            WQ_TEST_LOG_STARTS="1",
+            WQ_LEASE=str(lease_s),
+            WQ_REDIS_WAIT="60",
+        )
+        try:
+            fleet.start(busy + 1)  # one more: idle, it polls and reclaims what expires
+            wait_until(
+                "every item running", lambda: len(executions(tmp_path, starts=True)) >= busy, 60
+            )
+            server.stop(kill=True)
+            down = time.monotonic()
+            # Down longer than a lease (Redis' clock runs on meanwhile): every lease expires.
+            wait_until("a lease and a half", lambda: time.monotonic() > down + 1.5 * lease_s, 20)
+            server.start()
+            codes = fleet.wait(180)
+            assert codes == [0] * len(codes), fleet.stderr_of_failures()
+        finally:
+            fleet.close()
+        assert_every_item_done_once(server.url, run, busy)
+        queue = make_queue(server.url, run)
+        attempts = {r.position: r.attempts for r in iter_records(queue)}
+        retried = queue.reading.status().retried
+        queue.close()
+        assert attempts == dict.fromkeys(range(busy), 1), "no item was charged for the outage"
+        assert retried == 0
+        assert Counter(executions(tmp_path)) == Counter(str(i) for i in range(busy))
+    finally:
+        server.stop()
+
+
+def append_only_tail(workdir: Path) -> Path:
+    """The file Redis appends its writes to: the incremental file of Redis 7's multi-part
+    append-only file (appendonlydir/), or the one file of older versions."""
+    incr = sorted((workdir / "appendonlydir").glob("*.incr.aof"))
+    return incr[-1] if incr else workdir / "appendonly.aof"
+
+
+@pytest.mark.timeout(240)
+def test_redis_rolled_back_to_an_earlier_state_loses_nothing(tmp_path: Path) -> None:
+    """What a Redis that lost its last second of writes does to a run (a node crash under
+    appendfsync everysec): Redis comes back from its append-only file cut short, an earlier
+    state of the run, while the workers remember more. Items they finished after that state are
+    in flight again (under leases their workers no longer renew) and run again once those
+    expire; items leased after it are pending again; results under a rolled-back lease are
+    refused. So every item is still done exactly once, the workers exit 0 and `wq status
+    --check` passes; only finished items run again."""
+    server = RedisServer(tmp_path / "redis", aof=True)
+    server.start()
+    run, total, workers = "rollback", 3000, 4
+    try:
+        seed_range(server.url, run, total)
+        fleet = Fleet(
+            server.url,
+            run,
+            tmp_path,
+            WQ_TEST_SLEEP="0.003",
+            WQ_LEASE="2",
+            WQ_REDIS_WAIT="60",
+            WQ_MAX_ATTEMPTS="20",
+        )
+        try:
+            fleet.start(workers)
+            wait_for_done(server.url, run, total // 4)
+            tail = append_only_tail(server.workdir)
+            cut = tail.stat().st_size  # the state the run will be rolled back to
+            at_kill = wait_for_done(server.url, run, total // 2)
+            server.stop(kill=True)
+            with tail.open("r+b") as aof:
+                aof.truncate(cut)  # the writes after the cut never reached the disk
+            server.start()
+            restored = _done(server.url, run)
+            assert restored < at_kill, "the run was rolled back"
+            codes = fleet.wait(180)
+            assert codes == [0] * len(codes), fleet.stderr_of_failures()
+        finally:
+            fleet.close()
+        assert_every_item_done_once(server.url, run, total)
+        check = wq("status", "--check", env={"WQ_REDIS_URL": server.url, "WQ_RUN": run})
+        assert check.returncode == 0, check.stderr
+        ran = Counter(executions(tmp_path))
+        assert set(ran) == {str(i) for i in range(total)}
+        duplicates = sum(n - 1 for n in ran.values())
+        # The completions rolled back, and what the workers held then: at most a batch each.
+        assert duplicates <= (at_kill - restored) + workers * 500, (duplicates, at_kill, restored)
+    finally:
+        server.stop()
+
+
 def replace_the_dead(fleet: Fleet, url: str, run: str, timeout: float) -> int:
     """Starts a worker for each one that was killed, as the Job controller would, until the
     run is drained; returns how many were killed."""

@@ -74,3 +74,25 @@ wq: externalRedis.tlsCaSecret is for TLS: set externalRedis.tls=true (or a redis
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Persistence keeps the append-only file; its init container needs the user to give the volume to. */}}
+{{- define "wq.validateValues.redisPersistence" -}}
+{{- $redis := .Values.redis }}
+{{- $messages := list }}
+{{- if and $redis.enabled $redis.persistence.enabled }}
+{{- if not $redis.appendOnly.enabled }}
+{{- $messages = append $messages "wq: redis.persistence.enabled keeps Redis' append-only file on a volume: it needs redis.appendOnly.enabled=true." }}
+{{- end }}
+{{- if $redis.persistence.volumePermissions.enabled }}
+{{- $ctx := $redis.podSecurityContext | default dict }}
+{{- if or (kindIs "invalid" $ctx.runAsUser) (le (int64 $ctx.runAsUser) 0) }}
+{{- $messages = append $messages "wq: redis.persistence.volumePermissions gives the volume to Redis' user: set redis.podSecurityContext.runAsUser (not root, e.g. 999)." }}
+{{- end }}
+{{- $group := $ctx.fsGroup | default $ctx.runAsGroup }}
+{{- if or (kindIs "invalid" $group) (le (int64 $group) 0) }}
+{{- $messages = append $messages "wq: redis.persistence.volumePermissions gives the volume to Redis' group: set redis.podSecurityContext.fsGroup or runAsGroup (not 0, e.g. 999)." }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- join "\n" $messages }}
+{{- end }}

@@ -57,10 +57,12 @@ _FAIL_OUTCOMES = {outcome.value: outcome for outcome in FailOutcome}
 
 class Reaped(NamedTuple):
     """Expired leases reclaimed: their items requeued, or dead-lettered (a worker died running
-    the item alone on its last attempt)."""
+    the item alone on its last attempt); `held_back`: there were some, but Redis restarted
+    less than the grace ago, so none was reclaimed yet."""
 
     requeued: int
     dead: int
+    held_back: bool = False
 
 
 class Leases(RunHandle):
@@ -183,8 +185,10 @@ class Leases(RunHandle):
             out.extend(int(p) for p in result)
         return out
 
-    def reap(self, max_attempts: int, limit: int = MAX_BATCH) -> Reaped:
-        """Reclaim up to `limit` expired leases."""
+    def reap(self, max_attempts: int, limit: int = MAX_BATCH, grace_s: float = 0) -> Reaped:
+        """Reclaim up to `limit` expired leases; none while Redis has been up less than
+        `grace_s` (a restart counts as a renewal of every lease: workers pass their lease
+        length, so that one cut off by the restart renews its leases first)."""
         k = self.keys
         keys = [
             k.meta,
@@ -197,8 +201,9 @@ class Leases(RunHandle):
             k.deaths,
             k.ledger,
         ]
-        result: list[int] = self._eval(self.scripts.reap, keys=keys, args=[max_attempts, limit])
-        return Reaped(requeued=int(result[0]), dead=int(result[1]))
+        args = [max_attempts, limit, int(grace_s * 1000)]
+        result: list[int] = self._eval(self.scripts.reap, keys=keys, args=args)
+        return Reaped(requeued=int(result[0]), dead=int(result[1]), held_back=len(result) > 2)
 
     def reap_all(self, max_attempts: int) -> Reaped:
         """Reclaim every expired lease, in bounded calls."""

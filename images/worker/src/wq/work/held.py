@@ -90,7 +90,7 @@ class Heartbeat(threading.Thread):
             gone = self.held.mark_lost(token, lost) if lost else []
             if gone:
                 self.log.warning("lease.lost", positions=brief(gone))
-        reaped = self.queue.leases.reap(self.max_attempts)
+        reaped = self.queue.leases.reap(self.max_attempts, grace_s=self.lease_s)
         if reaped.requeued or reaped.dead:
             self.log.info("leases.reaped", requeued=reaped.requeued, dead=reaped.dead)
 

@@ -22,6 +22,7 @@ from wq.base.item import Item
 from wq.base.logs import EventLog
 from wq.base.options import WorkerConfig
 from wq.store.handle import MAX_BATCH
+from wq.store.leases import Reaped
 from wq.store.queue import RunQueue
 from wq.work.handlers import Handler, build_handler
 from wq.work.held import Heartbeat, Held
@@ -163,9 +164,13 @@ class Worker:
             if not reply.seeded:
                 self.log.error("run.lost", hint="the run was seeded and its keys are gone")
                 raise RunLost(self.queue.run)
+            reaped = Reaped(requeued=0, dead=0)
             if reply.expired_leases:
-                reaped = self.queue.leases.reap(self.config.max_attempts)
-                self.log.info("leases.reaped", requeued=reaped.requeued, dead=reaped.dead)
+                reaped = self.queue.leases.reap(
+                    self.config.max_attempts, grace_s=self.config.lease_s
+                )
+                if not reaped.held_back:
+                    self.log.info("leases.reaped", requeued=reaped.requeued, dead=reaped.dead)
             if reply.items:
                 told_open = False
                 self.held.add(
@@ -173,7 +178,7 @@ class Worker:
                 )
                 self.local.extend((token, i) for i in reply.items)
                 continue
-            if reply.expired_leases:
+            if reply.expired_leases and not reaped.held_back:
                 continue
             if self.slots.busy():
                 continue
@@ -190,7 +195,8 @@ class Worker:
             if now >= next_note:
                 self.log.info("waiting", pending=reply.pending, in_flight=reply.in_flight)
                 next_note = now + 10
-            until_deadline = reply.seconds_to_next_deadline()
+            # Leases held back after a restart of Redis: look again in a poll, not at once.
+            until_deadline = None if reaped.held_back else reply.seconds_to_next_deadline()
             pause = (
                 self.config.poll_s
                 if until_deadline is None

@@ -5,6 +5,9 @@
 -- pod-killing item is isolated without costing its batch-mates anything. A dead-lettered
 -- item gets its ledger record (wq/layout.py: RECORD_FORMAT), with
 -- no worker and no duration: its worker died.
+-- A restart of Redis counts as a renewal of every lease: until the server has been up for
+-- GRACE_MS, nothing is reclaimed, so that workers cut off while it was down (alive, their items
+-- running) renew their leases first, rather than have their items charged and run again.
 --
 -- KEYS[1] meta      hash: counter 'retried' (fields in wq/layout.py)
 -- KEYS[2] suspects  list of positions to lease one at a time
@@ -17,16 +20,20 @@
 -- KEYS[9] ledger    hash: field -> RECORDS_PER_FIELD packed records
 -- ARGV[1] max_attempts  attempts an item gets before it is dead-lettered
 -- ARGV[2] limit         most leases reclaimed in one call
+-- ARGV[3] grace_ms      how long after a restart of Redis to reclaim nothing (0: reclaim now)
 --
--- Returns {requeued, dead_lettered}.
+-- Returns {requeued, dead_lettered}, or {0, 0, 1} when expired leases were held back (grace).
 
 local meta_key, suspects_key, leases_key, attempts_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_key, errors_key, solo_key, deaths_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local ledger_key = KEYS[9]
-local max_attempts, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local max_attempts, limit, grace_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, limit)
+if #expired > 0 and grace_ms > 0 and server_started_ms(now) + grace_ms > now then
+  return {0, 0, 1}
+end
 local requeued, dead = 0, 0
 for _, member in ipairs(expired) do
   redis.call('ZREM', leases_key, member)
