@@ -293,6 +293,7 @@ def build_handler(config: WorkerConfig) -> Handler:
         raise ConfigError(
             f"--item-timeout with the {name} handler needs --concurrency 1 "
             "(an in-process call can only be interrupted in the main thread)"
+            + ("; or --python-isolation process" if name == "python" else "")
         )
     return handler
 
