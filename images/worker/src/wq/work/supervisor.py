@@ -119,10 +119,6 @@ class HandlerProcesses:
         if self.closed:
             late, self.late = self.late, []
             return late
-        now = time.monotonic()
-        if timeout <= 0 and now - self.looked < LOOK_EVERY_S:
-            return []
-        self.looked = now
         for child in self.children:
             # Written together when it has work enough; at once when it is about to run out.
             unsent = len(child.pending)
@@ -130,6 +126,10 @@ class HandlerProcesses:
                 child.send_pending()
             elif child.unwritten:
                 child.flush()
+        now = time.monotonic()
+        if timeout <= 0 and now - self.looked < LOOK_EVERY_S:
+            return []
+        self.looked = now
         out: list[Outcome] = []
         wait = timeout
         if self.timeout_ns:

@@ -149,7 +149,8 @@ class Worker:
         while True:
             if self.stop.is_set():
                 return self._shutdown()
-            if self.local and self.slots.free() > 0:
+            # As many items as there are free slots (inline: one, run here and now).
+            for _ in range(min(len(self.local), self.slots.free())):
                 token, item = self.local.popleft()
                 if self._still_held(token, item):
                     self.slots.submit(token, item)
