@@ -160,3 +160,27 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie is gone
+
+
+def test_a_worker_killed_with_sigkill_takes_its_handler_processes_along(
+    redis_url: str, run_id: str, tmp_path: Path
+) -> None:
+    """No orphan runs on with the item (or the items queued behind it) that another worker
+    will run again once the lease expires."""
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id, "WQ_TEST_LOG_DIR": str(tmp_path)}
+    assert wq("seed", "hang", env=env).returncode == 0
+    worker = subprocess.Popen(
+        wq_argv("work", "--handler", "python", "--python", POISON),
+        env=wq_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        log = tmp_path / "poison.log"
+        line = wait_until("the item to start", lambda: log.exists() and log.read_text(), 60)
+        worker.kill()
+    finally:
+        worker.kill()
+        worker.wait()
+    pid = int(line.split()[1])
+    wait_until("the handler process to be gone", lambda: not _alive(pid), 10)

@@ -1,4 +1,4 @@
-"""The python handler's own process (`python -m wq.work.child IN_FD OUT_FD PROGRESS_FD`),
+"""The python handler's own process (`python -m wq.work.child IN OUT PROGRESS WORKER_PID`),
 started and watched by wq.work.supervisor: it imports MODULE:FUNCTION once, then calls it on
 every item it is sent, in order. Whatever the function does to this process (runs it out of
 memory, crashes it, exits, hangs, kills its process group) costs the item, never the worker.
@@ -18,10 +18,13 @@ a shared page (PROGRESS_FD, a memfd) holds the count of items begun and when the
 Kept light: it imports no more of wq than the output check needs.
 """
 
+import contextlib
+import ctypes
 import importlib
 import json
 import mmap
 import os
+import signal
 import struct
 import sys
 import time
@@ -39,6 +42,7 @@ READY, REFUSED, DONE, FAILED = range(4)
 # The shared progress page: items begun, and when the last one began (time.monotonic_ns).
 PROGRESS = struct.Struct("<qq")
 ANSWER_EVERY_NS = 1_000_000
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def load_function(target: str) -> Callable[[Any], object]:
@@ -157,14 +161,29 @@ def _next_frame(fd: int, incoming: bytearray) -> bytes | None:
     return frame
 
 
+def _die_with(worker: int) -> None:
+    """Killed by the kernel as soon as the worker is gone (Linux's parent-death signal, which
+    follows the thread that started us: the worker's main thread), so that a killed worker's
+    item does not run on unseen; exits at once if the worker is already gone."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != worker:
+        sys.exit(0)
+
+
 def main() -> None:
-    in_fd, out_fd, progress_fd = (int(a) for a in sys.argv[1:4])
+    in_fd, out_fd, progress_fd, worker = (int(a) for a in sys.argv[1:5])
+    _die_with(worker)
     # No pipe goes to a program the function runs: its end of file tells us the worker is
     # done, and the worker's tells it that we died.
     for fd in (in_fd, out_fd, progress_fd):
         os.set_inheritable(fd, False)
     shared = mmap.mmap(progress_fd, PROGRESS.size)
-    sys.exit(serve(in_fd, out_fd, memoryview(shared).cast("q")))
+    try:
+        code = serve(in_fd, out_fd, memoryview(shared).cast("q"))
+    except BrokenPipeError:  # the worker is gone: nobody to answer
+        code = 0
+    sys.exit(code)
 
 
 if __name__ == "__main__":

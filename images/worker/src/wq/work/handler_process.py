@@ -88,7 +88,10 @@ class Child:
         self.from_child, up_w = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "wq.work.child", str(down_r), str(up_w), str(progress_fd)],
+                [
+                    *(sys.executable, "-m", "wq.work.child"),
+                    *(str(fd) for fd in (down_r, up_w, progress_fd, os.getpid())),
+                ],
                 pass_fds=(down_r, up_w, progress_fd),
                 stdin=subprocess.DEVNULL,
                 env=env,
