@@ -2,7 +2,9 @@
 
 Starts a private redis-server on loopback, then for each worker count W:
   - wq: seeds N no-op items, runs W `wq work` processes, measures items/s from the first
-    lease to drained, the Redis server's CPU time per item (INFO cpu, user + system, over the
+    lease to drained, with the python handler isolated in a process of its own (the default)
+    and, paired with it, in the worker's own process (--python-isolation none); the Redis
+    server's CPU time per item (INFO cpu, user + system, over the
     whole run), the workers' CPU time per item (their rusage, start-up included) and the
     bytes per item the drained run's keys hold (MEMORY USAGE of every key of the run: a
     range run stores no items, so that is its ledger of done items). On a busy machine CPU
@@ -18,6 +20,7 @@ serves one call at a time, so that is how long every worker waits behind it. Wri
     python bench/throughput.py --out bench/results [--items 1000000] [--workers 1,2,4,8]
         [--docs-items 20000] [--run-items 1000000] [--benchmark-requests 200000]
     python bench/throughput.py --wq-only --workers 4 --repeat 3   # A/B of wq alone
+    python bench/throughput.py --wq-only --isolation both --repeat 6   # isolated vs in-process
 
 The workers import `wq` like this script does, so PYTHONPATH=OTHER/src runs another version
 of the package for an A/B comparison on the same machine.
@@ -82,8 +85,11 @@ def redis_cpu_s(server: Server) -> float:
     return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
-def run_wq(server: Server, items: int, workers: int, tag: str) -> dict[str, float]:
-    """items/s, Redis CPU microseconds per item, and bytes per item of the drained run."""
+def run_wq(
+    server: Server, items: int, workers: int, tag: str, isolation: str = "process"
+) -> dict[str, float]:
+    """items/s, Redis CPU microseconds per item, and bytes per item of the drained run, with
+    the python handler isolated (`process`) or in the worker's process (`none`)."""
     run = f"bench-{tag}"
     pythonpath = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
     env = {
@@ -99,7 +105,11 @@ def run_wq(server: Server, items: int, workers: int, tag: str) -> dict[str, floa
     cpu_before = redis_cpu_s(server)
     procs = [
         subprocess.Popen(
-            [WQ, "work", "--handler", "python", "--python", "noop:noop", "--poll", "0.01"], env=env
+            [
+                *(WQ, "work", "--handler", "python", "--python", "noop:noop", "--poll", "0.01"),
+                *("--python-isolation", isolation),
+            ],
+            env=env,
         )
         for _ in range(workers)
     ]
@@ -286,6 +296,7 @@ def plot(results: dict[str, object], path: Path) -> None:
     workers = [r["workers"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(workers, [r["wq"] for r in rows], "o-", label="wq (batched leases)")
+    ax.plot(workers, [r["wq_in_process"] for r in rows], "^--", label="wq, handler in the worker")
     ax.plot(workers, [r["docs"] for r in rows], "s-", label="Kubernetes docs client")
     ceiling = results["ceiling"]
     assert isinstance(ceiling, dict)
@@ -318,6 +329,12 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="wq runs per worker count")
     parser.add_argument(
+        "--isolation",
+        choices=("process", "none", "both"),
+        default="process",
+        help="--wq-only: the python handler's --python-isolation; both: paired runs of each",
+    )
+    parser.add_argument(
         "--run-items",
         type=int,
         default=1_000_000,
@@ -328,18 +345,27 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.wq_only:
+        kinds = ("process", "none") if args.isolation == "both" else (args.isolation,)
         with tempfile.TemporaryDirectory() as tmp:
             server = Server(Path(tmp))
             try:
                 for w in (int(x) for x in args.workers.split(",")):
                     for n in range(args.repeat):
-                        r = run_wq(server, args.items, w, f"w{w}-{n}")
-                        print(
-                            f"workers={w} wq={r['rate']:,.0f}/s redis_cpu={r['cpu_us']:.2f}us/item "
-                            f"workers_cpu={r['workers_cpu_us']:.2f}us/item "
-                            f"keys={r['bytes']:.1f}B/item",
-                            flush=True,
-                        )
+                        rates = {}
+                        # Paired, in turn: which goes first alternates.
+                        for kind in kinds if n % 2 == 0 else kinds[::-1]:
+                            r = run_wq(server, args.items, w, f"w{w}-{n}-{kind}", kind)
+                            rates[kind] = r["rate"]
+                            print(
+                                f"workers={w} isolation={kind} wq={r['rate']:,.0f}/s "
+                                f"redis_cpu={r['cpu_us']:.2f}us/item "
+                                f"workers_cpu={r['workers_cpu_us']:.2f}us/item "
+                                f"keys={r['bytes']:.1f}B/item",
+                                flush=True,
+                            )
+                        if len(rates) == 2:
+                            ratio = rates["process"] / rates["none"]
+                            print(f"workers={w} isolated/in-process={ratio:.3f}", flush=True)
             finally:
                 server.stop()
         return
@@ -356,7 +382,9 @@ def main() -> None:
             }
             rows = []
             for w in (int(x) for x in args.workers.split(",")):
+                # The python handler isolated (the default) and in process, back to back.
                 measured = run_wq(server, args.items, w, f"w{w}")
+                in_process = run_wq(server, args.items, w, f"w{w}-none", "none")
                 wq_rate = measured["rate"]
                 docs_rate = run_docs(server, args.docs_items, w, f"w{w}")
                 rows.append(
@@ -366,6 +394,8 @@ def main() -> None:
                         "cpu_us": measured["cpu_us"],
                         "workers_cpu_us": measured["workers_cpu_us"],
                         "bytes": measured["bytes"],
+                        "wq_in_process": in_process["rate"],
+                        "isolated_ratio": wq_rate / in_process["rate"],
                         "docs": docs_rate,
                         "speedup": wq_rate / docs_rate,
                         "of_ceiling": wq_rate / ceiling["unpipelined"],
@@ -373,7 +403,8 @@ def main() -> None:
                     }
                 )
                 print(
-                    f"workers={w} wq={wq_rate:,.0f}/s docs={docs_rate:,.0f}/s "
+                    f"workers={w} wq={wq_rate:,.0f}/s in-process={in_process['rate']:,.0f}/s "
+                    f"docs={docs_rate:,.0f}/s "
                     f"redis_cpu={measured['cpu_us']:.2f}us/item keys={measured['bytes']:.1f}B/item",
                     flush=True,
                 )
@@ -397,14 +428,18 @@ def main() -> None:
         f"{args.items:,} no-op items per wq run on {os.cpu_count()} cores, one redis-server "
         "on loopback. Redis CPU: the server's user + system time over the run, per item. "
         "Workers' CPU: theirs, start-up included. Bytes: what the drained run's keys hold per "
-        "item (a range run: its ledger of done items, no outputs).",
+        "item (a range run: its ledger of done items, no outputs). wq: the python handler "
+        "isolated in a process of its own per worker (the default), and paired with it, in "
+        "the worker's own process (--python-isolation none).",
         "",
-        "| workers | wq items/s | Redis CPU us/item | workers' CPU us/item | bytes/item "
+        "| workers | wq items/s | in-process items/s | isolated / in-process "
+        "| Redis CPU us/item | workers' CPU us/item | bytes/item "
         "| docs client items/s | wq / docs | wq / redis-benchmark (1 req/RTT) "
         "| wq / redis-benchmark (pipelined) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {r['workers']} | {r['wq']:,.0f} | {r['cpu_us']:.2f} | {r['workers_cpu_us']:.2f} "
+            f"| {r['workers']} | {r['wq']:,.0f} | {r['wq_in_process']:,.0f} "
+            f"| {r['isolated_ratio']:.2f} | {r['cpu_us']:.2f} | {r['workers_cpu_us']:.2f} "
             f"| {r['bytes']:.1f} "
             f"| {r['docs']:,.0f} | {r['speedup']:.1f}x "
             f"| {r['of_ceiling']:.2f} | {r['of_pipelined']:.2f} |"

@@ -45,7 +45,7 @@ def test_throughput(tmp_path: Path) -> None:
     )
     table = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert table in result.stdout
-    assert "| workers | wq items/s | Redis CPU us/item |" in table
+    assert "| workers | wq items/s | in-process items/s | isolated / in-process |" in table
     assert "redis-benchmark LPUSH/LPOP ceiling, 4 clients: " in table
     assert "Seeding 2,000 items: " in table
     assert "Slowest single Redis call of an operation on a 2,000-item run" in table
@@ -53,7 +53,15 @@ def test_throughput(tmp_path: Path) -> None:
     results = read_json(tmp_path / "results.json")
     [row] = results["rows"]
     assert row["workers"] == 2
-    for figure in ("wq", "cpu_us", "workers_cpu_us", "bytes", "docs"):
+    for figure in (
+        "wq",
+        "wq_in_process",
+        "isolated_ratio",
+        "cpu_us",
+        "workers_cpu_us",
+        "bytes",
+        "docs",
+    ):
         assert row[figure] > 0, figure
     assert set(results["calls_1m"]) == {"seed", "retry-dead", "adopt", "purge"}
     assert all(call["slowest_ms"] > 0 for call in results["calls_1m"].values())

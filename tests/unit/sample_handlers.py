@@ -1,7 +1,7 @@
 """Handlers for tests, imported by workers as `tests.unit.sample_handlers:NAME`.
 
-Each execution is appended to a per-process file under $WQ_TEST_LOG_DIR, so a test can count
-how many times every item really ran, across processes that were killed."""
+Each execution is appended to a file per worker process under $WQ_TEST_LOG_DIR, so a test can
+count how many times every item really ran, across processes that were killed."""
 
 import os
 import signal
@@ -10,11 +10,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The worker's pid: the python handler runs in a process of its own, the worker's child (in
+# the worker's own process with --python-isolation none).
+_WORKER = os.getpid() if os.environ.get("WQ_PYTHON_ISOLATION") == "none" else os.getppid()
+
 
 def _log(value: Any) -> None:
     directory = os.environ.get("WQ_TEST_LOG_DIR")
     if directory:
-        with (Path(directory) / f"{os.getpid()}.log").open("a") as f:
+        with (Path(directory) / f"{_WORKER}.log").open("a") as f:
             f.write(f"{value}\n")
 
 
@@ -36,8 +40,9 @@ def record(value: Any) -> None:
 
 
 def killer(value: Any) -> None:
-    """Like `record`, but the item WQ_TEST_KILLER kills its own worker (SIGKILL) each time it
-    runs, as an item that makes its pod run out of memory would."""
+    """Like `record`, but the item WQ_TEST_KILLER kills its own process (SIGKILL) each time it
+    runs: its worker's with --python-isolation none, as an item that makes its pod run out of
+    memory does where the kernel kills the whole container (cgroup v2's memory.oom.group)."""
     if str(value) == os.environ.get("WQ_TEST_KILLER"):
         once = os.environ.get("WQ_TEST_KILL_ONCE")  # a marker file: kill only the first time
         if not once or not Path(once).exists():

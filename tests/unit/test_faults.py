@@ -376,6 +376,7 @@ def test_a_pod_killing_item_is_isolated_and_its_batch_mates_are_not_charged(
         run_id,
         tmp_path,
         WQ_PYTHON="tests.unit.sample_handlers:killer",
+        WQ_PYTHON_ISOLATION="none",  # the item kills its worker (tests/unit/test_isolation.py: not)
         WQ_TEST_KILLER=str(poison),
         WQ_LEASE="1",
         WQ_MAX_ATTEMPTS="2",
@@ -414,6 +415,7 @@ def test_a_killed_workers_item_runs_again_while_fresh_items_remain(
         run_id,
         tmp_path,
         WQ_PYTHON="tests.unit.sample_handlers:killer",
+        WQ_PYTHON_ISOLATION="none",  # the item kills its worker (tests/unit/test_isolation.py: not)
         WQ_TEST_KILLER=str(victim_item),
         WQ_TEST_KILL_ONCE=str(once),
         WQ_TEST_SLEEP="0.005",

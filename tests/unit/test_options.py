@@ -42,6 +42,7 @@ def test_every_setting_round_trips_through_its_environment_variable() -> None:
         command=("echo", "{{ item.src }}"),
         shell=True,
         python="m:f",
+        python_isolation="none",
         capture_stdout=True,
         max_output_bytes=1000,
         lease_s=12.5,

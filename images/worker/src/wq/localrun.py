@@ -49,8 +49,9 @@ def run_locally(
     connection: ConnectionConfig, config: WorkerConfig, source: ItemsSource, workers: int
 ) -> int:
     """Seed and work a run with `workers` processes; 0 only if every item is done."""
-    # Check the handler settings once, before starting processes that would all fail.
-    build_handler(config)
+    # Check the handler settings once, before starting processes that would all fail (and stop
+    # the python handler's processes that check started).
+    build_handler(config).cancel_all()
     with ExitStack() as stack:
         if not connection.redis_url:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="wq-"))

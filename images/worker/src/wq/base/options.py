@@ -19,6 +19,8 @@ from wq.base.errors import ConfigError
 from wq.base.settings import Text, count, seconds, setting, setting_of, settings, shown
 
 HANDLERS = ("demo", "command", "python")
+# Where the python handler runs: a process of its own per slot, or the worker's.
+ISOLATIONS = ("process", "none")
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -136,6 +138,17 @@ class WorkerConfig:
         type=Text(),
         value="python",
     )
+    python_isolation: str = setting(
+        "process",
+        "--python-isolation",
+        "WQ_PYTHON_ISOLATION",
+        "python handler: process runs the function in a process of its own per slot, started "
+        "once and reused, so that an item that runs it out of memory, crashes it, exits or "
+        "overruns --item-timeout fails that item alone (the process is started again); none "
+        "calls it in the worker's own process (such an item then kills the worker).",
+        type=click.Choice(ISOLATIONS),
+        value="pythonIsolation",
+    )
     capture_stdout: bool = setting(
         False,
         "--capture-stdout/--no-capture-stdout",
@@ -168,7 +181,8 @@ class WorkerConfig:
         "--item-timeout",
         "WQ_ITEM_TIMEOUT",
         "Seconds one attempt at an item may take (0: no limit); a command's whole process "
-        "group is killed.",
+        "group is killed, and so is the python handler's process (started again for the next "
+        "item).",
         type=seconds(),
         value="itemTimeout",
     )

@@ -5,7 +5,6 @@ and raises HandlerFailed (or any exception) on failure.
 """
 
 import contextlib
-import importlib
 import os
 import re
 import shlex
@@ -18,25 +17,21 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any, Protocol
-from urllib.parse import urlsplit
+from collections.abc import Mapping, Sequence
+from typing import IO, Protocol
 
 from wq.base.errors import ConfigError
 from wq.base.item import Item
-from wq.base.options import DEFAULT_MAX_OUTPUT_BYTES, HANDLERS, ConnectionConfig, WorkerConfig
-from wq.base.settings import setting_of
+from wq.base.options import DEFAULT_MAX_OUTPUT_BYTES, HANDLERS, WorkerConfig
+from wq.work.child import load_function
 from wq.work.command_template import CommandTemplate, RenderFailed
+from wq.work.handler_process import handler_environment
+from wq.work.outcome import HandlerFailed
 from wq.work.outputs import json_output, read_limited, text_output, too_big
+from wq.work.supervisor import HandlerProcesses
 
-_PASSWORD_ENV = setting_of(ConnectionConfig, "redis_password").env
-_URL_ENV = setting_of(ConnectionConfig, "redis_url").env
 # Where a command writes its item's output (a path in a fresh directory per item).
 OUTPUT_ENV = "WQ_OUTPUT"
-
-
-class HandlerFailed(Exception):
-    """An item failed; the message becomes the item's last error."""
 
 
 class Handler(Protocol):
@@ -71,8 +66,9 @@ class DemoHandler:
 
 
 class PythonHandler:
-    """Calls MODULE:FUNCTION (importable in the image) with the decoded item; what it returns
-    is the item's output."""
+    """Calls MODULE:FUNCTION (importable in the image) with the decoded item, in the worker's
+    own process (--python-isolation none; wq.work.supervisor runs it in processes of its
+    own); what it returns is the item's output."""
 
     enforces_own_timeout = False
 
@@ -94,30 +90,6 @@ class PythonHandler:
 
     def cancel_all(self) -> None:
         pass
-
-
-def load_function(target: str) -> Callable[[Any], object]:
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"python handler {target!r} is not MODULE:FUNCTION")
-    where = f"python handler {target!r}: cannot import {module_name!r}"
-    # Importing runs the module's code, which is the user's: whatever it raises (or exits
-    # with) at import is a handler that cannot start, exit 2, and never a traceback.
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    except SyntaxError as exc:
-        at = f" ({exc.filename}, line {exc.lineno})" if exc.filename else ""
-        raise ConfigError(f"{where}: syntax error{at}: {exc.msg}") from None
-    except SystemExit as exc:
-        raise ConfigError(f"{where}: it called sys.exit({exc.code!r}) as it was imported") from None
-    except Exception as exc:
-        raise ConfigError(f"{where}: {type(exc).__name__}: {exc}") from None
-    func = getattr(module, attr, None)
-    if not callable(func):
-        raise ConfigError(f"python handler {target!r}: {module_name} has no function {attr!r}")
-    return func  # type: ignore[no-any-return]
 
 
 class CommandHandler:
@@ -272,14 +244,9 @@ def _stream(pipe: IO[bytes], prefix: str, tail: "deque[str]") -> None:
 
 
 def item_environment(environ: Mapping[str, str], item: Item) -> dict[str, str]:
-    """The environment of an item's process: the worker's without the Redis credentials, plus
-    the item. What runs per item may be fed hostile items and needs no Redis: it gets neither
-    WQ_REDIS_PASSWORD nor a WQ_REDIS_URL that holds a password (a URL without one, which only
-    says where Redis is, stays; a redacted one would be a wrong password, so it goes)."""
-    env = dict(environ)
-    env.pop(_PASSWORD_ENV, None)
-    if urlsplit(env.get(_URL_ENV, "")).password is not None:
-        del env[_URL_ENV]
+    """The environment of an item's process: the worker's without the Redis credentials
+    (wq.work.supervisor.handler_environment), plus the item."""
+    env = handler_environment(environ)
     env["WQ_ITEM"] = item.text
     env["WQ_ITEM_POSITION"] = str(item.position)
     return env
@@ -306,7 +273,12 @@ def build_handler(config: WorkerConfig) -> Handler:
     elif name == "python":
         if not config.python:
             raise ConfigError("python handler needs --python MODULE:FUNCTION (or WQ_PYTHON)")
-        handler = PythonHandler(config.python, config.max_output_bytes)
+        if config.python_isolation == "process":
+            handler = HandlerProcesses(
+                config.python, config.concurrency, config.item_timeout_s, config.max_output_bytes
+            )
+        else:
+            handler = PythonHandler(config.python, config.max_output_bytes)
     elif name == "command":
         handler = CommandHandler(
             config.command,
@@ -321,6 +293,7 @@ def build_handler(config: WorkerConfig) -> Handler:
         raise ConfigError(
             f"--item-timeout with the {name} handler needs --concurrency 1 "
             "(an in-process call can only be interrupted in the main thread)"
+            + ("; or --python-isolation process" if name == "python" else "")
         )
     return handler
 

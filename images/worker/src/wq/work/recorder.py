@@ -12,7 +12,7 @@ from wq.store.handle import MAX_BATCH, OUTPUT_BYTES_PER_CALL
 from wq.store.leases import FailOutcome
 from wq.store.queue import RunQueue
 from wq.work.held import Held, brief
-from wq.work.slots import Outcome
+from wq.work.outcome import Outcome
 
 
 class Recorder:

@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from wq.base.item import Item
 from wq.work.handlers import Handler
+from wq.work.outcome import Outcome
 
 
 class StopRequested(BaseException):
@@ -22,14 +23,6 @@ class StopRequested(BaseException):
 
 class ItemTimeout(BaseException):
     """Raised in the main thread by SIGALRM when an inline handler overruns its timeout."""
-
-
-class Outcome(NamedTuple):
-    token: str
-    item: Item
-    error: str | None
-    duration_ns: int  # monotonic: integers are cheap to turn into a record's milliseconds
-    output: str | None = None  # JSON text
 
 
 class Slots(Protocol):
@@ -43,6 +36,9 @@ class Slots(Protocol):
 
     def interrupt(self) -> None:
         """Called from a signal handler: stop an item running in this (the main) thread."""
+
+    def close(self) -> None:
+        """The run is over: let go of what runs the items."""
 
 
 def run_item(handler: Handler, token: str, item: Item) -> Outcome:
@@ -113,6 +109,9 @@ class InlineSlots:
             self.in_handler = False
             raise StopRequested()
 
+    def close(self) -> None:
+        pass
+
 
 class ThreadSlots:
     """`concurrency` handler slots on daemon threads (daemon: a shutdown need not wait for a
@@ -157,3 +156,6 @@ class ThreadSlots:
 
     def interrupt(self) -> None:
         pass  # slot threads are daemons: the shutdown does not wait for them
+
+    def close(self) -> None:
+        pass

@@ -29,6 +29,7 @@ from wq.work.held import Heartbeat, Held
 from wq.work.recorder import Recorder
 from wq.work.slots import InlineSlots, Slots, StopRequested, ThreadSlots
 from wq.work.summary import WorkerSummary, write_termination_message
+from wq.work.supervisor import HandlerProcesses
 
 EXIT_DRAINED = 0
 EXIT_DEAD_ITEMS = 3
@@ -46,11 +47,14 @@ class Worker:
         self.log = log.bind(run=queue.run, worker=self.worker_id)
         self.stop = threading.Event()
         self.held = Held()
-        self.slots: Slots = (
-            InlineSlots(handler, config.item_timeout_s)
-            if config.concurrency == 1
-            else ThreadSlots(handler, config.concurrency)
-        )
+        self.slots: Slots
+        if isinstance(handler, HandlerProcesses):  # slots of their own: processes
+            handler.log = self.log
+            self.slots = handler
+        elif config.concurrency == 1:
+            self.slots = InlineSlots(handler, config.item_timeout_s)
+        else:
+            self.slots = ThreadSlots(handler, config.concurrency)
         self.local: deque[tuple[str, Item]] = deque()
         self.recorder = Recorder(queue, self.held, config, self.worker_id, self.log)
         self.started = time.monotonic()
@@ -91,6 +95,7 @@ class Worker:
             raise
         finally:
             heartbeat.stopped.set()
+            self.slots.close()
         reasons = {EXIT_DRAINED: "drained", EXIT_DEAD_ITEMS: "dead_items", EXIT_STOPPED: "stopped"}
         self._summarize(reasons[code], code)
         return code
@@ -145,11 +150,14 @@ class Worker:
         while True:
             if self.stop.is_set():
                 return self._shutdown()
-            if self.local and self.slots.free() > 0:
+            # As many items as there are free slots (inline: one, run here and now).
+            for _ in range(min(len(self.local), self.slots.free())):
                 token, item = self.local.popleft()
                 if self._still_held(token, item):
                     self.slots.submit(token, item)
-            wait = 0.0 if self.local or not self.slots.busy() else self.config.flush_interval_s
+            # Waits for a result only while no item can start (every slot taken, or none to start).
+            startable = self.local and self.slots.free() > 0
+            wait = 0.0 if startable or not self.slots.busy() else self.config.flush_interval_s
             for outcome in self.slots.results(wait):
                 self.recorder.record(outcome)
             if self.recorder.flush_due():

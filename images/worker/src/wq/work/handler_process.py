@@ -1,0 +1,236 @@
+"""One python handler process (wq.work.child) as the worker sees it: started in a session of its
+own, the frames to and from it, its progress page, and why it died."""
+
+import contextlib
+import fcntl
+import json
+import mmap
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from wq.base.errors import ConfigError
+from wq.base.item import Item
+from wq.base.options import ConnectionConfig
+from wq.base.settings import setting_of
+from wq.work.child import DONE, PROGRESS, READY, REFUSED, TO_CHILD, TO_WORKER
+from wq.work.outcome import Outcome
+
+_PASSWORD_ENV = setting_of(ConnectionConfig, "redis_password").env
+_URL_ENV = setting_of(ConnectionConfig, "redis_url").env
+# Longest a handler process may take to start and import the function.
+START_TIMEOUT_S = 300.0
+# The container's count of out-of-memory kills: cgroup v2, then v1.
+OOM_COUNTERS = (
+    Path("/sys/fs/cgroup/memory.events"),
+    Path("/sys/fs/cgroup/memory/memory.oom_control"),
+)
+
+
+def handler_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of what runs items: the worker's without the Redis credentials. What
+    runs per item may be fed hostile items and needs no Redis: it gets neither
+    WQ_REDIS_PASSWORD nor a WQ_REDIS_URL that holds a password (a URL without one, which only
+    says where Redis is, stays; a redacted one would be a wrong password, so it goes)."""
+    env = dict(environ)
+    env.pop(_PASSWORD_ENV, None)
+    if urlsplit(env.get(_URL_ENV, "")).password is not None:
+        del env[_URL_ENV]
+    return env
+
+
+def oom_kills() -> tuple[str, int] | None:
+    """(file, count) of the container's out-of-memory kills so far; None if unreadable."""
+    for path in OOM_COUNTERS:
+        with contextlib.suppress(OSError, ValueError):
+            for line in path.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return path.name, int(value)
+    return None
+
+
+def death_reason(code: int, oom: tuple[str, int] | None) -> str:
+    """Why a handler process ended, from its exit status (negative: the signal that killed
+    it) and the container's out-of-memory kills before it (oom_kills())."""
+    if code >= 0:
+        return f"the handler process exited with status {code} (os._exit, or exit() in C code)"
+    number = -code
+    name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
+    if number == signal.SIGKILL:
+        now = oom_kills()
+        if now is not None and oom is not None and now[1] > oom[1]:
+            return (
+                f"the handler process ran out of memory (SIGKILL; the container's {now[0]} "
+                "oom_kill went up)"
+            )
+    return f"the handler process was killed by {name}"
+
+
+class Child:
+    """One handler process: its pipes, its progress page, and the items it was given that it
+    has not answered, in order: `sent` were written to it, `pending` not yet."""
+
+    def __init__(self, target: str, hello: bytes, env: Mapping[str, str]) -> None:
+        """Starts it and waits until it has imported the function; a ConfigError if it
+        cannot."""
+        progress_fd = os.memfd_create("wq-handler-progress")
+        os.ftruncate(progress_fd, PROGRESS.size)
+        self.progress = memoryview(mmap.mmap(progress_fd, PROGRESS.size)).cast("q")
+        down_r, self.to_child = os.pipe()
+        self.from_child, up_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "wq.work.child"),
+                    *(str(fd) for fd in (down_r, up_w, progress_fd, os.getpid())),
+                ],
+                pass_fds=(down_r, up_w, progress_fd),
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # a kill of its process group is not the worker's
+            )
+        finally:
+            for fd in (down_r, up_w, progress_fd):
+                os.close(fd)
+        self.sent: deque[tuple[str, Item]] = deque()
+        self.pending: list[tuple[str, Item]] = []
+        self.answered = 0  # items answered since it started
+        self.unwritten = bytearray()  # frames the pipe had no room for yet
+        self.received = bytearray()
+        self.write(TO_CHILD.pack(len(hello)) + hello)
+        for fd in (self.to_child, self.from_child):
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+        self._handshake(target)
+
+    def _handshake(self, target: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        size = TO_WORKER.size
+        while len(self.received) < size or len(self.received) < size + self._next_size():
+            self.flush()
+            left = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self.from_child], [], [], left)
+            if not ready or self.read() is False:
+                code = self.kill()
+                self.close()
+                how = death_reason(code, None) if ready else f"it did not start in {left:g} s"
+                raise ConfigError(f"python handler {target!r} cannot be loaded: {how}")
+        n, kind, _ = TO_WORKER.unpack_from(self.received)
+        if kind == REFUSED:
+            reason = self.received[size : size + n].decode()
+            self.kill()
+            self.close()
+            raise ConfigError(reason)
+        assert kind == READY, kind
+        del self.received[: size + n]
+
+    def _next_size(self) -> int:
+        return int(TO_WORKER.unpack_from(self.received)[0])
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def write(self, data: bytes) -> None:
+        self.unwritten += data
+        self.flush()
+
+    def flush(self) -> None:
+        if not self.unwritten:
+            return
+        try:
+            written = os.write(self.to_child, self.unwritten)
+        except BlockingIOError:
+            return
+        except BrokenPipeError:  # dead: its end of file says so
+            written = len(self.unwritten)
+        del self.unwritten[:written]
+
+    def send_pending(self) -> None:
+        frames = []
+        pack = TO_CHILD.pack
+        for _, item in self.pending:
+            raw = item.raw.encode()
+            frames.append(pack(len(raw)))
+            frames.append(raw)
+        self.sent.extend(self.pending)
+        self.pending = []
+        self.write(b"".join(frames))
+
+    def read(self) -> bool | None:
+        """Takes what the process wrote: False at its end (it died), None if nothing came."""
+        try:
+            data = os.read(self.from_child, 1 << 16)
+        except BlockingIOError:
+            return None
+        self.received += data
+        return bool(data)
+
+    def answers(self, out: list[Outcome]) -> None:
+        """Turns the whole frames received into outcomes."""
+        buf, pos, size, count = self.received, 0, TO_WORKER.size, 0
+        sent = self.sent
+        while len(buf) - pos >= size and sent:
+            n, kind, duration_ns = TO_WORKER.unpack_from(buf, pos)
+            end = pos + size + n
+            if end > len(buf):
+                break
+            token, item = sent.popleft()
+            text = buf[pos + size : end].decode() if n else None
+            if kind == DONE:
+                out.append(Outcome(token, item, None, duration_ns, text))
+            else:
+                out.append(Outcome(token, item, text or "failed", duration_ns))
+            pos = end
+            count += 1
+        if pos:
+            self.answered += count
+            del buf[:pos]
+
+    def running_since(self) -> int | None:
+        """When the item it is running began (time.monotonic_ns); None if it runs none."""
+        begun = self.progress[0]
+        started = self.progress[1]
+        return started if begun > self.answered and self.sent else None
+
+    def running(self) -> int | None:
+        """Where in the queue the item it was running is (its answer did not come)."""
+        index = self.progress[0] - 1 - self.answered
+        return index if 0 <= index < len(self.sent) else None
+
+    def kill(self) -> int:
+        """Kills its whole process group; returns its exit status (negative: a signal)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        code = self.proc.wait()
+        while self.read():  # what it wrote before it died
+            pass
+        return code
+
+    def end_input(self) -> None:
+        """No more items: it reads its end of file and exits."""
+        with contextlib.suppress(OSError):
+            os.close(self.to_child)
+        self.to_child = -1
+
+    def close(self) -> None:
+        for fd in (self.to_child, self.from_child):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.to_child = self.from_child = -1
+        self.progress.release()
+
+
+def hello(target: str, max_output_bytes: int) -> bytes:
+    """The first frame a handler process is sent: what to import and from where."""
+    return json.dumps(
+        {"target": target, "path": sys.path, "max_output_bytes": max_output_bytes}
+    ).encode()

@@ -1,0 +1,186 @@
+"""The python handler isolated from the worker (wq.work.supervisor): items that take the
+handler's process down (killed, crashed, exited, hung, its process group killed) fail at once
+with their reason, the other items are not charged, and the worker drains and exits 0."""
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.poison import REASONS
+from tests.polling import wait_until
+from tests.unit.cli_runner import wq, wq_argv, wq_env
+from wq.base.errors import ConfigError
+from wq.base.item import Item, encode
+from wq.base.logs import EventLog
+from wq.base.options import WorkerConfig
+from wq.read.ledger import DEAD, DONE, iter_records
+from wq.seed.seeder import seed_items
+from wq.store.queue import RunQueue
+from wq.work.handlers import build_handler
+from wq.work.outcome import HandlerFailed
+from wq.work.supervisor import HandlerProcesses
+from wq.work.worker import EXIT_DRAINED, Worker
+
+POISON = "tests.poison:handle"
+
+
+def config(**overrides: Any) -> WorkerConfig:
+    base: dict[str, Any] = {
+        "handler": "python",
+        "python": POISON,
+        "worker_id": "w",
+        "lease_s": 5.0,
+        "poll_s": 0.05,
+        "seed_wait_s": 5.0,
+        "termination_log": "",
+    }
+    return WorkerConfig(**{**base, **overrides})
+
+
+def work(queue: RunQueue, cfg: WorkerConfig) -> int:
+    return Worker(queue, build_handler(cfg), cfg, EventLog(level="error")).run()
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_items_that_take_the_handler_process_down_fail_alone_and_at_once(
+    queue: RunQueue, concurrency: int
+) -> None:
+    kinds = [k for k in REASONS if k != "allocate"]  # a real memory limit: the e2e test
+    plain = [f"item-{n}" for n in range(40)]
+    values = plain[:]
+    for n, kind in enumerate(kinds):
+        values.insert(5 * n + 3, kind)
+    seed_items(queue, [encode(v) for v in values])
+    cfg = config(concurrency=concurrency, max_attempts=2, item_timeout_s=2.0)
+    assert work(queue, cfg) == EXIT_DRAINED
+
+    records = {r.item: r for r in iter_records(queue)}
+    for kind in kinds:
+        r = records[json.dumps(kind)]
+        assert (r.state, r.attempts) == (DEAD, 2), r
+        assert r.error is not None
+        assert r.error.startswith(REASONS[kind]), r
+    assert records[json.dumps("hang")].error == (
+        "the handler process did not finish within the item timeout of 2 s (killed)"
+    )
+    assert records[json.dumps("exit")].error == (
+        "the handler process exited with status 3 (os._exit, or exit() in C code)"
+    )
+    for value in plain:
+        r = records[json.dumps(value)]
+        assert (r.state, r.attempts) == (DONE, 1), r
+    status = queue.reading.status()
+    assert (status.done, status.dead, status.pending, status.in_flight) == (40, len(kinds), 0, 0)
+
+
+def test_a_handler_process_is_started_once_and_kept(tmp_path: Path) -> None:
+    """Warm: every item of a slot runs in the same process; a MemoryError is an exception
+    like any other, which it lives through."""
+    os.environ["WQ_TEST_LOG_DIR"] = str(tmp_path)
+    try:
+        handler = HandlerProcesses(POISON, 1, 0, 65536)
+        try:
+            assert handler(Item(0, 1, encode("plain"))) is None
+            for n in range(2):
+                with pytest.raises(HandlerFailed, match=r"^MemoryError$"):
+                    handler(Item(1 + n, 1, encode("memoryerror")))
+            [pid] = {
+                line.split()[1]
+                for line in (tmp_path / "poison.log").read_text().split("\n")
+                if line
+            }
+            assert [str(c.pid) for c in handler.children] == [pid]
+        finally:
+            handler.close()
+    finally:
+        del os.environ["WQ_TEST_LOG_DIR"]
+
+
+def test_outputs_and_errors_come_back_from_the_handler_process() -> None:
+    handler = HandlerProcesses("tests.unit.sample_handlers:exits", 1, 0, 65536)
+    try:
+        assert handler(Item(0, 1, encode({"a": "é"}))) == json.dumps(
+            "{'a': 'é'}", ensure_ascii=False
+        )
+        with pytest.raises(HandlerFailed, match=r"^the function called sys.exit\(7\)$"):
+            handler(Item(1, 1, encode("exit")))
+    finally:
+        handler.close()
+    small = HandlerProcesses("tests.unit.sample_handlers:exits", 1, 0, 4)
+    try:
+        with pytest.raises(HandlerFailed, match="over the limit of 4 bytes"):
+            small(Item(0, 1, encode("longer")))
+    finally:
+        small.close()
+
+
+def test_a_function_that_cannot_be_imported_is_a_config_error_at_start() -> None:
+    with pytest.raises(ConfigError, match="cannot import 'no_such_module_x'"):
+        HandlerProcesses("no_such_module_x:f", 2, 0, 65536)
+    with pytest.raises(ConfigError, match="has no function 'nope'"):
+        build_handler(config(python="json:nope"))
+
+
+def test_sigterm_stops_the_handler_processes_and_hands_the_item_back(
+    redis_url: str, run_id: str, tmp_path: Path
+) -> None:
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id, "WQ_TEST_LOG_DIR": str(tmp_path)}
+    assert wq("seed", "hang", env=env).returncode == 0
+    worker = subprocess.Popen(
+        wq_argv("work", "--handler", "python", "--python", POISON),
+        env=wq_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        log = tmp_path / "poison.log"
+        line = wait_until("the item to start", lambda: log.exists() and log.read_text(), 60)
+        pid = int(line.split()[1])
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 128 + signal.SIGTERM, worker.stderr and worker.stderr.read()
+    finally:
+        worker.kill()
+        worker.wait()
+        if worker.stderr:
+            worker.stderr.close()
+    wait_until("the handler process to be gone", lambda: not _alive(pid), 10)
+    status = json.loads(wq("status", "--json", env=env).stdout)
+    assert (status["pending"], status["dead"]) == (1, 0), status
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie is gone
+
+
+def test_a_worker_killed_with_sigkill_takes_its_handler_processes_along(
+    redis_url: str, run_id: str, tmp_path: Path
+) -> None:
+    """No orphan runs on with the item (or the items queued behind it) that another worker
+    will run again once the lease expires."""
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id, "WQ_TEST_LOG_DIR": str(tmp_path)}
+    assert wq("seed", "hang", env=env).returncode == 0
+    worker = subprocess.Popen(
+        wq_argv("work", "--handler", "python", "--python", POISON),
+        env=wq_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        log = tmp_path / "poison.log"
+        line = wait_until("the item to start", lambda: log.exists() and log.read_text(), 60)
+        worker.kill()
+    finally:
+        worker.kill()
+        worker.wait()
+    pid = int(line.split()[1])
+    wait_until("the handler process to be gone", lambda: not _alive(pid), 10)
