@@ -1,7 +1,8 @@
 """A python handler whose poison items take its process down, each in another way:
 `poison:handle` (or `tests.poison:handle`) with a module path to this file. Any other item is
-done at once. Used by the unit tests of the handler's isolation and by the e2e run, where a
-ConfigMap puts this file on the worker pods' PYTHONPATH; so it imports nothing of wq or tests.
+done at once (or after POISON_SLEEP_S seconds). Used by the unit tests of the handler's
+isolation and by the e2e run, where a ConfigMap puts this file on the worker pods'
+PYTHONPATH; so it imports nothing of wq or tests.
 
 With WQ_TEST_LOG_DIR set, each poison item writes `<item> <pid>` to a file there as it starts.
 """
@@ -28,6 +29,9 @@ REASONS = {
 
 def handle(item: Any) -> object:
     if item not in REASONS:
+        # Items that take some time, as real ones do (POISON_SLEEP_S): without, a run's time is
+        # its start-up's, and what poison costs it is only its item timeouts.
+        time.sleep(float(os.environ.get("POISON_SLEEP_S", "0")))
         return None
     directory = os.environ.get("WQ_TEST_LOG_DIR")
     if directory:
