@@ -109,6 +109,9 @@ def test_poison_items_are_dead_with_their_reasons_and_no_pod_fails(
         print(f"{kind}: {r['state']}, {r['attempts']} attempts: {r['error']}")
         assert (r["state"], r["attempts"]) == ("dead", 2), r
         assert r["error"].startswith(REASONS[kind]), r
+    # Out of memory: the function's MemoryError at its share of the pod's 256 MiB, not the
+    # kernel's kill (which on cgroup v2 nodes would end the whole container).
+    assert "MemoryError at its limit of" in records["allocate"]["error"]
     assert {(r["state"], r["attempts"]) for i, r in records.items() if i not in POISON} == {
         ("done", 1)
     }

@@ -22,6 +22,7 @@ from wq.read.ledger import DEAD, DONE, iter_records
 from wq.seed.seeder import seed_items
 from wq.store.queue import RunQueue
 from wq.work.handlers import build_handler
+from wq.work.memory_limit import container_limit, per_process
 from wq.work.outcome import HandlerFailed
 from wq.work.supervisor import HandlerProcesses
 from wq.work.worker import EXIT_DRAINED, Worker
@@ -76,6 +77,38 @@ def test_items_that_take_the_handler_process_down_fail_alone_and_at_once(
         assert (r.state, r.attempts) == (DONE, 1), r
     status = queue.reading.status()
     assert (status.done, status.dead, status.pending, status.in_flight) == (40, len(kinds), 0, 0)
+
+
+def test_an_item_past_the_memory_limit_fails_alone_with_memory_error(queue: RunQueue) -> None:
+    """The container's out-of-memory kill would take the worker too (cgroup v2 kills the
+    whole container): under --python-memory-limit the function gets MemoryError instead."""
+    values = [f"item-{n}" for n in range(20)]
+    values.insert(7, "allocate")
+    seed_items(queue, [encode(v) for v in values])
+    cfg = config(max_attempts=2, python_memory_limit=256)
+    assert work(queue, cfg) == EXIT_DRAINED
+
+    records = {r.item: r for r in iter_records(queue)}
+    r = records[json.dumps("allocate")]
+    assert (r.state, r.attempts) == (DEAD, 2), r
+    assert r.error == (
+        "the handler process ran out of memory (MemoryError at its limit of 256 MiB, "
+        "--python-memory-limit)"
+    )
+    assert {(r.state, r.attempts) for r in records.values() if r.state == DONE} == {(DONE, 1)}
+    assert queue.reading.status().done == 20
+
+
+def test_the_memory_limit_of_each_handler_process() -> None:
+    assert per_process(300, 4) == 300 << 20  # as given, for each
+    assert per_process(-1, 1) is None
+    limit = container_limit()
+    if limit is None:  # no limit here (as on CI's machine): the share of none is none
+        assert per_process(0, 2) is None
+    else:  # in a container: half of what the worker leaves, each
+        share = per_process(0, 2)
+        assert share is not None
+        assert 0 < 2 * share < limit
 
 
 def test_a_handler_process_is_started_once_and_kept(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ def test_every_setting_round_trips_through_its_environment_variable() -> None:
         shell=True,
         python="m:f",
         python_isolation="none",
+        python_memory_limit=512,
         capture_stdout=True,
         max_output_bytes=1000,
         lease_s=12.5,

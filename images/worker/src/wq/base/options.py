@@ -149,6 +149,17 @@ class WorkerConfig:
         type=click.Choice(ISOLATIONS),
         value="pythonIsolation",
     )
+    python_memory_limit: int = setting(
+        0,
+        "--python-memory-limit",
+        "WQ_PYTHON_MEMORY_LIMIT",
+        "python handler, isolated: MiB each handler process may hold (its data segment); "
+        "past it the function gets MemoryError and its item fails, while the process, the "
+        "worker and the pod live on. 0: the container's memory limit less what the worker "
+        "holds, shared among the processes (none without a limit); -1: none.",
+        type=count(-1, 1 << 30),
+        value="pythonMemoryLimit",
+    )
     capture_stdout: bool = setting(
         False,
         "--capture-stdout/--no-capture-stdout",

@@ -24,6 +24,7 @@ import importlib
 import json
 import mmap
 import os
+import resource
 import signal
 import struct
 import sys
@@ -76,6 +77,15 @@ def serve(in_fd: int, out_fd: int, progress: "memoryview") -> int:
         return 0
     settings = json.loads(hello)
     sys.path[:] = settings["path"]  # what the worker could import, this process can
+    memory_limit = settings["memory_limit"]
+    out_of_memory = "MemoryError"
+    if memory_limit is not None:
+        # The import too: a module that loads more than its share fails here, at start.
+        resource.setrlimit(resource.RLIMIT_DATA, (memory_limit, memory_limit))
+        out_of_memory = (
+            "the handler process ran out of memory (MemoryError at its limit of "
+            f"{memory_limit >> 20} MiB, --python-memory-limit)"
+        )
     try:
         func = load_function(settings["target"])
     except ConfigError as exc:
@@ -108,6 +118,8 @@ def serve(in_fd: int, out_fd: int, progress: "memoryview") -> int:
                 error = f"the function called sys.exit({exc.code!r})"
             except KeyboardInterrupt:
                 error = "the function raised KeyboardInterrupt"
+            except MemoryError as exc:
+                error = str(exc) or out_of_memory
             except BaseException as exc:
                 error = str(exc) or type(exc).__name__
             else:

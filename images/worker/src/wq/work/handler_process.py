@@ -229,8 +229,14 @@ class Child:
         self.progress.release()
 
 
-def hello(target: str, max_output_bytes: int) -> bytes:
-    """The first frame a handler process is sent: what to import and from where."""
+def hello(target: str, max_output_bytes: int, memory_limit: int | None) -> bytes:
+    """The first frame a handler process is sent: what to import and from where, and the
+    memory it may hold (None: no limit)."""
     return json.dumps(
-        {"target": target, "path": sys.path, "max_output_bytes": max_output_bytes}
+        {
+            "target": target,
+            "path": sys.path,
+            "max_output_bytes": max_output_bytes,
+            "memory_limit": memory_limit,
+        }
     ).encode()

@@ -275,7 +275,11 @@ def build_handler(config: WorkerConfig) -> Handler:
             raise ConfigError("python handler needs --python MODULE:FUNCTION (or WQ_PYTHON)")
         if config.python_isolation == "process":
             handler = HandlerProcesses(
-                config.python, config.concurrency, config.item_timeout_s, config.max_output_bytes
+                config.python,
+                config.concurrency,
+                config.item_timeout_s,
+                config.max_output_bytes,
+                config.python_memory_limit,
             )
         else:
             handler = PythonHandler(config.python, config.max_output_bytes)

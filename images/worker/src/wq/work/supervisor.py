@@ -18,6 +18,7 @@ from wq.base.errors import ConfigError, WqError
 from wq.base.item import Item
 from wq.base.logs import EventLog
 from wq.work.handler_process import Child, death_reason, handler_environment, hello, oom_kills
+from wq.work.memory_limit import per_process
 from wq.work.outcome import HandlerFailed, Outcome
 
 # Items queued in a handler process at once: about this many seconds of work, at most
@@ -41,14 +42,20 @@ class HandlerProcesses:
     enforces_own_timeout = True
 
     def __init__(
-        self, target: str, concurrency: int, timeout_s: float, max_output_bytes: int
+        self,
+        target: str,
+        concurrency: int,
+        timeout_s: float,
+        max_output_bytes: int,
+        memory_limit_mib: int = -1,
     ) -> None:
 
         self.target = target
         self.timeout_ns = int(timeout_s * 1e9)
         self.timeout_s = timeout_s
         self.log = EventLog(level="warning")  # the worker's own, once it takes them on
-        self.hello = hello(target, max_output_bytes)
+        memory_limit = per_process(memory_limit_mib, concurrency)
+        self.hello = hello(target, max_output_bytes, memory_limit)
         self.env = handler_environment(os.environ)
         self.oom = oom_kills()
         self.item_ns = 0.0  # moving average of an item's time in the function
