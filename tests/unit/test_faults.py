@@ -203,6 +203,20 @@ def test_sigterm_releases_leases_at_once_without_using_attempts(
     assert sum(n - 1 for n in ran.values()) <= stops  # only an interrupted item runs again
 
 
+def outage_fleet(server: RedisServer, run: str, tmp_path: Path) -> Fleet:
+    """Workers that ride out a Redis outage of up to a minute: short items and leases, so
+    that leases expire across the outage, and attempts enough that no item is dead for it."""
+    return Fleet(
+        server.url,
+        run,
+        tmp_path,
+        WQ_TEST_SLEEP="0.003",
+        WQ_LEASE="2",
+        WQ_REDIS_WAIT="60",
+        WQ_MAX_ATTEMPTS="20",
+    )
+
+
 @pytest.mark.timeout(240)
 def test_redis_restarted_mid_run_loses_nothing(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis", aof=True)
@@ -210,15 +224,7 @@ def test_redis_restarted_mid_run_loses_nothing(tmp_path: Path) -> None:
     run, total = "restart", 2000
     try:
         seed_range(server.url, run, total)
-        fleet = Fleet(
-            server.url,
-            run,
-            tmp_path,
-            WQ_TEST_SLEEP="0.003",
-            WQ_LEASE="2",
-            WQ_REDIS_WAIT="60",
-            WQ_MAX_ATTEMPTS="20",
-        )
+        fleet = outage_fleet(server, run, tmp_path)
         try:
             fleet.start(4)
             for outage in (1, 2):
@@ -307,15 +313,7 @@ def test_redis_rolled_back_to_an_earlier_state_loses_nothing(tmp_path: Path) -> 
     run, total, workers = "rollback", 3000, 4
     try:
         seed_range(server.url, run, total)
-        fleet = Fleet(
-            server.url,
-            run,
-            tmp_path,
-            WQ_TEST_SLEEP="0.003",
-            WQ_LEASE="2",
-            WQ_REDIS_WAIT="60",
-            WQ_MAX_ATTEMPTS="20",
-        )
+        fleet = outage_fleet(server, run, tmp_path)
         try:
             fleet.start(workers)
             wait_for_done(server.url, run, total // 4)

@@ -163,7 +163,6 @@ def test_sigterm_stops_the_handler_processes_and_hands_the_item_back(
     redis_url: str, run_id: str, tmp_path: Path
 ) -> None:
     env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id, "WQ_TEST_LOG_DIR": str(tmp_path)}
-    assert wq("seed", "hang", env=env).returncode == 0
     worker = subprocess.Popen(
         wq_argv("work", "--handler", "python", "--python", POISON),
         env=wq_env(env),
@@ -172,9 +171,7 @@ def test_sigterm_stops_the_handler_processes_and_hands_the_item_back(
         text=True,
     )
     try:
-        log = tmp_path / "poison.log"
-        line = wait_until("the item to start", lambda: log.exists() and log.read_text(), 60)
-        pid = int(line.split()[1])
+        pid = hanging(env, tmp_path)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 128 + signal.SIGTERM, worker.stderr and worker.stderr.read()
     finally:
@@ -185,6 +182,15 @@ def test_sigterm_stops_the_handler_processes_and_hands_the_item_back(
     wait_until("the handler process to be gone", lambda: not _alive(pid), 10)
     status = json.loads(wq("status", "--json", env=env).stdout)
     assert (status["pending"], status["dead"]) == (1, 0), status
+
+
+def hanging(env: dict[str, str], tmp_path: Path) -> int:
+    """Seeds one item that hangs, once a worker is started on env's run; returns the pid of
+    the handler process that runs it, once it has started it."""
+    assert wq("seed", "hang", env=env).returncode == 0
+    log = tmp_path / "poison.log"
+    line = wait_until("the item to start", lambda: log.exists() and log.read_text(), 60)
+    return int(line.split()[1])
 
 
 def _alive(pid: int) -> bool:
@@ -201,7 +207,6 @@ def test_a_worker_killed_with_sigkill_takes_its_handler_processes_along(
     """No orphan runs on with the item (or the items queued behind it) that another worker
     will run again once the lease expires."""
     env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id, "WQ_TEST_LOG_DIR": str(tmp_path)}
-    assert wq("seed", "hang", env=env).returncode == 0
     worker = subprocess.Popen(
         wq_argv("work", "--handler", "python", "--python", POISON),
         env=wq_env(env),
@@ -209,11 +214,9 @@ def test_a_worker_killed_with_sigkill_takes_its_handler_processes_along(
         stderr=subprocess.DEVNULL,
     )
     try:
-        log = tmp_path / "poison.log"
-        line = wait_until("the item to start", lambda: log.exists() and log.read_text(), 60)
+        pid = hanging(env, tmp_path)
         worker.kill()
     finally:
         worker.kill()
         worker.wait()
-    pid = int(line.split()[1])
     wait_until("the handler process to be gone", lambda: not _alive(pid), 10)
