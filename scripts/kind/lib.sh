@@ -160,3 +160,16 @@ remove_stale_tags() {
     fi
   done < <(docker images --format '{{.Repository}}:{{.Tag}}' "${repo}")
 }
+
+# push_and_apply IMAGE MANIFEST: IMAGE (built by the caller's build_image
+# unless Docker has it) pushed to the cluster's registry, then MANIFEST
+# applied with its `image: IMAGE` placeholder set to the pushed reference.
+push_and_apply() {
+  local image="$1" manifest="$2" repo ref
+  repo="${image%%:*}"
+  ref="localhost:${REGISTRY_PORT}/${repo##*/}:${image##*:}"
+  docker image inspect "${image}" >/dev/null 2>&1 || build_image "${image}"
+  docker tag "${image}" "${ref}"
+  docker push -q "${ref}" >/dev/null
+  sed "s#image: IMAGE#image: ${ref}#" "${manifest}" | kubectl apply -f - >/dev/null
+}

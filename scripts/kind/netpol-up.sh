@@ -61,14 +61,9 @@ main() {
     log "kind's own networking (kindnet) enforces NetworkPolicy on this cluster"
     return 0
   fi
-  local image ref
+  local image
   image="wq.local/kube-router:${VERSION}-$(files_hash netpol-up.sh files/iptables-mode)"
-  ref="localhost:${REGISTRY_PORT}/kube-router:${image##*:}"
-  docker image inspect "${image}" >/dev/null 2>&1 || build_image "${image}"
-  docker tag "${image}" "${ref}"
-  docker push -q "${ref}" >/dev/null
-  sed "s#image: IMAGE#image: ${ref}#" "${KIND_SCRIPTS}/netpol/kube-router.yaml" |
-    kubectl apply -f - >/dev/null
+  push_and_apply "${image}" "${KIND_SCRIPTS}/netpol/kube-router.yaml"
   kubectl -n kube-system rollout status daemonset/kube-router --timeout=180s >&2
   remove_stale_tags wq.local/kube-router "${image}"
   log "kube-router ${VERSION} enforces NetworkPolicy"

@@ -70,14 +70,9 @@ main() {
     log "the default storage class is served by ${PROVISIONER} already"
     return 0
   fi
-  local image ref
+  local image
   image="wq.local/local-path-provisioner:${VERSION}-$(files_hash storage-up.sh)"
-  ref="localhost:${REGISTRY_PORT}/local-path-provisioner:${image##*:}"
-  docker image inspect "${image}" >/dev/null 2>&1 || build_image "${image}"
-  docker tag "${image}" "${ref}"
-  docker push -q "${ref}" >/dev/null
-  sed "s#image: IMAGE#image: ${ref}#" "${KIND_SCRIPTS}/storage/local-path.yaml" |
-    kubectl apply -f - >/dev/null
+  push_and_apply "${image}" "${KIND_SCRIPTS}/storage/local-path.yaml"
   undefault_others
   kubectl -n local-path-storage rollout status deployment/local-path-provisioner --timeout=180s >&2
   remove_stale_tags wq.local/local-path-provisioner "${image}"
