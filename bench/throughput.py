@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -135,6 +136,25 @@ def run_wq(
         "workers_cpu_us": workers_cpu_s / items * 1e6,
         "bytes": held / items,
     }
+
+
+def startup_s(server: Server, runs: int = 5) -> list[float]:
+    """Seconds from spawning `wq work` to its first lease, by the Redis clock (the run's
+    first-lease mark), one worker on a one-item run at a time."""
+    times = []
+    for n in range(runs):
+        run = f"bench-startup-{n}"
+        env = {**os.environ, "WQ_REDIS_URL": server.url, "WQ_RUN": run, "WQ_LOG_LEVEL": "warning"}
+        subprocess.run([WQ, "seed", "--range", "0:1"], env=env, check=True)
+        keys = RunKeys(run)
+        spawned = server.now()
+        worker = subprocess.Popen([WQ, "work", "--handler", "demo", "--demo-sleep", "0"], env=env)
+        if worker.wait(timeout=120) != 0:
+            raise RuntimeError(f"wq worker exited with {worker.returncode}")
+        first = int(server.client.hget(keys.meta, layout.FIRST_LEASE_MS) or 0) / 1000
+        times.append(first - spawned)
+        server.client.delete(*server.client.keys(keys.pattern))
+    return times
 
 
 def run_docs(server: Server, items: int, workers: int, tag: str) -> float:
@@ -408,6 +428,7 @@ def main() -> None:
                     f"redis_cpu={measured['cpu_us']:.2f}us/item keys={measured['bytes']:.1f}B/item",
                     flush=True,
                 )
+            startup = startup_s(server)
             seeding = seed_million(server, Path(tmp), args.run_items)
             calls = whole_run_calls(server, args.run_items)
         finally:
@@ -420,6 +441,7 @@ def main() -> None:
         "rows": rows,
         "run_items": args.run_items,
         "seed_1m": seeding,
+        "startup_s": startup,
         "calls_1m": calls,
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
@@ -448,6 +470,8 @@ def main() -> None:
         "",
         f"redis-benchmark LPUSH/LPOP ceiling, 4 clients: {ceiling['unpipelined']:,.0f} req/s "
         f"(1 request per round trip), {ceiling['pipelined']:,.0f} req/s (pipelined x32).",
+        f"Start-up of `wq work`, spawn to its first lease: {statistics.median(startup):.3f}s "
+        f"(median of {len(startup)}; {min(startup):.3f}-{max(startup):.3f}s).",
         f"Seeding {run_items} items: {seeding['library_s']:.2f}s through the library, "
         f"{seeding['cli_s']:.2f}s with `wq seed --items-file` ({run_items} lines, incl. "
         "start-up).",

@@ -48,9 +48,13 @@ def test_throughput(tmp_path: Path) -> None:
     assert "| workers | wq items/s | in-process items/s | isolated / in-process |" in table
     assert "redis-benchmark LPUSH/LPOP ceiling, 4 clients: " in table
     assert "Seeding 2,000 items: " in table
+    assert "Start-up of `wq work`, spawn to its first lease: " in table
     assert "Slowest single Redis call of an operation on a 2,000-item run" in table
     assert (tmp_path / "throughput.png").stat().st_size > 0
     results = read_json(tmp_path / "results.json")
+    # Spawned, then leased, by the one Redis clock: each start-up is a positive time.
+    assert len(results["startup_s"]) == 5
+    assert all(t > 0 for t in results["startup_s"]), results["startup_s"]
     [row] = results["rows"]
     assert row["workers"] == 2
     for figure in (
