@@ -173,3 +173,17 @@ push_and_apply() {
   docker push -q "${ref}" >/dev/null
   sed "s#image: IMAGE#image: ${ref}#" "${manifest}" | kubectl apply -f - >/dev/null
 }
+
+# go_binary NAME PACKAGE VERSION: PACKAGE@VERSION built from the Go module
+# proxy, once, into the cache (static, stripped); prints the binary's path.
+go_binary() {
+  local name="$1" package="$2" version="$3" dir
+  dir="${WQ_CACHE}/kind/${name}-${version}"
+  if [ ! -x "${dir}/${name}" ]; then
+    mkdir -p "${dir}"
+    "${REPO_ROOT}/scripts/run-logged.sh" "building ${name} ${version}" -- \
+      env CGO_ENABLED=0 GOBIN="${dir}" go install -trimpath -ldflags '-s -w' \
+      "${package}@${version}"
+  fi
+  printf '%s\n' "${dir}/${name}"
+}

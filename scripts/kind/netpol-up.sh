@@ -28,20 +28,9 @@ work=""
 
 cleanup() { [ -z "${work}" ] || rm -rf "${work}"; }
 
-build_binary() { # -> path on stdout
-  local dir="${WQ_CACHE}/kind/kube-router-${VERSION}"
-  if [ ! -x "${dir}/kube-router" ]; then
-    mkdir -p "${dir}"
-    "${REPO_ROOT}/scripts/run-logged.sh" "building kube-router ${VERSION}" -- \
-      env CGO_ENABLED=0 GOBIN="${dir}" go install -trimpath -ldflags '-s -w' \
-      "${MODULE}/cmd/kube-router@${VERSION}"
-  fi
-  printf '%s\n' "${dir}/kube-router"
-}
-
 build_image() { # tag
   local binary cmd
-  binary="$(build_binary)"
+  binary="$(go_binary kube-router "${MODULE}/cmd/kube-router" "${VERSION}")"
   work="$(mktemp -d "${TMPDIR:-/tmp}/wq-netpol.XXXXXX")"
   debootstrap_rootfs "${work}/rootfs" iptables ipset
   # The iptables backend (nft or legacy) the node already uses, as for kube-proxy.

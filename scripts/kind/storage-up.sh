@@ -25,19 +25,9 @@ work=""
 
 cleanup() { [ -z "${work}" ] || rm -rf "${work}"; }
 
-build_binary() { # -> path on stdout
-  local dir="${WQ_CACHE}/kind/local-path-provisioner-${VERSION}"
-  if [ ! -x "${dir}/local-path-provisioner" ]; then
-    mkdir -p "${dir}"
-    "${REPO_ROOT}/scripts/run-logged.sh" "building local-path-provisioner ${VERSION}" -- \
-      env CGO_ENABLED=0 GOBIN="${dir}" go install -trimpath -ldflags '-s -w' "${MODULE}@${VERSION}"
-  fi
-  printf '%s\n' "${dir}/local-path-provisioner"
-}
-
 build_image() { # tag
   local binary
-  binary="$(build_binary)"
+  binary="$(go_binary local-path-provisioner "${MODULE}" "${VERSION}")"
   work="$(mktemp -d "${TMPDIR:-/tmp}/wq-storage.XXXXXX")"
   # What the helper pods run (sh; mkdir, chmod, rm): in minbase already, named for the reader
   # (and debootstrap_rootfs takes at least one package).
