@@ -30,6 +30,7 @@ from tests.e2e.kube import (
     wait_for_job,
     wait_until,
 )
+from wq.store import layout
 
 CHART_NAME = "wq"
 MANIFEST_TYPES = (
@@ -302,9 +303,11 @@ class Release:
         return int(self.redis_cli("HGET", f"wq:{{{self.run_id()}}}:meta", "done")[0] or 0)
 
     def leased_positions(self) -> set[int]:
-        """Positions held by a lease now (members "position:token" of the leases zset)."""
-        members = self.redis_cli("ZRANGE", f"wq:{{{self.run_id()}}}:leases", "0", "-1")
-        return {int(m.split(":", 1)[0]) for m in members if m}
+        """Positions in a leased batch now (the batches hash, wq.store.layout): those done
+        already stay there until their whole batch is, which a batch of one never is."""
+        flat = self.redis_cli("HGETALL", f"wq:{{{self.run_id()}}}:batches")
+        records = [r for r in flat[1::2] if r]
+        return {p for record in records for p in layout.batch_positions(record)}
 
     def worker_logs(self) -> str:
         return self.kube.logs(self.selector("worker"))

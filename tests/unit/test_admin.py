@@ -133,7 +133,8 @@ def test_purge_in_small_rounds_deletes_every_key_of_only_this_run(
     for n in range(25):  # staging hashes of seeders that died, found by SCAN
         queue.seeding.stage_items(queue.keys.staging_items(f"orphan{n}"), [encode(n)], 32)
     mine = set(queue.client.scan_iter(match=queue.keys.pattern))
-    assert len(mine) == 31  # meta, items, leases, dead, errors, ledger and the staging hashes
+    # meta, items, leases, batches, dead, errors, ledger and the staging hashes
+    assert len(mine) == 32
     assert queue.admin.purge(chunk=2) == len(mine)
     assert list(queue.client.scan_iter(match=queue.keys.pattern)) == []
     assert other.reading.status().total == 1

@@ -70,8 +70,9 @@ def test_a_call_adds_once_per_bucket_it_touches(queue: RunQueue) -> None:
     )
     before = hincrby_calls(queue)
     assert queue.leases.complete("t", "w", batch) == []
-    # meta's 'done' and 'workers' (the worker's number), the bucket of 0-5 ms, and sum_ms.
-    assert hincrby_calls(queue) - before == 4
+    # meta's 'done', 'workers' (the worker's number) and 'in_flight', the bucket of 0-5 ms, and
+    # sum_ms.
+    assert hincrby_calls(queue) - before == 5
     assert counted(queue) == {0: 1000}
     assert durations(queue).sum_ms == 500
 

@@ -7,6 +7,7 @@ from wq.base.item import encode
 from wq.read.ledger import DEAD, DONE, iter_records
 from wq.seed.items_source import ItemRange
 from wq.seed.seeder import seed_items, seed_range
+from wq.store.completions import Completions, Results
 from wq.store.leases import FailOutcome, Reaped
 from wq.store.queue import RunQueue
 
@@ -113,14 +114,15 @@ def test_release_hands_items_back_first_without_using_an_attempt(queue: RunQueue
 
 
 def test_renew_keeps_a_lease_alive_past_its_length(queue: RunQueue) -> None:
-    seed(queue, ["a", "b"])
+    seed(queue, ["a", "b", "c"])
     queue.leases.lease(2, 0.05, "t")
-    assert queue.leases.renew("t", 30, [0]) == []  # position 0 now has 30 s; position 1 does not
+    queue.leases.lease(1, 0.05, "u")
+    assert queue.leases.renew(["t"], 30) == []  # t's batch now has 30 s; u's does not
     wait_for_an_expired_lease(queue)
-    # Only the unrenewed position 1 expired.
+    # Only the unrenewed lease of u expired; it held one item alone, which is charged.
     assert queue.leases.reap(3) == Reaped(requeued=1, dead=0)
-    assert queue.leases.renew("t", 30, [1]) == [1]  # lost
-    assert queue.reading.status().in_flight == 1
+    assert queue.leases.renew(["t", "u"], 30) == ["u"]  # lost
+    assert queue.reading.status().in_flight == 2
 
 
 @pytest.mark.parametrize("count", [1, 999, 1000, 2500])
@@ -181,3 +183,35 @@ def test_reap_all_names_the_items_it_requeued_and_those_it_dead_lettered(
     assert queue.leases.reap_all(max_attempts=1) == Reaped(requeued=3, dead=1)
     assert queue.leases.reap_all(max_attempts=1) == Reaped(requeued=0, dead=0)
     assert queue.reading.status().dead == 1
+
+
+def test_a_lease_retried_after_its_reply_was_lost_gets_the_same_batch(queue: RunQueue) -> None:
+    seed(queue, ["a", "b", "c", "d"])
+    first = queue.leases.lease(3, 30, "t")
+    again = queue.leases.lease(3, 30, "t")
+    assert again.items == first.items
+    status = queue.reading.status()
+    assert (status.in_flight, status.pending, status.executions) == (3, 1, 3)
+
+
+def test_the_next_lease_records_the_finished_batch_in_the_same_call(queue: RunQueue) -> None:
+    seed(queue, ["a", "b", "c", "d", "e"])
+    held = queue.leases.lease(3, 30, "t").items
+    assert queue.leases.fail("t", held[1].position, "boom", 3) is FailOutcome.RETRY
+    [retried] = queue.leases.lease(1, 30, "u").items
+    finished = Completions([0, 1, 2], [1, 1, 1], [5, 5, 5], {2: '"out"'})
+    reply = queue.leases.lease(2, 30, "v", Results("t", "w", finished))
+    assert reply.stale == [1]  # failed, and held by u now: t's result for it is refused
+    assert [i.value for i in reply.items] == ["d", "e"]
+    status = queue.reading.status()
+    assert (status.done, status.in_flight, status.stale) == (2, 3, 1)
+    assert queue.reading.outputs([2]) == {2: '"out"'}
+    assert queue.leases.complete("u", "w", [retried.position]) == []
+
+
+def test_a_position_given_twice_is_recorded_once(queue: RunQueue) -> None:
+    seed(queue, ["a", "b"])
+    queue.leases.lease(2, 30, "t")
+    assert queue.leases.complete("t", "w", [0, 0, 1]) == [0]
+    status = queue.reading.status()
+    assert (status.done, status.in_flight, status.stale) == (2, 0, 1)

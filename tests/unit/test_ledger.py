@@ -136,11 +136,13 @@ def test_a_late_result_leaves_the_accepted_output_intact(queue: RunQueue, late_f
 
 def test_many_outputs_go_in_bounded_calls(queue: RunQueue) -> None:
     seed(queue, list(range(2500)))
-    held = queue.leases.lease(1000, 30, "t").items + queue.leases.lease(1000, 30, "t").items
-    held += queue.leases.lease(1000, 30, "t").items
-    text = json.dumps("x" * 3000)  # 2500 x 3 KB: several calls of about 1 MiB
-    finished = [Finished(i.position, i.position, text if i.position % 2 else None) for i in held]
-    assert queue.leases.complete("t", "w", finished) == []
+    text = json.dumps("x" * 3000)  # 1000 x 3 KB a batch: several calls of about 1 MiB
+    for token in ("t", "u", "v"):
+        held = queue.leases.lease(1000, 30, token).items
+        finished = [
+            Finished(i.position, i.position, text if i.position % 2 else None) for i in held
+        ]
+        assert queue.leases.complete(token, "w", finished) == []
     got = list(iter_records(queue))
     assert [r.state for r in got] == [DONE] * 2500
     assert [r.duration_ms for r in got] == list(range(2500))

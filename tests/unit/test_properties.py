@@ -120,9 +120,9 @@ class QueueModel(RuleBasedStateMachine):
             else:
                 self.suspects.append(p)
         else:
-            # Several: none is charged; each comes back to be leased alone (reaped in the
-            # order of the lease members, "position:token", as text).
-            self.suspects += sorted(positions, key=lambda p: f"{p}:{token}")
+            # Several: none is charged; each comes back to be leased alone, in the order
+            # they were leased.
+            self.suspects += positions
         assert reaped == Reaped(
             requeued=len(positions) - len(expected_dead), dead=len(expected_dead)
         )

@@ -100,7 +100,7 @@ def test_a_lease_lost_in_the_rollback_fences_its_worker(
     rollback()
     (again,) = queue.leases.lease(1, 30, "after").items
     assert again.position == item.position
-    assert queue.leases.renew("before", 30, [item.position]) == [item.position]
+    assert queue.leases.renew(["before"], 30) == ["before"]
     assert queue.leases.complete("before", "w1", [item.position]) == [item.position]
     assert queue.leases.complete("after", "w2", [again.position]) == []
     assert account(queue).exact

@@ -172,15 +172,15 @@ def test_a_checked_script_refuses_inputs_that_do_not_fit_its_header(client: "red
     token = "t"
     with pytest.raises(
         redis.ResponseError,
-        match=r"^renew.lua was given 0 KEYS and 2 ARGV; its header takes 1 KEYS and at least "
-        r"2 ARGV$",
+        match=r"^renew.lua was given 0 KEYS and 1 ARGV; its header takes 1 KEYS and at least "
+        r"1 ARGV$",
     ):
-        scripts.renew(keys=[], args=[token, 1000])
+        scripts.renew(keys=[], args=[1000])
     too_many = ["job", 1, 2, "why", "one too many"]
     with pytest.raises(redis.ResponseError, match=r"scaling.lua was given 2 KEYS and 5 ARGV"):
         scripts.scaling(keys=["{r}:meta", "{r}:scaling"], args=too_many)
-    # Fitting calls run: a position not held, nothing seeded to record a decision for.
-    assert scripts.renew(keys=["{r}:leases"], args=[token, 1000, 7]) == ["7"]
+    # Fitting calls run: a token holding no lease, nothing seeded to record a decision for.
+    assert scripts.renew(keys=["{r}:leases"], args=[1000, token]) == [token]
     assert scripts.scaling(keys=["{r}:meta", "{r}:scaling"], args=too_many[:4]) == 0
 
 
@@ -292,9 +292,9 @@ def test_a_prelude_holds_what_it_is_named_for_and_what_that_names() -> None:
     names = {n for n in re.findall(r"^local (?:function )?(\w+)", prelude({"put_record"}), re.M)}
     assert names == {"put_record", "NO_RECORD", "RECORDS_PER_FIELD", "RECORD_WIDTH", "FIELD_WIDTH"}
     assert prelude({"meta_key", "tonumber", "lease_ms"}) == ""
-    lease = script_text("lease")
-    assert "local CURSOR = 'cursor'\n" in lease
-    assert "RECORD_WIDTH" not in lease  # no ledger definition: lease.lua names none
+    seal = script_text("seal")
+    assert "local OPEN = 'open'\n" in seal
+    assert "RECORD_WIDTH" not in seal  # no ledger definition: seal.lua names none
 
 
 def test_prelude_definitions_come_once_each_and_after_those_they_name() -> None:

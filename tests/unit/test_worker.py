@@ -21,6 +21,7 @@ from wq.base.logs import EventLog
 from wq.base.options import WorkerConfig
 from wq.read.ledger import DEAD, iter_records
 from wq.seed.seeder import seed_items
+from wq.store.completions import Completions, Results
 from wq.store.connection import RedisSettings, Retrying
 from wq.store.leases import LeaseReply
 from wq.store.local_redis import RedisServer
@@ -108,12 +109,32 @@ def count_leases(queue: RunQueue) -> list[int]:
     calls: list[int] = []
     real_lease = queue.leases.lease
 
-    def counting_lease(count: int, lease_s: float, token: str) -> LeaseReply:
+    def counting_lease(
+        count: int, lease_s: float, token: str, results: Results | None = None
+    ) -> LeaseReply:
         calls.append(count)
-        return real_lease(count, lease_s, token)
+        return real_lease(count, lease_s, token, results)
 
     queue.leases.lease = counting_lease  # type: ignore[method-assign]
     return calls
+
+
+def test_fast_items_cost_one_call_per_batch(queue: RunQueue) -> None:
+    """Each lease records the batch finished before it: no call of its own to record them."""
+    seed(queue, list(range(3000)))
+    calls = count_leases(queue)
+    completes: list[int] = []
+    real_complete = queue.leases.complete
+
+    def counting_complete(token: str, worker: str, done: Completions) -> list[int]:
+        completes.append(len(done))
+        return real_complete(token, worker, done)
+
+    queue.leases.complete = counting_complete  # type: ignore[method-assign]
+    assert Worker(queue, Recorder(), config(), quiet()).run() == EXIT_DRAINED
+    assert queue.reading.status().done == 3000
+    assert len(calls) >= 3  # batches of at most 1,000
+    assert completes == []
 
 
 def test_fast_items_are_leased_in_batches(queue: RunQueue) -> None:
@@ -127,14 +148,22 @@ def test_fast_items_are_leased_in_batches(queue: RunQueue) -> None:
 def test_items_of_10_ms_or_more_are_recorded_as_each_one_finishes(queue: RunQueue) -> None:
     """So a worker killed between two such items leaves nothing finished unrecorded."""
     seed(queue, list(range(6)))
-    completed: list[int] = []
-    real_complete = queue.leases.complete
+    completed: list[int] = []  # items recorded per call, by complete or by the next lease
+    real_complete, real_lease = queue.leases.complete, queue.leases.lease
 
     def counting_complete(token: str, worker: str, positions: Sequence[int]) -> list[int]:
         completed.append(len(positions))
         return real_complete(token, worker, positions)
 
+    def counting_lease(
+        count: int, lease_s: float, token: str, results: Results | None = None
+    ) -> LeaseReply:
+        if results is not None:
+            completed.append(len(results.done))
+        return real_lease(count, lease_s, token, results)
+
     queue.leases.complete = counting_complete  # type: ignore[method-assign]
+    queue.leases.lease = counting_lease  # type: ignore[method-assign]
     # Flushing on a timer alone would bundle these 20 ms items: the timer is made long.
     worker_config = config(batch_target_s=0.5, flush_interval_s=60)
     assert Worker(queue, Recorder(sleep_s=0.02), worker_config, quiet()).run() == EXIT_DRAINED
@@ -484,8 +513,8 @@ def _answers_busy(server: RedisServer) -> bool:
 
 
 def test_a_finished_item_is_not_reported_as_a_lost_lease(queue: RunQueue) -> None:
-    """The heartbeat may renew from a snapshot taken before the main loop recorded an item:
-    that item's missing lease is not a lost one."""
+    """The heartbeat may renew from a snapshot taken before the main loop recorded a whole
+    batch: its lease, gone with its last item, is not a lost one."""
     seed(queue, ["a", "b"])
     stream = io.StringIO()
     log = EventLog(level="warning", stream=stream)
@@ -496,15 +525,17 @@ def test_a_finished_item_is_not_reported_as_a_lost_lease(queue: RunQueue) -> Non
     )
     real_renew = queue.leases.renew
 
-    def renew_after_a_flush(tok: str, lease_s: float, positions: Sequence[int]) -> list[int]:
-        held.remove(tok, [0])  # the main loop's flush: forget, then record
-        queue.leases.complete(tok, "w", [0])
-        return real_renew(tok, lease_s, positions)
+    def renew_after_a_flush(tokens: Sequence[str], lease_s: float) -> list[str]:
+        held.remove(token, [0, 1])  # the main loop's flush: forget, then record
+        queue.leases.complete(token, "w", [0, 1])
+        lost = real_renew(tokens, lease_s)
+        assert lost == [token]  # the batch is done: its lease went with its last item
+        return lost
 
     queue.leases.renew = renew_after_a_flush  # type: ignore[method-assign]
     Heartbeat(queue, held, config(lease_s=30), log).beat()
     assert "lease.lost" not in stream.getvalue()
-    assert held.snapshot() == {token: [1]}
+    assert held.snapshot() == {}
 
 
 # The summary a worker leaves as it exits.

@@ -2,8 +2,11 @@
 one lease token, packed for the ledger and cut into calls of bounded size."""
 
 import struct
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from itertools import pairwise
+from typing import Any, NamedTuple
 
 from wq.store import layout
 from wq.store.handle import MAX_BATCH, OUTPUT_BYTES_PER_CALL
@@ -62,6 +65,68 @@ class Completions:
             out[2 + i :: 6] = durations[i::4]
         return bytes(out)
 
+    def in_order(self) -> "Completions":
+        """The same successes by position (as a worker's usually are already): complete.lua
+        takes them as runs of consecutive positions."""
+        positions = self.positions
+        if positions == sorted(positions):
+            return self
+        order = sorted(range(len(positions)), key=positions.__getitem__)
+        return Completions(
+            [positions[i] for i in order],
+            [self.attempts[i] for i in order],
+            [self.durations_ms[i] for i in order],
+            self.outputs,
+            self.attempts_known,
+        )
+
+    def runs(self) -> list[int]:
+        """first, count of each run of consecutive positions, flat (positions in order)."""
+        positions = self.positions
+        if not positions:
+            return []
+        if positions[-1] - positions[0] == len(positions) - 1 and len(set(positions)) == len(
+            positions
+        ):
+            return [positions[0], len(positions)]
+        runs = [positions[0], 1]
+        for previous, p in pairwise(positions):
+            if p == previous + 1:
+                runs[-1] += 1
+            else:
+                runs += (p, 1)
+        return runs
+
+    def histogram(self) -> tuple[str, int]:
+        """The durations histogram's share of these attempts: "bucket:count" pairs joined by
+        commas, and their sum in ms (durations not known left out)."""
+        buckets: Counter[int] = Counter()
+        total = 0
+        for ms, n in Counter(self.durations_ms).items():
+            if 0 <= ms < layout.UNKNOWN_MS:
+                buckets[bisect_left(layout.DURATION_BUCKETS_MS, ms)] += n
+                total += ms * n
+        return ",".join(f"{b}:{n}" for b, n in sorted(buckets.items())), total
+
+    def args(self, worker: str) -> list[Any]:
+        """complete.lua's ARGV after the token (lease.lua's after the finished batch's), the
+        positions in order."""
+        part = self.in_order()
+        histogram, sum_ms = part.histogram()
+        runs = part.runs()
+        args: list[Any] = [
+            worker,
+            "1" if part.attempts_known else "0",
+            part.packed(),
+            histogram,
+            sum_ms,
+            len(runs) // 2,
+            *runs,
+        ]
+        for position, output in part.outputs.items():
+            args += (position, output)
+        return args
+
     @classmethod
     def of(cls, finished: Iterable[Finished | int]) -> "Completions":
         """Bare positions or Finished tuples: complete.lua counts their attempts."""
@@ -107,3 +172,12 @@ _MAX_ATTEMPT = 0xFFFF
 def record_ms(duration_ms: int) -> int:
     """A duration for a ledger record: UNKNOWN_MS when not known or more than 4 bytes hold."""
     return duration_ms if 0 <= duration_ms < layout.UNKNOWN_MS else layout.UNKNOWN_MS
+
+
+class Results(NamedTuple):
+    """A finished batch's successes, recorded by the call that leases the next batch
+    (Leases.lease): one call per batch in the steady state."""
+
+    token: str  # the finished batch's lease token
+    worker: str  # worker id, recorded by its number
+    done: Completions

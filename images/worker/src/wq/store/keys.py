@@ -52,10 +52,11 @@ class RunKeys:
         return self._key("suspects")
 
     @property
-    def solo(self) -> str:
-        """Hash: position -> token of a lease that holds that one item alone. If it expires, the
+    def batches(self) -> str:
+        """Hash: lease token -> the batch it holds: which positions, and which of them are
+        still held (wq.store.layout). A lease of one item alone is solo: if it expires, the
         item was surely the one running when its worker died, and that costs an attempt."""
-        return self._key("solo")
+        return self._key("batches")
 
     @property
     def deaths(self) -> str:
@@ -64,8 +65,9 @@ class RunKeys:
 
     @property
     def leases(self) -> str:
-        """Sorted set: "position:token" -> lease deadline (ms, Redis server clock). The token
-        in the member fences late results: only the current holder's member exists."""
+        """Sorted set: lease token -> its deadline (ms, Redis server clock), one member per
+        leased batch. The batches hash says what each token holds; a late result of a lease
+        that expired finds no batch under its token, and is refused."""
         return self._key("leases")
 
     @property
@@ -119,7 +121,7 @@ class RunKeys:
             self.items,
             self.requeue,
             self.suspects,
-            self.solo,
+            self.batches,
             self.deaths,
             self.leases,
             self.attempts,

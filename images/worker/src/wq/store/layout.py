@@ -27,6 +27,7 @@ meta hash (keys.RunKeys.meta), fields:
                          seeded open; absent: format 1 (wq 0.1, a `done` hash instead of the
                          ledger), which this wq refuses
   retried, released, executions, stale, first_lease_ms   counters and the first lease time
+  in_flight              items held by leases now (the batches' `left`, summed)
   done                   items recorded done (which ones: the ledger)
   workers                worker ids numbered so far in the workers hash (id -> number)
 
@@ -35,6 +36,21 @@ items hash (keys.RunKeys.items): field p // chunk holds `chunk` items as JSON te
 items several times slower. The last field may hold fewer; an append (append.lua) completes it
 and adds fields after it, then raises `total`, in one step: positions at or past `total` are
 never read, so a chunk is seen whole or not at all.
+
+leases sorted set and batches hash (keys.RunKeys.leases, batches): a lease is of a batch of
+items under one token; the sorted set holds the token with its deadline (renewing a lease is
+one write, whatever its size), the batches hash the token's record, text that Python and Lua
+both split with one pattern (BATCH_FORMAT):
+  LEFT:FIRST:COUNT:RETURNED:SETTLED
+  LEFT       positions the token still holds (a record at 0 is deleted, token and all)
+  FIRST, COUNT  fresh positions FIRST .. FIRST + COUNT - 1, leased in seed order (COUNT 0: none)
+  RETURNED   the batch's other positions, comma-separated: they came back (after a failure, a
+             release or an expired lease) and were leased before the fresh ones
+  SETTLED    comma-separated positions that left the batch one at a time, failed or released
+A position is held by the token while it is in the batch, not settled, and has no ledger
+record (a done position has one): so a late result, a second one, or one for a position that
+failed and went to another worker, is refused position by position, as a member per item was.
+A batch of one position is solo: if its lease expires, that item is charged an attempt.
 
 ledger hash (keys.RunKeys.ledger): what happened to each finished item, RECORDS_PER_FIELD
 fixed-width records per field: field p // RECORDS_PER_FIELD holds the record of position p at
@@ -113,6 +129,7 @@ FIRST_LEASE_MS = "first_lease_ms"
 PROGRESS = "progress"
 PROGRESS_DIGEST = "progress_digest"
 SEEDER_MS = "seeder_ms"
+IN_FLIGHT = "in_flight"
 
 DONE_COUNT = "done"  # items recorded done (the ledger holds which)
 WORKERS = "workers"  # how many worker ids the workers hash has numbered
@@ -122,11 +139,18 @@ SCALING_FIELDS = ("job", "current", "target", "reason", "at_ms")
 
 # The layout described here. A run keeps the format it was seeded with; a wq that reads another
 # one refuses the run (errors.RunFormatError) rather than miscount it.
-STORAGE_FORMAT = "2"
-# Format 2 plus the `open` marker and appends: written by runs seeded open, so that a wq that
-# knows only format 2 (and would finish an open run as soon as it drained) refuses them.
-OPEN_FORMAT = "3"
+# Format 2 was this layout with a member per leased item in the leases sorted set; format 4
+# holds a lease per batch.
+STORAGE_FORMAT = "4"
+# Format 4 plus the `open` marker and appends: written by runs seeded open, so that a wq that
+# knows only format 4 (and would finish an open run as soon as it drained) refuses them (3 was
+# format 2's).
+OPEN_FORMAT = "5"
 READABLE_FORMATS = (STORAGE_FORMAT, OPEN_FORMAT)
+
+# A batch record (the module docstring): left, first, count, then the two lists.
+BATCH_SEPARATOR = ":"
+LIST_SEPARATOR = ","
 
 KIND_LIST = "list"
 KIND_RANGE = "range"
@@ -234,6 +258,16 @@ def split_records(blob: bytes | None) -> list[Record | None]:
             _RECORD.iter_unpack(blob)
         )
     ]
+
+
+def batch_positions(record: str) -> list[int]:
+    """The positions of a batch record (the module docstring) that it has not settled: returned
+    ones first, then the fresh ones."""
+    _left, first, count, returned, settled = record.split(BATCH_SEPARATOR)
+    gone = {int(p) for p in settled.split(LIST_SEPARATOR) if p}
+    start = int(first)
+    listed = [int(p) for p in returned.split(LIST_SEPARATOR) if p]
+    return [p for p in [*listed, *range(start, start + int(count))] if p not in gone]
 
 
 def chunk_fields(

@@ -5,17 +5,18 @@ lease, complete and fail are the per-item hot path: each is one Lua call, retrie
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, NamedTuple
-
-from redis.commands.core import Script
+from itertools import repeat
+from typing import Any, NamedTuple, TypeVar
 
 from wq.base.item import Item
 from wq.base.status import is_drained
 from wq.store import layout
-from wq.store.completions import Completions, Finished, record_ms
+from wq.store.completions import Completions, Finished, Results, record_ms
 from wq.store.handle import MAX_BATCH, RunHandle
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class LeaseReply:
     items: list[Item]
     open: bool = False  # the run takes appends: drained or not, it is not finished
     seeder_ms: int = -1  # when the progressive seeder of an open run last added items
+    stale: list[int] = field(default_factory=list)  # results given with the lease, refused
 
     @property
     def drained(self) -> bool:
@@ -68,25 +70,43 @@ class Reaped(NamedTuple):
 class Leases(RunHandle):
     """The workers' calls: the hot path (lease, complete, fail), then lease upkeep."""
 
-    def lease(self, count: int, lease_s: float, token: str) -> LeaseReply:
+    def lease(
+        self, count: int, lease_s: float, token: str, results: Results | None = None
+    ) -> LeaseReply:
+        """Lease up to `count` items as one batch under `token`; with `results`, record them
+        first, in the same call (its reply's `stale`: those refused)."""
         k = self.keys
-        raw: list[Any] = self._eval(
-            self.scripts.lease,
-            keys=[k.meta, k.items, k.requeue, k.suspects, k.leases, k.attempts, k.solo],
-            args=[min(count, MAX_BATCH), int(lease_s * 1000), token],
-        )
-        first = 9  # of the leased items, in the reply
+        keys = [k.meta, k.items, k.requeue, k.suspects, k.leases, k.batches, k.attempts]
+        keys += [k.ledger, k.outputs, k.workers, k.durations]
+        args: list[Any] = [min(count, MAX_BATCH), int(lease_s * 1000), token]
+        stale: list[int] = []
+        if results is not None:
+            *before, last = results.done.calls()
+            for part in before:
+                stale += self.complete(results.token, results.worker, part)
+            args += [results.token, *last.args(results.worker)]
+        raw: list[Any] = self._eval(self.scripts.lease, keys=keys, args=args)
+        first, fresh, offset, refused, returned = (int(v) for v in raw[9:14])
+        at = 14
+        stale += (int(p) for p in raw[at : at + refused])
+        at += refused
+        back = raw[at : at + 3 * returned]
+        at += 3 * returned
         if raw[5] != "":  # a range run: its items are computed here, in exact integers
             start, step = int(raw[5]), int(raw[6])
             items = [
-                Item(int(raw[i]), int(raw[i + 1]), layout.range_item(start, step, int(raw[i])))
-                for i in range(first, len(raw), 3)
+                Item(int(p), int(a), layout.range_item(start, step, int(p)))
+                for p, a in zip(back[::3], back[1::3], strict=True)
             ]
+            items += [Item(p, 1, str(start + p * step)) for p in range(first, first + fresh)]
         else:
             items = [
-                Item(position=int(raw[i]), attempt=int(raw[i + 1]), raw=raw[i + 2])
-                for i in range(first, len(raw), 3)
+                Item(int(p), int(a), text)
+                for p, a, text in zip(back[::3], back[1::3], back[2::3], strict=True)
             ]
+            if fresh:
+                texts = layout.SEPARATOR.join(raw[at:]).split(layout.SEPARATOR)
+                items += map(Item, range(first, first + fresh), repeat(1), texts[offset:])
         return LeaseReply(
             seeded=bool(raw[0]),
             now_ms=int(raw[1]),
@@ -96,6 +116,7 @@ class Leases(RunHandle):
             items=items,
             open=bool(int(raw[7])),
             seeder_ms=int(raw[8]),
+            stale=stale,
         )
 
     def complete(
@@ -105,20 +126,12 @@ class Leases(RunHandle):
         duration known, no output); returns the positions the token had lost (nothing of them
         is recorded)."""
         k = self.keys
-        keys = [k.meta, k.leases, k.ledger, k.outputs, k.attempts, k.workers, k.solo, k.durations]
+        keys = [k.meta, k.leases, k.batches, k.ledger, k.outputs, k.attempts, k.workers]
+        keys.append(k.durations)
         batch = done if isinstance(done, Completions) else Completions.of(done)
         stale: list[int] = []
         for part in batch.calls():
-            args: list[Any] = [
-                token,
-                worker,
-                "1" if part.attempts_known else "0",
-                part.packed(),
-                len(part.positions),
-                *part.positions,
-            ]
-            for position, output in part.outputs.items():
-                args += (position, output)
+            args = [token, *part.args(worker)]
             result: list[str] = self._eval(self.scripts.complete, keys=keys, args=args)
             stale.extend(int(p) for p in result)
         return stale
@@ -143,7 +156,7 @@ class Leases(RunHandle):
             k.attempts,
             k.dead,
             k.errors,
-            k.solo,
+            k.batches,
             k.ledger,
             k.workers,
             k.durations,
@@ -157,10 +170,16 @@ class Leases(RunHandle):
 
     # Lease upkeep.
 
-    def renew(self, token: str, lease_s: float, positions: Sequence[int]) -> list[int]:
-        """Push the deadlines; returns the positions whose leases were lost."""
-        head = [token, int(lease_s * 1000)]
-        return self._per_chunk(self.scripts.renew, [self.keys.leases], head, positions)
+    def renew(self, tokens: Sequence[str], lease_s: float) -> list[str]:
+        """Push the deadlines of these tokens' leases; returns the tokens whose leases were
+        lost (every position of those is lost)."""
+        lost: list[str] = []
+        for chunk in _chunks(tokens):
+            result: list[str] = self._eval(
+                self.scripts.renew, keys=[self.keys.leases], args=[int(lease_s * 1000), *chunk]
+            )
+            lost += result
+        return lost
 
     def release(self, token: str, positions: Sequence[int]) -> int:
         """Hand items back without using an attempt; returns how many were still held."""
@@ -169,21 +188,11 @@ class Leases(RunHandle):
         for chunk in _chunks(positions):
             n: int = self._eval(
                 self.scripts.release,
-                keys=[k.meta, k.requeue, k.leases, k.solo],
+                keys=[k.meta, k.requeue, k.leases, k.batches, k.ledger],
                 args=[token, *chunk],
             )
             released += int(n)
         return released
-
-    def _per_chunk(
-        self, script: Script, keys: list[str], head: list[Any], positions: Sequence[int]
-    ) -> list[int]:
-        """Run a script that takes positions after `head` and returns positions, in chunks."""
-        out: list[int] = []
-        for chunk in _chunks(positions):
-            result: list[str] = self._eval(script, keys=keys, args=[*head, *chunk])
-            out.extend(int(p) for p in result)
-        return out
 
     def reap(self, max_attempts: int, limit: int = MAX_BATCH, grace_s: float = 0) -> Reaped:
         """Reclaim up to `limit` expired leases; none while Redis has been up less than
@@ -197,7 +206,7 @@ class Leases(RunHandle):
             k.attempts,
             k.dead,
             k.errors,
-            k.solo,
+            k.batches,
             k.deaths,
             k.ledger,
         ]
@@ -215,5 +224,5 @@ class Leases(RunHandle):
                 return Reaped(requeued=requeued, dead=dead)
 
 
-def _chunks(positions: Sequence[int]) -> list[Sequence[int]]:
-    return [positions[i : i + MAX_BATCH] for i in range(0, len(positions), MAX_BATCH)]
+def _chunks(values: Sequence[T]) -> list[Sequence[T]]:
+    return [values[i : i + MAX_BATCH] for i in range(0, len(values), MAX_BATCH)]

@@ -67,7 +67,7 @@ class Reading(RunHandle):
     def metrics(self) -> RunMetrics:
         """The run's counts and its durations histogram, in one atomic read."""
         k = self.keys
-        keys = [k.meta, k.requeue, k.suspects, k.leases, k.dead, k.durations]
+        keys = [k.meta, k.requeue, k.suspects, k.dead, k.durations]
         raw: list[Any] = self._eval(self.scripts.status, keys=keys, args=[])
         flat, requeued, suspects, in_flight, dead, now_ms, ttl_ms, durations = raw
         meta = dict(zip(flat[::2], flat[1::2], strict=True))
@@ -197,14 +197,16 @@ class Reading(RunHandle):
                 return names
 
     def leased_positions(self) -> set[int]:
-        """Positions leased now (as many as workers hold, whatever the run's size)."""
+        """Positions in a leased batch and not settled (as many as workers hold, whatever the
+        run's size); those done already have their ledger record, which readers look at first."""
         held: set[int] = set()
         cursor = 0
         while True:
             cursor, page = cast(
-                tuple[int, list[tuple[str, float]]],
-                self._retried(self.client.zscan, self.keys.leases, cursor, count=ADMIN_CHUNK),
+                tuple[int, dict[str, str]],
+                self._retried(self.client.hscan, self.keys.batches, cursor, count=ADMIN_CHUNK),
             )
-            held.update(int(member.split(":", 1)[0]) for member, _ in page)
+            for record in page.values():
+                held.update(layout.batch_positions(record))
             if int(cursor) == 0:
                 return held

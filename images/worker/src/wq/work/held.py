@@ -83,13 +83,15 @@ class Heartbeat(threading.Thread):
                 self.log.warning("heartbeat.failed", error=str(exc) or type(exc).__name__)
 
     def beat(self) -> None:
-        for token, positions in self.held.snapshot().items():
+        held = self.held.snapshot()
+        if held:
             started = time.monotonic()
-            lost = self.queue.leases.renew(token, self.lease_s, positions)
-            self.held.renewed(token, started + self.lease_s)
-            gone = self.held.mark_lost(token, lost) if lost else []
-            if gone:
-                self.log.warning("lease.lost", positions=brief(gone))
+            lost = set(self.queue.leases.renew(list(held), self.lease_s))
+            for token, positions in held.items():
+                if token not in lost:
+                    self.held.renewed(token, started + self.lease_s)
+                elif gone := self.held.mark_lost(token, positions):
+                    self.log.warning("lease.lost", positions=brief(gone))
         reaped = self.queue.leases.reap(self.max_attempts, grace_s=self.lease_s)
         if reaped.requeued or reaped.dead:
             self.log.info("leases.reaped", requeued=reaped.requeued, dead=reaped.dead)

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 from wq.base.logs import EventLog
 from wq.base.options import WorkerConfig
-from wq.store.completions import Completions
+from wq.store.completions import Completions, Results
 from wq.store.handle import MAX_BATCH, OUTPUT_BYTES_PER_CALL
 from wq.store.leases import FailOutcome
 from wq.store.queue import RunQueue
@@ -88,16 +88,40 @@ class Recorder:
         )
 
     def flush(self) -> None:
+        """Record every success gathered so far, one call per lease token."""
+        for results in self._take():
+            self.recorded(
+                results, self.queue.leases.complete(results.token, results.worker, results.done)
+            )
+
+    def flush_but_one(self) -> Results | None:
+        """Record the successes gathered so far but those of one token, the most numerous,
+        which are returned for the next lease to record (Leases.lease, then `recorded`)."""
+        taken = sorted(self._take(), key=lambda r: len(r.done))
+        if not taken:
+            return None
+        for results in taken[:-1]:
+            self.recorded(
+                results, self.queue.leases.complete(results.token, results.worker, results.done)
+            )
+        return taken[-1]
+
+    def recorded(self, results: Results, stale: list[int]) -> None:
+        """Count what a call recorded; the rest was refused (the token had lost it)."""
+        self.processed += len(results.done) - len(stale)
+        if stale:
+            self.log.warning("result.rejected", reason="lease lost", positions=brief(stale))
+
+    def _take(self) -> list[Results]:
         self.last_flush = time.monotonic()
         if not self.finished:
-            return
+            return []
         finished, self.finished = self.finished, defaultdict(Completions.empty)
         self.unflushed = self.unflushed_output = 0
+        taken = []
         for token, done in finished.items():
             # Forgotten before it is recorded, so the heartbeat never renews a finished item
             # and takes its missing lease for a lost one.
             self.held.remove(token, done.positions)
-            stale = self.queue.leases.complete(token, self.worker_id, done)
-            self.processed += len(done) - len(stale)
-            if stale:
-                self.log.warning("result.rejected", reason="lease lost", positions=brief(stale))
+            taken.append(Results(token, self.worker_id, done))
+        return taken

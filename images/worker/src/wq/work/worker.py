@@ -160,15 +160,19 @@ class Worker:
             wait = 0.0 if startable or not self.slots.busy() else self.config.flush_interval_s
             for outcome in self.slots.results(wait):
                 self.recorder.record(outcome)
-            if self.recorder.flush_due():
-                self.recorder.flush()
             if self.local or self.slots.free() == 0:
+                if self.recorder.flush_due():
+                    self.recorder.flush()
                 continue
 
-            self.recorder.flush()
+            # One call per batch in the steady state: the results of the batch just finished
+            # are recorded by the call that leases the next.
+            results = self.recorder.flush_but_one()
             token = secrets.token_hex(8)
             leased_at = time.monotonic()
-            reply = self.queue.leases.lease(self._batch_size(), self.config.lease_s, token)
+            reply = self.queue.leases.lease(self._batch_size(), self.config.lease_s, token, results)
+            if results is not None:
+                self.recorder.recorded(results, reply.stale)
             if not reply.seeded:
                 self.log.error("run.lost", hint="the run was seeded and its keys are gone")
                 raise RunLost(self.queue.run)

@@ -7,7 +7,7 @@
 -- KEYS[1] meta      hash: total, cursor, seeded, open (an open run is never finished)
 -- KEYS[2] requeue   list of positions that came back after a failure or a release
 -- KEYS[3] suspects  list of positions that came back from an expired lease of several
--- KEYS[4] leases    zset: "position:token" -> deadline
+-- KEYS[4] leases    zset: token -> deadline (ms), one per leased batch
 -- KEYS[5..] every other key of the run
 -- ARGV[1] ttl_ms    how long the keys live from now
 --

@@ -1,15 +1,15 @@
 -- fail.lua: an attempt at one item failed. Retry it, or dead-letter it once it has used up
 -- its attempts, with its ledger record (wq/layout.py: RECORD_FORMAT).
--- Ignored (returns 'stale') when the token no longer holds the position. A known duration is
+-- Ignored (returns 'stale') when the token no longer holds the position (lib/batches.lua). A known duration is
 -- counted in the durations histogram (wq/layout.py), whether the item is retried or dead.
 --
--- KEYS[1] meta      hash: counters 'retried', 'stale', 'workers' (fields in wq/layout.py)
+-- KEYS[1] meta      hash: counters 'retried', 'stale', 'workers', 'in_flight' (wq/layout.py)
 -- KEYS[2] requeue   list of positions that came back
--- KEYS[3] leases    zset: "position:token" -> deadline
+-- KEYS[3] leases    zset: token -> deadline (ms)
 -- KEYS[4] attempts  hash: position -> attempts charged so far (absent: 0)
 -- KEYS[5] dead      hash: position -> last error
 -- KEYS[6] errors    hash: position -> last error
--- KEYS[7] solo      hash: position -> token of a lease holding that item alone
+-- KEYS[7] batches   hash: token -> its batch record (wq/layout.py)
 -- KEYS[8] ledger    hash: field -> RECORDS_PER_FIELD packed records
 -- KEYS[9] workers   hash: worker id -> its number in records
 -- KEYS[10] durations hash: bucket -> attempts, and sum_ms (wq/layout.py)
@@ -23,16 +23,17 @@
 -- Returns 'retry', 'dead' or 'stale'.
 
 local meta_key, requeue_key, leases_key = KEYS[1], KEYS[2], KEYS[3]
-local attempts_key, dead_key, errors_key, solo_key = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local attempts_key, dead_key, errors_key, batches_key = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local ledger_key, workers_key, durations_key = KEYS[8], KEYS[9], KEYS[10]
 local token, p, err, max_attempts = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local worker, ms = ARGV[5], tonumber(ARGV[6])
 
-if redis.call('ZREM', leases_key, p .. ':' .. token) == 0 then
+local batch = batch_of(batches_key, token)
+if not batch or #batch_holds(ledger_key, batch, {tonumber(p)}) == 0 then
   redis.call('HINCRBY', meta_key, STALE, 1)
   return 'stale'
 end
-redis.call('HDEL', solo_key, p)
+batch_settle(meta_key, leases_key, batches_key, token, batch, 1, {p})
 redis.call('HSET', errors_key, p, err)
 if ms ~= UNKNOWN_MS then
   redis.call('HINCRBY', durations_key, duration_bucket(ms), 1)

@@ -1,29 +1,30 @@
--- renew.lua: heartbeat. Push the deadline of every position this token still holds.
+-- renew.lua: heartbeat. Push the deadline of every lease these tokens still hold: one write
+-- per batch, whatever its size.
 --
--- KEYS[1] leases  zset: "position:token" -> deadline
--- ARGV[1] token     the worker's lease token
--- ARGV[2] lease_ms  new lease length from now, in milliseconds
--- ARGV[3..] positions
+-- KEYS[1] leases    zset: token -> deadline (ms)
+-- ARGV[1] lease_ms  new lease length from now, in milliseconds
+-- ARGV[2..] tokens
 --
--- Returns the positions the token no longer holds (their leases were lost).
+-- Returns the tokens that no longer hold a lease (theirs expired and was reaped, or every
+-- position of it is done, failed or released).
 
 local leases_key = KEYS[1]
-local token, lease_ms = ARGV[1], tonumber(ARGV[2])
-local FIRST_POSITION = 3
+local lease_ms = tonumber(ARGV[1])
+local FIRST_TOKEN = 2
 
 local deadline = now_ms() + lease_ms
-local members = {}
-for i = FIRST_POSITION, #ARGV do
-  members[#members + 1] = ARGV[i] .. ':' .. token
+local tokens = {}
+for i = FIRST_TOKEN, #ARGV do
+  tokens[#tokens + 1] = ARGV[i]
 end
-local scores = redis.call('ZMSCORE', leases_key, unpack(members))
+local scores = redis.call('ZMSCORE', leases_key, unpack(tokens))
 local renew, lost = {}, {}
 for i, score in ipairs(scores) do
   if score then
     renew[#renew + 1] = deadline
-    renew[#renew + 1] = members[i]
+    renew[#renew + 1] = tokens[i]
   else
-    lost[#lost + 1] = ARGV[i + FIRST_POSITION - 1]
+    lost[#lost + 1] = tokens[i]
   end
 end
 if #renew > 0 then
