@@ -17,6 +17,9 @@ from wq.store.completions import Completions, Finished, Results, record_ms
 from wq.store.handle import MAX_BATCH, RunHandle
 
 T = TypeVar("T")
+# Item(position, attempt, raw) from a tuple of the three, without NamedTuple's __new__ in
+# Python: a lease makes up to a thousand.
+_item = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,10 @@ class Leases(RunHandle):
                 Item(int(p), int(a), layout.range_item(start, step, int(p)))
                 for p, a in zip(back[::3], back[1::3], strict=True)
             ]
-            items += [Item(p, 1, str(start + p * step)) for p in range(first, first + fresh)]
+            # layout.range_item for each, in one pass (STEP is never 0: ItemRange refuses it).
+            values = map(str, range(start + first * step, start + (first + fresh) * step, step))
+            fresh_items = zip(range(first, first + fresh), repeat(1), values)
+            items += map(_item, repeat(Item, fresh), fresh_items)
         else:
             items = [
                 Item(int(p), int(a), text)
@@ -106,7 +112,8 @@ class Leases(RunHandle):
             ]
             if fresh:
                 texts = layout.SEPARATOR.join(raw[at:]).split(layout.SEPARATOR)
-                items += map(Item, range(first, first + fresh), repeat(1), texts[offset:])
+                listed = zip(range(first, first + fresh), repeat(1), texts[offset:])
+                items += map(_item, repeat(Item, fresh), listed)
         return LeaseReply(
             seeded=bool(raw[0]),
             now_ms=int(raw[1]),

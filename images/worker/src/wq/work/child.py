@@ -5,8 +5,9 @@ memory, crashes it, exits, hangs, kills its process group) costs the item, never
 
 Frames over two pipes, each a fixed header and a payload, nothing else:
   worker -> child  the first frame: JSON {"target", "path" (the worker's sys.path),
-                   "max_output_bytes"}; then one frame per item: its JSON text (items are
-                   untrusted data: they are only ever decoded as JSON)
+                   "max_output_bytes"}; then frames of items: their JSON texts joined by
+                   newlines (JSON text never holds a raw newline; items are untrusted data:
+                   they are only ever decoded as JSON)
   child -> worker  READY, or REFUSED with the one-line reason the function cannot be loaded;
                    then per item, in order: DONE (payload: the output's JSON text, empty for
                    none) or FAILED (payload: the error), with the call's duration
@@ -105,39 +106,43 @@ def serve(in_fd: int, out_fd: int, progress: "memoryview") -> int:
             (size,) = TO_CHILD.unpack_from(incoming, pos)
             if end - pos - header < size:
                 break
-            text = incoming[pos + header : pos + header + size].decode()
+            texts = incoming[pos + header : pos + header + size].decode().split("\n")
             pos += header + size
-            started = clock()
-            begun += 1
-            progress[1] = started  # first: the worker reads the count, then the time
-            progress[0] = begun
-            try:
-                result = func(decode(text))
-                output = None if result is None else json_output(result, limit)
-            except SystemExit as exc:  # the function's way of failing: its item fails
-                error = f"the function called sys.exit({exc.code!r})"
-            except KeyboardInterrupt:
-                error = "the function raised KeyboardInterrupt"
-            except MemoryError as exc:
-                error = str(exc) or out_of_memory
-            except BaseException as exc:
-                error = str(exc) or type(exc).__name__
-            else:
+            for text in texts:
+                started = clock()
+                begun += 1
+                progress[1] = started  # first: the worker reads the count, then the time
+                progress[0] = begun
+                try:
+                    # A JSON text of ASCII digits alone is a natural number (JSON has no
+                    # leading zeros): int() reads it five times faster than the JSON decoder.
+                    value = int(text) if text.isdigit() and text.isascii() else decode(text)
+                    result = func(value)
+                    output = None if result is None else json_output(result, limit)
+                except SystemExit as exc:  # the function's way of failing: its item fails
+                    error = f"the function called sys.exit({exc.code!r})"
+                except KeyboardInterrupt:
+                    error = "the function raised KeyboardInterrupt"
+                except MemoryError as exc:
+                    error = str(exc) or out_of_memory
+                except BaseException as exc:
+                    error = str(exc) or type(exc).__name__
+                else:
+                    ended = clock()
+                    data = output.encode() if output else b""
+                    answers += pack(len(data), DONE, ended - started)
+                    answers += data
+                    if ended - answered_at >= ANSWER_EVERY_NS:
+                        _answer(out_fd, answers)
+                        answered_at = clock()
+                    continue
                 ended = clock()
-                data = output.encode() if output else b""
-                answers += pack(len(data), DONE, ended - started)
+                data = error.encode("utf-8", "replace")
+                answers += pack(len(data), FAILED, ended - started)
                 answers += data
                 if ended - answered_at >= ANSWER_EVERY_NS:
                     _answer(out_fd, answers)
                     answered_at = clock()
-                continue
-            ended = clock()
-            data = error.encode("utf-8", "replace")
-            answers += pack(len(data), FAILED, ended - started)
-            answers += data
-            if ended - answered_at >= ANSWER_EVERY_NS:
-                _answer(out_fd, answers)
-                answered_at = clock()
         del incoming[:pos]
         _answer(out_fd, answers)  # all answered: nothing is kept waiting while we wait
         answered_at = clock()

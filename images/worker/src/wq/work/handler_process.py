@@ -154,15 +154,11 @@ class Child:
         del self.unwritten[:written]
 
     def send_pending(self) -> None:
-        frames = []
-        pack = TO_CHILD.pack
-        for _, item in self.pending:
-            raw = item.raw.encode()
-            frames.append(pack(len(raw)))
-            frames.append(raw)
+        """The items not yet written, in one frame (wq.work.child)."""
+        texts = "\n".join([item.raw for _, item in self.pending]).encode()
         self.sent.extend(self.pending)
         self.pending = []
-        self.write(b"".join(frames))
+        self.write(TO_CHILD.pack(len(texts)) + texts)
 
     def read(self) -> bool | None:
         """Takes what the process wrote: False at its end (it died), None if nothing came."""
