@@ -25,6 +25,8 @@ from wq.work.outcome import Outcome
 
 _PASSWORD_ENV = setting_of(ConnectionConfig, "redis_password").env
 _URL_ENV = setting_of(ConnectionConfig, "redis_url").env
+# Outcome(...) from a tuple of its fields, without NamedTuple's __new__ in Python (one an item).
+_outcome = tuple.__new__
 # Longest a handler process may take to start and import the function.
 START_TIMEOUT_S = 300.0
 # The container's count of out-of-memory kills: cgroup v2, then v1.
@@ -181,7 +183,7 @@ class Child:
             token, item = sent.popleft()
             text = buf[pos + size : end].decode() if n else None
             if kind == DONE:
-                out.append(Outcome(token, item, None, duration_ns, text))
+                out.append(_outcome(Outcome, (token, item, None, duration_ns, text)))
             else:
                 out.append(Outcome(token, item, text or "failed", duration_ns))
             pos = end

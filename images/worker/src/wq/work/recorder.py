@@ -34,6 +34,39 @@ class Recorder:
         self.attempts = 0  # finished by the handler, done or failed
         self.busy_ns = 0  # handler time of those attempts
 
+    def record_all(self, outcomes: list[Outcome]) -> None:
+        """record() for each, the successes in one pass: a worker finishes thousands a second."""
+        if len(outcomes) < 2 or self.log.enabled("debug"):
+            for outcome in outcomes:
+                self.record(outcome)
+            return
+        token, done = "", Completions.empty()
+        count = busy = 0
+        for outcome in outcomes:
+            if outcome.error is not None:
+                self.record(outcome)
+                continue
+            if outcome.token != token:
+                token = outcome.token
+                done = self.finished[token]
+            item, duration_ns = outcome.item, outcome.duration_ns
+            busy += duration_ns
+            count += 1
+            done.positions.append(item.position)
+            done.attempts.append(item.attempt)
+            done.durations_ms.append(duration_ns // 1_000_000)
+            if outcome.output is not None:
+                done.outputs[item.position] = outcome.output
+                self.unflushed_output += len(outcome.output)
+        if count:
+            self.attempts += count
+            self.busy_ns += busy
+            self.unflushed += count
+            # The moving average of record(), for `count` items of the same mean at once.
+            mean, keep = busy / count / 1e9, 0.8**count
+            old = mean if self.item_seconds is None else self.item_seconds
+            self.item_seconds = keep * old + (1 - keep) * mean
+
     def record(self, outcome: Outcome) -> None:
         self.attempts += 1
         self.busy_ns += outcome.duration_ns

@@ -5,7 +5,7 @@ import queue as stdqueue
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import Protocol
@@ -31,6 +31,9 @@ class Slots(Protocol):
     def busy(self) -> int: ...
 
     def submit(self, token: str, item: Item) -> None: ...
+
+    def submit_many(self, token: str, items: Sequence[Item]) -> None:
+        """submit() each, in order (as many as free() said)."""
 
     def results(self, timeout: float) -> list[Outcome]: ...
 
@@ -86,6 +89,10 @@ class InlineSlots:
             )
         self._done.append(outcome)
 
+    def submit_many(self, token: str, items: Sequence[Item]) -> None:
+        for item in items:
+            self.submit(token, item)
+
     @contextmanager
     def _alarm(self) -> Iterator[None]:
         def expire(signum: int, frame: FrameType | None) -> None:
@@ -140,6 +147,10 @@ class ThreadSlots:
     def submit(self, token: str, item: Item) -> None:
         self._busy += 1
         self._tasks.put((token, item))
+
+    def submit_many(self, token: str, items: Sequence[Item]) -> None:
+        for item in items:
+            self.submit(token, item)
 
     def results(self, timeout: float) -> list[Outcome]:
         out: list[Outcome] = []

@@ -13,6 +13,8 @@ import os
 import select
 import subprocess
 import time
+from collections.abc import Sequence
+from itertools import repeat
 
 from wq.base.errors import ConfigError, WqError
 from wq.base.item import Item
@@ -113,14 +115,20 @@ class HandlerProcesses:
         return self.queued
 
     def submit(self, token: str, item: Item) -> None:
+        self.submit_many(token, [item])
+
+    def submit_many(self, token: str, items: Sequence[Item]) -> None:
+        """Shared out in slices, each to the process with the least work queued."""
         children = self.children
-        child = (
-            children[0]
-            if len(children) == 1
-            else min(children, key=lambda c: len(c.sent) + len(c.pending))
-        )
-        child.pending.append((token, item))
-        self.queued += 1
+        share = -(-len(items) // len(children))
+        for start in range(0, len(items), share):
+            child = (
+                children[0]
+                if len(children) == 1
+                else min(children, key=lambda c: len(c.sent) + len(c.pending))
+            )
+            child.pending.extend(zip(repeat(token), items[start : start + share]))
+        self.queued += len(items)
 
     def results(self, timeout: float) -> list[Outcome]:
         if self.closed:

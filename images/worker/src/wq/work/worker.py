@@ -36,6 +36,22 @@ EXIT_DEAD_ITEMS = 3
 EXIT_STOPPED = 128 + signal.SIGTERM
 
 
+class Leased:
+    """A batch's items not handed to the slots yet: handed out from `next` on, in slices."""
+
+    def __init__(self, token: str, items: list[Item]) -> None:
+        self.token = token
+        self.items = items
+        self.next = 0
+
+    def take(self, n: int) -> list[Item]:
+        start, self.next = self.next, min(self.next + n, len(self.items))
+        return self.items[start : self.next]
+
+    def empty(self) -> bool:
+        return self.next >= len(self.items)
+
+
 class Worker:
     def __init__(
         self, queue: RunQueue, handler: Handler, config: WorkerConfig, log: EventLog
@@ -55,7 +71,7 @@ class Worker:
             self.slots = InlineSlots(handler, config.item_timeout_s)
         else:
             self.slots = ThreadSlots(handler, config.concurrency)
-        self.local: deque[tuple[str, Item]] = deque()
+        self.local: deque[Leased] = deque()  # leased, not handed to the slots yet
         self.recorder = Recorder(queue, self.held, config, self.worker_id, self.log)
         self.started = time.monotonic()
 
@@ -150,16 +166,11 @@ class Worker:
         while True:
             if self.stop.is_set():
                 return self._shutdown()
-            # As many items as there are free slots (inline: one, run here and now).
-            for _ in range(min(len(self.local), self.slots.free())):
-                token, item = self.local.popleft()
-                if self._still_held(token, item):
-                    self.slots.submit(token, item)
+            self._hand_out()
             # Waits for a result only while no item can start (every slot taken, or none to start).
             startable = self.local and self.slots.free() > 0
             wait = 0.0 if startable or not self.slots.busy() else self.config.flush_interval_s
-            for outcome in self.slots.results(wait):
-                self.recorder.record(outcome)
+            self.recorder.record_all(self.slots.results(wait))
             if self.local or self.slots.free() == 0:
                 if self.recorder.flush_due():
                     self.recorder.flush()
@@ -188,7 +199,7 @@ class Worker:
                 self.held.add(
                     token, [i.position for i in reply.items], leased_at + self.config.lease_s
                 )
-                self.local.extend((token, i) for i in reply.items)
+                self.local.append(Leased(token, reply.items))
                 continue
             if reply.expired_leases and not reaped.held_back:
                 continue
@@ -215,6 +226,21 @@ class Worker:
                 else min(self.config.poll_s, until_deadline + 0.01)
             )
             self.stop.wait(pause)
+
+    def _hand_out(self) -> None:
+        """Items to the slots, as many as they have room for now (inline: one, run here and
+        now, so that it is recorded before the next starts), a batch's worth at a time."""
+        free = self.slots.free()
+        while free > 0 and self.local:
+            leased = self.local[0]
+            items = leased.take(free)
+            free -= len(items)
+            if leased.empty():
+                self.local.popleft()
+            if self.held.lost or time.monotonic() >= self.held.good_until(leased.token):
+                items = [i for i in items if self._still_held(leased.token, i)]
+            if items:
+                self.slots.submit_many(leased.token, items)
 
     def _still_held(self, token: str, item: Item) -> bool:
         """Whether to start an item: not if its lease was found lost, nor if it could not be
