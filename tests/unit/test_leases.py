@@ -4,7 +4,7 @@ import pytest
 
 from tests.polling import wait_until
 from wq.base.item import encode
-from wq.read.ledger import DEAD, DONE, iter_records
+from wq.read.ledger import DEAD, DONE, IN_FLIGHT, PENDING, iter_records
 from wq.seed.items_source import ItemRange
 from wq.seed.seeder import seed_items, seed_range
 from wq.store.completions import Completions, Results
@@ -215,3 +215,20 @@ def test_a_position_given_twice_is_recorded_once(queue: RunQueue) -> None:
     assert queue.leases.complete("t", "w", [0, 0, 1]) == [0]
     status = queue.reading.status()
     assert (status.done, status.in_flight, status.stale) == (2, 0, 1)
+
+
+def test_a_batch_holds_what_has_not_left_it(queue: RunQueue) -> None:
+    """Of a batch, what failed or was released leaves it at once; a done item stays in its
+    record (its ledger record says it is done) until the whole batch is."""
+    seed(queue, ["a", "b", "c", "d"])
+    queue.leases.lease(4, 30, "t")
+    assert queue.leases.fail("t", 1, "boom", 3) is FailOutcome.RETRY
+    assert queue.leases.release("t", [2]) == 1
+    assert queue.leases.complete("t", "w", [0]) == []
+    assert queue.reading.leased_positions() == {0, 3}
+    states = {r.position: r.state for r in iter_records(queue)}
+    assert states == {0: DONE, 1: PENDING, 2: PENDING, 3: IN_FLIGHT}
+    assert queue.reading.status().in_flight == 1
+    assert queue.leases.complete("t", "w", [3]) == []
+    assert queue.reading.leased_positions() == set()
+    assert queue.client.exists(queue.keys.batches, queue.keys.leases) == 0
