@@ -170,6 +170,36 @@ def test_items_of_10_ms_or_more_are_recorded_as_each_one_finishes(queue: RunQueu
     assert completed == [1] * 6
 
 
+class SlowAmongFast(Recorder):
+    """Fast items but one slow one; notes, as each item starts, whether the slow one was
+    recorded done (in Redis) by then."""
+
+    def __init__(self, queue: RunQueue, slow: int) -> None:
+        super().__init__()
+        self.queue = queue
+        self.slow = slow
+        self.recorded_before: dict[int, bool] = {}
+
+    def __call__(self, item: Item) -> None:
+        if item.value == self.slow:
+            time.sleep(0.05)
+        elif item.value == self.slow + 1:
+            self.recorded_before[item.value] = self.queue.reading.status().done > self.slow
+        super().__call__(item)
+
+
+def test_a_slow_item_among_fast_ones_is_recorded_before_the_next_starts(
+    queue: RunQueue,
+) -> None:
+    """Fast items run inline several at a time, but a slow one ends its burst: it is recorded
+    before the next item starts, as every item of 10 ms or more is."""
+    seed(queue, list(range(600)))
+    handler = SlowAmongFast(queue, slow=400)
+    assert Worker(queue, handler, config(flush_interval_s=60), quiet()).run() == EXIT_DRAINED
+    assert handler.recorded_before == {401: True}
+    assert sorted(handler.seen) == list(range(600))
+
+
 def test_slow_items_are_not_hoarded(queue: RunQueue) -> None:
     """Items slower than the batch target are leased one at a time, so other workers can
     take the rest."""

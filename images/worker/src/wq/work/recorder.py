@@ -27,6 +27,8 @@ class Recorder:
         self.finished: dict[str, Completions] = defaultdict(Completions.empty)
         self.unflushed = 0
         self.unflushed_output = 0  # characters of outputs waiting to be recorded
+        self.slow_ns = int(config.record_at_once_s * 1e9)
+        self.slow_unflushed = False  # an item waiting to be recorded took --record-at-once
         self.last_flush = time.monotonic()
         self.item_seconds: float | None = None  # moving average of handler time per item
         self.processed = 0
@@ -52,6 +54,8 @@ class Recorder:
             item, duration_ns = outcome.item, outcome.duration_ns
             busy += duration_ns
             count += 1
+            if duration_ns >= self.slow_ns:
+                self.slow_unflushed = True
             done.positions.append(item.position)
             done.attempts.append(item.attempt)
             done.durations_ms.append(duration_ns // 1_000_000)
@@ -82,6 +86,8 @@ class Recorder:
             done.attempts.append(item.attempt)
             done.durations_ms.append(outcome.duration_ns // 1_000_000)
             self.unflushed += 1
+            if outcome.duration_ns >= self.slow_ns:
+                self.slow_unflushed = True
             if outcome.output is not None:
                 done.outputs[position] = outcome.output
                 self.unflushed_output += len(outcome.output)
@@ -116,6 +122,7 @@ class Recorder:
         return (
             self.unflushed >= MAX_BATCH
             or self.unflushed_output >= OUTPUT_BYTES_PER_CALL
+            or self.slow_unflushed
             or (self.item_seconds or 0.0) >= self.config.record_at_once_s
             or time.monotonic() - self.last_flush >= self.config.flush_interval_s
         )
@@ -151,6 +158,7 @@ class Recorder:
             return []
         finished, self.finished = self.finished, defaultdict(Completions.empty)
         self.unflushed = self.unflushed_output = 0
+        self.slow_unflushed = False
         taken = []
         for token, done in finished.items():
             # Forgotten before it is recorded, so the heartbeat never renews a finished item

@@ -117,7 +117,7 @@ class HandlerProcesses:
     def submit(self, token: str, item: Item) -> None:
         self.submit_many(token, [item])
 
-    def submit_many(self, token: str, items: Sequence[Item]) -> None:
+    def submit_many(self, token: str, items: Sequence[Item]) -> int:
         """Shared out in slices, each to the process with the least work queued."""
         children = self.children
         share = -(-len(items) // len(children))
@@ -129,6 +129,7 @@ class HandlerProcesses:
             )
             child.pending.extend(zip(repeat(token), items[start : start + share]))
         self.queued += len(items)
+        return len(items)
 
     def results(self, timeout: float) -> list[Outcome]:
         if self.closed:

@@ -32,6 +32,7 @@ from wq.work.summary import WorkerSummary, write_termination_message
 from wq.work.supervisor import HandlerProcesses
 
 EXIT_DRAINED = 0
+MAX_INLINE_BURST = 256
 EXIT_DEAD_ITEMS = 3
 EXIT_STOPPED = 128 + signal.SIGTERM
 
@@ -68,7 +69,7 @@ class Worker:
             handler.log = self.log
             self.slots = handler
         elif config.concurrency == 1:
-            self.slots = InlineSlots(handler, config.item_timeout_s)
+            self.slots = InlineSlots(handler, config.item_timeout_s, config.record_at_once_s)
         else:
             self.slots = ThreadSlots(handler, config.concurrency)
         self.local: deque[Leased] = deque()  # leased, not handed to the slots yet
@@ -228,8 +229,10 @@ class Worker:
             self.stop.wait(pause)
 
     def _hand_out(self) -> None:
-        """Items to the slots, as many as they have room for now (inline: one, run here and
-        now, so that it is recorded before the next starts), a batch's worth at a time."""
+        """Items to the slots, as many as they have room for now (inline: run here and now,
+        one at a time unless they are fast), a batch's worth at a time."""
+        if isinstance(self.slots, InlineSlots):
+            self.slots.burst = self._inline_burst()
         free = self.slots.free()
         while free > 0 and self.local:
             leased = self.local[0]
@@ -239,8 +242,18 @@ class Worker:
                 self.local.popleft()
             if self.held.lost or time.monotonic() >= self.held.good_until(leased.token):
                 items = [i for i in items if self._still_held(leased.token, i)]
-            if items:
-                self.slots.submit_many(leased.token, items)
+            if items and (taken := self.slots.submit_many(leased.token, items)) < len(items):
+                self.local.appendleft(Leased(leased.token, items[taken:]))
+                return
+
+    def _inline_burst(self) -> int:
+        """Items to run inline at once: about --record-at-once of work when items are faster
+        than that (they are recorded in batches anyway), else one, recorded as it finishes."""
+        per_item = self.recorder.item_seconds
+        at_once = self.config.record_at_once_s
+        if per_item is None or per_item >= at_once:
+            return 1
+        return max(1, min(MAX_INLINE_BURST, int(at_once / max(per_item, 1e-7))))
 
     def _still_held(self, token: str, item: Item) -> bool:
         """Whether to start an item: not if its lease was found lost, nor if it could not be
