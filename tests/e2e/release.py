@@ -274,8 +274,9 @@ class Release:
         output = self.wq("dead", "--json")
         return [json.loads(ln) for ln in output.splitlines() if ln.startswith("{")]
 
-    def redis_cli(self, *args: str) -> list[str]:
-        """A redis-cli command in the bundled Redis pod (it authenticates with REDISCLI_AUTH)."""
+    def redis_cli(self, *args: str, check: bool = True) -> list[str]:
+        """A redis-cli command in the bundled Redis pod (it authenticates with REDISCLI_AUTH);
+        `check=False`: no lines (rather than a failure) while the pod is not up yet."""
         out = self.kube(
             "exec",
             f"deploy/{self.redis_name}",
@@ -285,6 +286,7 @@ class Release:
             "redis-cli",
             "--no-auth-warning",
             *args,
+            check=check,
         )
         return out.splitlines()
 

@@ -43,7 +43,7 @@ def test_range_run_completes_within_the_default_redis_memory(release: Releases) 
     meta = f"wq:{{{rel.run_id()}}}:meta"
     wait_until(
         "the first lease",
-        lambda: (rel.redis_cli("HGET", meta, "first_lease_ms") or [""])[0] or None,
+        lambda: "".join(rel.redis_cli("HGET", meta, "first_lease_ms", check=False)) or None,
         timeout=600,
         interval=0.5,
     )

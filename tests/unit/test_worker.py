@@ -3,6 +3,7 @@
 import contextlib
 import io
 import shlex
+import sys
 import threading
 import time
 from collections import Counter
@@ -277,9 +278,42 @@ def test_inline_item_timeout_interrupts_a_python_handler(queue: RunQueue) -> Non
 
 
 def test_demo_handler_prints_like_the_docs_example(capsys: pytest.CaptureFixture[str]) -> None:
-    DemoHandler(0)(Item(0, 1, encode("apple")))
-    DemoHandler(0)(Item(1, 1, encode({"n": 1})))
+    handler = DemoHandler(0)
+    handler(Item(0, 1, encode("apple")))
+    handler(Item(1, 1, encode({"n": 1})))
+    handler.cancel_all()  # what the worker's slots do as it ends
     assert capsys.readouterr().out == 'Working on apple\nWorking on {"n":1}\n'
+
+
+class Writes(io.StringIO):
+    """Standard output that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+
+def test_demo_lines_of_quick_items_go_out_together_in_whole_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whole lines, each write short enough for a pipe to take at once (4096 bytes): worker
+    processes sharing one never interleave mid-line."""
+    out = Writes()
+    monkeypatch.setattr(sys, "stdout", out)
+    handler = DemoHandler(0)
+    items = [encode(f"item {n} \u00e9t\u00e9") for n in range(5000)]
+    for n, raw in enumerate(items):
+        handler(Item(n, 1, raw))
+    handler.cancel_all()
+    assert "".join(out.writes) == "".join(
+        f"Working on item {n} \u00e9t\u00e9\n" for n in range(5000)
+    )
+    assert all(w.endswith("\n") and len(w.encode()) <= 4096 for w in out.writes)
+    assert len(out.writes) <= 5000 / 10
 
 
 def test_python_handler_gets_the_decoded_item() -> None:

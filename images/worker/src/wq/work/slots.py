@@ -128,7 +128,8 @@ class InlineSlots:
             raise StopRequested()
 
     def close(self) -> None:
-        pass
+        # Nothing runs now: a handler that holds output back (demo) writes it.
+        self.handler.cancel_all()
 
 
 class ThreadSlots:
