@@ -111,75 +111,61 @@ def wq_env(server: Server, run: str) -> dict[str, str]:
     }
 
 
+def drain(server: Server, items: int, run: str, argv: list[str], workers: int) -> dict[str, float]:
+    """Seeds a range run of `items`, starts `workers` processes of `argv` on it and waits until
+    it is drained: items/s from the first lease to drained, and the Redis server's and the
+    processes' CPU microseconds per item. The run's keys are left for the caller to read."""
+    env = wq_env(server, run)
+    subprocess.run([WQ, "seed", "--range", f"0:{items}"], env=env, check=True)
+    queue = open_queue(ConnectionConfig(redis_url=server.url, run_id=run, redis_wait=10))
+    keys = RunKeys(run)
+    cpu_before = redis_cpu_s(server)
+    procs = [subprocess.Popen(argv, env=env) for _ in range(workers)]
+    wait_until(lambda: server.client.hexists(keys.meta, layout.FIRST_LEASE_MS), 60)
+    wait_until(lambda: queue.reading.status().done >= items, 600, step=0.02)
+    finished = server.now()
+    first = int(server.client.hget(keys.meta, layout.FIRST_LEASE_MS) or 0) / 1000
+    cpu_s = redis_cpu_s(server) - cpu_before
+    procs_cpu_s = 0.0
+    for p in procs:
+        _, status, usage = os.wait4(p.pid, 0)  # its own CPU time, unlike Popen.wait
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[:2])} exited with {p.returncode}")
+        procs_cpu_s += usage.ru_utime + usage.ru_stime
+    queue.close()
+    return {
+        "rate": items / (finished - first),
+        "cpu_us": cpu_s / items * 1e6,
+        "workers_cpu_us": procs_cpu_s / items * 1e6,
+    }
+
+
 def run_wq(
     server: Server, items: int, workers: int, tag: str, isolation: str = "process"
 ) -> dict[str, float]:
     """items/s, Redis CPU microseconds per item, and bytes per item of the drained run, with
     the python handler isolated (`process`) or in the worker's process (`none`)."""
     run = f"bench-{tag}"
-    env = wq_env(server, run)
-    subprocess.run([WQ, "seed", "--range", f"0:{items}"], env=env, check=True)
-    queue = open_queue(ConnectionConfig(redis_url=server.url, run_id=run, redis_wait=10))
-    keys = RunKeys(run)
-    cpu_before = redis_cpu_s(server)
-    procs = [
-        subprocess.Popen(
-            [
-                *(WQ, "work", "--handler", "python", "--python", "noop:noop", "--poll", "0.01"),
-                *("--python-isolation", isolation),
-            ],
-            env=env,
-        )
-        for _ in range(workers)
+    argv = [
+        *(WQ, "work", "--handler", "python", "--python", "noop:noop", "--poll", "0.01"),
+        *("--python-isolation", isolation),
     ]
-    wait_until(lambda: server.client.hexists(keys.meta, layout.FIRST_LEASE_MS), 60)
-    wait_until(lambda: queue.reading.status().done >= items, 600, step=0.02)
-    finished = server.now()
-    first = int(server.client.hget(keys.meta, layout.FIRST_LEASE_MS) or 0) / 1000
-    cpu_s = redis_cpu_s(server) - cpu_before
-    workers_cpu_s = 0.0
-    for p in procs:
-        _, status, usage = os.wait4(p.pid, 0)  # its own CPU time, unlike Popen.wait
-        p.returncode = os.waitstatus_to_exitcode(status)
-        if p.returncode != 0:
-            raise RuntimeError(f"wq worker exited with {p.returncode}")
-        workers_cpu_s += usage.ru_utime + usage.ru_stime
-    names = server.client.keys(keys.pattern)
+    figures = drain(server, items, run, argv, workers)
+    names = server.client.keys(RunKeys(run).pattern)
     held = sum(int(server.client.memory_usage(k, samples=0) or 0) for k in names)
     server.client.delete(*names)
-    queue.close()
-    return {
-        "rate": items / (finished - first),
-        "cpu_us": cpu_s / items * 1e6,
-        "workers_cpu_us": workers_cpu_s / items * 1e6,
-        "bytes": held / items,
-    }
+    return {**figures, "bytes": held / items}
 
 
 def run_bare(server: Server, items: int, workers: int, tag: str) -> dict[str, float]:
     """items/s from the first lease to drained, and Redis CPU microseconds per item, of W
     processes of the bare lease/complete loop (bare_loop.py) on a range run of `items`."""
     run = f"bench-bare-{tag}"
-    env = wq_env(server, run)
-    subprocess.run([WQ, "seed", "--range", f"0:{items}"], env=env, check=True)
-    queue = open_queue(ConnectionConfig(redis_url=server.url, run_id=run, redis_wait=10))
-    keys = RunKeys(run)
-    cpu_before = redis_cpu_s(server)
-    procs = [
-        subprocess.Popen([sys.executable, str(HERE / "bare_loop.py"), server.url, run], env=env)
-        for _ in range(workers)
-    ]
-    wait_until(lambda: server.client.hexists(keys.meta, layout.FIRST_LEASE_MS), 60)
-    wait_until(lambda: queue.reading.status().done >= items, 600, step=0.02)
-    finished = server.now()
-    first = int(server.client.hget(keys.meta, layout.FIRST_LEASE_MS) or 0) / 1000
-    cpu_s = redis_cpu_s(server) - cpu_before
-    for p in procs:
-        if p.wait(60) != 0:
-            raise RuntimeError(f"bare loop exited with {p.returncode}")
-    server.client.delete(*server.client.keys(keys.pattern))
-    queue.close()
-    return {"rate": items / (finished - first), "cpu_us": cpu_s / items * 1e6}
+    argv = [sys.executable, str(HERE / "bare_loop.py"), server.url, run]
+    figures = drain(server, items, run, argv, workers)
+    server.client.delete(*server.client.keys(RunKeys(run).pattern))
+    return figures
 
 
 def wq_startup_s(server: Server, run: str, handler: tuple[str, ...]) -> float:
