@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, Protocol
 
 from wq.base.errors import ConfigError
 from wq.base.item import Item
@@ -29,9 +29,6 @@ from wq.work.handler_process import handler_environment
 from wq.work.outcome import HandlerFailed
 from wq.work.outputs import json_output, read_limited, text_output, too_big
 from wq.work.supervisor import HandlerProcesses
-
-if TYPE_CHECKING:
-    pass
 
 # Where a command writes its item's output (a path in a fresh directory per item).
 OUTPUT_ENV = "WQ_OUTPUT"
