@@ -61,6 +61,18 @@ $(VENV)/.installed: images/worker/pyproject.toml requirements-dev.txt
 .PHONY: venv
 venv: $(VENV)/.installed ## Create .venv with the wq package (editable) and the test tools.
 
+# arq, the peer whose worker start-up make bench sets beside wq's, in a venv of its own: it
+# pins a redis-py older than wq's. The bench smoke test (make test-unit) runs it too.
+ARQ_VENV := $(CURDIR)/.venv-arq
+
+$(ARQ_VENV)/.installed: bench/requirements-arq.txt
+	python3 -m venv $(ARQ_VENV)
+	$(ARQ_VENV)/bin/python -m pip install -q -r bench/requirements-arq.txt
+	touch $@
+
+.PHONY: venv-arq
+venv-arq: $(ARQ_VENV)/.installed ## Create .venv-arq with arq (make bench's start-up comparison).
+
 .PHONY: lint
 lint: prereqs venv lint-shell lint-workflows lint-docs ## Lint and type-check: shellcheck, actionlint, the docs' links, ruff check, ruff format --check, mypy --strict.
 	$(PY) -m ruff check $(PY_SOURCES)
@@ -99,7 +111,7 @@ fmt: venv ## Format and auto-fix Python sources.
 TEST_WORKERS ?= 2
 
 .PHONY: test-unit
-test-unit: prereqs venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers), the docs' checks, every benchmark at a tiny size; TEST_WORKERS=2 at once.
+test-unit: prereqs venv venv-arq $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit, property and fault-injection tests against a real redis-server (and S3 and GCS servers), the docs' checks, every benchmark at a tiny size; TEST_WORKERS=2 at once.
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m 'not slow' tests/unit tests/docs tests/bench
 	$(PY) -m pytest -m slow tests/unit
 
@@ -326,9 +338,9 @@ demo: prereqs venv wheelhouse tools ## The docs' nine fruits on kind: install, l
 WQ_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/wq
 
 .PHONY: clean
-clean: ## Remove what the work tree builds: .venv, bin, .cache, _artifacts, dist, wheelhouse, bench results (and the kind cluster).
+clean: ## Remove what the work tree builds: .venv, .venv-arq, bin, .cache, _artifacts, dist, wheelhouse, bench results (and the kind cluster).
 	if [ -x $(BIN)/kind ] && [ -f $(KIND_KUBECONFIG) ]; then $(MAKE) --no-print-directory kind-down; fi
-	rm -rf $(VENV) $(BIN) $(CURDIR)/.cache $(CURDIR)/_artifacts $(WHEELHOUSE) $(DIST) bench/results
+	rm -rf $(VENV) $(ARQ_VENV) $(BIN) $(CURDIR)/.cache $(CURDIR)/_artifacts $(WHEELHOUSE) $(DIST) bench/results
 
 .PHONY: clean-cache
 clean-cache: ## Remove ~/.cache/wq (node image inputs, binaries) and the images built or pushed here.
@@ -340,7 +352,7 @@ clean-cache: ## Remove ~/.cache/wq (node image inputs, binaries) and the images 
 ##@ Benchmark
 
 .PHONY: bench
-bench: prereqs venv ## Per-item overhead vs the docs' client and redis-benchmark's ceiling.
+bench: prereqs venv venv-arq ## Per-item overhead vs a bare lease/complete loop, the docs' client and redis-benchmark's ceiling; start-up vs arq's worker.
 	$(PY) bench/throughput.py --out bench/results
 
 # Not part of `make test`: minutes, and gigabytes of temporary files.

@@ -5,7 +5,6 @@ import importlib
 import sys
 
 import click
-import redis
 
 from wq import __version__
 from wq.base.errors import WqError
@@ -88,7 +87,13 @@ def main() -> None:
     except WqError as exc:
         error(str(exc))
         code = exc.exit_code
-    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+    except Exception as exc:
+        # Imported here: a command that talks to Redis has imported it already, and the others
+        # (wq work before its handler processes are started) start without it.
+        import redis
+
+        if not isinstance(exc, (redis.RedisError, redis.exceptions.RedisClusterException)):
+            raise
         error(f"Redis answered with an error: {exc}")
         code = 1
     except KeyboardInterrupt:

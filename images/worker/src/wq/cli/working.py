@@ -5,10 +5,10 @@ from typing import Any
 
 import click
 
-from wq.base.options import WorkerConfig, command_from_env
+from wq.base.options import ConnectionConfig, WorkerConfig, command_from_env
 from wq.base.settings import click_options, pop_config
-from wq.cli.common import EPILOG, connect, connection_options
-from wq.work.worker import work as run_worker
+from wq.cli.common import EPILOG, connection_options, open_run
+from wq.work.handlers import start_early
 
 
 @click.command(
@@ -40,6 +40,12 @@ def work(command: tuple[str, ...], **opts: Any) -> int:
       wq work --run r1 --handler command --shell -- 'gzip -c {{ item }} > {{ item }}.gz'
       wq work --run r1 --handler command --shell -- 'echo "$WQ_ITEM" | wc -c'
     """
-    queue, log = connect(opts)
+    connection = pop_config(ConnectionConfig, opts)
     config = pop_config(WorkerConfig, {**opts, "command": command or command_from_env(os.environ)})
+    # The handler processes' interpreters start while this one imports the worker and the
+    # store (redis-py): most of what stood between the spawn and the first lease.
+    start_early(config)
+    from wq.work.worker import work as run_worker
+
+    queue, log = open_run(connection)
     return run_worker(queue, config, log)

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from wq.base.errors import ConfigError
@@ -76,32 +77,74 @@ def death_reason(code: int, oom: tuple[str, int] | None) -> str:
     return f"the handler process was killed by {name}"
 
 
+class Spawned(NamedTuple):
+    """A handler process started, not yet told what to import: its interpreter starts while the
+    worker goes on, and it waits for its first frame (wq.work.child)."""
+
+    proc: "subprocess.Popen[bytes]"
+    to_child: int
+    from_child: int
+    progress: memoryview
+
+
+def spawn(env: Mapping[str, str]) -> Spawned:
+    progress_fd = os.memfd_create("wq-handler-progress")
+    os.ftruncate(progress_fd, PROGRESS.size)
+    progress = memoryview(mmap.mmap(progress_fd, PROGRESS.size)).cast("q")
+    down_r, to_child = os.pipe()
+    from_child, up_w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "wq.work.child"),
+                *(str(fd) for fd in (down_r, up_w, progress_fd, os.getpid())),
+            ],
+            pass_fds=(down_r, up_w, progress_fd),
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # a kill of its process group is not the worker's
+        )
+    finally:
+        for fd in (down_r, up_w, progress_fd):
+            os.close(fd)
+    return Spawned(proc, to_child, from_child, progress)
+
+
+# Handler processes started before the worker imported the rest of itself (start_early), and
+# the environment each was given; the first Child objects take them, in turn.
+_early: list[tuple[dict[str, str], Spawned]] = []
+
+
+def start_early(count: int, env: Mapping[str, str]) -> None:
+    """Starts `count` handler processes now, for the first Child objects to take: a Python
+    interpreter takes tens of milliseconds to start, which then pass while the worker imports
+    redis-py and the store, rather than after, before its first lease. One that is never
+    taken reads its end of file when the worker exits, and exits too."""
+    _early.extend((dict(env), spawn(env)) for _ in range(count))
+
+
+def _take_early(env: Mapping[str, str]) -> Spawned | None:
+    while _early:
+        early_env, spawned = _early.pop(0)
+        if early_env == env:
+            return spawned
+        # Started for other settings: its end of file ends it (its own process group).
+        for fd in (spawned.to_child, spawned.from_child):
+            os.close(fd)
+        spawned.progress.release()
+    return None
+
+
 class Child:
     """One handler process: its pipes, its progress page, and the items it was given that it
     has not answered, in order: `sent` were written to it, `pending` not yet."""
 
     def __init__(self, target: str, hello: bytes, env: Mapping[str, str]) -> None:
-        """Starts it and waits until it has imported the function; a ConfigError if it
-        cannot."""
-        progress_fd = os.memfd_create("wq-handler-progress")
-        os.ftruncate(progress_fd, PROGRESS.size)
-        self.progress = memoryview(mmap.mmap(progress_fd, PROGRESS.size)).cast("q")
-        down_r, self.to_child = os.pipe()
-        self.from_child, up_w = os.pipe()
-        try:
-            self.proc = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "wq.work.child"),
-                    *(str(fd) for fd in (down_r, up_w, progress_fd, os.getpid())),
-                ],
-                pass_fds=(down_r, up_w, progress_fd),
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,  # a kill of its process group is not the worker's
-            )
-        finally:
-            for fd in (down_r, up_w, progress_fd):
-                os.close(fd)
+        """Starts it (or takes one started early) and sends it what to import; ready() waits
+        until it has imported the function."""
+        self.target = target
+        spawned = _take_early(env) or spawn(env)
+        self.proc, self.to_child, self.from_child, self.progress = spawned
         self.sent: deque[tuple[str, Item]] = deque()
         self.pending: list[tuple[str, Item]] = []
         self.answered = 0  # items answered since it started
@@ -110,9 +153,10 @@ class Child:
         self.write(TO_CHILD.pack(len(hello)) + hello)
         for fd in (self.to_child, self.from_child):
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
-        self._handshake(target)
 
-    def _handshake(self, target: str) -> None:
+    def ready(self) -> None:
+        """Waits until it has imported the function; a ConfigError if it cannot."""
+        target = self.target
         deadline = time.monotonic() + START_TIMEOUT_S
         size = TO_WORKER.size
         while len(self.received) < size or len(self.received) < size + self._next_size():

@@ -23,8 +23,8 @@ from typing import IO, Protocol
 from wq.base.errors import ConfigError
 from wq.base.item import Item
 from wq.base.options import DEFAULT_MAX_OUTPUT_BYTES, HANDLERS, WorkerConfig
+from wq.work import handler_process
 from wq.work.child import load_function
-from wq.work.command_template import CommandTemplate, RenderFailed
 from wq.work.handler_process import handler_environment
 from wq.work.outcome import HandlerFailed
 from wq.work.outputs import json_output, read_limited, text_output, too_big
@@ -145,7 +145,11 @@ class CommandHandler:
                 "command handler needs a command: wq work --handler command -- CMD ARGS... "
                 "(or WQ_COMMAND as a JSON list)"
             )
-        self.template = CommandTemplate(args, shell)
+        # Imported here: Jinja2 is for this handler alone, and a worker with another starts
+        # without it.
+        from wq.work.command_template import CommandTemplate
+
+        self.template: CommandTemplate = CommandTemplate(args, shell)
         self.timeout_s = timeout_s
         self.max_output_bytes = max_output_bytes
         self.capture_stdout = capture_stdout
@@ -153,6 +157,8 @@ class CommandHandler:
         self._lock = threading.Lock()
 
     def render(self, item: Item) -> list[str]:
+        from wq.work.command_template import RenderFailed
+
         try:
             return self.template.render(item.value)
         except RenderFailed as exc:
@@ -284,6 +290,13 @@ def item_environment(environ: Mapping[str, str], item: Item) -> dict[str, str]:
 def _kill_group(proc: "subprocess.Popen[bytes]", sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+def start_early(config: WorkerConfig) -> None:
+    """Starts the handler processes that build_handler will want, if it will want any, before
+    the worker imports the rest of itself (wq.work.handler_process.start_early says why)."""
+    if config.handler == "python" and config.python and config.python_isolation == "process":
+        handler_process.start_early(config.concurrency, handler_environment(os.environ))
 
 
 def build_handler(config: WorkerConfig) -> Handler:

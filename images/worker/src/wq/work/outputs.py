@@ -8,11 +8,6 @@ stored output is always the whole of what the handler produced.
 import json
 from typing import IO, Any
 
-from wq.base.options import WorkerConfig
-from wq.base.settings import setting_of
-
-_LIMIT_FLAG = setting_of(WorkerConfig, "max_output_bytes").flag
-
 # Compact, non-ASCII kept as is, and no NaN or Infinity (they are not JSON).
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -22,8 +17,14 @@ class OutputRefused(Exception):
 
 
 def too_big(size: int, limit: int, what: str = "output") -> OutputRefused:
+    # Imported here: the handler process imports this module, and starts faster without the
+    # option tables (and click), which only this message needs.
+    from wq.base.options import WorkerConfig
+    from wq.base.settings import setting_of
+
+    flag = setting_of(WorkerConfig, "max_output_bytes").flag
     return OutputRefused(
-        f"{what} is {size} bytes, over the limit of {limit} bytes ({_LIMIT_FLAG}); "
+        f"{what} is {size} bytes, over the limit of {limit} bytes ({flag}); "
         "it was not stored: raise the limit, or store big results elsewhere and output "
         "where they are"
     )

@@ -70,8 +70,15 @@ class HandlerProcesses:
         self.poller = select.poll()
         self.looked = 0.0
         try:
+            # All started before any is waited for: their interpreters start side by side.
             for _ in range(concurrency):
                 self._add(Child(target, self.hello, self.env))
+            for child in self.children:
+                try:
+                    child.ready()
+                except ConfigError:
+                    self.children.remove(child)  # closed by ready()
+                    raise
         except BaseException:
             self.cancel_all()
             raise
@@ -100,6 +107,7 @@ class HandlerProcesses:
             self.oom = oom_kills()
         try:
             successor = Child(self.target, self.hello, self.env)
+            successor.ready()
         except ConfigError as exc:
             raise HandlerStartFailed(f"the python handler cannot be started again: {exc}") from None
         # Not started, or their answers lost: not charged.

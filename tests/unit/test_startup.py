@@ -1,0 +1,87 @@
+"""`wq work` imports only what it uses, in an order that lets its handler processes start while
+it imports the rest: what keeps its spawn-to-first-lease time (make bench) at arq's.
+
+Each check imports in a fresh interpreter and reads its sys.modules: no timing, so a slow
+machine passes as a fast one does, and a module that creeps back onto the path fails.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.cli_runner import wq
+
+# Modules that only other commands or handlers need.
+OTHER_COMMANDS = (
+    "jinja2",  # the command handler's templates
+    "fsspec",  # wq seed's object-store sources
+    "kubernetes",  # wq autoscale
+    "prometheus_client",  # wq exporter
+    "yaml",  # wq seed's item formats
+    "ijson",
+    "wq.seed",
+    "wq.read",
+    "wq.scale",
+)
+
+
+def modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return set(json.loads(out))
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if n in modules)
+
+
+def test_the_cli_and_wq_work_import_no_redis_before_the_handler_processes_start() -> None:
+    # What `wq work` has imported when it calls start_early: not redis-py (which imports its
+    # asyncio client and asyncio with it) nor the store, which it imports after.
+    modules = modules_after("import wq.cli, wq.cli.working")
+    assert loaded(modules, ("redis", "asyncio", "wq.store.queue", *OTHER_COMMANDS)) == []
+
+
+def test_the_worker_imports_nothing_that_only_other_commands_use() -> None:
+    modules = modules_after("import wq.cli, wq.cli.working, wq.work.worker")
+    assert loaded(modules, OTHER_COMMANDS) == []
+
+
+@pytest.mark.parametrize("command", ["status", "purge", "seed", "report"])
+def test_other_commands_import_no_worker(command: str) -> None:
+    modules = modules_after(f"import wq.cli; wq.cli.cli.get_command(None, {command!r})")
+    assert loaded(modules, ("jinja2", "wq.work.worker", "wq.work.handlers")) == []
+
+
+def test_the_handler_process_starts_without_the_option_tables() -> None:
+    # wq.work.child runs in every handler process: the interpreter and this are its start.
+    modules = modules_after("import wq.work.child")
+    assert loaded(modules, ("click", "redis", "wq.base.options", "wq.store", "jinja2")) == []
+
+
+@pytest.mark.parametrize("concurrency", ["1", "3"])
+def test_handler_processes_started_early_that_cannot_load_charge_no_item(
+    tmp_path: Path, redis_url: str, run_id: str, concurrency: str
+) -> None:
+    # Started before the worker has connected, they are still waited for before its first
+    # lease: exit 2 with the one line, every item pending and none attempted.
+    (tmp_path / "wq_test_broken.py").write_text("raise RuntimeError('no config')\n")
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id, "PYTHONPATH": str(tmp_path)}
+    assert wq("seed", "a", "b", env=env).returncode == 0
+    args = ("--handler", "python", "--python", "wq_test_broken:handle")
+    result = wq("work", *args, "--concurrency", concurrency, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "wq: error: python handler 'wq_test_broken:handle': cannot import 'wq_test_broken': "
+        "RuntimeError: no config"
+    ]
+    status = json.loads(wq("status", "--json", env=env).stdout)
+    assert (status["pending"], status["in_flight"], status["done"]) == (2, 0, 0), status
