@@ -39,12 +39,5 @@ local keys = {
   outputs = outputs_key, attempts = attempts_key, workers = workers_key,
   durations = durations_key,
 }
-local runs, output_of = {}, {}
-local last_run = FIRST_RUN + 2 * tonumber(R) - 1
-for i = FIRST_RUN, last_run do
-  runs[#runs + 1] = tonumber(ARGV[i])
-end
-for j = last_run + 1, #ARGV, 2 do
-  output_of[ARGV[j]] = ARGV[j + 1]
-end
+local runs, output_of = completions_of(ARGV, FIRST_RUN, tonumber(R))
 return record_done(keys, token, worker, known, per_item, histogram, sum_ms, runs, output_of)

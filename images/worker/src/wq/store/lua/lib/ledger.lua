@@ -43,6 +43,22 @@ local function duration_bucket(ms)
   return #DURATION_BUCKETS_MS
 end
 
+-- What a call recording items done gives after its own fields (complete.lua's ARGV, and
+-- lease.lua's after its first three): `count` runs of consecutive positions (first, count)
+-- from args[first], then position, output pairs to the end. Returns the runs (numbers) and
+-- the outputs (position text -> JSON text).
+local function completions_of(args, first, count)
+  local runs, output_of = {}, {}
+  local last = first + 2 * count - 1
+  for i = first, last do
+    runs[#runs + 1] = tonumber(args[i])
+  end
+  for j = last + 1, #args, 2 do
+    output_of[args[j]] = args[j + 1]
+  end
+  return runs, output_of
+end
+
 -- The pattern of one item's ATTEMPT_FORMAT bytes, and a replacement for string.gsub that
 -- wraps them into a whole record: state byte before, `tail` after (escaped: a '%' in the
 -- replacement is gsub's).
