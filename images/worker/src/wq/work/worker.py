@@ -14,16 +14,15 @@ import signal
 import socket
 import threading
 import time
-from collections import deque
 from types import FrameType
 
 from wq.base.errors import RunLost, SeedTimeout
-from wq.base.item import Item
 from wq.base.logs import EventLog
 from wq.base.options import WorkerConfig
 from wq.store.handle import MAX_BATCH
 from wq.store.leases import Reaped
 from wq.store.queue import RunQueue
+from wq.work.backlog import Backlog
 from wq.work.handlers import Handler, build_handler
 from wq.work.held import Heartbeat, Held
 from wq.work.recorder import Recorder
@@ -32,25 +31,8 @@ from wq.work.summary import WorkerSummary, write_termination_message
 from wq.work.supervisor import HandlerProcesses
 
 EXIT_DRAINED = 0
-MAX_INLINE_BURST = 256
 EXIT_DEAD_ITEMS = 3
 EXIT_STOPPED = 128 + signal.SIGTERM
-
-
-class Leased:
-    """A batch's items not handed to the slots yet: handed out from `next` on, in slices."""
-
-    def __init__(self, token: str, items: list[Item]) -> None:
-        self.token = token
-        self.items = items
-        self.next = 0
-
-    def take(self, n: int) -> list[Item]:
-        start, self.next = self.next, min(self.next + n, len(self.items))
-        return self.items[start : self.next]
-
-    def empty(self) -> bool:
-        return self.next >= len(self.items)
 
 
 class Worker:
@@ -72,8 +54,8 @@ class Worker:
             self.slots = InlineSlots(handler, config.item_timeout_s, config.record_at_once_s)
         else:
             self.slots = ThreadSlots(handler, config.concurrency)
-        self.local: deque[Leased] = deque()  # leased, not handed to the slots yet
         self.recorder = Recorder(queue, self.held, config, self.worker_id, self.log)
+        self.backlog = Backlog(queue, self.slots, self.held, config.record_at_once_s, self.log)
         self.started = time.monotonic()
 
     # Signals.
@@ -167,12 +149,12 @@ class Worker:
         while True:
             if self.stop.is_set():
                 return self._shutdown()
-            self._hand_out()
+            self.backlog.hand_out(self.recorder.item_seconds)
             # Waits for a result only while no item can start (every slot taken, or none to start).
-            startable = self.local and self.slots.free() > 0
+            startable = self.backlog and self.slots.free() > 0
             wait = 0.0 if startable or not self.slots.busy() else self.config.flush_interval_s
             self.recorder.record_all(self.slots.results(wait))
-            if self.local or self.slots.free() == 0:
+            if self.backlog or self.slots.free() == 0:
                 if self.recorder.flush_due():
                     self.recorder.flush()
                 continue
@@ -200,7 +182,7 @@ class Worker:
                 self.held.add(
                     token, [i.position for i in reply.items], leased_at + self.config.lease_s
                 )
-                self.local.append(Leased(token, reply.items))
+                self.backlog.add(token, reply.items)
                 continue
             if reply.expired_leases and not reaped.held_back:
                 continue
@@ -227,47 +209,6 @@ class Worker:
                 else min(self.config.poll_s, until_deadline + 0.01)
             )
             self.stop.wait(pause)
-
-    def _hand_out(self) -> None:
-        """Items to the slots, as many as they have room for now (inline: run here and now,
-        one at a time unless they are fast), a batch's worth at a time."""
-        if isinstance(self.slots, InlineSlots):
-            self.slots.burst = self._inline_burst()
-        free = self.slots.free()
-        while free > 0 and self.local:
-            leased = self.local[0]
-            items = leased.take(free)
-            free -= len(items)
-            if leased.empty():
-                self.local.popleft()
-            if self.held.lost or time.monotonic() >= self.held.good_until(leased.token):
-                items = [i for i in items if self._still_held(leased.token, i)]
-            if items and (taken := self.slots.submit_many(leased.token, items)) < len(items):
-                self.local.appendleft(Leased(leased.token, items[taken:]))
-                return
-
-    def _inline_burst(self) -> int:
-        """Items to run inline at once: about --record-at-once of work when items are faster
-        than that (they are recorded in batches anyway), else one, recorded as it finishes."""
-        per_item = self.recorder.item_seconds
-        at_once = self.config.record_at_once_s
-        if per_item is None or per_item >= at_once:
-            return 1
-        return max(1, min(MAX_INLINE_BURST, int(at_once / max(per_item, 1e-7))))
-
-    def _still_held(self, token: str, item: Item) -> bool:
-        """Whether to start an item: not if its lease was found lost, nor if it could not be
-        renewed in time (Redis out of reach); such an item is handed back, uncharged."""
-        if self.held.lost and (token, item.position) in self.held.lost:
-            self.held.lost.discard((token, item.position))
-            self.log.debug("item.skipped", position=item.position, reason="lease lost")
-            return False
-        if time.monotonic() < self.held.good_until(token):
-            return True
-        self.held.remove(token, [item.position])
-        self.queue.leases.release(token, [item.position])
-        self.log.warning("item.skipped", position=item.position, reason="lease not renewed")
-        return False
 
     def _batch_size(self) -> int:
         free = self.slots.free()
