@@ -1,6 +1,7 @@
 """The reading role's replies against a real Redis, by name: the seeded state and the metrics
 (the ledger's windows: test_ledger)."""
 
+from tests.polling import wait_until
 from wq.base.item import encode
 from wq.seed.seeder import seed_items
 from wq.store import layout
@@ -38,3 +39,34 @@ def test_the_metrics_are_the_status_and_the_durations_read_together(queue: RunQu
     assert metrics.durations == layout.Durations.of(
         queue.client.hgetall(queue.keys.durations)  # the histogram as stored
     )
+
+
+def redis_ms(queue: RunQueue) -> int:
+    seconds, micros = queue.client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def test_a_drained_run_says_how_long_it_took_and_that_stops_growing(queue: RunQueue) -> None:
+    """Its time runs from the first lease to its last item, not to now, so its mean rate
+    stays what it was at the drain."""
+    seed_items(queue, [encode(n) for n in range(4)])
+    held = queue.leases.lease(4, 30, "t").items
+    running = queue.reading.status()
+    assert running.elapsed_s is not None
+    assert running.item_p50_s is None
+    finished = [Finished(i.position, 3 if i.position else 40) for i in held]
+    assert queue.leases.complete("t", "w", finished) == []
+    meta = queue.client.hgetall(queue.keys.meta)
+    took = (int(meta[layout.LAST_FINISHED_MS]) - int(meta[layout.FIRST_LEASE_MS])) / 1000
+    drained = queue.reading.status()
+    assert drained.drained
+    assert drained.elapsed_s == took
+    # Later by the Redis clock, the same figures.
+    end = int(meta[layout.LAST_FINISHED_MS])
+    wait_until("Redis time past the drain", lambda: redis_ms(queue) > end + 20, 5)
+    later = queue.reading.status()
+    assert (later.elapsed_s, later.rate) == (drained.elapsed_s, drained.rate)
+    # 3 of the 4 took 3 ms (the 0-5 ms bucket), one 40 ms (the 25-50 ms bucket).
+    assert (later.item_p50_s, later.item_p99_s) == (0.005, 0.05)
+    assert "first lease to last item" in later.to_text()
+    assert "p50 <= 5 ms, p99 <= 50 ms" in later.to_text()

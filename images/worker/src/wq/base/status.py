@@ -26,11 +26,15 @@ class RunStatus:
     released: int
     executions: int
     stale: int
-    elapsed_s: float | None  # since the first lease
-    rate: float | None  # items done per second since the first lease
+    elapsed_s: float | None  # since the first lease; a drained run's: to its last item
+    rate: float | None  # items done per second over elapsed_s
     digest: str | None = None  # of the run's items, fixed at seeding (wq.store.layout)
     expires_in_s: float | None = None  # when the keys of a drained run expire; None: never
     open: bool = False  # takes appends until `wq seal`: never drained while open
+    # How long attempts took: half of them, and 99%, took at most this long (the durations
+    # histogram's bucket bounds, wq.store.layout); None: none timed yet.
+    item_p50_s: float | None = None
+    item_p99_s: float | None = None
 
     @property
     def drained(self) -> bool:
@@ -82,7 +86,9 @@ class RunStatus:
             ("done", str(self.done)),
             ("dead", str(self.dead)),
             ("retried", str(self.retried)),
+            ("time", self._time()),
             ("rate", f"{self.rate:.1f} items/s" if self.rate else "-"),
+            ("item time", self._item_time()),
             ("eta", format_duration(self.eta_s)),
             ("digest", self.digest or ("- (computed at the seal)" if self.open else "-")),
         ]
@@ -91,6 +97,18 @@ class RunStatus:
         rows.extend(extra)
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+    def _time(self) -> str:
+        if self.elapsed_s is None:
+            return "-"
+        took = format_duration(self.elapsed_s)
+        return f"{took} (first lease to last item)" if self.drained else f"{took} so far"
+
+    def _item_time(self) -> str:
+        if self.item_p50_s is None:
+            return "-"
+        p99 = f"{self.item_p99_s * 1000:g} ms" if self.item_p99_s is not None else "longer"
+        return f"p50 <= {self.item_p50_s * 1000:g} ms, p99 <= {p99}"
 
     def progress_line(self, rate: float | None, width: int = 30) -> str:
         """One line for a live view: a bar and the counts, with a rate measured by the caller."""

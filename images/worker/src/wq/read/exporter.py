@@ -95,7 +95,8 @@ class Families:
         )
         self.rate = GaugeMetricFamily(
             "wq_run_items_per_second",
-            "Items done per second since the run's first lease (as `wq status` shows it).",
+            "Items done per second since the run's first lease, up to now, or to its last "
+            "item once drained, so it stays what it was at the drain (as `wq status` shows it).",
             labels=run,
         )
         self.durations = HistogramMetricFamily(

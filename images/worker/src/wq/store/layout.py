@@ -28,6 +28,9 @@ meta hash (keys.RunKeys.meta), fields:
                          ledger), which this wq refuses
   retried, released, executions, stale, first_lease_ms   counters and the first lease time
   in_flight              items held by leases now (the batches' `left`, summed)
+  last_finished_ms       Redis time (ms) an item was last finished, recorded done or
+                         dead-lettered: a drained run's end, from which its time and mean rate
+                         are reckoned (they stop growing at the drain)
   done                   items recorded done (which ones: the ledger)
   workers                worker ids numbered so far in the workers hash (id -> number)
 
@@ -130,6 +133,7 @@ PROGRESS = "progress"
 PROGRESS_DIGEST = "progress_digest"
 SEEDER_MS = "seeder_ms"
 IN_FLIGHT = "in_flight"
+LAST_FINISHED_MS = "last_finished_ms"
 
 DONE_COUNT = "done"  # items recorded done (the ledger holds which)
 WORKERS = "workers"  # how many worker ids the workers hash has numbered
@@ -216,6 +220,18 @@ class Durations(NamedTuple):
     @property
     def observed(self) -> int:
         return sum(self.counts)
+
+    def quantile_bound_s(self, q: float) -> float | None:
+        """The upper bound of the bucket that holds the attempt at quantile q (0 < q <= 1):
+        that share of attempts took at most this long (None: none timed, or past the last
+        bound)."""
+        rank = q * self.observed
+        seen = 0
+        for bound, n in zip(DURATION_BUCKETS_S, self.counts, strict=False):
+            seen += n
+            if n and seen >= rank:
+                return bound
+        return None
 
     @property
     def mean_s(self) -> float | None:

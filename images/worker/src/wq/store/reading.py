@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
-from wq.base.status import RunStatus, Scaling
+from wq.base.status import RunStatus, Scaling, is_drained
 from wq.store import layout
 from wq.store.handle import ADMIN_CHUNK, OUTPUT_BYTES_PER_CALL, RunHandle
 
@@ -74,14 +74,19 @@ class Reading(RunHandle):
         self._check_format(layout.SEEDED in meta, meta.get(layout.FORMAT))
         total = int(meta.get(layout.TOTAL, 0))
         cursor = int(meta.get(layout.CURSOR, 0))
+        pending = int(requeued) + int(suspects) + total - cursor
+        drained = is_drained(layout.SEEDED in meta, pending, int(in_flight), layout.OPEN in meta)
         first = meta.get(layout.FIRST_LEASE_MS)
-        elapsed = (int(now_ms) - int(first)) / 1000 if first else None
+        # A drained run's time stops at its last item, so its rate no longer falls.
+        end = meta.get(layout.LAST_FINISHED_MS) if drained else None
+        elapsed = (int(end or now_ms) - int(first)) / 1000 if first else None
         done = int(meta.get(layout.DONE_COUNT, 0))
+        histogram = layout.Durations.of(dict(zip(durations[::2], durations[1::2], strict=True)))
         status = RunStatus(
             run=self.run,
             seeded=layout.SEEDED in meta,
             total=total,
-            pending=int(requeued) + int(suspects) + total - cursor,
+            pending=pending,
             in_flight=int(in_flight),
             done=done,
             dead=int(dead),
@@ -94,9 +99,10 @@ class Reading(RunHandle):
             digest=meta.get(layout.DIGEST),
             expires_in_s=int(ttl_ms) / 1000 if int(ttl_ms) >= 0 else None,
             open=layout.OPEN in meta,
+            item_p50_s=histogram.quantile_bound_s(0.5),
+            item_p99_s=histogram.quantile_bound_s(0.99),
         )
-        histogram = dict(zip(durations[::2], durations[1::2], strict=True))
-        return RunMetrics(status=status, durations=layout.Durations.of(histogram))
+        return RunMetrics(status=status, durations=histogram)
 
     def has_keys(self) -> bool:
         """Whether any key of the run but its meta hash exists: when the meta hash is gone, a

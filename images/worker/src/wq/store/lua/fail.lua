@@ -3,7 +3,8 @@
 -- Ignored (returns 'stale') when the token no longer holds the position (lib/batches.lua). A known duration is
 -- counted in the durations histogram (wq/layout.py), whether the item is retried or dead.
 --
--- KEYS[1] meta      hash: counters 'retried', 'stale', 'workers', 'in_flight' (wq/layout.py)
+-- KEYS[1] meta      hash: counters 'retried', 'stale', 'workers', 'in_flight', and
+--                   last_finished_ms (wq/layout.py)
 -- KEYS[2] requeue   list of positions that came back
 -- KEYS[3] leases    zset: token -> deadline (ms)
 -- KEYS[4] attempts  hash: position -> attempts charged so far (absent: 0)
@@ -48,6 +49,7 @@ if attempts >= max_attempts then
   end
   local now = now_ms()
   put_record(ledger_key, p, struct.pack(RECORD_FORMAT, DEAD, attempts, ms, number, now))
+  redis.call('HSET', meta_key, LAST_FINISHED_MS, now)
   return 'dead'
 end
 redis.call('HSET', attempts_key, p, attempts)

@@ -9,7 +9,7 @@
 -- GRACE_MS, nothing is reclaimed, so that workers cut off while it was down (alive, their items
 -- running) renew their leases first, rather than have their items charged and run again.
 --
--- KEYS[1] meta      hash: counters 'retried', 'in_flight' (fields in wq/layout.py)
+-- KEYS[1] meta      hash: counters 'retried', 'in_flight', and last_finished_ms (wq/layout.py)
 -- KEYS[2] suspects  list of positions to lease one at a time
 -- KEYS[3] leases    zset: token -> deadline (ms)
 -- KEYS[4] attempts  hash: position -> attempts charged so far (absent: 0)
@@ -66,6 +66,7 @@ for _, token in ipairs(expired) do
       redis.call('HSET', dead_key, p, err)
       put_record(ledger_key, p,
         struct.pack(RECORD_FORMAT, DEAD, attempts, UNKNOWN_MS, NO_WORKER, now))
+      redis.call('HSET', meta_key, LAST_FINISHED_MS, now)
       dead = dead + 1
     else
       redis.call('HSET', attempts_key, p, attempts)

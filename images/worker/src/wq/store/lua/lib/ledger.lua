@@ -79,7 +79,8 @@ end
 -- one by one: a batch of consecutive items costs a few Lua steps per field of 32.
 -- `histogram` ("bucket:count,...") and `sum_ms` are these attempts' share of the durations
 -- histogram, counted by the worker; when some are refused, it is counted here from per_item.
--- `k`: the keys meta, leases, batches, ledger, outputs, attempts, workers and durations;
+-- The meta's last_finished_ms says when. `k`: the keys meta, leases, batches, ledger, outputs,
+-- attempts, workers and durations;
 -- `known`: the attempt numbers sent are right (else they are counted here); `output_of`:
 -- position text -> output (JSON text). Returns the refused positions, as numbers.
 local function record_done(k, token, worker, known, per_item, histogram, sum_ms, runs, output_of)
@@ -107,7 +108,8 @@ local function record_done(k, token, worker, known, per_item, histogram, sum_ms,
     blobs = redis.call('HMGET', k.ledger, unpack(fields))
   end
   local number = b and worker_number(k.meta, k.workers, worker)
-  local tail = b and struct.pack(RECORD_TAIL_FORMAT, number, now_ms())
+  local now = now_ms()
+  local tail = b and struct.pack(RECORD_TAIL_FORMAT, number, now)
   local replacement = b and record_replacement(string.char(DONE), tail)
   local done_state = string.char(DONE)
   local stale, spans = {}, {}  -- refused positions; per_item index ranges of held ones
@@ -207,6 +209,7 @@ local function record_done(k, token, worker, known, per_item, histogram, sum_ms,
     redis.call('HSET', k.outputs, unpack(outputs))
   end
   redis.call('HINCRBY', k.meta, DONE_COUNT, done)
+  redis.call('HSET', k.meta, LAST_FINISHED_MS, now)
   batch_settle(k.meta, k.leases, k.batches, token, b, done, nil)
 
   -- The durations histogram: the worker's count, unless some were refused.
