@@ -28,9 +28,8 @@ meta hash (keys.RunKeys.meta), fields:
                          ledger), which this wq refuses
   retried, released, executions, stale, first_lease_ms   counters and the first lease time
   in_flight              items held by leases now (the batches' `left`, summed)
-  last_finished_ms       Redis time (ms) an item was last finished, recorded done or
-                         dead-lettered: a drained run's end, from which its time and mean rate
-                         are reckoned (they stop growing at the drain)
+  last_finished_ms       Redis time (ms) an item was last done or dead-lettered: a drained
+                         run's end, to which its time and mean rate are reckoned
   done                   items recorded done (which ones: the ledger)
   workers                worker ids numbered so far in the workers hash (id -> number)
 
@@ -40,20 +39,17 @@ items several times slower. The last field may hold fewer; an append (append.lua
 and adds fields after it, then raises `total`, in one step: positions at or past `total` are
 never read, so a chunk is seen whole or not at all.
 
-leases sorted set and batches hash (keys.RunKeys.leases, batches): a lease is of a batch of
-items under one token; the sorted set holds the token with its deadline (renewing a lease is
-one write, whatever its size), the batches hash the token's record, text that Python and Lua
-both split with one pattern (BATCH_FORMAT):
-  LEFT:FIRST:COUNT:RETURNED:SETTLED
-  LEFT       positions the token still holds (a record at 0 is deleted, token and all)
-  FIRST, COUNT  fresh positions FIRST .. FIRST + COUNT - 1, leased in seed order (COUNT 0: none)
-  RETURNED   the batch's other positions, comma-separated: they came back (after a failure, a
-             release or an expired lease) and were leased before the fresh ones
-  SETTLED    comma-separated positions that left the batch one at a time, failed or released
-A position is held by the token while it is in the batch, not settled, and has no ledger
-record (a done position has one): so a late result, a second one, or one for a position that
-failed and went to another worker, is refused position by position, as a member per item was.
-A batch of one position is solo: if its lease expires, that item is charged an attempt.
+leases sorted set and batches hash (keys.RunKeys.leases, batches): a lease is of a batch under
+one token: the sorted set holds the token with its deadline (a renewal is one write, whatever
+the batch's size), the batches hash its record, LEFT:FIRST:COUNT:RETURNED:SETTLED (split on
+BATCH_SEPARATOR, the lists on LIST_SEPARATOR):
+  LEFT       positions the token still holds (at 0 the record goes, token and all)
+  FIRST, COUNT  fresh positions FIRST .. FIRST + COUNT - 1, in seed order (COUNT 0: none)
+  RETURNED   other positions, that came back (failed, released, expired), leased first
+  SETTLED    positions that left the batch one at a time, failed or released
+A position is held while it is in the batch, not settled, and without a ledger record (a done
+one has one): a late, second or superseded result is refused position by position. A batch of
+one position is solo: if its lease expires, that item is charged an attempt.
 
 ledger hash (keys.RunKeys.ledger): what happened to each finished item, RECORDS_PER_FIELD
 fixed-width records per field: field p // RECORDS_PER_FIELD holds the record of position p at
