@@ -285,6 +285,19 @@ def test_demo_handler_prints_like_the_docs_example(capsys: pytest.CaptureFixture
     assert capsys.readouterr().out == 'Working on apple\nWorking on {"n":1}\n'
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_worker_leaves_no_demo_line_unwritten(
+    queue: RunQueue, capsys: pytest.CaptureFixture[str], concurrency: int
+) -> None:
+    """Held back for quick items, the lines are all out by the time the worker returns,
+    inline or from slot threads."""
+    seed(queue, list(range(300)))
+    worker = Worker(queue, DemoHandler(0), config(concurrency=concurrency), quiet())
+    assert worker.run() == EXIT_DRAINED
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(lines) == sorted(f"Working on {n}" for n in range(300))
+
+
 class Writes(io.StringIO):
     """Standard output that keeps each write apart."""
 

@@ -61,6 +61,7 @@ class DemoHandler:
         self.lines: list[str] = []
         self.chars = 0
         self.written_at = time.monotonic()
+        self.lock = threading.Lock()  # slot threads (--concurrency) share the lines
 
     def __call__(self, item: Item) -> None:
         line = f"Working on {item.text}\n"
@@ -68,15 +69,20 @@ class DemoHandler:
             self._write(line)
             time.sleep(self.sleep_s)
             return
-        if self.chars + len(line) > WRITE_CHARS:
-            self.flush()
-        self.lines.append(line)
-        self.chars += len(line)
-        if time.monotonic() - self.written_at >= WRITE_EVERY_S:
-            self.flush()
+        with self.lock:
+            if self.chars + len(line) > WRITE_CHARS:
+                self._write_held()
+            self.lines.append(line)
+            self.chars += len(line)
+            if time.monotonic() - self.written_at >= WRITE_EVERY_S:
+                self._write_held()
 
     def flush(self) -> None:
         """Write the lines held back."""
+        with self.lock:
+            self._write_held()
+
+    def _write_held(self) -> None:
         if self.lines:
             self._write("".join(self.lines))
             self.lines.clear()

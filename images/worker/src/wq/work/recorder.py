@@ -36,17 +36,19 @@ class Recorder:
         self.attempts = 0  # finished by the handler, done or failed
         self.busy_ns = 0  # handler time of those attempts
 
+    def record(self, outcome: Outcome) -> None:
+        self.record_all([outcome])
+
     def record_all(self, outcomes: list[Outcome]) -> None:
-        """record() for each, the successes in one pass: a worker finishes thousands a second."""
-        if len(outcomes) < 2 or self.log.enabled("debug"):
-            for outcome in outcomes:
-                self.record(outcome)
-            return
+        """Successes appended straight to their batch's lists, in one pass (keeping the
+        outcomes until the flush cost the worker more CPU per item, measured in make bench);
+        failures recorded one by one, at once."""
         token, done = "", Completions.empty()
         count = busy = 0
+        debug = self.log.enabled("debug")
         for outcome in outcomes:
             if outcome.error is not None:
-                self.record(outcome)
+                self._failed(outcome)
                 continue
             if outcome.token != token:
                 token = outcome.token
@@ -62,38 +64,25 @@ class Recorder:
             if outcome.output is not None:
                 done.outputs[item.position] = outcome.output
                 self.unflushed_output += len(outcome.output)
+            if debug:
+                self.log.debug("item.done", position=item.position, seconds=duration_ns / 1e9)
         if count:
-            self.attempts += count
-            self.busy_ns += busy
             self.unflushed += count
-            # The moving average of record(), for `count` items of the same mean at once.
-            mean, keep = busy / count / 1e9, 0.8**count
-            old = mean if self.item_seconds is None else self.item_seconds
-            self.item_seconds = keep * old + (1 - keep) * mean
+            self._timed(count, busy)
 
-    def record(self, outcome: Outcome) -> None:
-        self.attempts += 1
-        self.busy_ns += outcome.duration_ns
-        d = outcome.duration_ns / 1e9
-        self.item_seconds = d if self.item_seconds is None else 0.8 * self.item_seconds + 0.2 * d
-        item = outcome.item
-        position = item.position
-        if outcome.error is None:
-            # Appended straight to the batch's lists: keeping the outcomes until the flush
-            # cost the worker more CPU per item (measured in make bench).
-            done = self.finished[outcome.token]
-            done.positions.append(position)
-            done.attempts.append(item.attempt)
-            done.durations_ms.append(outcome.duration_ns // 1_000_000)
-            self.unflushed += 1
-            if outcome.duration_ns >= self.slow_ns:
-                self.slow_unflushed = True
-            if outcome.output is not None:
-                done.outputs[position] = outcome.output
-                self.unflushed_output += len(outcome.output)
-            if self.log.enabled("debug"):
-                self.log.debug("item.done", position=position, seconds=d)
-            return
+    def _timed(self, count: int, busy_ns: int) -> None:
+        """Count attempts that took `busy_ns` in all: the moving average of an item's time
+        moves by 0.2 of the way per item, here for `count` items of their mean at once."""
+        self.attempts += count
+        self.busy_ns += busy_ns
+        mean, keep = busy_ns / count / 1e9, 0.8**count
+        old = mean if self.item_seconds is None else self.item_seconds
+        self.item_seconds = keep * old + (1 - keep) * mean
+
+    def _failed(self, outcome: Outcome) -> None:
+        assert outcome.error is not None
+        self._timed(1, outcome.duration_ns)
+        position = outcome.item.position
         self.held.remove(outcome.token, [position])
         verdict = self.queue.leases.fail(
             outcome.token,

@@ -182,4 +182,6 @@ class ThreadSlots:
         pass  # slot threads are daemons: the shutdown does not wait for them
 
     def close(self) -> None:
-        pass
+        # The run is over (or stopped, its items cancelled): a handler that holds output back
+        # (demo) writes it.
+        self.handler.cancel_all()
