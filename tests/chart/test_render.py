@@ -426,6 +426,15 @@ def test_default_run_id_carries_release_and_revision(helm: Helm) -> None:
     assert r.one("Job", "worker")["metadata"]["name"] == "batch-wq-1-worker"
 
 
+@pytest.mark.parametrize("values", [{}, {"runId": "Nightly_2024.06"}])
+def test_redis_service_names_the_current_run_for_kubectl_wq(helm: Helm, values: Manifest) -> None:
+    # `kubectl wq` reads the release's current run there (wq.reach.release.RUN_ANNOTATION);
+    # annotations of the user's own stay beside it.
+    r = helm.render({**values, "redis": {"service": {"annotations": {"team": "x"}}}})
+    annotations = r.one("Service", "redis")["metadata"]["annotations"]
+    assert annotations == {"wq/run": env(r.one("Job", "worker"))["WQ_RUN"], "team": "x"}
+
+
 def test_long_release_names_still_give_valid_job_names(helm: Helm) -> None:
     release = "r" * 53  # Helm's longest release name
     r = helm.render(release=release)
@@ -1006,9 +1015,32 @@ def notes_pod_command(notes: str, start: str) -> tuple[str, Manifest]:
     return block, overrides
 
 
-def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> None:
+# An external Redis: `kubectl wq` cannot reach it, so NOTES give CLI pods instead.
+EXTERNAL = {
+    "redis": {"enabled": False},
+    "externalRedis": {"host": "redis.infra", "existingSecret": "redis-auth"},
+}
+CLI_ENV = {"WQ_REDIS_URL", "WQ_REDIS_PASSWORD", "WQ_RUN"}
+
+
+def test_notes_give_the_plugins_one_liners(helm: Helm, notes_chart: Path) -> None:
     notes = render_notes(helm, notes_chart, {"items": ["a", "b"]})
     assert "wq run wq-1: 3 worker pod(s), handler demo, items from items (2 item(s))." in notes
+    assert "pip install ./images/worker" in notes
+    lines = [line.strip() for line in notes.splitlines()]
+    for command in ("watch", "dead", "status", "retry-dead"):
+        assert any(line.startswith(f"kubectl wq {command} wq -n default") for line in lines)
+    assert any(line.startswith("kubectl wq purge wq -n default --yes") for line in lines)
+    assert "  kubectl wq report wq -n default > report.jsonl\n" in notes
+    assert "  kubectl wq status wq -n default --check " in notes
+    assert "  kubectl wq digest wq -n default --items-file FILE " in notes
+    assert "kubectl -n default run " not in notes  # no CLI pod recipe
+    assert "--overrides" not in notes
+
+
+def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> None:
+    notes = render_notes(helm, notes_chart, {"items": ["a", "b"], **EXTERNAL})
+    assert "kubectl wq" not in notes
     assert "kubectl -n default exec job/wq-1-worker -c worker -- wq status --watch" in notes
     assert "kubectl -n default get job wq-1-worker" in notes
     assert "helm test wq -n default\n" in notes
@@ -1021,7 +1053,7 @@ def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> No
     [c] = overrides["spec"]["containers"]
     assert c["command"] == ["wq", "dead"]
     assert c["image"] == "wq:0.1.0"
-    assert {e["name"] for e in c["env"]} == {"WQ_REDIS_URL", "WQ_REDIS_PASSWORD", "WQ_RUN"}
+    assert {e["name"] for e in c["env"]} == CLI_ENV
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert overrides["spec"]["automountServiceAccountToken"] is False
     assert overrides["spec"]["enableServiceLinks"] is False
@@ -1034,13 +1066,14 @@ def test_notes_give_ready_to_paste_commands(helm: Helm, notes_chart: Path) -> No
 
 
 def test_notes_stream_the_report_through_exec(helm: Helm, notes_chart: Path) -> None:
-    notes = render_notes(helm, notes_chart, {"items": ["a", "b"], "worker": {"resultsTtl": 60}})
+    values = {"items": ["a", "b"], "worker": {"resultsTtl": 60}, **EXTERNAL}
+    notes = render_notes(helm, notes_chart, values)
     assert "while the run's keys are kept\n   (60s after it drains)" in notes
     block, overrides = notes_pod_command(notes, "kubectl -n default run wq-report ")
     [c] = overrides["spec"]["containers"]
     # The pod idles and the report comes through exec: a pod's log is rotated at 10 MiB.
     assert c["command"] == ["sleep", "3600"]
-    assert {e["name"] for e in c["env"]} == {"WQ_REDIS_URL", "WQ_REDIS_PASSWORD", "WQ_RUN"}
+    assert {e["name"] for e in c["env"]} == CLI_ENV
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert "app.kubernetes.io/component=cli" in block
     assert "exec pod/wq-report -- wq report > report.jsonl;" in block
@@ -1048,6 +1081,7 @@ def test_notes_stream_the_report_through_exec(helm: Helm, notes_chart: Path) -> 
     # The pod is deleted whatever happened, and the report's exit code is the block's.
     assert block.endswith("delete pod wq-report --now >/dev/null; (exit $rc)")
     kept = render_notes(helm, notes_chart, {"items": ["a"], "worker": {"resultsTtl": 0}})
+    assert "kubectl wq report" in kept
     assert "(until purged)" in kept
 
 
@@ -1076,7 +1110,8 @@ def test_notes_cli_pod_mounts_the_redis_ca(helm: Helm, notes_chart: Path) -> Non
         ({"itemsList": "s3://b/in/*.png"}, "Read progressively: workers start on the first"),
         ({"seed": {"enabled": False}}, "wq seed --run wq-1 --items-file items.txt"),
         ({"seed": {"enabled": False}}, "wq seed --run wq-1 --adopt-list job2"),
-        ({"runId": "nightly"}, "exec job/nightly-worker -c worker"),
+        ({"runId": "nightly", **EXTERNAL}, "exec job/nightly-worker -c worker"),
+        ({"runId": "nightly"}, "logs job/nightly-worker -c worker"),
         ({}, "No items: the seeding Job refuses an empty run (exit 2)."),
     ],
 )

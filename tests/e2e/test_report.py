@@ -34,12 +34,6 @@ SCRIPT = (
 )
 
 
-def notes_block(notes: str, start: str) -> str:
-    """The command in NOTES.txt that begins with `start`, up to the blank line after it."""
-    first = notes.index(start)
-    return notes[first : notes.index("\n\n", first)]
-
-
 def readme_port_forward_block() -> str:
     """The README's port-forward route, as a user would paste it."""
     text = README.read_text(encoding="utf-8")
@@ -64,13 +58,13 @@ def test_report_from_the_cluster(release: Releases, namespace: Kube, tmp_path: P
 
     # NOTES step 5, run as printed from a script, writes report.jsonl in the current directory.
     notes = rel.helm("get", "notes", rel.name).stdout
-    block = notes_block(notes, f"kubectl -n {namespace.namespace} run {rel.fullname}-report ")
+    start = f"kubectl wq report {rel.name} -n {namespace.namespace} "
+    block = notes[notes.index(start) : notes.index("\n", notes.index(start))]
     here = tmp_path / "notes"
     here.mkdir()
     run(["bash", "-c", f"cd {here} && {block}"], timeout=300)
     text = (here / "report.jsonl").read_text(encoding="utf-8")
     records = [json.loads(line) for line in text.splitlines()]
-    assert not namespace.find("pod", f"{rel.fullname}-report"), "the report pod is deleted"
 
     assert [r["position"] for r in records] == list(range(len(ITEMS))), "one line per item"
     assert [r["item"] for r in records] == ITEMS

@@ -134,7 +134,7 @@ def test_second_run(release: Releases, namespace: Kube) -> None:
 
 def test_helm_test(release: Releases) -> None:
     """Scenario 9: `helm test` passes on a completed run, and its passing pod is gone (hook
-    deleted on success); NOTES.txt's CLI pod shows the dead items and the status."""
+    deleted on success); NOTES.txt's `kubectl wq` lines show the dead items and the status."""
     rel = release("checked")
     rel.install({"items": ["x", "y", "z"], "worker": {"parallelism": 1, "demoSleep": 0}})
     rel.wait()
@@ -144,13 +144,15 @@ def test_helm_test(release: Releases) -> None:
     test_pod = f"{rel.run_id()}-test"
     wait_until(f"test pod {test_pod} deleted", lambda: not rel.kube.find("pod", test_pod), 60, 1.0)
 
-    # NOTES.txt's command for dead items works as printed, from a script (no terminal), and
-    # with "status" in place of "dead", as NOTES says.
+    # NOTES.txt's commands for the dead items and the status work as printed, from a script.
     notes = rel.helm("get", "notes", rel.name).stdout
-    start = notes.index(f"kubectl -n {rel.kube.namespace} run ")
-    command = notes[start : notes.index("\n\n", start)]
-    dead = run(["bash", "-c", command], timeout=180)
+
+    def printed(start: str) -> str:
+        first = notes.index(start)
+        return notes[first : notes.index("\n", first)]
+
+    dead = run(["bash", "-c", printed("kubectl wq dead ")], timeout=180)
     assert f"0 dead item(s) in run {rel.run_id()}" in dead.stdout + dead.stderr, dead
-    status = run(["bash", "-c", command.replace('"dead"', '"status"')], timeout=180).stdout
+    status = run(["bash", "-c", printed("kubectl wq status ")], timeout=180).stdout
     assert re.search(r"^state\s+drained$", status, re.MULTILINE), status
     assert re.search(r"^done\s+3$", status, re.MULTILINE), status

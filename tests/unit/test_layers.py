@@ -3,6 +3,7 @@
     base            imports nothing else of wq
     store           base
     seed work read scale    base, store and themselves; never each other
+    reach           base (the Kubernetes API: `kubectl wq` finds and forwards to a release)
     the entry points (wq.cli, wq.localrun, wq.__main__)   anything below them
 
 A module that needs a sibling layer's code is a sign that the code belongs lower down (in
@@ -26,6 +27,7 @@ BELOW: dict[str, frozenset[str]] = {
     "work": frozenset({"base", "store"}),
     "read": frozenset({"base", "store"}),
     "scale": frozenset({"base", "store"}),
+    "reach": frozenset({"base"}),
 }
 LAYERS = frozenset(BELOW)
 # Entry points, from the top: each may import those after it and every layer.

@@ -66,26 +66,32 @@ def cli() -> None:
 _LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
-def error(message: str) -> None:
+def error(message: str, prog: str = "wq") -> None:
     """The one line of an error: a line break in what it quotes (an argument, a reply, a
     file name) is shown escaped, so that the line stays one."""
-    click.echo(f"wq: error: {message.translate(_LINE_BREAKS)}", err=True)
+    click.echo(f"{prog}: error: {message.translate(_LINE_BREAKS)}", err=True)
 
 
 def main() -> None:
     """Console entry point: one-line errors, exit 2 for bad input, no tracebacks."""
+    sys.exit(run_command(cli, "wq"))
+
+
+def run_command(group: click.Group, prog: str) -> int:
+    """Runs `group` on the command line's arguments; what goes wrong is one line on standard
+    error, prefixed with `prog`, and the exit code."""
     try:
-        code = cli.main(prog_name="wq", standalone_mode=False)
+        code = group.main(prog_name=prog, standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.exceptions.Abort:
-        click.echo("wq: aborted", err=True)
+        click.echo(f"{prog}: aborted", err=True)
         code = 130
     except click.ClickException as exc:
-        error(f"{exc.format_message()} (see --help)")
+        error(f"{exc.format_message()} (see --help)", prog)
         code = exc.exit_code
     except WqError as exc:
-        error(str(exc))
+        error(str(exc), prog)
         code = exc.exit_code
     except Exception as exc:
         # Imported here: a command that talks to Redis has imported it already, and the others
@@ -94,8 +100,8 @@ def main() -> None:
 
         if not isinstance(exc, (redis.RedisError, redis.exceptions.RedisClusterException)):
             raise
-        error(f"Redis answered with an error: {exc}")
+        error(f"Redis answered with an error: {exc}", prog)
         code = 1
     except KeyboardInterrupt:
         code = 130
-    sys.exit(code if isinstance(code, int) else 0)
+    return code if isinstance(code, int) else 0

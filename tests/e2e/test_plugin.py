@@ -1,0 +1,252 @@
+"""`kubectl wq` (issue 24) on a real cluster: each command against a release in a namespace
+that is not the kubeconfig's, as the NOTES print them, equal to what a CLI pod in the cluster
+reads; and its one-line errors for no such release, a user without permission on the Redis
+password's Secret, and a Redis that is not ready."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.kube import Kube, run, tool
+from tests.e2e.release import Release, Releases
+from tests.polling import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+ITEMS: list[Any] = ["ok1", "<b>markup</b>", "oops", "ok2"]
+POISON = 2
+SCRIPT = '[ "$WQ_ITEM" != oops ] || { echo "refusing $WQ_ITEM" >&2; exit 5; }'
+# What changes between two reads of a drained run: the TTL counts down.
+VOLATILE = ("expires_in_s",)
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def kubectl_wq(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """`kubectl wq ARGS`: kubectl finds the plugin, kubectl-wq, on PATH (the venv's bin)."""
+    return run([tool("kubectl"), "wq", *args], check=check, **kw)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.stdout == "", proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("kubectl wq: error: "), lines
+    return lines[0]
+
+
+def notes_lines(rel: Release) -> list[str]:
+    """The `kubectl wq` commands that the release's NOTES print, as printed."""
+    notes = rel.helm("get", "notes", rel.name).stdout
+    return [ln.strip() for ln in notes.splitlines() if ln.strip().startswith("kubectl wq ")]
+
+
+def readme_lines() -> list[str]:
+    """The README's `kubectl wq` block, its commands without the prompt and comments."""
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index("$ kubectl wq watch wq -n default") :].split("```")[0]
+    return [ln.removeprefix("$ ").split("#")[0].strip() for ln in block.splitlines() if ln]
+
+
+def steady(status: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k not in VOLATILE}
+
+
+def test_plugin_commands_as_the_notes_print_them(
+    release: Releases, namespace: Kube, tmp_path: Path
+) -> None:
+    rel = release("plugged")
+    values = {
+        "items": ITEMS,
+        "worker": {
+            "parallelism": 2,
+            "handler": "command",
+            "command": ["sh", "-c", SCRIPT],
+            "maxAttempts": 1,
+        },
+    }
+    rel.install(values)
+    ns = namespace.namespace
+    # The kubeconfig's own namespace is another one: -n is what finds the release.
+    assert run(
+        [tool("kubectl"), "config", "view", "--minify", "-o", "jsonpath={..namespace}"]
+    ).stdout in ("", "default")
+
+    # watch follows the run to its drain (retrying while Redis or the seeder starts).
+    watched = kubectl_wq("watch", rel.name, "-n", ns, "--interval", "0.5", timeout=300)
+    assert re.search(r"^state\s+drained with dead items$", watched.stdout, re.M), watched.stdout
+    rel.wait(timeout=240, expect="Complete")
+
+    printed = notes_lines(rel)
+    assert [ln.split()[2] for ln in printed] == [
+        "watch",
+        "dead",
+        "status",
+        "retry-dead",
+        "purge",
+        "report",
+        "status",
+        "digest",
+    ], printed
+    expected = rel.status()  # a CLI pod in the cluster: the reference
+    assert (expected["done"], expected["dead"]) == (3, 1), expected
+
+    # The README shows the same commands as the NOTES (those run below), for release wq.
+    shown = {
+        ln.replace("wq -n default", f"{rel.name} -n {ns}").replace("items.txt", "FILE")
+        for ln in readme_lines()
+    }
+    assert shown == {ln.split("#")[0].strip() for ln in printed}
+
+    by_name = {ln.split()[2] + (" --check" if "--check" in ln else ""): ln for ln in printed}
+    here = tmp_path / "notes"
+    here.mkdir()
+
+    def as_printed(name: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        line = by_name[name].split("#")[0].strip()
+        line = line.replace("FILE", str(tmp_path / "values.yaml"))
+        return run(
+            ["bash", "-euo", "pipefail", "-c", f"cd {here} && {line} {' '.join(extra)}"],
+            check=check,
+            timeout=120,
+        )
+
+    status = json.loads(as_printed("status", "--json").stdout)
+    assert steady(status) == steady(expected)
+    assert status["run"] == rel.run_id()
+    checked = as_printed("status --check", check=False)
+    assert checked.returncode == 1, checked  # a dead item: not clean
+    assert "every position accounted for once: 3 done + 1 dead = 4 total" in checked.stdout
+
+    dead = as_printed("dead")
+    assert f"1 dead item(s) in run {rel.run_id()}" in dead.stderr
+    assert "refusing oops" in dead.stdout
+
+    as_printed("report")
+    records = [json.loads(ln) for ln in (here / "report.jsonl").read_text().splitlines()]
+    assert records == rel.report()
+    assert [r["item"] for r in records] == ITEMS
+    assert records[POISON]["state"] == "dead"
+
+    # digest: the run holds exactly the items of the values file it was installed from.
+    (tmp_path / "values.yaml").write_text(yaml.safe_dump(values), encoding="utf-8")
+    same = as_printed("digest")
+    assert same.stdout.strip() == expected["digest"]
+    assert "the run holds exactly the items given" in same.stderr
+    other = kubectl_wq("digest", rel.name, "-n", ns, "a", "b", check=False)
+    assert other.returncode == 1, other
+    assert "differs" in other.stderr, other
+
+    requeued = as_printed("retry-dead")
+    assert f"requeued 1 dead item(s) in run {rel.run_id()}" in requeued.stdout
+    assert rel.status()["dead"] == 0
+
+    # --context: a kubeconfig whose context names the namespace needs no -n.
+    kubeconfig = context_in(tmp_path, ns)
+    here_too = kubectl_wq("status", rel.name, "--kubeconfig", str(kubeconfig), "--json")
+    assert json.loads(here_too.stdout)["run"] == rel.run_id()
+
+    purged = as_printed("purge")
+    assert re.search(rf"deleted \d+ key\(s\) of run {rel.run_id()}", purged.stdout), purged
+    assert rel.status()["state"] == "not seeded"
+    assert not leftover_forwards()
+
+
+def context_in(tmp_path: Path, namespace: str) -> Path:
+    """A copy of the test's kubeconfig whose current context has `namespace`."""
+    config = yaml.safe_load(Path(os.environ["KUBECONFIG"]).read_text(encoding="utf-8"))
+    current = config["current-context"]
+    for context in config["contexts"]:
+        if context["name"] == current:
+            context["context"]["namespace"] = namespace
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def leftover_forwards() -> list[str]:
+    """kubectl-wq processes still running: the plugin leaves nothing behind."""
+    ps = run(["ps", "-eo", "args"]).stdout.splitlines()
+    return [p for p in ps if "kubectl-wq" in p]
+
+
+def restricted_kubeconfig(kube: Kube, tmp_path: Path, may_read_secrets: bool) -> Path:
+    """A kubeconfig of a ServiceAccount that may list services and pods, and port-forward,
+    in the namespace; and read Secrets only if `may_read_secrets`."""
+    name = "reader-secrets" if may_read_secrets else "reader"
+    kube("create", "serviceaccount", name)
+    kube("create", "role", name, "--verb=get,list", "--resource=services,pods,jobs")
+    kube("create", "role", f"{name}-pf", "--verb=get", "--resource=pods/portforward")
+    if may_read_secrets:
+        kube("create", "role", f"{name}-s", "--verb=get", "--resource=secrets")
+    for role in (name, f"{name}-pf", *([f"{name}-s"] if may_read_secrets else [])):
+        kube(
+            "create",
+            "rolebinding",
+            role,
+            f"--role={role}",
+            f"--serviceaccount={kube.namespace}:{name}",
+        )
+    token = kube("create", "token", name).strip()
+    config = yaml.safe_load(Path(os.environ["KUBECONFIG"]).read_text(encoding="utf-8"))
+    cluster = config["clusters"][0]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": name,
+                "context": {"cluster": cluster["name"], "user": name, "namespace": kube.namespace},
+            }
+        ],
+        "current-context": name,
+    }
+    path = tmp_path / f"{name}.kubeconfig"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def test_plugin_errors_are_one_line(release: Releases, namespace: Kube, tmp_path: Path) -> None:
+    rel = release("guarded")
+    rel.install({"items": ["a", "b"], "worker": {"parallelism": 1, "demoSleep": 0}})
+    rel.wait()
+    ns = namespace.namespace
+
+    missing = kubectl_wq("status", "nosuch", "-n", ns, check=False)
+    assert missing.returncode == 2
+    assert f"no release 'nosuch' in namespace '{ns}'" in one_line_error(missing)
+
+    # A user who may do everything else but read the Secret of the Redis password.
+    no_secret = restricted_kubeconfig(namespace, tmp_path, may_read_secrets=False)
+    refused = kubectl_wq("status", rel.name, "--kubeconfig", str(no_secret), check=False)
+    assert refused.returncode == 1
+    line = one_line_error(refused)
+    assert f"cannot read Secret '{rel.redis_name}'" in line, line
+    assert "no permission for it (403 Forbidden, RBAC)" in line, line
+    # The same user with that permission reads the run: the rest of the RBAC is enough.
+    allowed = restricted_kubeconfig(namespace, tmp_path, may_read_secrets=True)
+    ok = kubectl_wq("status", rel.name, "--kubeconfig", str(allowed), "--json")
+    assert json.loads(ok.stdout)["done"] == 2
+
+    # Redis not ready: its Deployment scaled to 0.
+    namespace("scale", f"deploy/{rel.redis_name}", "--replicas=0")
+    wait_until(
+        "the Redis pod gone", lambda: not namespace.pod_names(rel.selector("redis")), 120, 1.0
+    )
+    down = kubectl_wq("status", rel.name, "-n", ns, "--redis-wait", "0", check=False)
+    assert down.returncode == 1
+    assert f"the Redis of release '{rel.name}' in namespace '{ns}' is not ready" in (
+        one_line_error(down)
+    )
