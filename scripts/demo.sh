@@ -2,7 +2,8 @@
 # The main job end to end, as `make demo` does: cluster up (reused when it runs), images
 # built and pushed to the cluster's local registry, `helm install` of the Kubernetes docs'
 # nine fruit items, live progress until the worker Job finishes, `helm test`, then the run's
-# final `wq status`, all with the commands NOTES.txt prints.
+# final `wq status`, all with the commands NOTES.txt prints; then it prints NOTES.txt's
+# `kubectl wq` lines, each ready to run on the kept release (tests/e2e/test_demo.py runs them).
 # The cluster and the release are kept: the printed commands work on them afterwards.
 # Settings come from the Makefile: MAKE, KUBECONFIG and what scripts/cluster-images.sh
 # reads; DEMO_RELEASE and DEMO_NAMESPACE (default wq-demo) may be set.
@@ -14,9 +15,9 @@ export KUBECONFIG
 release="${DEMO_RELEASE:-wq-demo}"
 namespace="${DEMO_NAMESPACE:-wq-demo}"
 items='{apple,banana,cherry,date,fig,grape,lemon,melon,orange}'
+# The same items one per line, for `kubectl wq digest --items-file`.
+items_file="${PWD}/.cache/demo/items.txt"
 job=""  # the release's worker Job, set by main
-# What kubectl exec says when the watched worker pod ends under it.
-EXEC_RACE='command terminated with exit code|unable to upgrade connection|cannot exec into a container'
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 on_exit() {
@@ -31,10 +32,9 @@ of_release() { # component -> the name of this release's object with that compon
 }
 outcome() { kube get job "${job}" -o jsonpath='{.status.conditions[?(@.status=="True")].type}'; }
 finished() { grep -qwE 'Complete|Failed' <<<"$(outcome)"; }
-notes_cli_command() { # wq subcommand -> NOTES.txt's CLI pod command, running that subcommand
+plugin_commands() { # NOTES.txt's `kubectl wq` lines, FILE being the demo's own items file
   helm get notes "${release}" --namespace "${namespace}" |
-    awk -v start="kubectl -n ${namespace} run " 'index($0, start) {on = 1} on && /^$/ {exit} on' |
-    sed "s/\"dead\"/\"$1\"/"
+    sed -n 's/^  \(kubectl wq .*\)$/\1/p' | sed "s|FILE|${items_file}|g"
 }
 
 main() {
@@ -52,25 +52,22 @@ main() {
     --set "redis.image.repository=${REDIS_IMAGE%:*}" --set "redis.image.tag=${REDIS_IMAGE##*:}" \
     --set redis.image.pullPolicy=IfNotPresent
 
+  mkdir -p "$(dirname "${items_file}")"
+  tr -d '{}' <<<"${items}" | tr ',' '\n' >"${items_file}"
   job="$(of_release jobs worker)"
-  # What NOTES.txt tells a user to do: watch from inside a worker pod, then `helm test`.
-  kube rollout status "deployment/$(of_release deployments redis)" --timeout=180s >&2
-  log "live progress of run ${job%-worker} (wq status --watch in a worker pod)"
-  # Again while no worker pod runs yet, or if the one watched from ends first. kubectl's
-  # own complaints about that race (the pod ended under the exec) are expected, not errors:
-  # only they are filtered out of the live view; the Job's outcome is checked below.
-  until finished || kube exec "job/${job}" -c worker -- wq status --watch --interval 1 \
-    >/dev/null 2> >(grep -vE "${EXEC_RACE}" >&2); do
-    sleep 1
-  done
+  # What NOTES.txt tells a user to do: watch (the plugin waits for Redis), then `helm test`.
+  log "live progress of run ${job%-worker} (kubectl wq watch, from this machine)"
+  kubectl wq watch "${release}" -n "${namespace}" --interval 1 >/dev/null
   until finished; do sleep 1; done
   log "job ${job}: $(outcome)"
   grep -qw Complete <<<"$(outcome)"
   log "helm test: every item done, none dead"
   helm test "${release}" --namespace "${namespace}" | grep -E '^(TEST SUITE|Phase)'
-  log "final wq status (NOTES.txt's CLI pod)"
-  bash -c "$(notes_cli_command status)"
+  log "final status, from this machine: kubectl wq status ${release} -n ${namespace}"
+  kubectl wq status "${release}" -n "${namespace}"
   log "kept: helm -n ${namespace} uninstall ${release}; make kind-down"
+  log "the run from your machine (NOTES.txt's kubectl wq lines; kubectl-wq is in .venv/bin):"
+  plugin_commands
 }
 
 main "$@"
