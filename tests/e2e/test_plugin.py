@@ -56,6 +56,14 @@ def readme_lines() -> list[str]:
     return [ln.removeprefix("$ ").split("#")[0].strip() for ln in block.splitlines() if ln]
 
 
+def readme_cli_pod_block() -> str:
+    """The README's CLI pod, for users without the plugin."""
+    text = README.read_text(encoding="utf-8")
+    match = re.search(r"```bash\n(NS=default RELEASE=wq RUN=wq-1\nspec\(\).*?)```", text, re.S)
+    assert match, "README lost its CLI pod block"
+    return match.group(1)
+
+
 def steady(status: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in status.items() if k not in VOLATILE}
 
@@ -122,6 +130,17 @@ def test_plugin_commands_as_the_notes_print_them(
     status = json.loads(as_printed("status", "--json").stdout)
     assert steady(status) == steady(expected)
     assert status["run"] == rel.run_id()
+    # The README's CLI pod, for users without the plugin, as pasted: the same counts.
+    pod_block = readme_cli_pod_block().replace(
+        "NS=default RELEASE=wq RUN=wq-1", f"NS={ns} RELEASE={rel.name} RUN={rel.run_id()}"
+    )
+    by_pod = run(
+        ["bash", "-euo", "pipefail", "-c", pod_block.replace("wq status", "wq status --json")],
+        timeout=240,
+    )
+    assert steady(json.loads(by_pod.stdout)) == steady(rel.status())
+    assert not namespace.find("pod", f"{rel.run_id()}-cli"), "the CLI pod is deleted"
+
     checked = as_printed("status --check", check=False)
     assert checked.returncode == 1, checked  # a dead item: not clean
     assert "every position accounted for once: 3 done + 1 dead = 4 total" in checked.stdout

@@ -37,7 +37,7 @@ SCRIPT = (
 def readme_port_forward_block() -> str:
     """The README's port-forward route, as a user would paste it."""
     text = README.read_text(encoding="utf-8")
-    match = re.search(r"```bash\n(NS=default RELEASE=wq RUN=wq-1\n.*?)```", text, re.DOTALL)
+    match = re.search(r"```bash\n(NS=default RELEASE=wq RUN=wq-1\n\(\n.*?)```", text, re.DOTALL)
     assert match, "README lost its port-forward block"
     return match.group(1)
 
