@@ -141,7 +141,7 @@ function showTimeline(t) {
   if (chart === null) {
     chart = new uPlot({
       width, height: 220,
-      scales: { x: { time: true } },
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       series: [{}, { label: `items/s`, stroke: "#4c7bd9", fill: "rgba(76,123,217,0.15)" }],
       axes: [{}, { label: "items/s" }],
     }, [xs, ys], $("chart"));
