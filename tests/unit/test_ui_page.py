@@ -5,10 +5,12 @@ hold markup show as text, dead items come with their errors, the search finds an
 and by position, and the downloads equal `wq report`.
 
 With WQ_TEST_SCREENSHOTS=DIR it writes DIR/ui-running.png and DIR/ui-finished.png (the
-README's: `make ui-screenshots`)."""
+README's: `make ui-screenshots`). The exporter runs as the README's Web page section says,
+on the test's own Redis and a free port."""
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.docs.readme import ROOT, readme_blocks
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.test_exporter import private_redis, wait_for_start
@@ -44,6 +47,21 @@ DEADLINE_S = 90.0
 # What the page shows of `wq status --json`, by field (app.js FIELDS).
 SHOWN = ("total", "pending", "in_flight", "done", "dead", "retried", "digest")
 FROZEN = ("elapsed_s", "rate", "item_p50_s", "item_p99_s", "eta_s")  # once drained
+
+
+THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
+README_REDIS, README_PORT = "redis://127.0.0.1:6379/0", "9899"
+
+
+def readme_exporter(redis_url: str) -> list[str]:
+    """The README's command for the page, on this Redis and a free port."""
+    [block] = [b for b in readme_blocks() if b.tested_by == THIS]
+    [line] = block.body.splitlines()
+    args = shlex.split(line.removeprefix("$ "))
+    assert args[:2] == ["wq", "exporter"]
+    assert (README_REDIS in args, README_PORT in args) == (True, True)
+    swap = {README_REDIS: redis_url, README_PORT: "0"}
+    return wq_argv(*(swap.get(a, a) for a in args[1:]))
 
 
 @pytest.fixture
@@ -159,9 +177,7 @@ def test_the_page_follows_a_run_as_wq_status_does(
     seeded = wq("seed", "--run", RUN, "--items-file", str(items), env=env)
     assert seeded.returncode == 0, seeded.stderr
     exporter_log = tmp_path / "exporter.log"
-    exporter = start(
-        wq_argv("exporter", "--ui", "--port", "0", "--address", "127.0.0.1"), env, exporter_log
-    )
+    exporter = start(readme_exporter(private_redis.url), env, exporter_log)
     procs = [exporter]
     try:
         base = wait_for_start(exporter_log).removesuffix("metrics")
