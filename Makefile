@@ -124,6 +124,11 @@ $(BIN)/fake-gcs-server:
 	scripts/run-logged.sh "building fake-gcs-server $(FAKE_GCS_VERSION)" -- \
 	  go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)
 
+# The README's two pictures of the web page, taken by its browser test (tests/unit/test_ui_page.py).
+.PHONY: ui-screenshots
+ui-screenshots: prereqs venv ## Rewrite docs/ui-running.png and docs/ui-finished.png from the web page's browser test.
+	WQ_TEST_SCREENSHOTS=$(CURDIR)/docs $(PY) -m pytest -m slow tests/unit/test_ui_page.py
+
 .PHONY: test-stress
 test-stress: prereqs venv $(BIN)/rclone $(BIN)/fake-gcs-server ## Unit and fault suites 3 times in a row with every core kept busy (ROUNDS=3).
 	PYTHON=$(PY) ROUNDS=$${ROUNDS:-3} scripts/test-stress.sh

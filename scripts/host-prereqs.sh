@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the host has the programs `make test` and `make demo` run besides Go, Python and
 # Docker (scripts/docker-up.sh sees to Docker): redis-server (the unit tests and benchmarks
-# start their own), redis-cli and redis-benchmark (redis-tools), shellcheck (make lint).
+# start their own), redis-cli and redis-benchmark (redis-tools), shellcheck (make lint),
+# chromium and chromedriver (chromium-driver: the web page's browser test drives them).
 #  - Everything there (whatever installed it): returns at once, printing nothing.
 #  - Root with apt-get (Debian, Ubuntu): one `apt-get update`, then installs the missing
 #    packages. The Debian package also starts a system redis on 6379; the tests use their own.
@@ -15,6 +16,8 @@ declare -A PACKAGE_OF=(
   [redis-cli]=redis-tools
   [redis-benchmark]=redis-tools
   [shellcheck]=shellcheck
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 
 log() { printf '[host-prereqs] %s\n' "$*" >&2; }

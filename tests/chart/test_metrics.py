@@ -97,6 +97,31 @@ def test_exporter_deployment(helm: Helm) -> None:
     }
 
 
+def test_the_web_page_is_off_by_default_and_on_with_its_value(helm: Helm) -> None:
+    """metrics.ui.enabled passes --ui: the page on the metrics port, which the Service, the
+    probes and the NetworkPolicy already name, so nothing else changes."""
+    off = helm.render(ON)
+    on = helm.render({"metrics": {"enabled": True, "ui": {"enabled": True}}})
+    assert "--ui" not in container(exporter(off))["args"]
+    assert container(exporter(on))["args"] == [
+        "exporter",
+        "--port",
+        "9899",
+        "--address",
+        "0.0.0.0",
+        "--ui",
+    ]
+    for kind in ("Service", "NetworkPolicy"):
+        assert on.one(kind, "exporter") == off.one(kind, "exporter")
+    on_c, off_c = container(exporter(on)), container(exporter(off))
+    assert {k: v for k, v in on_c.items() if k != "args"} == {
+        k: v for k, v in off_c.items() if k != "args"
+    }
+    [rule] = on.one("NetworkPolicy", "exporter")["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert on_c["ports"][0]["name"] == "metrics"
+
+
 def test_exporter_reads_every_run_so_it_gets_no_run_id(helm: Helm) -> None:
     r = helm.render(ON)
     e = env(exporter(r))

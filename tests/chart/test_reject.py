@@ -84,6 +84,8 @@ INT64_MAX = 2**63 - 1
         (["metrics.port=0"], "at '/metrics/port': minimum: got 0, want 1"),
         (["metrics.port=65536"], "at '/metrics/port': maximum: got 65,536, want 65,535"),
         (["metrics.enable=true"], "additional properties 'enable' not allowed"),
+        (["metrics.ui.enabled=yes"], "at '/metrics/ui/enabled': got string, want boolean"),
+        (["metrics.ui.port=1"], "additional properties 'port' not allowed"),
         (["metrics.serviceMonitor.enabeld=true"], "additional properties 'enabeld' not allowed"),
         (["metrics.serviceMonitor.interval=30"], "at '/metrics/serviceMonitor/interval'"),
         (["metrics.serviceMonitor.interval=30 s"], "at '/metrics/serviceMonitor/interval'"),
@@ -322,6 +324,10 @@ def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
         (
             {"seed": {"enabled": False}, "items": ["a"]},
             "seed.enabled=false means the run is seeded from outside",
+        ),
+        (
+            {"metrics": {"ui": {"enabled": True}}},
+            "metrics.ui.enabled needs metrics.enabled=true: it is for this release's exporter.",
         ),
         (
             {"metrics": {"serviceMonitor": {"enabled": True}}},

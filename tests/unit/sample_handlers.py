@@ -59,6 +59,15 @@ def fail_on_poison(value: Any) -> None:
     _log(value)
 
 
+def slow_with_poison(value: Any) -> Any:
+    """Sleep WQ_TEST_SLEEP seconds (default 0); an item that starts with "poison" fails (with
+    markup in its error), any other gets its length as output."""
+    time.sleep(float(os.environ.get("WQ_TEST_SLEEP", "0")))
+    if str(value).startswith("poison"):
+        raise ValueError(f"cannot digest <i>{value}</i>")
+    return {"length": len(str(value))}
+
+
 def executions(directory: Path, starts: bool = False) -> list[str]:
     """Every recorded execution (finished ones; with `starts`, the `start:` lines instead)."""
     lines: list[str] = []

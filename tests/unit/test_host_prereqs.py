@@ -10,7 +10,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "host-prereqs.sh"
 # What the script itself runs, and the programs it looks for.
 SHELL_TOOLS = ("bash", "sort", "id")
-PROGRAMS = ("redis-server", "redis-cli", "redis-benchmark", "shellcheck")
+PROGRAMS = (
+    "redis-server",
+    "redis-cli",
+    "redis-benchmark",
+    "shellcheck",
+    "chromium",
+    "chromedriver",
+)
 
 
 def run_with(tmp_path: Path, programs: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
@@ -35,6 +42,7 @@ def test_names_what_to_install_when_it_cannot(tmp_path: Path) -> None:
     result = run_with(tmp_path, ("redis-server", "redis-cli"))
     assert result.returncode == 1
     assert result.stderr == (
-        "[host-prereqs] ERROR: missing redis-tools shellcheck: install them (on Debian this "
-        "script does, as root: apt-get install -y redis-tools shellcheck)\n"
+        "[host-prereqs] ERROR: missing chromium chromium-driver redis-tools shellcheck: install "
+        "them (on Debian this script does, as root: apt-get install -y chromium chromium-driver "
+        "redis-tools shellcheck)\n"
     )

@@ -52,7 +52,7 @@ sidecar's label must not replace one of the chart's own.
 {{- $m := .Values.metrics }}
 {{- $messages := list }}
 {{- if not $m.enabled }}
-{{- range $name := list "serviceMonitor" "prometheusRule" }}
+{{- range $name := list "serviceMonitor" "prometheusRule" "ui" }}
 {{- if (get $m $name).enabled }}
 {{- $messages = append $messages (printf "wq: metrics.%s.enabled needs metrics.enabled=true: it is for this release's exporter." $name) }}
 {{- end }}

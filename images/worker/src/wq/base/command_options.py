@@ -212,6 +212,14 @@ class ExporterOptions:
         type=RunIds(),
         multiple=True,
     )
+    ui: bool = setting(
+        False,
+        "--ui",
+        "WQ_EXPORTER_UI",
+        "Also serve a read-only web page of the runs at / (progress, items/s, dead items, a "
+        "search and downloads of the report), on the same port as /metrics.",
+        is_flag=True,
+    )
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,13 @@ class RunStatus:
         return "running" if self.executions else "waiting for workers"
 
     def to_json(self, **extra: Any) -> str:
+        return json.dumps(self.as_dict(**extra), sort_keys=True)
+
+    def as_dict(self, **extra: Any) -> dict[str, Any]:
+        """The fields, and what they imply (drained, state, eta_s): `wq status --json`."""
         data = asdict(self)
         data.update(drained=self.drained, state=self.state, eta_s=self.eta_s, **extra)
-        return json.dumps(data, sort_keys=True)
+        return data
 
     def to_text(self, extra: Sequence[tuple[str, str]] = ()) -> str:
         """Aligned rows of the counts, then `extra` rows."""

@@ -107,7 +107,7 @@ def report(fmt: str, states: tuple[str, ...], output: Path | None, **conn: Any) 
 @click.command(epilog=EPILOG)
 @click_options(ConnectionConfig, skip=("run_id", "redis_wait"))
 @click_options(ExporterOptions)
-def exporter(port: int, address: str, runs: tuple[str, ...], **conn: Any) -> int:
+def exporter(port: int, address: str, runs: tuple[str, ...], ui: bool, **conn: Any) -> int:
     """Serve Prometheus metrics of every run on a Redis at http://ADDRESS:PORT/metrics.
 
     Each scrape reads Redis afresh, in a few short calls (one per run, whatever its size):
@@ -116,12 +116,14 @@ def exporter(port: int, address: str, runs: tuple[str, ...], **conn: Any) -> int
     wq_redis_up is 0 and no run is shown: an outage never looks like an empty queue. A run
     whose keys are gone because Redis restarted, or evicted some of them, stays in the output
     as lost (wq_run_lost 1); a purged or expired run leaves it. The README's Monitoring
-    section lists every metric. SIGTERM stops it (exit 0).
+    section lists every metric. With --ui it also serves a read-only web page of the runs at
+    http://ADDRESS:PORT/ (the README's Web page section). SIGTERM stops it (exit 0).
 
     \b
     Examples:
       wq exporter --redis-url redis://redis:6379/0
       wq exporter --port 9899 --run r1 --run r2
+      wq exporter --ui --address 127.0.0.1
       curl -s http://localhost:9899/metrics | grep '^wq_'
     """
     # Imported here: prometheus_client would add 30 ms to the start of every other command.
@@ -129,4 +131,4 @@ def exporter(port: int, address: str, runs: tuple[str, ...], **conn: Any) -> int
 
     config = pop_config(ConnectionConfig, conn)
     log = EventLog(level=config.log_level, fmt=config.log_format)
-    return serve(RedisSettings.of(config), address, port, runs, log)
+    return serve(RedisSettings.of(config), address, port, runs, log, ui)

@@ -24,7 +24,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import start_http_server
+from prometheus_client.exposition import make_wsgi_app
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisClusterException
@@ -32,6 +32,8 @@ from redis.exceptions import RedisClusterException
 from wq.base.errors import ConfigError, RunFormatError, WqError
 from wq.base.logs import EventLog
 from wq.base.status import RunStatus
+from wq.read.page_data import PageData
+from wq.read.web import WebApp, listen
 from wq.store import layout
 from wq.store.connection import Client, RedisSettings, Retrying, raise_if_no_such_database
 from wq.store.queue import RunQueue
@@ -261,16 +263,24 @@ def fatal_error(exc: BaseException, settings: RedisSettings) -> ConfigError | No
 
 
 def serve(
-    settings: RedisSettings, address: str, port: int, runs: Sequence[str], log: EventLog
+    settings: RedisSettings,
+    address: str,
+    port: int,
+    runs: Sequence[str],
+    log: EventLog,
+    ui: bool = False,
 ) -> int:
-    """Serve /metrics until SIGTERM or SIGINT; returns 0."""
+    """Serve /metrics (and with `ui` the web page, wq.read.web) until SIGTERM or SIGINT;
+    returns 0."""
     collector = RunsCollector(settings, runs, log)
     registry = CollectorRegistry()
     registry.register(collector)
+    page = PageData(settings, tuple(runs)) if ui else None
     try:
-        server, _ = start_http_server(port, address, registry)
+        server = listen(address, port, WebApp(make_wsgi_app(registry), page))
     except OSError as exc:
         raise ConfigError(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from None
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -284,9 +294,11 @@ def serve(
         collector.probe()
         if collector.fatal is None:
             host = f"[{address}]" if ":" in address else address
+            base = f"http://{host}:{server.server_port}"
             log.info(
                 "exporter.start",
-                metrics=f"http://{host}:{server.server_port}/metrics",
+                metrics=f"{base}/metrics",
+                **({"ui": f"{base}/"} if ui else {}),
                 redis=settings.display,
                 runs=",".join(runs) or "all",
             )
@@ -296,6 +308,8 @@ def serve(
         server.shutdown()
         server.server_close()
         collector.close()
+        if page is not None:
+            page.close()
     if collector.fatal is not None:
         raise collector.fatal
     log.info("exporter.stopped")

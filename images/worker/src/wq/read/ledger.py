@@ -7,7 +7,7 @@ items have no ledger record: a position leased when the read started is in fligh
 pending.
 """
 
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -37,9 +37,13 @@ class ItemRecord(NamedTuple):
 
 
 def iter_records(
-    queue: RunQueue, states: Collection[str] = STATES, window: int = WINDOW
+    queue: RunQueue,
+    states: Collection[str] = STATES,
+    window: int = WINDOW,
+    where: Callable[[int, str], bool] | None = None,
 ) -> Iterator[ItemRecord]:
-    """Every item's record in seed order, those in `states` only."""
+    """Every item's record in seed order, those in `states` only, and with `where`, those
+    whose (position, item JSON text) it accepts: their outputs alone are read (a search)."""
     queue.reading.seed_state()  # refuses a run that another wq version laid out
     workers = queue.reading.worker_names()
     leased = queue.reading.leased_positions() if {PENDING, IN_FLIGHT} & set(states) else set()
@@ -57,7 +61,7 @@ def iter_records(
                 state = IN_FLIGHT if p in leased else PENDING
             else:
                 state = DONE if r.state == layout.DONE else DEAD
-            if state not in states:
+            if state not in states or (where is not None and not where(p, item)):
                 continue
             if r is not None and r.has_output:
                 with_output.append(p)

@@ -2,9 +2,10 @@
 is accounted for (--check); with the autoscaler's last decision when one sizes the run."""
 
 from dataclasses import asdict
-from typing import IO, TextIO
+from typing import IO, Any, TextIO
 
 from wq.base.errors import RunLost
+from wq.base.status import RunStatus, Scaling
 from wq.read.ledger import account
 from wq.read.watch import watch_status
 from wq.store.queue import RunQueue
@@ -29,7 +30,7 @@ def show_status(
         current = watch_status(queue, interval_s, progress)
     scaling = queue.reading.scaling()
     rows = scaling.rows() if scaling else []
-    fields = {"autoscale": asdict(scaling)} if scaling else {}
+    fields = json_extra(scaling)
     if not check:
         print(current.to_json(**fields) if as_json else current.to_text(extra=rows), file=out)
         return 0
@@ -47,3 +48,14 @@ def show_status(
     else:
         print(current.to_text(extra=[*rows, ("check", summary)]), file=out)
     return 0 if exact and current.clean else 1
+
+
+def json_extra(scaling: Scaling | None) -> dict[str, Any]:
+    """What `wq status --json` adds to the counts: the autoscaler's last decision, if any."""
+    return {"autoscale": asdict(scaling)} if scaling else {}
+
+
+def status_dict(queue: RunQueue, current: RunStatus | None = None) -> dict[str, Any]:
+    """The object `wq status --json` prints (the web page's view of a run)."""
+    current = current or queue.reading.status()
+    return current.as_dict(**json_extra(queue.reading.scaling()))

@@ -2,7 +2,7 @@
 checks of seeders and workers: its counts and durations (one atomic read), windows of its items
 and ledger, its outputs, and its seeded state. Nothing here changes the run."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
@@ -158,6 +158,29 @@ class Reading(RunHandle):
             errors=[e.decode() if e is not None else None for e in errors],
             dead=[d.decode() if d is not None else None for d in dead],
         )
+
+    def finish_times(self) -> Iterator[list[int]]:
+        """When each finished item (done or dead) was recorded, ms since the epoch: the ledger
+        alone, a page of fields per call in no particular order (HSCAN), so that a timeline of
+        the run reads neither its items nor its errors."""
+        cursor: int | bytes = 0
+        while True:
+            cursor, fields = cast(
+                tuple[bytes, dict[bytes, bytes]],
+                self._retried(
+                    self.client.execute_command,  # raw: records are bytes, not text
+                    "HSCAN",
+                    self.keys.ledger,
+                    cursor,
+                    "COUNT",
+                    ADMIN_CHUNK,
+                    NEVER_DECODE=True,
+                ),
+            )
+            blobs = fields.values()
+            yield [r.finished_ms for blob in blobs for r in layout.split_records(blob) if r]
+            if int(cursor) == 0:
+                return
 
     def outputs(self, positions: Sequence[int]) -> dict[int, str]:
         """The outputs of these positions (those that have one), as JSON text, read a few at a
