@@ -1153,6 +1153,9 @@ def test_notes_show_how_to_reach_the_metrics(helm: Helm, notes_chart: Path) -> N
     assert "curl -fsS --retry 10 --retry-connrefused --retry-delay 1 " in block
     assert block.endswith("http://127.0.0.1:9100/metrics | grep '^wq_')")
     assert 'the series carry job="wq-exporter", namespace="default".' in notes
+    assert "kubectl wq ui" not in notes  # the page is off by default
+    paged = render_notes(helm, notes_chart, {"metrics": {"enabled": True, "ui": {"enabled": True}}})
+    assert paged.endswith("\n\n  kubectl wq ui wq -n default")
 
 
 def test_notes_say_which_monitoring_objects_exist(helm: Helm, notes_chart: Path) -> None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -239,9 +242,23 @@ def restricted_kubeconfig(kube: Kube, tmp_path: Path, may_read_secrets: bool) ->
 
 def test_plugin_errors_are_one_line(release: Releases, namespace: Kube, tmp_path: Path) -> None:
     rel = release("guarded")
-    rel.install({"items": ["a", "b"], "worker": {"parallelism": 1, "demoSleep": 0}})
+    rel.install(
+        {
+            "items": ["a", "b"],
+            "worker": {"parallelism": 1, "demoSleep": 0},
+            "metrics": {"enabled": True},
+        }
+    )
     rel.wait()
     ns = namespace.namespace
+
+    # An exporter without the page says which value serves it.
+    namespace(
+        "wait", "--for=condition=Ready", "pod", "-l", rel.selector("exporter"), "--timeout=120s"
+    )
+    no_page = kubectl_wq("ui", rel.name, "-n", ns, "--port", "0", check=False)
+    assert no_page.returncode == 2
+    assert "serves no page: set metrics.ui.enabled=true" in one_line_error(no_page)
 
     missing = kubectl_wq("status", "nosuch", "-n", ns, check=False)
     assert missing.returncode == 2
@@ -269,3 +286,52 @@ def test_plugin_errors_are_one_line(release: Releases, namespace: Kube, tmp_path
     assert f"the Redis of release '{rel.name}' in namespace '{ns}' is not ready" in (
         one_line_error(down)
     )
+
+
+def test_plugin_opens_the_page(release: Releases, namespace: Kube) -> None:
+    """`kubectl wq ui`, as the NOTES print it: the URL it prints serves the page and the
+    run as `wq status --json` shows it, through the port-forward, until Ctrl-C ends it."""
+    rel = release("paged")
+    items = ["p1", "<script>alert(1)</script>", "p3"]
+    rel.install(
+        {
+            "items": items,
+            "worker": {"parallelism": 1, "demoSleep": 0},
+            "metrics": {"enabled": True, "ui": {"enabled": True}},
+        }
+    )
+    rel.wait()
+    [line] = [ln for ln in notes_lines(rel) if ln.split()[2] == "ui"]
+    assert line == f"kubectl wq ui {rel.name} -n {namespace.namespace}"
+    with subprocess.Popen(
+        ["bash", "-c", f"exec {line} --port 0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            read_the_page(proc, rel, len(items))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def read_the_page(proc: subprocess.Popen[str], rel: Release, items: int) -> None:
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    first = proc.stdout.readline()  # the process prints its URL once it serves, or ends
+    found = re.search(r"(http://127\.0\.0\.1:(\d+)/)", first)
+    assert found, f"{first!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+    url, port = found[1], int(found[2])
+    with urllib.request.urlopen(url, timeout=30) as page:
+        assert page.headers.get_content_type() == "text/html"
+    with urllib.request.urlopen(f"{url}api/runs/{rel.run_id()}", timeout=30) as answer:
+        shown = json.load(answer)
+    assert steady(shown) == steady(rel.status())
+    assert shown["done"] == items
+    with urllib.request.urlopen(f"{url}api/runs/{rel.run_id()}/report.jsonl", timeout=30) as r:
+        assert [json.loads(ln) for ln in r.read().decode().splitlines()] == rel.report()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)

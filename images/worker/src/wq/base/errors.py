@@ -63,3 +63,7 @@ class SourceError(WqError):
 class KubernetesUnavailable(WqError):
     """A Kubernetes API call failed: the API server out of reach, throttling, a refusal.
     `wq autoscale` logs it and tries again at its next step (wq.scale.autoscale)."""
+
+
+class NotReady(WqError):
+    """A release's Redis or exporter has no Ready pod (yet): `kubectl wq` waits, then says why."""

@@ -157,7 +157,12 @@ def digest_command() -> click.Command:
 
 
 def serve_ui(
-    release: str, namespace: str | None, context: str | None, kubeconfig: str | None, port: int
+    release: str,
+    namespace: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+    port: int,
+    wait_s: float,
 ) -> int:
     from wq.reach.forward import LocalForward
     from wq.reach.kubeapi import Api
@@ -165,7 +170,7 @@ def serve_ui(
 
     api = Api(kubeconfig, context, namespace)
     found = Release(api, release)
-    exporter = found.exporter()
+    exporter = found.exporter(wait_s, lambda why: click.echo(f"kubectl wq: {why}", err=True))
     dial = api.dialer(exporter.pod, exporter.port)
     try:
         forward = LocalForward(dial, port)
@@ -203,6 +208,13 @@ def ui_command() -> click.Command:
                 default=9899,
                 show_default=True,
                 help="Local port of the page (0: any free port).",
+            ),
+            click.Option(
+                ["--wait", "wait_s"],
+                type=click.FloatRange(0),
+                default=60.0,
+                show_default=True,
+                help="Seconds to wait for the exporter to be ready (a fresh install's).",
             ),
         ],
         callback=serve_ui,

@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException  # type: ignore[import-untyped]
 
-from wq.base.errors import ConfigError, KubernetesUnavailable, RedisUnavailable
+from wq.base.errors import ConfigError, KubernetesUnavailable, NotReady
 from wq.reach.kubeapi import Api
 
 # Set by the chart on the Redis Service (chart/templates/redis/service.yaml): the run id of
@@ -46,18 +46,11 @@ class Release:
     def redis(self, wait_s: float = 0, waiting: Callable[[str], None] | None = None) -> Endpoint:
         """The release's Redis, waiting up to `wait_s` for it to be ready (a fresh install's);
         `waiting` is told why, each time that changes."""
-        deadline = time.monotonic() + wait_s
-        said = ""
-        while True:
-            try:
-                return self._redis()
-            except RedisUnavailable as exc:
-                if time.monotonic() + WAIT_STEP_S > deadline:
-                    raise
-                if waiting and str(exc) != said:
-                    said = str(exc)
-                    waiting(f"waiting up to {wait_s:g}s: {said}")
-                time.sleep(WAIT_STEP_S)
+        return _when_ready(self._redis, wait_s, waiting)
+
+    def exporter(self, wait_s: float = 0, waiting: Callable[[str], None] | None = None) -> Endpoint:
+        """The release's exporter, as `redis` waits for the Redis."""
+        return _when_ready(self._exporter, wait_s, waiting)
 
     def _redis(self) -> Endpoint:
         endpoint = self._endpoint("redis")
@@ -74,7 +67,7 @@ class Release:
             )
         return endpoint
 
-    def exporter(self) -> Endpoint:
+    def _exporter(self) -> Endpoint:
         endpoint = self._endpoint("exporter")
         if endpoint is None:
             self._redis()  # no release at all says so first
@@ -132,7 +125,7 @@ class Release:
         ).items
         ready = [p for p in pods if _ready(p) and not p.metadata.deletion_timestamp]
         if not ready:
-            raise RedisUnavailable(
+            raise NotReady(
                 f"the {DISPLAY[component]} of {self.where} is not ready: {_why_not_ready(pods)}"
             )
         pod = ready[0]
@@ -150,6 +143,23 @@ class Release:
         except (ApiException, KubernetesUnavailable):
             return False
         return bool(jobs.items)
+
+
+def _when_ready(
+    lookup: Callable[[], Endpoint], wait_s: float, waiting: Callable[[str], None] | None
+) -> Endpoint:
+    deadline = time.monotonic() + wait_s
+    said = ""
+    while True:
+        try:
+            return lookup()
+        except NotReady as exc:
+            if time.monotonic() + WAIT_STEP_S > deadline:
+                raise
+            if waiting and str(exc) != said:
+                said = str(exc)
+                waiting(f"waiting up to {wait_s:g}s: {said}")
+            time.sleep(WAIT_STEP_S)
 
 
 def _ready(pod: Any) -> bool:
