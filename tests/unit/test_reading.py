@@ -1,6 +1,8 @@
 """The reading role's replies against a real Redis, by name: the seeded state and the metrics
 (the ledger's windows: test_ledger)."""
 
+import dataclasses
+
 from tests.polling import wait_until
 from wq.base.item import encode
 from wq.seed.seeder import seed_items
@@ -70,3 +72,6 @@ def test_a_drained_run_says_how_long_it_took_and_that_stops_growing(queue: RunQu
     assert (later.item_p50_s, later.item_p99_s) == (0.005, 0.05)
     assert "first lease to last item" in later.to_text()
     assert "p50 <= 5 ms, p99 <= 50 ms" in later.to_text()
+    # An item time past the histogram's last bound has no bound to show.
+    slow = dataclasses.replace(later, item_p99_s=None)
+    assert "p50 <= 5 ms, p99 longer than the last bucket" in slow.to_text()

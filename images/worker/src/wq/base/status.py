@@ -111,8 +111,9 @@ class RunStatus:
     def _item_time(self) -> str:
         if self.item_p50_s is None:
             return "-"
-        p99 = f"{self.item_p99_s * 1000:g} ms" if self.item_p99_s is not None else "longer"
-        return f"p50 <= {self.item_p50_s * 1000:g} ms, p99 <= {p99}"
+        if self.item_p99_s is None:  # past the durations histogram's last bound
+            return f"p50 <= {self.item_p50_s * 1000:g} ms, p99 longer than the last bucket"
+        return f"p50 <= {self.item_p50_s * 1000:g} ms, p99 <= {self.item_p99_s * 1000:g} ms"
 
     def progress_line(self, rate: float | None, width: int = 30) -> str:
         """One line for a live view: a bar and the counts, with a rate measured by the caller."""
