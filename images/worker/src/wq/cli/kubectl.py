@@ -17,7 +17,7 @@ import click
 
 from wq.base.errors import ConfigError
 from wq.base.options import ConnectionConfig
-from wq.cli import all_commands, run_command
+from wq.cli import cli, run_command
 from wq.cli.common import open_run
 
 # The plugin's commands that run a `wq` command: which, and the flags they set.
@@ -83,9 +83,16 @@ def reached(
         )
 
 
+def wq_command(name: str) -> click.Command:
+    """The `wq` command `name`, importing its module only (as `wq NAME` does)."""
+    command = cli.get_command(click.Context(cli), name)
+    assert command is not None, name
+    return command
+
+
 def plugin_command(name: str, runs: str, fixed: dict[str, Any]) -> click.Command:
     """The plugin command `name`: the `wq` command `runs` with the flags `fixed`."""
-    command = all_commands()[runs]
+    command = wq_command(runs)
     kept = [p for p in command.params if p.name not in REACHED and p.name not in fixed]
 
     def callback(
@@ -143,8 +150,8 @@ def run_digest(
 
 
 def digest_command() -> click.Command:
-    wq_digest = all_commands()["digest"]
-    redis_wait = next(p for p in all_commands()["status"].params if p.name == "redis_wait")
+    wq_digest = wq_command("digest")
+    redis_wait = next(p for p in wq_command("status").params if p.name == "redis_wait")
     return click.Command(
         "digest",
         params=[*RELEASE_PARAMS, RUN_OPTION, redis_wait, *wq_digest.params],
