@@ -141,11 +141,13 @@ def page_equals_status(driver: Any, env: dict[str, str], keys: tuple[str, ...]) 
     return all(shown.get(k) == expected[k] for k in (*keys, "state"))
 
 
-def screenshot(driver: Any, name: str) -> None:
-    directory = os.environ.get("WQ_TEST_SCREENSHOTS")
-    if directory:
-        driver.execute_script("window.scrollTo(0, 0)")
-        driver.save_screenshot(str(Path(directory) / name))
+def screenshot(driver: Any, name: str, scratch: Path) -> None:
+    """The page as a PNG: into WQ_TEST_SCREENSHOTS (`make ui-screenshots`: the README's), else
+    into `scratch`, so that every run takes the path that `make ui-screenshots` takes."""
+    path = Path(os.environ.get("WQ_TEST_SCREENSHOTS") or scratch) / name
+    driver.execute_script("window.scrollTo(0, 0)")
+    assert driver.save_screenshot(str(path)), path
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), path
 
 
 def rows(driver: Any, table: str) -> list[list[str]]:
@@ -204,7 +206,7 @@ def test_the_page_follows_a_run_as_wq_status_does(
         )
         paused_at = finished_on_page(driver)
         assert 0 < paused_at < len(ITEMS)
-        screenshot(driver, "ui-running.png")
+        screenshot(driver, "ui-running.png", tmp_path)
         for w in workers:
             w.send_signal(signal.SIGCONT)
         # The page moves on by itself, no reload.
@@ -226,7 +228,7 @@ def test_the_page_follows_a_run_as_wq_status_does(
         wait_until("the dead item", lambda: rows(driver, "dead"), DEADLINE_S)
         [dead] = rows(driver, "dead")
         assert dead == [str(ITEMS.index(POISON)), "2", f"cannot digest <i>{POISON}</i>", POISON]
-        screenshot(driver, "ui-finished.png")
+        screenshot(driver, "ui-finished.png", tmp_path)
 
         # Markup in items shows as text: no element made of it, no script run.
         found = search(driver, "<script>")
