@@ -3,6 +3,7 @@ before, the page's JSON equal to what the commands print, downloads byte for byt
 read-only methods, the security headers, a Redis outage as such, the timeline and the search.
 The page itself, in a browser: test_ui_page.py."""
 
+import http.client
 import json
 import threading
 import urllib.error
@@ -16,6 +17,7 @@ from prometheus_client.exposition import make_wsgi_app
 from prometheus_client.registry import CollectorRegistry
 
 from tests.unit.cli_runner import wq
+from tests.unit.conftest import make_queue
 from tests.unit.test_exporter import Exposition, collector_for, private_redis, seed
 from tests.unit.test_worker import Recorder, config, quiet
 from wq.read import page_data, timeline
@@ -186,6 +188,37 @@ def test_redis_down_is_an_error_never_an_empty_list(private_redis: RedisServer) 
         assert s.json("/api/runs") == []  # and back once Redis is
     finally:
         s.close()
+
+
+def read_to_the_end(response: http.client.HTTPResponse) -> int:
+    """Bytes read until the body ends cleanly (or an error ends it)."""
+    total = 0
+    while chunk := response.read(64 * 1024):
+        total += len(chunk)
+    return total
+
+
+def test_a_download_cut_short_by_redis_fails_for_the_client(private_redis: RedisServer) -> None:
+    """Redis gone in the middle of a download: the browser must see a failed download (a
+    reset connection), never a clean end of a shorter file."""
+    s = Served(private_redis.url, ui=True)
+    queue = make_queue(private_redis.url, "big", budget=0)
+    # Some 20 MB of report: far more than the socket buffers hold while the client waits.
+    seed(queue, [f"{n:06d}-" + "x" * 300 for n in range(60_000)])
+    connection = http.client.HTTPConnection("127.0.0.1", s.server.server_port, timeout=60)
+    try:
+        connection.request("GET", "/api/runs/big/report.jsonl")
+        response = connection.getresponse()
+        assert response.status == 200
+        received = response.read(64 * 1024)
+        assert received.startswith(b'{"position":0,')
+        private_redis.stop()
+        with pytest.raises((ConnectionResetError, http.client.IncompleteRead)):
+            read_to_the_end(response)
+    finally:
+        connection.close()
+        s.close()
+        private_redis.start()
 
 
 def test_dead_items_come_with_their_errors(served: Served, queue: RunQueue) -> None:

@@ -19,6 +19,7 @@ import io
 import json
 import mimetypes
 import socket
+import struct
 import urllib.parse
 from collections.abc import Callable, Iterable
 from importlib import resources
@@ -53,6 +54,7 @@ STATIC = "static"
 DOWNLOADS = {"report.jsonl": "jsonl", "report.csv": "csv"}
 DOWNLOAD_TYPES = {"jsonl": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
 STREAM_BUFFER = 64 * 1024  # bytes of report sent per write
+ABORT = "wq.abort"  # in a request's environ: ends its connection with a reset
 
 
 def static_files() -> dict[str, tuple[bytes, str]]:
@@ -114,7 +116,7 @@ class WebApp:
                 return as_json("200 OK", data.status(run))
             what = parts[3]
             if what in DOWNLOADS:
-                return self._download(data, run, DOWNLOADS[what])
+                return self._download(data, run, DOWNLOADS[what], environ.get(ABORT))
             if what == "search":
                 return as_json("200 OK", data.search(run, query.get("q", [""])[0]))
             reader = {"histogram": data.histogram, "timeline": data.timeline, "dead": data.dead}
@@ -131,7 +133,7 @@ class WebApp:
             return as_json("503 Service Unavailable", {"error": f"Redis: {reason}"})
 
     def _download(
-        self, data: PageData, run: str, fmt: str
+        self, data: PageData, run: str, fmt: str, abort: Callable[[], None] | None
     ) -> tuple[str, list[tuple[str, str]], bytes | Callable[[Callable[[bytes], object]], None]]:
         queue, status = data.report_status(run)
         if not status.seeded:
@@ -144,8 +146,15 @@ class WebApp:
         def stream(write: Callable[[bytes], object]) -> None:
             # The report writer of `wq report`, onto the socket: the same bytes.
             sink = io.BufferedWriter(_Sink(write), STREAM_BUFFER)
-            with io.TextIOWrapper(sink, encoding="utf-8", newline="") as out:
-                report.write(iter_records(queue), fmt, out)
+            try:
+                with io.TextIOWrapper(sink, encoding="utf-8", newline="") as out:
+                    report.write(iter_records(queue), fmt, out)
+            except (WqError, redis.RedisError, RedisClusterException):
+                # The status line is sent: only a reset connection can tell the browser that
+                # the file is cut short (HTTP/1.0 ends a body of no length at a clean close).
+                data.close()
+                if abort is not None:
+                    abort()
 
         return "200 OK", headers, stream
 
@@ -174,10 +183,34 @@ def as_json(
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True  # a request in progress does not hold up the exporter's exit
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.aborted: set[socket.socket] = set()
+
+    def abort(self, request: socket.socket) -> None:
+        """Ends `request`'s connection with a reset (RST) instead of a close (FIN)."""
+        request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.aborted.add(request)
+
+    def shutdown_request(self, request: Any) -> None:
+        if request in self.aborted:
+            self.aborted.discard(request)
+            self.close_request(request)  # no shutdown(SHUT_WR): that would send a clean FIN
+        else:
+            super().shutdown_request(request)
+
 
 class _QuietHandler(WSGIRequestHandler):
+    server: _Server
+
     def log_message(self, format: str, *args: Any) -> None:
         """No line per request: a scrape every few seconds would fill the log."""
+
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()
+        connection = self.connection
+        environ[ABORT] = lambda: self.server.abort(connection)
+        return environ
 
 
 def listen(address: str, port: int, app: App) -> WSGIServer:
