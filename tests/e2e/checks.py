@@ -60,3 +60,16 @@ def wait_for_progress(rel: Release, done: int, busy_pods: int) -> list[str]:
     return wait_until(
         f"{done} items done, {busy_pods} pods busy", progressed, timeout=180, interval=1.0
     )
+
+
+def command_run(items: list[Any], script: str, max_attempts: int) -> dict[str, Any]:
+    """Values of a run whose handler is `sh -c SCRIPT` (the item in $WQ_ITEM), 2 pods."""
+    return {
+        "items": items,
+        "worker": {
+            "parallelism": 2,
+            "handler": "command",
+            "command": ["sh", "-c", script],
+            "maxAttempts": max_attempts,
+        },
+    }

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e.checks import command_run
 from tests.e2e.kube import Kube, run, tool
 from tests.e2e.release import Release, Releases
 from tests.polling import wait_until
@@ -75,15 +76,7 @@ def test_plugin_commands_as_the_notes_print_them(
     release: Releases, namespace: Kube, tmp_path: Path
 ) -> None:
     rel = release("plugged")
-    values = {
-        "items": ITEMS,
-        "worker": {
-            "parallelism": 2,
-            "handler": "command",
-            "command": ["sh", "-c", SCRIPT],
-            "maxAttempts": 1,
-        },
-    }
+    values = command_run(ITEMS, SCRIPT, max_attempts=1)
     rel.install(values)
     ns = namespace.namespace
     # The kubeconfig's own namespace is another one: -n is what finds the release.

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.checks import worker_pods
+from tests.e2e.checks import command_run, worker_pods
 from tests.e2e.kube import Kube, run
 from tests.e2e.release import Releases
 from tests.polling import wait_until
@@ -44,15 +44,7 @@ def readme_port_forward_block() -> str:
 
 def test_report_from_the_cluster(release: Releases, namespace: Kube, tmp_path: Path) -> None:
     rel = release("wq-report")  # contains "wq": its Service is wq-report-redis, as in the README
-    values = {
-        "items": ITEMS,
-        "worker": {
-            "parallelism": 2,
-            "handler": "command",
-            "command": ["sh", "-c", SCRIPT],
-            "maxAttempts": 2,
-        },
-    }
+    values = command_run(ITEMS, SCRIPT, max_attempts=2)
     rel.install(values)
     rel.wait(timeout=240)
 
