@@ -132,14 +132,17 @@ def test_a_run_reads_as_wq_status_json_prints_it(
     served: Served, queue: RunQueue, redis_url: str
 ) -> None:
     worked(queue, ["a", "b", "poison"])
+    queue.admin.record_scaling("r-1-worker", 2, 1, "drained")  # an autoscaler's last word
     shown = served.json(f"/api/runs/{queue.run}")
     printed = wq("status", "--json", "--run", queue.run, env={"WQ_REDIS_URL": redis_url})
     expected = json.loads(printed.stdout)
-    assert shown.pop("expires_in_s") == pytest.approx(expected.pop("expires_in_s"), abs=5)
-    assert shown == expected
+    assert shown["expires_in_s"] == pytest.approx(expected.pop("expires_in_s"), abs=5)
+    assert {**shown, "expires_in_s": None} == {**expected, "expires_in_s": None}
     assert (shown["done"], shown["dead"], shown["drained"]) == (2, 1, True)
-    listed = {r["run"]: r for r in served.json("/api/runs")}
-    assert listed[queue.run]["done"] == 2
+    assert shown["autoscale"]["target"] == 1
+    listed = {r["run"]: r for r in served.json("/api/runs")}[queue.run]
+    assert listed.pop("expires_in_s") == pytest.approx(shown["expires_in_s"], abs=5)
+    assert listed == expected  # the list shows each run as `wq status --json` does too
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])

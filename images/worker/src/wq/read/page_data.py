@@ -71,7 +71,7 @@ class PageData:
     def list_runs(self) -> list[dict[str, Any]]:
         """Every run (or those of --run), sorted, each as `wq status --json` shows it."""
         names = sorted(self.runs or find_runs(self.client()))
-        return [self.queue(run).reading.status().as_dict() for run in names]
+        return [status_dict(self.queue(run)) for run in names]
 
     def status(self, run: str) -> dict[str, Any]:
         return status_dict(self.queue(run))

@@ -5,7 +5,7 @@ from dataclasses import asdict
 from typing import IO, Any, TextIO
 
 from wq.base.errors import RunLost
-from wq.base.status import RunStatus, Scaling
+from wq.base.status import Scaling
 from wq.read.ledger import account
 from wq.read.watch import watch_status
 from wq.store.queue import RunQueue
@@ -55,7 +55,6 @@ def json_extra(scaling: Scaling | None) -> dict[str, Any]:
     return {"autoscale": asdict(scaling)} if scaling else {}
 
 
-def status_dict(queue: RunQueue, current: RunStatus | None = None) -> dict[str, Any]:
+def status_dict(queue: RunQueue) -> dict[str, Any]:
     """The object `wq status --json` prints (the web page's view of a run)."""
-    current = current or queue.reading.status()
-    return current.as_dict(**json_extra(queue.reading.scaling()))
+    return queue.reading.status().as_dict(**json_extra(queue.reading.scaling()))
