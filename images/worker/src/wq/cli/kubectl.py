@@ -11,7 +11,7 @@ import signal
 import threading
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,9 @@ from wq.base.errors import ConfigError
 from wq.base.options import ConnectionConfig
 from wq.cli import cli, run_command
 from wq.cli.common import open_run
+
+if TYPE_CHECKING:
+    from wq.reach.release import Release
 
 # The plugin's commands that run a `wq` command: which, and the flags they set.
 RUNS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -51,6 +54,22 @@ RUN_OPTION = click.Option(
 )
 
 
+def find_release(
+    release: str, namespace: str | None, context: str | None, kubeconfig: str | None
+) -> "Release":
+    """The release, through the API of the kubeconfig (imported here: the Kubernetes client
+    takes half a second to import, and --help needs none of it)."""
+    from wq.reach.kubeapi import Api
+    from wq.reach.release import Release
+
+    return Release(Api(kubeconfig, context, namespace), release)
+
+
+def say(why: str) -> None:
+    """Why the command waits (a fresh install's pods), on standard error."""
+    click.echo(f"kubectl wq: {why}", err=True)
+
+
 @contextlib.contextmanager
 def reached(
     release: str,
@@ -63,15 +82,12 @@ def reached(
     the release's current run; a Redis that is not ready yet is waited for up to
     `redis_wait` seconds, as the `wq` commands wait for one that is out of reach."""
     from wq.reach.forward import LocalForward
-    from wq.reach.kubeapi import Api
-    from wq.reach.release import Release
 
-    api = Api(kubeconfig, context, namespace)
-    found = Release(api, release)
-    redis = found.redis(redis_wait, lambda why: click.echo(f"kubectl wq: {why}", err=True))
+    found = find_release(release, namespace, context, kubeconfig)
+    redis = found.redis(redis_wait, say)
     password = found.password(redis)
     run = found.current_run(redis)
-    with LocalForward(api.dialer(redis.pod, redis.port)) as forward:
+    with LocalForward(found.api.dialer(redis.pod, redis.port)) as forward:
         yield (
             {
                 "redis_url": f"redis://127.0.0.1:{forward.port}/0",
@@ -172,13 +188,10 @@ def serve_ui(
     wait_s: float,
 ) -> int:
     from wq.reach.forward import LocalForward
-    from wq.reach.kubeapi import Api
-    from wq.reach.release import Release
 
-    api = Api(kubeconfig, context, namespace)
-    found = Release(api, release)
-    exporter = found.exporter(wait_s, lambda why: click.echo(f"kubectl wq: {why}", err=True))
-    dial = api.dialer(exporter.pod, exporter.port)
+    found = find_release(release, namespace, context, kubeconfig)
+    exporter = found.exporter(wait_s, say)
+    dial = found.api.dialer(exporter.pod, exporter.port)
     try:
         forward = LocalForward(dial, port)
     except OSError as exc:
