@@ -194,16 +194,16 @@ def leftover_forwards() -> list[str]:
     return [p for p in ps if "kubectl-wq" in p]
 
 
-def restricted_kubeconfig(kube: Kube, tmp_path: Path, may_read_secrets: bool) -> Path:
-    """A kubeconfig of a ServiceAccount that may list services and pods, and port-forward,
-    in the namespace; and read Secrets only if `may_read_secrets`."""
-    name = "reader-secrets" if may_read_secrets else "reader"
+def restricted_kubeconfig(kube: Kube, tmp_path: Path, name: str, *grants: str) -> Path:
+    """A kubeconfig of a ServiceAccount `name` that may list services, pods and jobs in the
+    namespace, and do what `grants` name besides: "secrets" (get them), "portforward" (get
+    pods/portforward, what the client's websocket port-forward asks)."""
+    resources = {"secrets": "secrets", "portforward": "pods/portforward"}
     kube("create", "serviceaccount", name)
-    kube("create", "role", name, "--verb=get,list", "--resource=services,pods,jobs")
-    kube("create", "role", f"{name}-pf", "--verb=get", "--resource=pods/portforward")
-    if may_read_secrets:
-        kube("create", "role", f"{name}-s", "--verb=get", "--resource=secrets")
-    for role in (name, f"{name}-pf", *([f"{name}-s"] if may_read_secrets else [])):
+    roles = {name: ("--verb=get,list", "--resource=services,pods,jobs")}
+    roles |= {f"{name}-{g}": ("--verb=get", f"--resource={resources[g]}") for g in grants}
+    for role, rules in roles.items():
+        kube("create", "role", role, *rules)
         kube(
             "create",
             "rolebinding",
@@ -258,16 +258,38 @@ def test_plugin_errors_are_one_line(release: Releases, namespace: Kube, tmp_path
     assert f"no release 'nosuch' in namespace '{ns}'" in one_line_error(missing)
 
     # A user who may do everything else but read the Secret of the Redis password.
-    no_secret = restricted_kubeconfig(namespace, tmp_path, may_read_secrets=False)
+    no_secret = restricted_kubeconfig(namespace, tmp_path, "no-secret", "portforward")
     refused = kubectl_wq("status", rel.name, "--kubeconfig", str(no_secret), check=False)
     assert refused.returncode == 1
     line = one_line_error(refused)
     assert f"cannot read Secret '{rel.redis_name}'" in line, line
     assert "no permission for it (403 Forbidden, RBAC)" in line, line
-    # The same user with that permission reads the run: the rest of the RBAC is enough.
-    allowed = restricted_kubeconfig(namespace, tmp_path, may_read_secrets=True)
+    # One who may read it, but not port-forward: the pod and the verb are named.
+    no_forward = restricted_kubeconfig(namespace, tmp_path, "no-forward", "secrets")
+    refused = kubectl_wq("status", rel.name, "--kubeconfig", str(no_forward), check=False)
+    assert refused.returncode == 1
+    line = one_line_error(refused)
+    assert f"cannot port-forward to pod '{rel.redis_name}-" in line, line
+    assert "403 Forbidden, RBAC); it takes get on pods/portforward" in line, line
+    # With both, the user reads the run: the RBAC the README lists is enough.
+    allowed = restricted_kubeconfig(namespace, tmp_path, "reader", "secrets", "portforward")
     ok = kubectl_wq("status", rel.name, "--kubeconfig", str(allowed), "--json")
     assert json.loads(ok.stdout)["done"] == 2
+
+    # A release with an external Redis: the plugin reaches only the chart's own.
+    outside = release("outside")
+    outside.install(
+        {
+            "redis": {"enabled": False},
+            "externalRedis": {"host": "redis.invalid"},
+            "seed": {"enabled": False},
+            "worker": {"parallelism": 1},
+        }
+    )
+    external = kubectl_wq("status", outside.name, "-n", ns, check=False)
+    assert external.returncode == 2
+    assert "has no Redis of its own (redis.enabled=false)" in one_line_error(external)
+    outside.helm("uninstall", outside.name)
 
     # Redis not ready: its Deployment scaled to 0.
     namespace("scale", f"deploy/{rel.redis_name}", "--replicas=0")
