@@ -59,7 +59,7 @@ class Release:
                 raise ConfigError(
                     f"{self.where} has no Redis of its own (redis.enabled=false): kubectl wq "
                     "reaches only the chart's Redis; run `wq` from a pod that reaches yours "
-                    "(README: without the plugin)"
+                    "(the install's NOTES print a CLI pod that does)"
                 )
             raise ConfigError(
                 f"no {self.where}: no Service labelled {INSTANCE}={self.name} "
