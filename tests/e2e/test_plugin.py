@@ -233,6 +233,13 @@ def restricted_kubeconfig(kube: Kube, tmp_path: Path, name: str, *grants: str) -
     return path
 
 
+def refused_as(release: str, kubeconfig: Path) -> str:
+    """The error line of `kubectl wq status` for a user the API refuses something (exit 1)."""
+    refused = kubectl_wq("status", release, "--kubeconfig", str(kubeconfig), check=False)
+    assert refused.returncode == 1, refused
+    return one_line_error(refused)
+
+
 def test_plugin_errors_are_one_line(release: Releases, namespace: Kube, tmp_path: Path) -> None:
     rel = release("guarded")
     rel.install(
@@ -258,17 +265,13 @@ def test_plugin_errors_are_one_line(release: Releases, namespace: Kube, tmp_path
     assert f"no release 'nosuch' in namespace '{ns}'" in one_line_error(missing)
 
     # A user who may do everything else but read the Secret of the Redis password.
-    no_secret = restricted_kubeconfig(namespace, tmp_path, "no-secret", "portforward")
-    refused = kubectl_wq("status", rel.name, "--kubeconfig", str(no_secret), check=False)
-    assert refused.returncode == 1
-    line = one_line_error(refused)
+    line = refused_as(
+        rel.name, restricted_kubeconfig(namespace, tmp_path, "no-secret", "portforward")
+    )
     assert f"cannot read Secret '{rel.redis_name}'" in line, line
     assert "no permission for it (403 Forbidden, RBAC)" in line, line
     # One who may read it, but not port-forward: the pod and the verb are named.
-    no_forward = restricted_kubeconfig(namespace, tmp_path, "no-forward", "secrets")
-    refused = kubectl_wq("status", rel.name, "--kubeconfig", str(no_forward), check=False)
-    assert refused.returncode == 1
-    line = one_line_error(refused)
+    line = refused_as(rel.name, restricted_kubeconfig(namespace, tmp_path, "no-forward", "secrets"))
     assert f"cannot port-forward to pod '{rel.redis_name}-" in line, line
     assert "403 Forbidden, RBAC); it takes get on pods/portforward" in line, line
     # With both, the user reads the run: the RBAC the README lists is enough.
