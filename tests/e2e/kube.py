@@ -38,6 +38,8 @@ HOPELESS_WAITING_REASONS = {
 # ... except these messages, which the kubelet gets over by itself: on a loaded node its
 # Secret and ConfigMap caches can miss their sync deadline, and it retries.
 PASSING_MESSAGES = ("failed to sync secret cache", "failed to sync configmap cache")
+# The environment variable that marks the processes one test started (see `marked`).
+MARK = "E2E_TEST_MARK"
 
 
 def tool(name: str) -> str:
@@ -48,6 +50,27 @@ def tool(name: str) -> str:
     found = shutil.which(name)
     if not found:
         pytest.fail(f"{name} not found in bin/ or on PATH: run `make tools`", pytrace=False)
+    return found
+
+
+def marked(mark: str) -> dict[str, str]:
+    """The environment to start a test's processes with, so that `marked_processes` finds
+    them and no other test's: e2e tests run side by side on this machine."""
+    return {MARK: mark}
+
+
+def marked_processes(mark: str) -> list[str]:
+    """Command lines of the running processes started with `marked(mark)`, wherever they
+    were reparented (a process outliving its command is what such a check looks for)."""
+    found = []
+    needle = f"{MARK}={mark}".encode()
+    for proc in Path("/proc").iterdir():
+        try:
+            if needle in (proc / "environ").read_bytes().split(b"\0"):
+                cmdline = (proc / "cmdline").read_bytes()
+                found.append(cmdline.replace(b"\0", b" ").decode(errors="replace").strip())
+        except (FileNotFoundError, PermissionError, ProcessLookupError, NotADirectoryError):
+            continue  # gone meanwhile, another user's, or not a process
     return found
 
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.e2e.checks import command_run
-from tests.e2e.kube import Kube, run, tool
+from tests.e2e.kube import Kube, marked, marked_processes, run, tool
 from tests.e2e.release import Release, Releases
 from tests.polling import wait_until
 
@@ -85,7 +85,8 @@ def test_plugin_commands_as_the_notes_print_them(
     ).stdout in ("", "default")
 
     # watch follows the run to its drain (retrying while Redis or the seeder starts).
-    watched = kubectl_wq("watch", rel.name, "-n", ns, "--interval", "0.5", timeout=300)
+    mine = marked(ns)  # what this test starts, so that leftovers are looked for among them
+    watched = kubectl_wq("watch", rel.name, "-n", ns, "--interval", "0.5", timeout=300, env=mine)
     assert re.search(r"^state\s+drained with dead items$", watched.stdout, re.M), watched.stdout
     rel.wait(timeout=240, expect="Complete")
 
@@ -121,6 +122,7 @@ def test_plugin_commands_as_the_notes_print_them(
             ["bash", "-euo", "pipefail", "-c", f"cd {here} && {line} {' '.join(extra)}"],
             check=check,
             timeout=120,
+            env=mine,
         )
 
     status = json.loads(as_printed("status", "--json").stdout)
@@ -156,7 +158,7 @@ def test_plugin_commands_as_the_notes_print_them(
     same = as_printed("digest")
     assert same.stdout.strip() == expected["digest"]
     assert "the run holds exactly the items given" in same.stderr
-    other = kubectl_wq("digest", rel.name, "-n", ns, "a", "b", check=False)
+    other = kubectl_wq("digest", rel.name, "-n", ns, "a", "b", check=False, env=mine)
     assert other.returncode == 1, other
     assert "differs" in other.stderr, other
 
@@ -166,13 +168,14 @@ def test_plugin_commands_as_the_notes_print_them(
 
     # --context: a kubeconfig whose context names the namespace needs no -n.
     kubeconfig = context_in(tmp_path, ns)
-    here_too = kubectl_wq("status", rel.name, "--kubeconfig", str(kubeconfig), "--json")
+    here_too = kubectl_wq("status", rel.name, "--kubeconfig", str(kubeconfig), "--json", env=mine)
     assert json.loads(here_too.stdout)["run"] == rel.run_id()
 
     purged = as_printed("purge")
     assert re.search(rf"deleted \d+ key\(s\) of run {rel.run_id()}", purged.stdout), purged
     assert rel.status()["state"] == "not seeded"
-    assert not leftover_forwards()
+    # Nothing this test started is left running (other tests' plugins may be).
+    assert not marked_processes(ns)
 
 
 def context_in(tmp_path: Path, namespace: str) -> Path:
@@ -186,12 +189,6 @@ def context_in(tmp_path: Path, namespace: str) -> Path:
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     path.chmod(0o600)
     return path
-
-
-def leftover_forwards() -> list[str]:
-    """kubectl-wq processes still running: the plugin leaves nothing behind."""
-    ps = run(["ps", "-eo", "args"]).stdout.splitlines()
-    return [p for p in ps if "kubectl-wq" in p]
 
 
 def restricted_kubeconfig(kube: Kube, tmp_path: Path, name: str, *grants: str) -> Path:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.e2e.checks import command_run, worker_pods
-from tests.e2e.kube import Kube, run
+from tests.e2e.kube import Kube, marked, marked_processes, run
 from tests.e2e.release import Releases
 from tests.polling import wait_until
 
@@ -96,6 +96,7 @@ def test_report_from_the_cluster(release: Releases, namespace: Kube, tmp_path: P
     there.mkdir()
     # Only what the block sets: none of this machine's WQ_* settings.
     env = {k: v for k, v in os.environ.items() if not k.startswith("WQ_")}
+    env |= marked(namespace.namespace)
     proc = subprocess.Popen(
         ["bash", "-euo", "pipefail", "-c", route],
         cwd=there,
@@ -107,14 +108,11 @@ def test_report_from_the_cluster(release: Releases, namespace: Kube, tmp_path: P
     )
     try:
         output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, output
+        # The block's trap ends its port-forward (looked for before the kill below).
+        mine = namespace.namespace
+        wait_until("the README block's port-forward ended", lambda: not marked_processes(mine), 30)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, output
     assert (there / "report.jsonl").read_text(encoding="utf-8") == text
-    # The block's trap ends its port-forward.
-    wait_until("the README block's port-forward ended", lambda: not port_forwarding(), 30)
-
-
-def port_forwarding() -> bool:
-    return any("16379:6379" in line for line in run(["ps", "-eo", "args"]).stdout.splitlines())
