@@ -84,3 +84,11 @@ def exits(value: Any) -> str:
     if value == "interrupt":
         raise KeyboardInterrupt
     return str(value)
+
+
+def double_but_7s(value: int) -> int:
+    """Twice the number as output; a number ending in 007 (7, 1007, ...) fails."""
+    if value % 1000 == 7:
+        raise ValueError(f"{value} ends in 007")
+    _log(value)
+    return value * 2

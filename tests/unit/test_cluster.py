@@ -12,7 +12,8 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from tests.polling import wait_until
-from tests.unit.cli_runner import wq
+from tests.unit.cli_runner import wq, wq_argv, wq_env
+from wq.store.keys import RunKeys
 from wq.store.local_redis import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -182,3 +183,31 @@ def test_the_exporter_finds_the_runs_of_every_node(cluster: list[RedisServer]) -
         for run in runs:
             env = {"WQ_REDIS_URL": url, "WQ_REDIS_CLUSTER": "true", "WQ_RUN": run}
             assert wq("purge", "--yes", env=env).returncode == 0
+
+
+def test_a_sharded_run_spreads_over_the_nodes(cluster: list[RedisServer]) -> None:
+    url = cluster[0].url
+    env = {"WQ_REDIS_URL": url, "WQ_REDIS_CLUSTER": "true", "WQ_RUN": "sharded"}
+    seeded = wq("seed", "--range", "0:30000", "--shards", "3", env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    client = RedisCluster(host="127.0.0.1", port=cluster[0].port, decode_responses=True)
+    try:
+        runs = client.hget(RunKeys("sharded").meta, "shard_runs").split(",")
+        nodes = {client.get_node_from_key(RunKeys(run).meta).port for run in runs}
+        assert nodes == {node.port for node in cluster}, "a shard on each node"
+    finally:
+        client.close()
+    workers = [
+        subprocess.Popen(
+            wq_argv("work", "--demo-sleep", "0"), env=wq_env(env), stdout=subprocess.DEVNULL
+        )
+        for _ in range(2)
+    ]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0]
+    checked = wq("status", "--check", env=env)
+    assert checked.returncode == 0, checked.stdout
+    assert "every position accounted for once: 30000 done + 0 dead = 30000 total" in checked.stdout
+    report = wq("report", "--state", "done", env=env)
+    assert [json.loads(line)["item"] for line in report.stdout.splitlines()] == list(range(30000))
+    assert wq("purge", "--yes", env=env).returncode == 0
+    assert wq("status", env=env).stdout.splitlines()[1].split() == ["state", "not", "seeded"]

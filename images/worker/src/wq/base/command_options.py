@@ -168,6 +168,16 @@ class SeedOptions:
         "retry resumes after the items already in, so each goes in once.",
         is_flag=True,
     )
+    shards: int = setting(
+        1,
+        "--shards",
+        "WQ_SHARDS",
+        "Spread the run over this many sub-runs, each under a Redis Cluster hash tag of its "
+        "own placed on another node, so that one run's throughput and memory grow with the "
+        "cluster; workers start on a shard of their own and help the others when it runs "
+        "out. 1 (the default): one slot. Takes --range items for now.",
+        type=count(1, 1024),
+    )
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,14 @@ class RunFormatError(ConfigError):
         )
 
 
+class ShardedRunError(ConfigError):
+    """A read of a run's items that went to a sharded run's directory, which holds none: its
+    items are read shard by shard (wq.read.ledger.parts)."""
+
+    def __init__(self, run: str) -> None:
+        super().__init__(f"run {run!r} is sharded: its items are read shard by shard")
+
+
 class RedisFull(WqError):
     """Redis refused a write because it reached its memory limit (OOM)."""
 

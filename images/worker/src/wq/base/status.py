@@ -35,6 +35,7 @@ class RunStatus:
     # histogram's bucket bounds, wq.store.layout); None: none timed yet.
     item_p50_s: float | None = None
     item_p99_s: float | None = None
+    shards: int = 1  # sub-runs the run is spread over (`wq seed --shards`)
 
     @property
     def drained(self) -> bool:
@@ -84,6 +85,7 @@ class RunStatus:
                 if self.seeded
                 else "-",
             ),
+            *([("shards", str(self.shards))] if self.shards > 1 else []),
             ("total", str(self.total)),
             ("pending", str(self.pending)),
             ("in flight", str(self.in_flight)),

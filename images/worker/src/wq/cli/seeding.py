@@ -30,7 +30,7 @@ from wq.seed.seeder import digest_of
     "a run not seeded yet is seeded open first. Not idempotent: a retry appends again.",
 )
 @click_options(SeedOptions)
-def seed(keep_open: bool, append: bool, progressive: bool, **opts: Any) -> int:
+def seed(keep_open: bool, append: bool, progressive: bool, shards: int, **opts: Any) -> int:
     """Put a run's items into Redis, once.
 
     Items come from exactly one of: ITEMS on the command line, --items-file, --items-url,
@@ -47,9 +47,10 @@ def seed(keep_open: bool, append: bool, progressive: bool, **opts: Any) -> int:
       wq seed --run r1 --list 'gs://bucket/photos/*.jpg'
       generate-items | wq seed --run r1 --items-from -
       wq seed --run r2 --open; wq seed --run r2 --append a b; wq seal --run r2
+      wq seed --run r3 --range 0:30000000 --shards 3
     """
     queue, log = connect(opts)
-    seed_run(queue, ItemsSource(**opts), log, keep_open, append, progressive)
+    seed_run(queue, ItemsSource(**opts), log, keep_open, append, progressive, shards)
     return 0
 
 

@@ -29,7 +29,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 from redis.exceptions import RedisClusterException
 
-from wq.base.errors import ConfigError, RunFormatError, WqError
+from wq.base.errors import ConfigError, RunFormatError, RunLost, WqError
 from wq.base.logs import EventLog
 from wq.base.status import RunStatus
 from wq.read.page_data import PageData
@@ -193,6 +193,9 @@ class RunsCollector:
                 if run not in self.refused:
                     self.refused.add(run)
                     self.log.warning("run.skipped", run=run, reason=str(exc))
+                continue
+            except RunLost:  # a sharded run with a shard's keys gone: lost, the others shown
+                families.flags(run, seeded=False, drained=False, lost=True)
                 continue
             if status.seeded:
                 self.seen[run] = identity

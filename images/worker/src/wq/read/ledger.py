@@ -45,6 +45,35 @@ def iter_records(
     """Every item's record in seed order, those in `states` only, and with `where`, those
     whose (position, item JSON text) it accepts: their outputs alone are read (a search)."""
     queue.reading.seed_state()  # refuses a run that another wq version laid out
+    for part, offset in parts(queue):
+        yield from _records(part, offset, states, window, where)
+
+
+def parts(queue: RunQueue) -> list[tuple[RunQueue, int]]:
+    """The run in pieces of consecutive positions, in seed order: each piece's queue and the
+    run's position of its first item. A sharded run's pieces are its shards (wq.store.layout:
+    a sharded run); another run is one piece."""
+    runs = queue.shards.runs()
+    if not runs:
+        return [(queue, 0)]
+    bounds = layout.shard_bounds(queue.reading.total(), len(runs))
+    return [(queue.shard(run), first) for run, (first, _) in zip(runs, bounds, strict=True)]
+
+
+def finish_times(queue: RunQueue) -> Iterator[list[int]]:
+    """Reading.finish_times of every piece of the run (`parts`)."""
+    for part, _ in parts(queue):
+        yield from part.reading.finish_times()
+
+
+def _records(
+    queue: RunQueue,
+    offset: int,
+    states: Collection[str],
+    window: int,
+    where: Callable[[int, str], bool] | None,
+) -> Iterator[ItemRecord]:
+    """iter_records of one piece of a run whose first item is the run's position `offset`."""
     workers = queue.reading.worker_names()
     leased = queue.reading.leased_positions() if {PENDING, IN_FLIGHT} & set(states) else set()
     first = 0
@@ -61,7 +90,7 @@ def iter_records(
                 state = IN_FLIGHT if p in leased else PENDING
             else:
                 state = DONE if r.state == layout.DONE else DEAD
-            if state not in states or (where is not None and not where(p, item)):
+            if state not in states or (where is not None and not where(offset + p, item)):
                 continue
             if r is not None and r.has_output:
                 with_output.append(p)
@@ -80,10 +109,9 @@ def iter_records(
             )
         outputs = queue.reading.outputs(with_output)
         for record in chosen:
-            if record.position in outputs:
-                yield record._replace(output=outputs[record.position])
-            else:
-                yield record
+            yield record._replace(
+                position=offset + record.position, output=outputs.get(record.position)
+            )
         first += window
         if first >= w.total:
             return
@@ -120,32 +148,10 @@ def account(queue: RunQueue, window: int = WINDOW) -> Accounting:
     status = queue.reading.status()
     if not status.seeded:
         raise ConfigError(f"run {queue.run!r} is not seeded: nothing to account for")
-    leased = queue.reading.leased_positions()
     result = Accounting(total=status.total)
     doubled: list[str] = []
-    first = 0
-    while first < status.total:
-        w = queue.reading.window(first, window)
-        for i, r in enumerate(w.records):
-            p = first + i
-            in_dead_list = w.dead[i] is not None
-            if r is None:
-                result.unfinished += 1
-                if in_dead_list:
-                    doubled.append(f"{p} (dead-letter entry, no dead record)")
-            elif r.state == layout.DONE:
-                result.done += 1
-                if in_dead_list:
-                    doubled.append(f"{p} (done and dead)")
-                if p in leased:
-                    doubled.append(f"{p} (done and leased)")
-            else:
-                result.dead += 1
-                if not in_dead_list:
-                    doubled.append(f"{p} (dead record, not dead-lettered)")
-                if p in leased:
-                    doubled.append(f"{p} (dead and leased)")
-        first += window
+    for part, offset in parts(queue):
+        _account_part(part, offset, window, result, doubled)
     if doubled:
         shown = ", ".join(doubled[:EXAMPLES]) + (", ..." if len(doubled) > EXAMPLES else "")
         result.problems.append(f"{len(doubled)} position(s) in two states: {shown}")
@@ -156,3 +162,34 @@ def account(queue: RunQueue, window: int = WINDOW) -> Accounting:
             f"the dead-letter hash holds {status.dead}, the ledger {result.dead}"
         )
     return result
+
+
+def _account_part(
+    queue: RunQueue, offset: int, window: int, result: Accounting, doubled: list[str]
+) -> None:
+    """account() of one piece of a run whose first item is the run's position `offset`."""
+    leased = queue.reading.leased_positions()
+    total = queue.reading.total()
+    first = 0
+    while first < total:
+        w = queue.reading.window(first, window)
+        for i, r in enumerate(w.records):
+            p = offset + first + i
+            in_dead_list = w.dead[i] is not None
+            if r is None:
+                result.unfinished += 1
+                if in_dead_list:
+                    doubled.append(f"{p} (dead-letter entry, no dead record)")
+            elif r.state == layout.DONE:
+                result.done += 1
+                if in_dead_list:
+                    doubled.append(f"{p} (done and dead)")
+                if p - offset in leased:
+                    doubled.append(f"{p} (done and leased)")
+            else:
+                result.dead += 1
+                if not in_dead_list:
+                    doubled.append(f"{p} (dead record, not dead-lettered)")
+                if p - offset in leased:
+                    doubled.append(f"{p} (dead and leased)")
+        first += window

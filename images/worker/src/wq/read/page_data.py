@@ -10,10 +10,10 @@ import threading
 import time
 from typing import Any
 
-from wq.base.errors import ConfigError
+from wq.base.errors import ConfigError, RunLost
 from wq.base.run_id import check_run_id
 from wq.base.status import RunStatus
-from wq.read.ledger import DEAD, iter_records
+from wq.read.ledger import DEAD, finish_times, iter_records
 from wq.read.report import as_dict
 from wq.read.status_view import status_dict
 from wq.read.timeline import Timeline, timeline
@@ -71,7 +71,13 @@ class PageData:
     def list_runs(self) -> list[dict[str, Any]]:
         """Every run (or those of --run), sorted, each as `wq status --json` shows it."""
         names = sorted(self.runs or find_runs(self.client()))
-        return [status_dict(self.queue(run)) for run in names]
+        return [self._listed(run) for run in names]
+
+    def _listed(self, run: str) -> dict[str, Any]:
+        try:
+            return status_dict(self.queue(run))
+        except RunLost as exc:  # a sharded run with a shard's keys gone: the others are shown
+            return {"run": run, "state": "lost", "error": str(exc)}
 
     def status(self, run: str) -> dict[str, Any]:
         return status_dict(self.queue(run))
@@ -97,7 +103,7 @@ class PageData:
             if was == key or (not status.drained and time.monotonic() - at < fresh):
                 return line.as_dict()
         started = time.monotonic()
-        line = timeline(queue.reading.finish_times())
+        line = timeline(finish_times(queue))
         self._timelines[run] = (key, line, time.monotonic(), time.monotonic() - started)
         return line.as_dict()
 

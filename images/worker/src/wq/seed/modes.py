@@ -4,8 +4,9 @@ open run, append to one, or seed progressively (committed chunk by chunk as it i
 from wq.base.errors import ConfigError
 from wq.base.logs import EventLog
 from wq.seed import open_runs
-from wq.seed.items_source import ItemsSource
+from wq.seed.items_source import ItemRange, ItemsSource
 from wq.seed.seeder import seed_from
+from wq.seed.sharding import seed_range_sharded
 from wq.store.queue import RunQueue
 
 
@@ -16,8 +17,13 @@ def seed_run(
     keep_open: bool = False,
     append: bool = False,
     progressive: bool = False,
+    shards: int = 1,
 ) -> None:
     """Seed the run as the flags say, and log what was done (event seed.done or append.done)."""
+    if shards > 1 and (progressive or append or keep_open or not source.item_range):
+        raise ConfigError(
+            "--shards takes --range items for now, without --open, --append or --progressive"
+        )
     if progressive:
         _seed_progressively(queue, source, log, keep_open or append)
     elif append:
@@ -33,13 +39,18 @@ def seed_run(
             digest=added.digest,
         )
     else:
-        result = seed_from(queue, source, open_run=keep_open)
+        if shards > 1:
+            source.check()
+            result = seed_range_sharded(queue, ItemRange.parse(source.item_range or ""), shards)
+        else:
+            result = seed_from(queue, source, open_run=keep_open)
         log.info(
             "seed.done",
             run=queue.run,
             outcome="seeded" if result.seeded_now else "already_seeded",
             total=result.total,
             **({"open": True} if keep_open else {"digest": result.digest}),
+            **({"shards": shards} if shards > 1 else {}),
         )
 
 

@@ -6,7 +6,7 @@ chunk visible at once, so a worker never leases half of one. Workers that drain 
 wait for more items; only once it is sealed (`wq seal`) does a drained run count as finished,
 and its workers exit 0.
 
-The digest of an open run (layout.ItemsDigest, over all its items in position order) is
+The digest of an open run (digests.ItemsDigest, over all its items in position order) is
 computed at the seal, by reading the items back a window at a time: appends from several
 sources, in any chunks, give the digest of their items in the order they went in. Each
 append reports the digest of its own items (what `wq digest` gives for its source).
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from wq.base.errors import ConfigError, SourceError, WqError
 from wq.seed.formats import Batches
 from wq.seed.seeder import digest_batches, seed_items
-from wq.store import layout
+from wq.store import digests, layout
 from wq.store.appends import Appended, AppendRefusal, SealOutcome
 from wq.store.queue import RunQueue
 
@@ -38,7 +38,7 @@ DIGEST_FIELDS = 1024
 class AppendResult:
     appended: int
     total: int  # of the run, after the last chunk
-    digest: str  # of the items appended (layout.ItemsDigest)
+    digest: str  # of the items appended (digests.ItemsDigest)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def append(queue: RunQueue, batches: Batches) -> AppendResult:
     if not is_open:
         raise _sealed(queue)
     appended = 0
-    digest = layout.ItemsDigest()
+    digest = digests.ItemsDigest()
     try:
         for chunk in itertools.chain(first, pieces):
             total = _append_chunk(queue, chunk, total, size)
@@ -139,7 +139,7 @@ def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
     done, done_digest = recorded.items, recorded.digest
     if is_open:
         queue.appends.touch_seeder()  # a retry reads again what is in: workers wait meanwhile
-    digest = layout.ItemsDigest()
+    digest = digests.ItemsDigest()
     read = appended = 0
     try:
         for chunk in itertools.chain([first], pieces):
@@ -224,7 +224,7 @@ def seal(queue: RunQueue, known: tuple[int, str] | None = None) -> SealResult:
 
 
 def items_digest(queue: RunQueue, total: int, size: int) -> str:
-    """layout.ItemsDigest of a list run's first `total` items, `size` to a field of the items
+    """digests.ItemsDigest of a list run's first `total` items, `size` to a field of the items
     hash, read from Redis a window of fields at a time."""
     fields = -(-total // size)
     return digest_batches(

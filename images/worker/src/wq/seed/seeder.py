@@ -19,7 +19,7 @@ from wq.base.errors import ConfigError, SourceChanged, SourceError
 from wq.base.item import encode
 from wq.seed.formats import Batches
 from wq.seed.items_source import ItemRange, ItemsSource
-from wq.store import layout
+from wq.store import digests, layout
 from wq.store.queue import RunQueue
 
 
@@ -50,7 +50,7 @@ def seed_from(queue: RunQueue, source: ItemsSource, open_run: bool = False) -> S
 
 
 def digest_of(source: ItemsSource) -> str:
-    """The digest that seeding these items records (layout.ItemsDigest, range_digest),
+    """The digest that seeding these items records (digests.ItemsDigest, range_digest),
     computed here, without Redis: `wq digest` proves which items a run was seeded with."""
     source.check()
     if source.adopt_list:
@@ -60,13 +60,13 @@ def digest_of(source: ItemsSource) -> str:
         )
     if source.item_range:
         r = ItemRange.parse(source.item_range)
-        return layout.range_digest(r.start, r.step, r.count)
+        return digests.range_digest(r.start, r.step, r.count)
     return digest_batches(source.batches())
 
 
 def digest_batches(batches: Iterable[Sequence[str]]) -> str:
     """ItemsDigest of JSON-encoded items in batches (any batch sizes give the same digest)."""
-    digest = layout.ItemsDigest()
+    digest = digests.ItemsDigest()
     for batch in batches:
         if batch:
             digest.add_field(layout.SEPARATOR.join(batch))
@@ -83,10 +83,10 @@ def seed_items(
     items, a ConfigError if with others. An empty open run is laid out `chunk` items to a
     field, for the items appended later; a run seeded with items, as choose_chunk finds."""
     if queue.reading.is_seeded():
-        return _already_seeded(queue, layout.list_digest(items))
+        return already_seeded(queue, digests.list_digest(items))
     staging = queue.keys.staging_items(secrets.token_hex(8))
     if not items:
-        digest = layout.list_digest(items)
+        digest = digests.list_digest(items)
         return _commit(queue, staging, 0, layout.KIND_LIST, 0, 1, digest, open_run, chunk)
     chunk = layout.choose_chunk(items[:STAGE_ITEMS])
     digest = queue.seeding.stage_items(staging, items, chunk)
@@ -105,9 +105,9 @@ def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> Se
     (or dropped, if the source fails): workers see the whole run or nothing. A run seeded
     already is compared by digest, which reads the source again."""
     if queue.reading.is_seeded():
-        return _already_seeded(queue, digest_batches(batches))
+        return already_seeded(queue, digest_batches(batches))
     staging = queue.keys.staging_items(secrets.token_hex(8))
-    digest = layout.ItemsDigest()
+    digest = digests.ItemsDigest()
     total = 0
     chunk = layout.ITEMS_PER_FIELD
     try:
@@ -156,7 +156,7 @@ def seed_range(queue: RunQueue, item_range: ItemRange) -> SeedResult:
     """A range run stores no items: each worker computes them (layout.range_item)."""
     start, step, count = item_range.start, item_range.step, item_range.count
     staging = queue.keys.staging_items("range")
-    digest = layout.range_digest(start, step, count)
+    digest = digests.range_digest(start, step, count)
     return _commit(queue, staging, count, layout.KIND_RANGE, start, step, digest)
 
 
@@ -176,7 +176,7 @@ def adopt_list(queue: RunQueue, source: str, step: int = ADOPT_STEP) -> SeedResu
     reading = Adoption(queue, source, step, stage=False)
     while reading.step():
         pass
-    return _already_seeded(queue, reading.digest.hexdigest() if reading.copied else None)
+    return already_seeded(queue, reading.digest.hexdigest() if reading.copied else None)
 
 
 class Adoption:
@@ -201,7 +201,7 @@ class Adoption:
         self.staging = queue.keys.staging_items(secrets.token_hex(8))
         self.length: int | None = None  # of the list, at the first step
         self.copied = 0
-        self.digest = layout.ItemsDigest()
+        self.digest = digests.ItemsDigest()
 
     def step(self) -> bool:
         """Copy the next step; False once the whole list is copied."""
@@ -228,7 +228,7 @@ class Adoption:
     def commit(self) -> SeedResult:
         if self.copied == 0:
             if self.queue.reading.is_seeded():  # by another seeder, meanwhile
-                return _already_seeded(self.queue, None)
+                return already_seeded(self.queue, None)
             raise ConfigError(
                 f"list {self.source!r} is empty or does not exist: nothing to adopt "
                 f"(fill it first: redis-cli rpush {self.source} ITEM...)"
@@ -238,7 +238,7 @@ class Adoption:
             self.staging, self.copied, layout.KIND_LIST, 0, 1, digest, source=self.source
         ):
             return SeedResult(total=self.copied, seeded_now=True, digest=digest)
-        return _already_seeded(self.queue, digest)
+        return already_seeded(self.queue, digest)
 
 
 def _commit(
@@ -256,10 +256,10 @@ def _commit(
         staging, total, kind, start, step, digest, open_run=open_run, chunk=chunk
     ):
         return SeedResult(total=total, seeded_now=True, digest=digest)
-    return _already_seeded(queue, digest)
+    return already_seeded(queue, digest)
 
 
-def _already_seeded(queue: RunQueue, digest: str | None) -> SeedResult:
+def already_seeded(queue: RunQueue, digest: str | None) -> SeedResult:
     """The run was seeded already: a no-op with the same items (digest; None: not known),
     a ConfigError with others. A run seeded before wq recorded digests matches anything."""
     stored = queue.reading.seed_state().digest

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple, cast
 from redis.cluster import RedisCluster
 
 from wq.store.handle import ADMIN_CHUNK, RunHandle
+from wq.store.shards import Shards
 
 
 class RetryDeadStep(NamedTuple):
@@ -28,6 +29,10 @@ class Admin(RunHandle):
         A drained run's keys may be set to expire (expire_results): the expiry is removed
         before the walk, and again after it, in case a worker found the run drained between
         the first removal and the first requeued item (the run is not drained after)."""
+        shards = self._shards()
+        if shards:  # the run's directory is no longer drained either: its expiry goes too
+            self.keep_results()
+            return sum(shard.retry_dead(chunk) for shard in shards)
         self.keep_results()
         cursor, requeued = "0", 0
         while True:
@@ -39,7 +44,14 @@ class Admin(RunHandle):
 
     def expire_results(self, ttl_s: int) -> bool:
         """Once the run is drained, its keys expire in `ttl_s` seconds; False (and no
-        expiry) if it is not drained."""
+        expiry) if it is not drained. A sharded run's directory expires with its shards,
+        once they all are drained."""
+        shards = self._shards()
+        if shards:
+            if not all([shard.expire_results(ttl_s) for shard in shards]):
+                return False
+            self._retried(self._expire_directory, int(ttl_s * 1000))
+            return True
         k = self.keys
         head = [k.meta, k.requeue, k.suspects, k.leases]
         keys = head + [key for key in k.named if key not in head]
@@ -73,7 +85,10 @@ class Admin(RunHandle):
         it for 0.1-0.4 s). The run's named keys go in one call, so a worker sees all of the
         run or none of it; other keys (staging hashes) follow, SCAN-ing `chunk` names a call.
         """
-        deleted = int(self._retried(self.client.unlink, *self.keys.named))
+        # A sharded run's shards first: a purge cut short is done again while its directory
+        # still names them.
+        deleted = sum(shard.purge(chunk) for shard in self._shards())
+        deleted += int(self._retried(self.client.unlink, *self.keys.named))
         cursor = 0
         while True:
             cursor, names = self._retried(self._scan_run, cursor, chunk)
@@ -81,6 +96,16 @@ class Admin(RunHandle):
                 deleted += int(self._retried(self.client.unlink, *names))
             if cursor == 0:
                 return deleted
+
+    def _shards(self) -> list["Admin"]:
+        runs = Shards(self.client, self.run, self.call, self.scripts).runs()
+        return [Admin(self.client, run, self.call, self.scripts) for run in runs]
+
+    def _expire_directory(self, ttl_ms: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key in self.keys.named:
+            pipe.pexpire(key, ttl_ms)
+        pipe.execute()
 
     def _scan_run(self, cursor: int, count: int) -> tuple[int, list[str]]:
         if isinstance(self.client, RedisCluster):

@@ -34,7 +34,7 @@ class AppendRefusal(Enum):
 
 class Progress(NamedTuple):
     """What a progressive seeder recorded of its source: how many of its items are in the run,
-    and their digest (layout.ItemsDigest); 0 and None if it recorded nothing."""
+    and their digest (digests.ItemsDigest); 0 and None if it recorded nothing."""
 
     items: int
     digest: str | None

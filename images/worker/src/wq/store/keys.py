@@ -21,6 +21,14 @@ def run_of_meta_key(key: str) -> str | None:
     return found.group(1) if found else None
 
 
+def shard_run_id(run: str, shard: int, salt: int = 0) -> str:
+    """The id of shard `shard` of a sharded run: its keys carry it as their hash tag. A '/'
+    is never in a run id (RUN_ID_PATTERN), so no run of a user's is called so, and SCANs for
+    META_PATTERN list only whole runs. `salt` moves the tag to another slot: the seeder
+    chooses it so that the shards land on different nodes of a Redis Cluster."""
+    return f"{run}/{shard}" + (f".{salt}" if salt else "")
+
+
 @dataclass(frozen=True)
 class RunKeys:
     run: str

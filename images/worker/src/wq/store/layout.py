@@ -11,7 +11,7 @@ meta hash (keys.RunKeys.meta), fields:
   range_start, range_step  a range run's item at position p is range_start + p * range_step
   chunk                  items per field of the items hash: choose_chunk's at seeding, from the
                          first items' sizes; ITEMS_PER_FIELD for a run seeded empty or adopted
-  digest                 what the run's items are, fixed at seeding (ItemsDigest, range_digest);
+  digest                 what the run's items are, fixed at seeding (wq.store.digests);
                          absent in runs seeded before wq recorded it, and in an open run until
                          it is sealed (then of all its items, in position order)
   open                   "1" while the run takes appends (`wq seed --open`, `--append`); absent:
@@ -91,9 +91,16 @@ autoscales the run. Written only while the run is seeded, and given the meta has
   current, target        its parallelism when the decision was made, and the one decided
   reason                 why, in words (wq.scale.policy)
   at_ms                  Redis time (ms since the epoch) of the decision
+
+A sharded run (`wq seed --shards N`, format SHARDED_FORMAT) spreads its positions over N
+sub-runs, each a run of this layout under a hash tag of its own (keys.shard_run_id), so that a
+Redis Cluster puts them on different nodes: shard k holds the block of positions
+shard_bounds(total, N)[k], as its own positions 0, 1, ... The run's own meta hash is its
+directory, written once all its shards are seeded (seed_shards.lua): total, kind, range_start,
+range_step and digest of the whole run, seeded, format, shards (N) and shard_runs (the
+sub-runs' ids). Its other keys stay empty.
 """
 
-import hashlib
 import struct
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
@@ -147,6 +154,12 @@ STORAGE_FORMAT = "4"
 # format 2's).
 OPEN_FORMAT = "5"
 READABLE_FORMATS = (STORAGE_FORMAT, OPEN_FORMAT)
+# The meta hash of a run sharded over sub-runs (`wq seed --shards N`): it holds no items, only
+# the run's directory (SHARDS, SHARD_RUNS) beside total, kind, range, digest and seeded; each
+# sub-run is a run of format 4 under its own hash tag. A wq that knows no shards refuses it.
+SHARDED_FORMAT = "6"
+SHARDS = "shards"
+SHARD_RUNS = "shard_runs"  # the sub-runs' ids, in position order, joined by LIST_SEPARATOR
 
 # A batch record (the module docstring): left, first, count, then the two lists.
 BATCH_SEPARATOR = ":"
@@ -199,6 +212,14 @@ DURATION_BUCKETS_MS = tuple(round(b * 1000) for b in DURATION_BUCKETS_S)
 DURATION_SUM_MS = "sum_ms"
 
 
+def shard_bounds(total: int, shards: int) -> list[tuple[int, int]]:
+    """(first position, count) of each shard of a sharded run of `total` items: consecutive
+    blocks in position order, sizes differing by one at most, so that a report in seed order
+    reads the shards one after the other."""
+    edges = [total * k // shards for k in range(shards + 1)]
+    return [(edges[k], edges[k + 1] - edges[k]) for k in range(shards)]
+
+
 class Durations(NamedTuple):
     """The durations hash, decoded."""
 
@@ -212,6 +233,12 @@ class Durations(NamedTuple):
             counts=[int(fields.get(str(i), 0)) for i in range(len(DURATION_BUCKETS_S) + 1)],
             sum_ms=int(fields.get(DURATION_SUM_MS, 0)),
         )
+
+    @classmethod
+    def summed(cls, parts: "Sequence[Durations]") -> "Durations":
+        """The histogram of several runs' attempts together (a sharded run's shards)."""
+        counts = [sum(column) for column in zip(*(p.counts for p in parts), strict=True)]
+        return cls(counts=counts, sum_ms=sum(p.sum_ms for p in parts))
 
     @property
     def observed(self) -> int:
@@ -365,36 +392,3 @@ def field_of(position: int, chunk: int) -> tuple[int, int]:
 def range_item(start: int, step: int, position: int) -> str:
     """A range run's item at `position`, as JSON text."""
     return str(start + position * step)
-
-
-class ItemsDigest:
-    """The digest of a list run's items: sha256 over each item's stored JSON text followed by
-    "\\n", in seed order, as hex. Fed field by field of the items hash (chunk_fields), in
-    order; an adopted list's values count as their JSON encoding, as in a list run."""
-
-    def __init__(self) -> None:
-        self._sha = hashlib.sha256()
-
-    def add_field(self, blob: str) -> None:
-        """Add the items of one field of the items hash (chunk_fields' joined text)."""
-        self._sha.update(blob.encode())
-        self._sha.update(b"\n")
-
-    def hexdigest(self) -> str:
-        """The digest of the items added so far (more may be added after)."""
-        return self._sha.hexdigest()
-
-
-def list_digest(items: Sequence[str]) -> str:
-    """ItemsDigest of JSON-encoded items."""
-    digest = ItemsDigest()
-    for _, blob in chunk_fields(items):
-        digest.add_field(blob)
-    return digest.hexdigest()
-
-
-def range_digest(start: int, step: int, count: int) -> str:
-    """The digest of a range run: sha256 of the text "range START STOP STEP", as hex, where
-    STOP is start + count * step, just past the last item (not the END given, so that 0:10:3
-    and 0:12:3, the same items, have the same digest, and the meta hash alone gives it)."""
-    return hashlib.sha256(f"range {start} {start + count * step} {step}".encode()).hexdigest()

@@ -6,6 +6,8 @@ handle (wq.store.handle: client, keys, scripts, retries).
     queue.appends  seeders of open runs: append, progress, seal (wq.store.appends)
     queue.reading  counts, windows of the ledger, outputs, seeded state (wq.store.reading)
     queue.admin    retry-dead, the results' expiry, purge, scaling records (wq.store.admin)
+    queue.shards   a sharded run's directory: its shards' ids, placement, commit
+                   (wq.store.shards); queue.shard(id) is the queue of one of them
 
 These are the only code that talks to Redis about a run (wq.store.survey looks at a whole
 Redis for the exporter). Every state change is one Lua script call, so it is atomic; every
@@ -22,7 +24,9 @@ from wq.store.connection import Client, RedisSettings, Retrying
 from wq.store.handle import RunHandle
 from wq.store.leases import Leases
 from wq.store.reading import Reading
+from wq.store.scripts import Scripts
 from wq.store.seeding import Seeding
+from wq.store.shards import Shards
 
 # A blip passes within a second (a Redis still starting, a policy agent that has not yet
 # admitted a new pod): its retries are logged at debug level, not shown as warnings.
@@ -50,11 +54,18 @@ class RunQueue(RunHandle):
     """The run's handle (run id, keys, close) and its operations by role, all on one client,
     one set of registered scripts and one Retrying."""
 
-    def __init__(self, client: Client, run: str, retrying: Retrying) -> None:
-        super().__init__(client, run, retrying)
+    def __init__(
+        self, client: Client, run: str, retrying: Retrying, scripts: Scripts | None = None
+    ) -> None:
+        super().__init__(client, run, retrying, scripts)
         shared = (client, run, retrying, self.scripts)
         self.leases = Leases(*shared)
         self.seeding = Seeding(*shared)
         self.appends = Appends(*shared)
         self.reading = Reading(*shared)
         self.admin = Admin(*shared)
+        self.shards = Shards(*shared)
+
+    def shard(self, run: str) -> "RunQueue":
+        """The queue of one shard of this (sharded) run: same client, scripts and retries."""
+        return RunQueue(self.client, run, self.call, self.scripts)

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
+from wq.base.errors import RunLost, ShardedRunError
 from wq.base.status import RunStatus, Scaling, is_drained
 from wq.store import layout
 from wq.store.handle import ADMIN_CHUNK, OUTPUT_BYTES_PER_CALL, RunHandle
@@ -40,6 +41,63 @@ class RunMetrics(NamedTuple):
     durations: layout.Durations
 
 
+class _Counts(NamedTuple):
+    """One run's (or one shard's) counts as status.lua reads them."""
+
+    meta: dict[str, str]
+    pending: int
+    in_flight: int
+    dead: int
+    now_ms: int
+    ttl_ms: int
+    durations: layout.Durations
+
+
+def _metrics(run: str, own: _Counts, shards: Sequence[_Counts]) -> RunMetrics:
+    """The status of a run from its own meta hash (`own`: a sharded run's directory) and the
+    counts of its shards (a run that is not sharded: its own, alone)."""
+    meta = own.meta
+    seeded = layout.SEEDED in meta
+    pending = sum(s.pending for s in shards)
+    in_flight = sum(s.in_flight for s in shards)
+    drained = is_drained(seeded, pending, in_flight, layout.OPEN in meta)
+    firsts = [int(s.meta[layout.FIRST_LEASE_MS]) for s in shards if layout.FIRST_LEASE_MS in s.meta]
+    # A drained run's time stops at its last item, so its rate no longer falls.
+    ends = [
+        int(s.meta[layout.LAST_FINISHED_MS]) for s in shards if layout.LAST_FINISHED_MS in s.meta
+    ]
+    end = max(ends) if drained and ends else max(s.now_ms for s in shards)
+    elapsed = (end - min(firsts)) / 1000 if firsts else None
+    done = _summed(shards, layout.DONE_COUNT)
+    histogram = layout.Durations.summed([s.durations for s in shards])
+    status = RunStatus(
+        run=run,
+        seeded=seeded,
+        total=int(meta.get(layout.TOTAL, 0)),
+        pending=pending,
+        in_flight=in_flight,
+        done=done,
+        dead=sum(s.dead for s in shards),
+        retried=_summed(shards, layout.RETRIED),
+        released=_summed(shards, layout.RELEASED),
+        executions=_summed(shards, layout.EXECUTIONS),
+        stale=_summed(shards, layout.STALE),
+        elapsed_s=elapsed,
+        rate=done / elapsed if elapsed and elapsed > 0 else None,
+        digest=meta.get(layout.DIGEST),
+        expires_in_s=own.ttl_ms / 1000 if own.ttl_ms >= 0 else None,
+        open=layout.OPEN in meta,
+        item_p50_s=histogram.quantile_bound_s(0.5),
+        item_p99_s=histogram.quantile_bound_s(0.99),
+        shards=len(shards),
+    )
+    return RunMetrics(status=status, durations=histogram)
+
+
+def _summed(shards: Sequence[_Counts], field: str) -> int:
+    return sum(int(s.meta.get(field, 0)) for s in shards)
+
+
 class Reading(RunHandle):
     """The readers' calls."""
 
@@ -58,51 +116,54 @@ class Reading(RunHandle):
         seeded, digest, fmt, open_digest = cast(
             list[str | None], self._retried(self.client.hmget, self.keys.meta, *fields)
         )
-        self._check_format(seeded is not None, fmt)
+        if fmt != layout.SHARDED_FORMAT:  # a sharded run's directory: its digest is the run's
+            self._check_format(seeded is not None, fmt)
         return SeedState(seeded=seeded is not None, digest=open_digest or digest)
 
     def status(self) -> RunStatus:
         return self.metrics().status
 
     def metrics(self) -> RunMetrics:
-        """The run's counts and its durations histogram, in one atomic read."""
+        """The run's counts and its durations histogram, in one atomic read (one per shard of
+        a sharded run, summed)."""
+        own = self._counts()
+        fmt = own.meta.get(layout.FORMAT)
+        if fmt == layout.SHARDED_FORMAT:
+            shards = [self.shard(run)._counts() for run in self.shard_runs(own.meta)]
+            if any(layout.SEEDED not in shard.meta for shard in shards):
+                raise RunLost(self.run)  # a shard's keys are gone: never read as fewer items
+            return _metrics(self.run, own, shards)
+        self._check_format(layout.SEEDED in own.meta, fmt)
+        return _metrics(self.run, own, [own])
+
+    def _counts(self) -> "_Counts":
         k = self.keys
         keys = [k.meta, k.requeue, k.suspects, k.dead, k.durations]
         raw: list[Any] = self._eval(self.scripts.status, keys=keys, args=[])
         flat, requeued, suspects, in_flight, dead, now_ms, ttl_ms, durations = raw
         meta = dict(zip(flat[::2], flat[1::2], strict=True))
-        self._check_format(layout.SEEDED in meta, meta.get(layout.FORMAT))
         total = int(meta.get(layout.TOTAL, 0))
         cursor = int(meta.get(layout.CURSOR, 0))
-        pending = int(requeued) + int(suspects) + total - cursor
-        drained = is_drained(layout.SEEDED in meta, pending, int(in_flight), layout.OPEN in meta)
-        first = meta.get(layout.FIRST_LEASE_MS)
-        # A drained run's time stops at its last item, so its rate no longer falls.
-        end = meta.get(layout.LAST_FINISHED_MS) if drained else None
-        elapsed = (int(end or now_ms) - int(first)) / 1000 if first else None
-        done = int(meta.get(layout.DONE_COUNT, 0))
-        histogram = layout.Durations.of(dict(zip(durations[::2], durations[1::2], strict=True)))
-        status = RunStatus(
-            run=self.run,
-            seeded=layout.SEEDED in meta,
-            total=total,
-            pending=pending,
+        return _Counts(
+            meta=meta,
+            pending=int(requeued) + int(suspects) + total - cursor,
             in_flight=int(in_flight),
-            done=done,
             dead=int(dead),
-            retried=int(meta.get(layout.RETRIED, 0)),
-            released=int(meta.get(layout.RELEASED, 0)),
-            executions=int(meta.get(layout.EXECUTIONS, 0)),
-            stale=int(meta.get(layout.STALE, 0)),
-            elapsed_s=elapsed,
-            rate=done / elapsed if elapsed and elapsed > 0 else None,
-            digest=meta.get(layout.DIGEST),
-            expires_in_s=int(ttl_ms) / 1000 if int(ttl_ms) >= 0 else None,
-            open=layout.OPEN in meta,
-            item_p50_s=histogram.quantile_bound_s(0.5),
-            item_p99_s=histogram.quantile_bound_s(0.99),
+            now_ms=int(now_ms),
+            ttl_ms=int(ttl_ms),
+            durations=layout.Durations.of(dict(zip(durations[::2], durations[1::2], strict=True))),
         )
-        return RunMetrics(status=status, durations=histogram)
+
+    @staticmethod
+    def shard_runs(meta: dict[str, str]) -> list[str]:
+        """The sub-runs of a sharded run, from its directory (its meta hash); [] for another."""
+        if meta.get(layout.FORMAT) != layout.SHARDED_FORMAT:
+            return []
+        return meta[layout.SHARD_RUNS].split(layout.LIST_SEPARATOR)
+
+    def shard(self, run: str) -> "Reading":
+        """The reading of one sub-run of this run, on the same client."""
+        return Reading(self.client, run, self.call, self.scripts)
 
     def has_keys(self) -> bool:
         """Whether any key of the run but its meta hash exists: when the meta hash is gone, a
@@ -131,7 +192,9 @@ class Reading(RunHandle):
             list[Any], self._retried(self._eval_raw, self.scripts.window, keys, [first, count])
         )
         meta, item_fields, ledger_fields, attempts, errors, dead = raw
-        total_b, kind_b, start_b, step_b, chunk_b, seeded_b = meta
+        total_b, kind_b, start_b, step_b, chunk_b, seeded_b, format_b = meta
+        if format_b == layout.SHARDED_FORMAT.encode():
+            raise ShardedRunError(self.run)
         total = int(total_b or 0)
         n = max(0, min(first + count, total) - first)
         if kind_b == layout.KIND_RANGE.encode():

@@ -76,6 +76,7 @@ class Scripts:
     scaling: Script
     seal: Script
     seed: Script
+    seed_shards: Script
     status: Script
     window: Script
 

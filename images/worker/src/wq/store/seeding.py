@@ -10,7 +10,7 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from wq.base.errors import ConfigError, SourceChanged
-from wq.store import layout
+from wq.store import digests, layout
 from wq.store.handle import RunHandle
 
 # Staging writes: fields per HSET, HSETs per round trip, and how long an uncommitted
@@ -26,12 +26,12 @@ class Seeding(RunHandle):
     def stage_items(self, staging: str, items: Sequence[str], chunk: int) -> str:
         """Fill a staging hash with JSON-encoded items, laid out like the items hash with
         `chunk` items per field; it expires unless committed, in case this seeder dies.
-        Returns the items' digest (layout.ItemsDigest), computed on the way."""
+        Returns the items' digest (digests.ItemsDigest), computed on the way."""
 
         def stage() -> str:
             pipe = self.client.pipeline(transaction=False)
             pipe.unlink(staging)  # a retry after an outage starts afresh
-            digest = layout.ItemsDigest()
+            digest = digests.ItemsDigest()
             self._write_fields(pipe, staging, layout.chunk_fields(items, chunk), digest)
             return digest.hexdigest()
 
@@ -49,7 +49,7 @@ class Seeding(RunHandle):
         pipe: Any,  # a Pipeline or, on a Redis Cluster, a ClusterPipeline
         staging: str,
         fields: Iterable[tuple[int, str]],
-        digest: layout.ItemsDigest | None = None,
+        digest: digests.ItemsDigest | None = None,
     ) -> None:
         batch: dict[int, str] = {}
         for n, (field, blob) in enumerate(fields, start=1):

@@ -3,7 +3,9 @@ only when the run is drained (nothing pending, nothing in flight anywhere) and s
 open run (wq.seed.open_runs) it waits, polling, for more items or the seal.
 
 While other workers still hold leases it keeps polling and reaping, so an item whose worker
-died is picked up by a survivor. SIGTERM releases every lease it holds at once, without using
+died is picked up by a survivor. On a sharded run (`wq seed --shards`) it works its home shard
+first (from its id), then each other shard in turn until nothing is pending there, then waits
+on each for its drain. SIGTERM releases every lease it holds at once, without using
 up an attempt, and exits 143. Whichever way it ends (drained, dead items, lost, stopped), it
 says what it did once (wq.work.summary).
 """
@@ -14,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+import zlib
 from types import FrameType
 
 from wq.base.errors import RunLost, SeedTimeout
@@ -39,6 +42,7 @@ class Worker:
     def __init__(
         self, queue: RunQueue, handler: Handler, config: WorkerConfig, log: EventLog
     ) -> None:
+        self.run_queue = queue  # the run; self.queue: the shard being worked (or the run)
         self.queue = queue
         self.handler = handler
         self.config = config
@@ -82,11 +86,14 @@ class Worker:
             item_timeout_s=c.item_timeout_s,
         )
         self.started = time.monotonic()
-        heartbeat = Heartbeat(self.queue, self.held, c, self.log)
+        self.heartbeat = heartbeat = Heartbeat(self.queue, self.held, c, self.log)
         try:
             self._wait_seeded()
             heartbeat.start()
-            code = self._loop()
+            shards = self.queue.shards.runs()
+            code = self._work_shards(shards) if shards else self._loop()
+            if code is None:
+                code = self._finish()
         except StopRequested:
             code = self._shutdown()
         except RunLost as exc:
@@ -102,7 +109,7 @@ class Worker:
     def _summarize(self, reason: str, code: int) -> None:
         summary = WorkerSummary(
             worker=self.worker_id,
-            run=self.queue.run,
+            run=self.run_queue.run,
             reason=reason,
             exit_code=code,
             processed=self.recorder.processed,
@@ -120,8 +127,9 @@ class Worker:
         while not self.queue.reading.is_seeded():
             waited = time.monotonic() - started
             if waited >= self.config.seed_wait_s:
+                wait_s = self.config.seed_wait_s
                 raise SeedTimeout(
-                    f"run {self.queue.run!r} was not seeded within {self.config.seed_wait_s:g}s; "
+                    f"run {self.run_queue.run!r} was not seeded within {wait_s:g}s; "
                     "is the seeding Job (or `wq seed`) running against the same Redis and run id?"
                 )
             if waited >= next_note:
@@ -137,13 +145,38 @@ class Worker:
         silent_s = (now_ms - seeder_ms) / 1000
         if seeder_ms >= 0 and silent_s > self.config.seed_wait_s:
             raise SeedTimeout(
-                f"run {self.queue.run!r} is open and drained, and its seeder last added items "
+                f"run {self.run_queue.run!r} is open and drained, and its seeder last added items "
                 f"{silent_s:.0f}s ago (--seed-wait {self.config.seed_wait_s:g}s): it stopped "
                 "without sealing the run. See the seeding Job's logs; `wq seal --run "
-                f"{self.queue.run}` finishes the run with the items it has"
+                f"{self.run_queue.run}` finishes the run with the items it has"
             )
 
-    def _loop(self) -> int:
+    def _work_shards(self, runs: list[str]) -> int | None:
+        """A sharded run: first each shard until nothing is pending there, the home shard
+        first, so that workers start apart and none is left alone on a shard at the end; then
+        each shard until drained (what others held comes back when their leases expire).
+        None once every shard is drained."""
+        home = zlib.crc32(self.worker_id.encode()) % len(runs)
+        order = runs[home:] + runs[:home]
+        self.log.info("shards.home", shard=order[0], shards=len(runs))
+        shards = [self.run_queue.shard(run) for run in order]
+        for leave_when_empty in (True, False):
+            for shard in shards:
+                self._bind(shard)
+                code = self._loop(leave_when_empty)
+                if code is not None:
+                    return code
+        self._bind(self.run_queue)
+        return None
+
+    def _bind(self, queue: RunQueue) -> None:
+        """Work on `queue` (a shard) from now on. Called between shards, when this worker
+        holds no lease, runs no item and has recorded every result."""
+        self.queue = self.recorder.queue = self.backlog.queue = self.heartbeat.queue = queue
+
+    def _loop(self, leave_when_empty: bool = False) -> int | None:
+        """Works on self.queue until it is drained (None), or, with `leave_when_empty`, until
+        nothing is pending there; the exit code if the worker stops before."""
         next_note = 0.0
         told_open = False  # the log says once per empty spell that an open run is waited on
         while True:
@@ -169,7 +202,7 @@ class Worker:
                 self.recorder.recorded(results, reply.stale)
             if not reply.seeded:
                 self.log.error("run.lost", hint="the run was seeded and its keys are gone")
-                raise RunLost(self.queue.run)
+                raise RunLost(self.run_queue.run)
             reaped = Reaped(requeued=0, dead=0)
             if reply.expired_leases:
                 reaped = self.queue.leases.reap(
@@ -188,13 +221,14 @@ class Worker:
                 continue
             if self.slots.busy():
                 continue
-            if reply.drained:
-                return self._finish()
+            if reply.drained or (leave_when_empty and reply.pending == 0):
+                return None
             if reply.open and reply.pending == reply.in_flight == 0:
                 self._check_seeder(reply.now_ms, reply.seeder_ms)
                 if not told_open:
                     self.log.info(
-                        "run.open", hint=f"waiting for items or `wq seal --run {self.queue.run}`"
+                        "run.open",
+                        hint=f"waiting for items or `wq seal --run {self.run_queue.run}`",
                     )
                     told_open = True
             now = time.monotonic()
@@ -221,7 +255,7 @@ class Worker:
     def _finish(self) -> int:
         ttl = self.config.results_ttl_s
         expiring = ttl > 0 and self.queue.admin.expire_results(ttl)
-        status = self.queue.reading.status()
+        status = self.run_queue.reading.status()
         self.log.info(
             "worker.drained",
             processed=self.recorder.processed,
@@ -235,7 +269,7 @@ class Worker:
             self.log.error(
                 "run.dead_items",
                 dead=status.dead,
-                hint=f"wq dead --run {self.queue.run}",
+                hint=f"wq dead --run {self.run_queue.run}",
             )
             return EXIT_DEAD_ITEMS
         return EXIT_DRAINED

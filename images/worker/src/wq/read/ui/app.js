@@ -67,6 +67,10 @@ function runPath(run, rest) {
   return `/api/runs/${encodeURIComponent(run)}${rest || ""}`;
 }
 
+function count(n) {
+  return n == null ? "-" : String(n);
+}
+
 function showRuns(runs) {
   const body = $("runs").tBodies[0];
   body.replaceChildren();
@@ -83,9 +87,11 @@ function showRuns(runs) {
     bar.value = r.total ? r.done + r.dead : 0;
     const progress = el("td");
     progress.append(bar);
-    row.append(name, el("td", r.state), progress, el("td", String(r.done), "num"),
-      el("td", String(r.dead), "num"), el("td", String(r.total), "num"),
-      el("td", r.rate === null ? "-" : r.rate.toFixed(1) + "/s", "num"));
+    // A lost run (a shard's keys gone) has a state and an error, no counts.
+    if (r.error) row.title = r.error;
+    row.append(name, el("td", r.state), progress, el("td", count(r.done), "num"),
+      el("td", count(r.dead), "num"), el("td", count(r.total), "num"),
+      el("td", r.rate == null ? "-" : r.rate.toFixed(1) + "/s", "num"));
     body.append(row);
   }
   $("no-runs").hidden = runs.length > 0;

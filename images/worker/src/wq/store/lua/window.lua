@@ -3,7 +3,7 @@
 -- known of each position. Reading a run window by window keeps every call (and the reader's
 -- memory) bounded whatever the run's size. Layouts: wq/layout.py.
 --
--- KEYS[1] meta      hash: total, kind, range_start, range_step, chunk, seeded
+-- KEYS[1] meta      hash: total, kind, range_start, range_step, chunk, seeded, format
 -- KEYS[2] items     hash: field -> `chunk` items as JSON joined by newlines (list runs only)
 -- KEYS[3] ledger    hash: field -> RECORDS_PER_FIELD packed records
 -- KEYS[4] attempts  hash: position -> attempts charged so far
@@ -13,7 +13,7 @@
 --                   the items' chunk
 -- ARGV[2] count     positions in the window (fewer are read at the run's end)
 --
--- Returns {{total, kind, range_start, range_step, chunk, seeded},
+-- Returns {{total, kind, range_start, range_step, chunk, seeded, format},
 --          item fields of the window in order ({} for a range run), ledger fields in order,
 --          then per position of the window: attempts, errors, dead (each a list; nil: absent)}
 
@@ -21,7 +21,8 @@ local meta_key, items_key, ledger_key = KEYS[1], KEYS[2], KEYS[3]
 local attempts_key, errors_key, dead_key = KEYS[4], KEYS[5], KEYS[6]
 local first, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 
-local meta = redis.call('HMGET', meta_key, TOTAL, KIND, RANGE_START, RANGE_STEP, CHUNK, SEEDED)
+local meta = redis.call('HMGET', meta_key, TOTAL, KIND, RANGE_START, RANGE_STEP, CHUNK, SEEDED,
+  FORMAT)
 local total = tonumber(meta[1]) or 0
 local last = math.min(first + count, total) - 1
 if last < first then

@@ -1,0 +1,62 @@
+"""A sharded run's directory (wq.store.layout: a sharded run): where its shards are, and its
+commit once they are all seeded. Each shard is a run of its own, reached through
+RunQueue.shard; this role only names and places them."""
+
+from typing import cast
+
+from redis.cluster import RedisCluster
+
+from wq.store import layout
+from wq.store.handle import RunHandle
+from wq.store.keys import RunKeys, shard_run_id
+
+# Salts tried per shard to land it on the node wanted: with P primaries owning equal slot
+# ranges about P tries are needed; this many fail only on a cluster with a node owning
+# almost no slots, which then shares another's shards.
+MAX_SALT = 4096
+
+
+class Shards(RunHandle):
+    """The seeder's and the workers' calls on a sharded run's directory."""
+
+    def place(self, count: int) -> list[str]:
+        """Ids for `count` shards of the run: on a Redis Cluster, each shard on the next
+        primary in turn (by node name), so that shards spread over the nodes; on one server,
+        simply numbered."""
+        if not isinstance(self.client, RedisCluster):
+            return [shard_run_id(self.run, k) for k in range(count)]
+        cluster = self.client
+        primaries = sorted(node.name for node in cluster.get_primaries())  # type: ignore[no-untyped-call]
+        runs = []
+        for k in range(count):
+            wanted = primaries[k % len(primaries)]
+            candidates = (shard_run_id(self.run, k, salt) for salt in range(MAX_SALT))
+            runs.append(
+                next(
+                    (r for r in candidates if _node_of(cluster, r) == wanted),
+                    shard_run_id(self.run, k),
+                )
+            )
+        return runs
+
+    def commit(self, total: int, start: int, step: int, digest: str, runs: list[str]) -> bool:
+        """Write the run's directory, once its shards are seeded; False when the run was
+        seeded already (nothing is changed)."""
+        args = [total, layout.KIND_RANGE, start, step, digest]
+        args += [layout.LIST_SEPARATOR.join(runs), len(runs)]
+        return bool(self._eval(self.scripts.seed_shards, keys=[self.keys.meta], args=args))
+
+    def runs(self) -> list[str]:
+        """The run's shards in position order; [] when the run is not sharded (or not
+        seeded yet)."""
+        fmt, joined = cast(
+            list[str | None],
+            self._retried(self.client.hmget, self.keys.meta, layout.FORMAT, layout.SHARD_RUNS),
+        )
+        if fmt != layout.SHARDED_FORMAT or not joined:
+            return []
+        return joined.split(layout.LIST_SEPARATOR)
+
+
+def _node_of(cluster: RedisCluster, run: str) -> str:
+    return str(cluster.get_node_from_key(RunKeys(run).meta).name)  # type: ignore[no-untyped-call]

@@ -1,0 +1,205 @@
+"""Runs sharded over sub-runs (`wq seed --shards N`) on a real redis-server: seeded once in
+blocks, drained by workers that start on shards of their own, and read by every command as
+one run, in seed order. On a Redis Cluster: tests/unit/test_cluster.py."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import redis
+
+from tests.unit.cli_runner import wq, wq_argv, wq_env
+from tests.unit.conftest import make_queue
+from tests.unit.test_exporter import collector_for, scrape
+from wq.read.page_data import PageData
+from wq.store import layout
+from wq.store.connection import RedisSettings
+from wq.store.keys import RunKeys
+
+TOTAL = 6000
+DEAD = [7, 1007, 2007, 3007, 4007, 5007]  # double_but_7s fails on these
+HANDLER = ("--handler", "python", "--python", "tests.unit.sample_handlers:double_but_7s")
+
+
+def env_of(redis_url: str, run_id: str, **extra: str) -> dict[str, str]:
+    return {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id, **extra}
+
+
+def run_keys(client: "redis.Redis", run_id: str) -> set[str]:
+    """Every key of the run and of its shards."""
+    return set(client.scan_iter(match=f"wq:{{{run_id}[}}/]*"))
+
+
+def test_a_sharded_range_run_is_seeded_once_in_blocks(
+    redis_url: str, run_id: str, client: "redis.Redis"
+) -> None:
+    env = env_of(redis_url, run_id)
+    seeded = wq("seed", "--range", "5:10005:2", "--shards", "3", env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    directory = client.hgetall(RunKeys(run_id).meta)
+    assert (directory["format"], directory["shards"], directory["total"]) == ("6", "3", "5000")
+    # What a wq that knows no shards reads: a format it refuses.
+    assert directory["format"] not in layout.READABLE_FORMATS
+    # The digest is the run's items', as if unsharded.
+    assert directory["digest"] == wq("digest", "--range", "5:10005:2").stdout.strip()
+    runs = directory["shard_runs"].split(",")
+    assert len(set(runs)) == 3
+    shards = [client.hgetall(RunKeys(run).meta) for run in runs]
+    assert [(int(s["total"]), int(s["range_start"])) for s in shards] == [
+        (1666, 5),
+        (1667, 5 + 1666 * 2),
+        (1667, 5 + 3333 * 2),
+    ]
+    assert {s["format"] for s in shards} == {layout.STORAGE_FORMAT}
+
+    again = wq("seed", "--range", "5:10005:2", "--shards", "3", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "outcome=already_seeded" in again.stderr
+    other = wq("seed", "--range", "5:10005:2", "--shards", "2", env=env)
+    assert other.returncode == 2
+    assert "already seeded in 3 shard(s), not 2" in other.stderr
+
+
+def test_shards_take_a_range_and_no_more_shards_than_items(redis_url: str, run_id: str) -> None:
+    env = env_of(redis_url, run_id)
+    for args, says in (
+        (["a", "b", "--shards", "2"], "--shards takes --range items"),
+        (["--range", "0:10", "--shards", "2", "--open"], "--shards takes --range items"),
+        (["--range", "0:2", "--shards", "3"], "--shards 3 is more shards than the run's 2"),
+        (["--range", "0:10", "--shards", "0"], "--shards"),
+    ):
+        result = wq("seed", *args, env=env)
+        assert result.returncode == 2, (args, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert says in line, line
+
+
+def test_one_shard_is_todays_layout(redis_url: str, run_id: str, client: "redis.Redis") -> None:
+    metas = []
+    for run, extra in ((f"{run_id}-a", []), (f"{run_id}-b", ["--shards", "1"])):
+        assert wq("seed", "--range", "0:100", *extra, env=env_of(redis_url, run)).returncode == 0
+        meta = client.hgetall(RunKeys(run).meta)
+        del meta["seeded"]  # a time
+        metas.append(meta)
+        assert run_keys(client, run) == {RunKeys(run).meta}
+    assert metas[0] == metas[1]
+    assert metas[0]["format"] == layout.STORAGE_FORMAT
+
+
+def test_workers_drain_every_shard_and_every_command_reads_the_run_as_one(
+    redis_url: str, run_id: str, client: "redis.Redis", tmp_path: Path
+) -> None:
+    env = env_of(redis_url, run_id, WQ_TEST_LOG_DIR=str(tmp_path), WQ_MAX_ATTEMPTS="1")
+    assert wq("seed", "--range", f"0:{TOTAL}", "--shards", "3", env=env).returncode == 0
+    workers = [
+        subprocess.Popen(
+            wq_argv("work", *HANDLER),
+            env=wq_env({**env, "WQ_WORKER_ID": f"w{n}"}),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(3)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+    # Every item ran once, wherever it was.
+    ran = [int(v) for log in tmp_path.glob("*.log") for v in log.read_text().split()]
+    assert sorted(ran) == [p for p in range(TOTAL) if p not in DEAD]
+
+    status = json.loads(wq("status", "--json", env=env).stdout)
+    assert (status["state"], status["shards"], status["total"]) == (
+        "drained with dead items",
+        3,
+        TOTAL,
+    )
+    assert (status["done"], status["dead"], status["pending"], status["in_flight"]) == (
+        TOTAL - len(DEAD),
+        len(DEAD),
+        0,
+        0,
+    )
+    assert status["rate"] > 0
+    checked = wq("status", "--check", env=env)
+    assert checked.returncode == 1, checked.stdout  # dead items: not clean
+    assert f"every position accounted for once: {TOTAL - len(DEAD)} done + 6 dead" in checked.stdout
+
+    report = wq("report", env=env)
+    records = [json.loads(line) for line in report.stdout.splitlines()]
+    assert [r["position"] for r in records] == list(range(TOTAL)), "seed order, once each"
+    assert [r["item"] for r in records] == list(range(TOTAL))
+    assert [r["output"] for r in records if r["state"] == "done"] == [
+        2 * p for p in range(TOTAL) if p not in DEAD
+    ]
+    assert {r["worker"] for r in records if r["state"] == "done"} <= {"w0", "w1", "w2"}
+    assert [r["position"] for r in records if r["state"] == "dead"] == DEAD
+
+    dead = wq("dead", env=env)
+    assert [int(line.split("\t")[0]) for line in dead.stdout.splitlines()] == DEAD
+    assert "1007 ends in 007" in dead.stdout
+
+    # The keys expire with the results, shards and all; retry-dead takes the expiry away.
+    assert all(client.ttl(key) > 0 for key in run_keys(client, run_id))
+    retried = wq("retry-dead", env=env)
+    assert f"requeued {len(DEAD)} dead item(s)" in retried.stdout
+    assert all(client.ttl(key) == -1 for key in run_keys(client, run_id))
+    assert json.loads(wq("status", "--json", env=env).stdout)["pending"] == len(DEAD)
+
+    assert wq("purge", "--yes", env=env).returncode == 0
+    assert run_keys(client, run_id) == set()
+
+
+def test_a_lease_left_by_a_dead_worker_on_a_shard_is_taken_back(
+    redis_url: str, run_id: str
+) -> None:
+    env = env_of(redis_url, run_id, WQ_LEASE="1")
+    assert wq("seed", "--range", "0:3000", "--shards", "3", env=env).returncode == 0
+    queue = make_queue(redis_url, run_id)
+    try:
+        middle = queue.shard(queue.shards.runs()[1])
+        held = middle.leases.lease(50, 1.0, "a-worker-that-died").items
+        assert len(held) == 50
+    finally:
+        queue.close()
+    worked = wq("work", "--handler", "demo", "--demo-sleep", "0", env=env, timeout=120)
+    assert worked.returncode == 0, worked.stderr
+    checked = wq("status", "--check", env=env)
+    assert checked.returncode == 0, checked.stdout
+    assert "every position accounted for once: 3000 done + 0 dead = 3000 total" in checked.stdout
+
+
+def test_a_shard_whose_keys_are_gone_is_a_lost_run(
+    redis_url: str, run_id: str, client: "redis.Redis"
+) -> None:
+    env = env_of(redis_url, run_id)
+    assert wq("seed", "--range", "0:30", "--shards", "3", env=env).returncode == 0
+    lost = client.hget(RunKeys(run_id).meta, "shard_runs").split(",")[2]
+    client.delete(RunKeys(lost).meta)
+    status = wq("status", env=env)
+    assert status.returncode == 4, status.stderr
+    assert "its keys are gone" in status.stderr
+    worked = wq("work", "--handler", "demo", "--demo-sleep", "0", env=env)
+    assert worked.returncode == 4, worked.stderr
+    # The exporter and the page show it lost, and go on showing the other runs.
+    other = f"{run_id}-other"
+    assert wq("seed", "a", env=env_of(redis_url, other)).returncode == 0
+    collector = collector_for(redis_url, (run_id, other))
+    try:
+        exposition = scrape(collector)
+    finally:
+        collector.close()
+    assert exposition.up == 1
+    assert exposition.run(run_id)["wq_run_lost"] == 1
+    assert exposition.run(other)["wq_items{state=pending}"] == 1
+    page = PageData(RedisSettings.from_url(redis_url), (run_id, other))
+    try:
+        listed = {r["run"]: r for r in page.list_runs()}
+    finally:
+        page.close()
+    assert listed[run_id]["state"] == "lost"
+    assert "its keys are gone" in listed[run_id]["error"]
+    assert listed[other]["pending"] == 1
+    # purge deletes what is left of it (other tests list every run of this Redis).
+    assert wq("purge", "--yes", env=env).returncode == 0
+    assert run_keys(client, run_id) == set()
