@@ -37,6 +37,8 @@ INT64_MAX = 2**63 - 1
             "at '/itemRange/start': got string, want integer",
         ),
         (["runId=bad/id"], "at '/runId'"),
+        (["shards=0", "itemRange.start=0", "itemRange.end=9"], "at '/shards': minimum: got 0"),
+        (["shards=two"], "at '/shards': got string, want integer"),
         (["runId=-starts-with-dash"], "at '/runId'"),
         (["runId=" + "a" * 57], "at '/runId'"),
         (["image.pullPolicy=Sometimes"], "at '/image/pullPolicy': value must be one of"),
@@ -359,6 +361,11 @@ def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
         (
             {"metrics": {"dashboard": {"labelKey": "helm.sh/chart"}}},
             "metrics.dashboard.labelKey helm.sh/chart is a label the chart sets itself",
+        ),
+        (
+            {"items": ["a", "b"], "shards": 2},
+            "shards=2 takes itemRange items: a run of items, itemsFile, itemsUrl or itemsList is "
+            "not sharded",
         ),
     ],
 )

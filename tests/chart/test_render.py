@@ -280,6 +280,11 @@ def test_item_range_from_set_flags(helm: Helm) -> None:
     assert container(r.one("Job", "seed"))["args"] == ["seed", "--range", "1:2000001:2"]
 
 
+def test_shards_split_the_range(helm: Helm) -> None:
+    r = helm.render({"itemRange": {"start": 0, "end": 30}, "shards": 3})
+    assert container(r.one("Job", "seed"))["args"] == ["seed", "--range", "0:30:1", "--shards", "3"]
+
+
 def test_item_range_from_set_flags_is_exact_up_to_64_bits(helm: Helm) -> None:
     big = 2**63 - 1
     sets = [f"itemRange.start=-{big}", f"itemRange.end={big}", f"itemRange.step={big}"]
