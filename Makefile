@@ -373,3 +373,7 @@ bench-autoscale: venv wheelhouse tools ## On kind, one at a time: the e2e autosc
 .PHONY: chaos
 chaos: prereqs venv ## 20k items under a SIGKILL every 2 s for 60 s: items lost, extra runs, recovery time.
 	$(PY) bench/chaos.py --out bench/results
+
+.PHONY: shards
+shards: prereqs venv ## Sharded runs on a local 3-node Redis Cluster: Redis CPU per item by node, 1 shard against 3; a 30M-item run's bytes by node.
+	$(PY) bench/shards.py --out bench/results

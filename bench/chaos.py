@@ -12,7 +12,10 @@ missed; with --no-bars the two bars are reported, not judged (the smoke test's t
 busy machine, whose timings mean nothing).
 
     python bench/chaos.py [--items 20000] [--workers 6] [--lease 2] [--every 2] [--for 60]
-                          [--kills N] [--no-bars] [--out DIR]
+                          [--kills N] [--shards N] [--no-bars] [--out DIR]
+
+With --shards N the run is sharded (`wq seed --shards`): workers move between its shards, and
+a kill may leave leases on any of them.
 """
 
 import argparse
@@ -31,6 +34,7 @@ from wq.base.options import ConnectionConfig
 from wq.read.ledger import account
 from wq.seed.items_source import ItemRange
 from wq.seed.seeder import seed_range
+from wq.seed.sharding import seed_range_sharded
 from wq.store.local_redis import RedisServer
 from wq.store.queue import open_queue
 
@@ -78,6 +82,7 @@ def main() -> None:
     parser.add_argument("--for", dest="duration", type=float, default=60.0)
     parser.add_argument("--kills", type=int, default=0, help="kill at most this many (0: no limit)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--shards", type=int, default=1, help="shards of the run (wq seed)")
     parser.add_argument("--no-bars", action="store_true", help="report the bars, do not judge")
     args = parser.parse_args()
     rng = random.Random(20261126)
@@ -87,7 +92,10 @@ def main() -> None:
         logs = Path(tmp) / "logs"
         logs.mkdir()
         queue = open_queue(ConnectionConfig(redis_url=server.url, run_id=RUN, redis_wait=30))
-        seed_range(queue, ItemRange(0, args.items, 1))
+        if args.shards > 1:
+            seed_range_sharded(queue, ItemRange(0, args.items, 1), args.shards)
+        else:
+            seed_range(queue, ItemRange(0, args.items, 1))
         workers = [start_worker(server.url, logs, args.lease) for _ in range(args.workers)]
         kills: list[tuple[int, float]] = []  # (pid, time of the kill)
         started = time.monotonic()

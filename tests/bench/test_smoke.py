@@ -1,5 +1,6 @@
 """Every benchmark entry point runs, at a tiny size, and prints its figures: `make bench`
-(bench/throughput.py), `make chaos` (bench/chaos.py) and the parts of `make scale`
+(bench/throughput.py), `make chaos` (bench/chaos.py, also on a sharded run), `make shards`
+(bench/shards.py, on a local Redis Cluster) and the parts of `make scale`
 (bench/scale.py) that need no cluster. They are minutes long at their real sizes and run by
 hand, so without this they rot unseen (make chaos read a hash the ledger had replaced).
 
@@ -111,6 +112,39 @@ def test_chaos(tmp_path: Path) -> None:
         assert measure in result.stdout
     figures = read_json(tmp_path / "chaos.json")
     assert (figures["kills"], figures["items_lost"], figures["dead"]) == (1, 0, 0)
+
+
+@pytest.mark.timeout(DEADLINE_S + 30)
+def test_chaos_on_a_sharded_run(tmp_path: Path) -> None:
+    result = run_bench(
+        "chaos.py",
+        *("--items", "100", "--workers", "2", "--lease", "1", "--every", "0.5", "--kills", "1"),
+        *("--shards", "3", "--no-bars", "--out", str(tmp_path)),
+    )
+    assert "| items lost (bar: 0) | 0 |" in result.stdout
+    assert "every position accounted for once: 100 done + 0 dead = 100 total" in result.stdout
+    figures = read_json(tmp_path / "chaos.json")
+    assert (figures["kills"], figures["items_lost"], figures["dead"]) == (1, 0, 0)
+
+
+@pytest.mark.timeout(DEADLINE_S + 30)
+def test_shards(tmp_path: Path) -> None:
+    result = run_bench(
+        "shards.py",
+        *("--items", "3000", "--big-items", "30000", "--workers", "2", "--no-bars"),
+        *("--out", str(tmp_path)),
+    )
+    table = (tmp_path / "shards.md").read_text(encoding="utf-8")
+    assert table in result.stdout
+    for figure in ("| 1 | ", "| 3 | ", "3 shards / 1 shard's busiest node: ", "(bar: <= 40%)"):
+        assert figure in table, figure
+    figures = read_json(tmp_path / "shards.json")
+    big = figures["big"]
+    # What does not depend on the machine: the big run reads back exactly, over 3 nodes.
+    assert (big["report_lines"], big["check_exact"], big["digest_agrees"]) == (30000, True, True)
+    assert len(big["bytes_by_node"]) == 3
+    assert all(b > 0 for b in big["bytes_by_node"].values())
+    assert len(figures["three_shards"]["us_per_item"]) == 3
 
 
 @pytest.mark.timeout(DEADLINE_S + 30)

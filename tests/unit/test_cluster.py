@@ -2,8 +2,10 @@
 whose slots live on each of the nodes."""
 
 import json
-import socket
+import os
+import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,74 +13,24 @@ import pytest
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from wq.store.keys import RunKeys
-from wq.store.local_redis import RedisServer, free_port
+from wq.store.local_redis import LocalCluster, RedisServer
 
 pytestmark = pytest.mark.slow
-
-
-def cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free and valid too."""
-    while True:
-        port = free_port()
-        if port <= 55535 and _free(port + 10000):
-            return port
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+ROOT = Path(__file__).resolve().parents[2]
+# The README's sharded run (test_the_readmes_sharded_run).
+WQ_CLUSTER = {"WQ_REDIS_CLUSTER": "true", "WQ_RUN": "big"}
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
-    nodes = [
-        RedisServer(
-            tmp_path_factory.mktemp(f"node{n}"),
-            port=cluster_port(),
-            extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"],
-        )
-        for n in range(3)
-    ]
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"))
     try:
-        for node in nodes:
-            node.start()
-        subprocess.run(
-            [
-                "redis-cli",
-                "--cluster",
-                "create",
-                *(f"127.0.0.1:{node.port}" for node in nodes),
-                "--cluster-replicas",
-                "0",
-                "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-        def ready() -> bool:
-            for node in nodes:
-                client = node.connect()
-                try:
-                    if "cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
-                        return False
-                finally:
-                    client.close()
-            return True
-
-        wait_until("the cluster to be ok on every node", ready, 60, interval=0.2)
-        yield nodes
+        local.start()
+        yield local.nodes
     finally:
-        for node in nodes:
-            node.stop()
+        local.stop()
 
 
 def runs_on_every_node(nodes: list[RedisServer]) -> dict[int, str]:
@@ -211,3 +163,25 @@ def test_a_sharded_run_spreads_over_the_nodes(cluster: list[RedisServer]) -> Non
     assert [json.loads(line)["item"] for line in report.stdout.splitlines()] == list(range(30000))
     assert wq("purge", "--yes", env=env).returncode == 0
     assert wq("status", env=env).stdout.splitlines()[1].split() == ["state", "not", "seeded"]
+
+
+def test_the_readmes_sharded_run(cluster: list[RedisServer]) -> None:
+    """The README's block of a sharded run, on this cluster and a thousandth of its items."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("export WQ_REDIS_URL=redis://redis-cluster:6379")
+    block = text[start : text.index("```", start)]
+    block = block.replace("redis://redis-cluster:6379", cluster[0].url)
+    block = block.replace("30000000", "30000")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        # `wq` as the README runs it: the one installed beside this interpreter, on PATH.
+        env=wq_env({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "every position accounted for once: 30000 done + 0 dead = 30000 total" in result.stdout
+    assert re.search(r"^shards\s+3$", result.stdout, re.M), result.stdout
+    assert wq("purge", "--yes", env={**WQ_CLUSTER, "WQ_REDIS_URL": cluster[0].url}).returncode == 0

@@ -15,6 +15,7 @@ from wq.read.page_data import PageData
 from wq.store import layout
 from wq.store.connection import RedisSettings
 from wq.store.keys import RunKeys
+from wq.store.survey import find_runs
 
 TOTAL = 6000
 DEAD = [7, 1007, 2007, 3007, 4007, 5007]  # double_but_7s fails on these
@@ -51,6 +52,10 @@ def test_a_sharded_range_run_is_seeded_once_in_blocks(
         (1667, 5 + 3333 * 2),
     ]
     assert {s["format"] for s in shards} == {layout.STORAGE_FORMAT}
+    # What lists a Redis' runs (the exporter, the page) finds the run, never its shards.
+    found = find_runs(client)
+    assert run_id in found
+    assert not set(runs) & found
 
     again = wq("seed", "--range", "5:10005:2", "--shards", "3", env=env)
     assert again.returncode == 0, again.stderr

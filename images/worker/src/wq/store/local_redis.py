@@ -112,3 +112,68 @@ class RedisServer:
             self.proc.terminate()
         self.proc.wait(timeout=10)
         self.proc = None
+
+
+class LocalCluster:
+    """A Redis Cluster of `size` primaries on loopback, no replicas: for the tests and the
+    benchmark of sharded runs. Each node's cluster bus is its port + 10000."""
+
+    def __init__(self, workdir: Path, size: int = 3) -> None:
+        ports: list[int] = []
+        while len(ports) < size:
+            port = free_port()
+            if port <= 55535 and _port_free(port + 10000) and port not in ports:
+                ports.append(port)
+        self.nodes = [
+            RedisServer(
+                workdir / f"node{n}",
+                port=port,
+                extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"],
+            )
+            for n, port in enumerate(ports)
+        ]
+
+    @property
+    def url(self) -> str:
+        """Any node's URL: a cluster client finds the others."""
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        """Start every node, join them with `redis-cli --cluster create` and return once each
+        node says the cluster is ok."""
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        create = ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0"]
+        subprocess.run(
+            [*create, "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 60
+        while not all(self._ok(node) for node in self.nodes):
+            if time.monotonic() > deadline:
+                raise WqError("the local Redis Cluster did not become ok within 60s")
+            time.sleep(0.2)
+
+    @staticmethod
+    def _ok(node: RedisServer) -> bool:
+        client = node.connect()
+        try:
+            return "cluster_state:ok" in str(client.execute_command("CLUSTER", "INFO"))  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
