@@ -8,6 +8,7 @@ from pathlib import Path
 
 import redis
 
+from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
 from tests.unit.test_exporter import collector_for, scrape
@@ -16,6 +17,7 @@ from wq.store import layout
 from wq.store.connection import RedisSettings
 from wq.store.keys import RunKeys
 from wq.store.survey import find_runs
+from wq.work.shard_walk import home_first
 
 TOTAL = 6000
 DEAD = [7, 1007, 2007, 3007, 4007, 5007]  # double_but_7s fails on these
@@ -208,3 +210,38 @@ def test_a_shard_whose_keys_are_gone_is_a_lost_run(
     # purge deletes what is left of it (other tests list every run of this Redis).
     assert wq("purge", "--yes", env=env).returncode == 0
     assert run_keys(client, run_id) == set()
+
+
+def test_items_a_dead_worker_held_are_taken_over_before_the_home_shard_is_done(
+    redis_url: str, run_id: str, tmp_path: Path
+) -> None:
+    # Three shards of 2,000 items of 10 ms: the worker's home shard alone takes 20 s at least.
+    env = env_of(redis_url, run_id, WQ_LEASE="1", WQ_TEST_SLEEP="0.01")
+    env |= {"WQ_WORKER_ID": "w-orphans", "WQ_TEST_LOG_DIR": str(tmp_path)}
+    assert wq("seed", "--range", "0:6000", "--shards", "3", env=env).returncode == 0
+    queue = make_queue(redis_url, run_id)
+    home, _, last = home_first(queue.shards.runs(), "w-orphans")
+    # A worker that died on the shard this one would reach last, holding 50 items.
+    orphaned = queue.shard(last)
+    held = [i.position for i in orphaned.leases.lease(50, 1.0, "a-worker-that-died").items]
+    worker = subprocess.Popen(
+        wq_argv("work", "--handler", "python", "--python", "tests.unit.sample_handlers:record"),
+        env=wq_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(
+            "the dead worker's items done",
+            lambda: orphaned.reading.status().done >= len(held),
+            60,
+            interval=0.1,
+        )
+        assert queue.shard(home).reading.status().pending > 0, "taken over first"
+    finally:
+        worker.terminate()
+        _, err = worker.communicate(timeout=60)
+        queue.close()
+    assert worker.returncode == 143, err
+    assert "event=shard.orphaned" in err

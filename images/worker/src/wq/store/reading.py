@@ -165,6 +165,17 @@ class Reading(RunHandle):
         """The reading of one sub-run of this run, on the same client."""
         return Reading(self.client, run, self.call, self.scripts)
 
+    def returned(self) -> int:
+        """Positions that came back (failed, released, expired) and wait to be leased again."""
+
+        def lengths() -> int:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.llen(self.keys.requeue)
+            pipe.llen(self.keys.suspects)
+            return sum(int(n) for n in pipe.execute())
+
+        return self.call(lengths)
+
     def has_keys(self) -> bool:
         """Whether any key of the run but its meta hash exists: when the meta hash is gone, a
         sign that some keys were evicted (purge unlinks them all in one call, and a drained

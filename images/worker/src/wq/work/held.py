@@ -8,6 +8,7 @@ from collections import defaultdict
 from wq.base.logs import EventLog
 from wq.base.options import WorkerConfig
 from wq.store.queue import RunQueue
+from wq.work.shard_walk import OrphanWatch
 
 
 class Held:
@@ -74,6 +75,7 @@ class Heartbeat(threading.Thread):
         self.max_attempts = config.max_attempts
         self.log = log
         self.stopped = threading.Event()
+        self.watch: OrphanWatch | None = None  # a sharded run's other shards
 
     def run(self) -> None:
         while not self.stopped.wait(self.lease_s / 3):
@@ -95,6 +97,8 @@ class Heartbeat(threading.Thread):
         reaped = self.queue.leases.reap(self.max_attempts, grace_s=self.lease_s)
         if reaped.requeued or reaped.dead:
             self.log.info("leases.reaped", requeued=reaped.requeued, dead=reaped.dead)
+        if self.watch is not None:
+            self.watch.look(self.queue.run)
 
 
 def brief(positions: list[int], limit: int = 20) -> str:

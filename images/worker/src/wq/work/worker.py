@@ -16,10 +16,9 @@ import signal
 import socket
 import threading
 import time
-import zlib
 from types import FrameType
 
-from wq.base.errors import RunLost, SeedTimeout
+from wq.base.errors import RunLost
 from wq.base.logs import EventLog
 from wq.base.options import WorkerConfig
 from wq.store.handle import MAX_BATCH
@@ -29,6 +28,8 @@ from wq.work.backlog import Backlog
 from wq.work.handlers import Handler, build_handler
 from wq.work.held import Heartbeat, Held
 from wq.work.recorder import Recorder
+from wq.work.seed_wait import check_seeder, wait_seeded
+from wq.work.shard_walk import Left, OrphanWatch, home_first, walk
 from wq.work.slots import InlineSlots, Slots, StopRequested, ThreadSlots
 from wq.work.summary import WorkerSummary, write_termination_message
 from wq.work.supervisor import HandlerProcesses
@@ -61,6 +62,7 @@ class Worker:
         self.recorder = Recorder(queue, self.held, config, self.worker_id, self.log)
         self.backlog = Backlog(queue, self.slots, self.held, config.record_at_once_s, self.log)
         self.started = time.monotonic()
+        self.orphans: OrphanWatch | None = None  # a sharded run's (_work_shards)
 
     # Signals.
 
@@ -88,11 +90,11 @@ class Worker:
         self.started = time.monotonic()
         self.heartbeat = heartbeat = Heartbeat(self.queue, self.held, c, self.log)
         try:
-            self._wait_seeded()
+            wait_seeded(self.queue, self.config.seed_wait_s, self.stop, self.log)
             heartbeat.start()
             shards = self.queue.shards.runs()
             code = self._work_shards(shards) if shards else self._loop()
-            if code is None:
+            if not isinstance(code, int):
                 code = self._finish()
         except StopRequested:
             code = self._shutdown()
@@ -121,62 +123,32 @@ class Worker:
         self.log.info("worker.summary", **summary.fields())
         write_termination_message(self.config.termination_log, summary.line())
 
-    def _wait_seeded(self) -> None:
-        started = time.monotonic()
-        next_note = 0.0
-        while not self.queue.reading.is_seeded():
-            waited = time.monotonic() - started
-            if waited >= self.config.seed_wait_s:
-                wait_s = self.config.seed_wait_s
-                raise SeedTimeout(
-                    f"run {self.run_queue.run!r} was not seeded within {wait_s:g}s; "
-                    "is the seeding Job (or `wq seed`) running against the same Redis and run id?"
-                )
-            if waited >= next_note:
-                self.log.info("seed.waiting", waited_s=round(waited))
-                next_note += 10
-            if self.stop.wait(0.5):
-                raise StopRequested()
-
-    def _check_seeder(self, now_ms: int, seeder_ms: int) -> None:
-        """A drained open run whose progressive seeder (`wq seed --progressive`) has added
-        nothing for --seed-wait seconds will not be sealed by it: fail rather than wait for
-        ever. An open run without one (`wq seed --open`) is waited on: its appender decides."""
-        silent_s = (now_ms - seeder_ms) / 1000
-        if seeder_ms >= 0 and silent_s > self.config.seed_wait_s:
-            raise SeedTimeout(
-                f"run {self.run_queue.run!r} is open and drained, and its seeder last added items "
-                f"{silent_s:.0f}s ago (--seed-wait {self.config.seed_wait_s:g}s): it stopped "
-                "without sealing the run. See the seeding Job's logs; `wq seal --run "
-                f"{self.run_queue.run}` finishes the run with the items it has"
-            )
-
     def _work_shards(self, runs: list[str]) -> int | None:
-        """A sharded run: first each shard until nothing is pending there, the home shard
-        first, so that workers start apart and none is left alone on a shard at the end; then
-        each shard until drained (what others held comes back when their leases expire).
-        None once every shard is drained."""
-        home = zlib.crc32(self.worker_id.encode()) % len(runs)
-        order = runs[home:] + runs[:home]
+        """A sharded run, shard by shard (wq.work.shard_walk); None once all are drained."""
+        order = home_first(runs, self.worker_id)
         self.log.info("shards.home", shard=order[0], shards=len(runs))
-        shards = [self.run_queue.shard(run) for run in order]
-        for leave_when_empty in (True, False):
-            for shard in shards:
-                self._bind(shard)
-                code = self._loop(leave_when_empty)
-                if code is not None:
-                    return code
+        queues = {run: self.run_queue.shard(run) for run in order}
+        c = self.config
+        self.orphans = OrphanWatch(queues, c.max_attempts, c.lease_s, self.log)
+        self.heartbeat.watch = self.orphans
+
+        def work_on(run: str, until_drained: bool) -> int | Left:
+            self._bind(queues[run])
+            return self._loop(leave_when_empty=not until_drained)
+
+        code = walk(order, work_on, self.orphans)
         self._bind(self.run_queue)
-        return None
+        return code
 
     def _bind(self, queue: RunQueue) -> None:
         """Work on `queue` (a shard) from now on. Called between shards, when this worker
         holds no lease, runs no item and has recorded every result."""
         self.queue = self.recorder.queue = self.backlog.queue = self.heartbeat.queue = queue
 
-    def _loop(self, leave_when_empty: bool = False) -> int | None:
-        """Works on self.queue until it is drained (None), or, with `leave_when_empty`, until
-        nothing is pending there; the exit code if the worker stops before."""
+    def _loop(self, leave_when_empty: bool = False) -> int | Left:
+        """Works on self.queue until it is drained, or, with `leave_when_empty`, until nothing
+        is pending there, or, on a sharded run, until another shard needs this worker more
+        (shard_walk); the exit code if the worker stops before."""
         next_note = 0.0
         told_open = False  # the log says once per empty spell that an open run is waited on
         while True:
@@ -191,6 +163,12 @@ class Worker:
                 if self.recorder.flush_due():
                     self.recorder.flush()
                 continue
+
+            if self.orphans is not None and self.orphans.pending(self.queue.run):
+                if self.slots.busy():
+                    continue  # its items finish first: no lease is left behind
+                self.recorder.flush()
+                return Left.FOR_ORPHANS
 
             # One call per batch in the steady state: the results of the batch just finished
             # are recorded by the call that leases the next.
@@ -221,10 +199,12 @@ class Worker:
                 continue
             if self.slots.busy():
                 continue
-            if reply.drained or (leave_when_empty and reply.pending == 0):
-                return None
+            if reply.drained:
+                return Left.DRAINED
+            if leave_when_empty and reply.pending == 0:
+                return Left.EMPTY
             if reply.open and reply.pending == reply.in_flight == 0:
-                self._check_seeder(reply.now_ms, reply.seeder_ms)
+                check_seeder(self.run_queue.run, reply.now_ms, reply.seeder_ms, self.config)
                 if not told_open:
                     self.log.info(
                         "run.open",
