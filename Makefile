@@ -362,8 +362,9 @@ bench: prereqs venv venv-arq ## Per-item overhead vs a bare lease/complete loop,
 
 # Not part of `make test`: minutes, and gigabytes of temporary files.
 .PHONY: scale
-scale: prereqs venv wheelhouse tools ## Scale figures: seeding 10M items from a file URL (bar 30 s), Redis bytes per item (bar: item + 8), a 10M range run on kind.
+scale: prereqs venv wheelhouse tools ## Scale figures: seeding 10M items from a file URL (bar 30 s), Redis bytes per item (bar: item + 8), a 10M range run on kind; then `make shards`.
 	$(E2E_ENV) $(PY) bench/scale.py --out bench/results --kind
+	$(PY) bench/shards.py --out bench/results
 
 # Not part of `make test`: minutes of runs that assert nothing the autoscaled e2e run does not.
 .PHONY: bench-autoscale
