@@ -245,3 +245,26 @@ def test_items_a_dead_worker_held_are_taken_over_before_the_home_shard_is_done(
         queue.close()
     assert worker.returncode == 143, err
     assert "event=shard.orphaned" in err
+
+
+def test_wq_reap_reclaims_the_expired_leases_of_every_shard(redis_url: str, run_id: str) -> None:
+    env = env_of(redis_url, run_id)
+    assert wq("seed", "--range", "0:300", "--shards", "3", env=env).returncode == 0
+    queue = make_queue(redis_url, run_id)
+    try:
+        for run in queue.shards.runs():
+            assert len(queue.shard(run).leases.lease(10, 0.05, f"died-on-{run}").items) == 10
+        seen: list[str] = []
+
+        def requeued() -> int:
+            return sum(int(said.split()[1].rstrip(",")) for said in seen)
+
+        def all_reaped() -> bool:
+            seen.append(wq("reap", env=env).stdout.strip())
+            return requeued() >= 30
+
+        wait_until(lambda: f"wq reap to requeue 30; it said {seen}", all_reaped, 30, interval=0.1)
+        assert requeued() == 30, seen
+        assert json.loads(wq("status", "--json", env=env).stdout)["in_flight"] == 0
+    finally:
+        queue.close()
