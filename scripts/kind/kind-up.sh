@@ -39,6 +39,13 @@ cluster_config() { # official_cni (true|false) -> the kind cluster config on std
     echo '  [plugins."io.containerd.grpc.v1.cri".registry]'
     echo '    config_path = "/etc/containerd/certs.d"'
   fi
+  # The e2e tests start a dozen pods at once on a fresh node, each pulling a new image tag: the
+  # kubelet's default of 5 pulls a second (burst 10) failed some with "pull QPS exceeded".
+  echo 'kubeadmConfigPatches:'
+  echo '- |'
+  echo '  kind: KubeletConfiguration'
+  echo '  registryPullQPS: 50'
+  echo '  registryBurst: 100'
   echo 'nodes:'
   echo '- role: control-plane'
 }

@@ -36,8 +36,13 @@ HOPELESS_WAITING_REASONS = {
     "CrashLoopBackOff",
 }
 # ... except these messages, which the kubelet gets over by itself: on a loaded node its
-# Secret and ConfigMap caches can miss their sync deadline, and it retries.
-PASSING_MESSAGES = ("failed to sync secret cache", "failed to sync configmap cache")
+# Secret and ConfigMap caches can miss their sync deadline, and it retries; a pull over its
+# pull rate limit is retried too.
+PASSING_MESSAGES = (
+    "failed to sync secret cache",
+    "failed to sync configmap cache",
+    "pull QPS exceeded",
+)
 # The environment variable that marks the processes one test started (see `marked`).
 MARK = "E2E_TEST_MARK"
 
