@@ -164,7 +164,7 @@ def test_a_lease_left_by_a_dead_worker_on_a_shard_is_taken_back(
     assert wq("seed", "--range", "0:3000", "--shards", "3", env=env).returncode == 0
     queue = make_queue(redis_url, run_id)
     try:
-        middle = queue.shard(queue.shards.runs()[1])
+        middle = queue.shard(queue.shard_runs()[1])
         held = middle.leases.lease(50, 1.0, "a-worker-that-died").items
         assert len(held) == 50
     finally:
@@ -220,7 +220,7 @@ def test_items_a_dead_worker_held_are_taken_over_before_the_home_shard_is_done(
     env |= {"WQ_WORKER_ID": "w-orphans", "WQ_TEST_LOG_DIR": str(tmp_path)}
     assert wq("seed", "--range", "0:6000", "--shards", "3", env=env).returncode == 0
     queue = make_queue(redis_url, run_id)
-    home, _, last = home_first(queue.shards.runs(), "w-orphans")
+    home, _, last = home_first(queue.shard_runs(), "w-orphans")
     # A worker that died on the shard this one would reach last, holding 50 items.
     orphaned = queue.shard(last)
     held = [i.position for i in orphaned.leases.lease(50, 1.0, "a-worker-that-died").items]
@@ -252,7 +252,7 @@ def test_wq_reap_reclaims_the_expired_leases_of_every_shard(redis_url: str, run_
     assert wq("seed", "--range", "0:300", "--shards", "3", env=env).returncode == 0
     queue = make_queue(redis_url, run_id)
     try:
-        for run in queue.shards.runs():
+        for run in queue.shard_runs():
             assert len(queue.shard(run).leases.lease(10, 0.05, f"died-on-{run}").items) == 10
         seen: list[str] = []
 

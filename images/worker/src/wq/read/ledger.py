@@ -53,7 +53,7 @@ def parts(queue: RunQueue) -> list[tuple[RunQueue, int]]:
     """The run in pieces of consecutive positions, in seed order: each piece's queue and the
     run's position of its first item. A sharded run's pieces are its shards (wq.store.layout:
     a sharded run); another run is one piece."""
-    runs = queue.shards.runs()
+    runs = queue.shard_runs()
     if not runs:
         return [(queue, 0)]
     bounds = layout.shard_bounds(queue.reading.total(), len(runs))

@@ -29,7 +29,7 @@ def seed_range_sharded(queue: RunQueue, item_range: ItemRange, shards: int) -> S
 def _seeded_already(queue: RunQueue, digest: str, shards: int) -> SeedResult:
     """A retry: the same items in the same number of shards is a no-op."""
     result = already_seeded(queue, digest)
-    had = len(queue.shards.runs()) or 1
+    had = len(queue.shard_runs()) or 1
     if had != shards:
         raise ConfigError(
             f"run {queue.run} was already seeded in {had} shard(s), not {shards}; a run is "

@@ -7,7 +7,6 @@ from typing import Any, NamedTuple, cast
 from redis.cluster import RedisCluster
 
 from wq.store.handle import ADMIN_CHUNK, RunHandle
-from wq.store.shards import Shards
 
 
 class RetryDeadStep(NamedTuple):
@@ -98,7 +97,7 @@ class Admin(RunHandle):
                 return deleted
 
     def _shards(self) -> list["Admin"]:
-        runs = Shards(self.client, self.run, self.call, self.scripts).runs()
+        runs = self.shard_runs()
         return [Admin(self.client, run, self.call, self.scripts) for run in runs]
 
     def _expire_directory(self, ttl_ms: int) -> None:

@@ -8,7 +8,7 @@ the Retrying wrapper, so a Redis outage is retried and then raised, never read a
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import redis
 from redis.commands.core import Script
@@ -55,6 +55,15 @@ class RunHandle:
         """One Redis command, or a function whose commands are retried together, retried as a
         whole (Retrying)."""
         return self.call(lambda: command(*args, **kwargs))
+
+    def shard_runs(self) -> list[str]:
+        """The run's shards in position order, from its directory (wq.store.layout: a sharded
+        run); [] when the run is not sharded (or not seeded yet)."""
+        found = self._retried(self.client.hmget, self.keys.meta, layout.FORMAT, layout.SHARD_RUNS)
+        fmt, joined = cast(list[str | None], found)
+        if fmt != layout.SHARDED_FORMAT or not joined:
+            return []
+        return joined.split(layout.LIST_SEPARATOR)
 
     def _check_format(self, seeded: bool, fmt: str | None) -> None:
         if seeded and fmt not in layout.READABLE_FORMATS:

@@ -15,7 +15,6 @@ from wq.base.status import is_drained
 from wq.store import layout
 from wq.store.completions import Completions, Finished, Results, record_ms
 from wq.store.handle import MAX_BATCH, RunHandle
-from wq.store.shards import Shards
 
 T = TypeVar("T")
 # Item(position, attempt, raw) from a tuple of the three, without NamedTuple's __new__ in
@@ -224,7 +223,7 @@ class Leases(RunHandle):
 
     def reap_all(self, max_attempts: int) -> Reaped:
         """Reclaim every expired lease, in bounded calls (of every shard of a sharded run)."""
-        runs = Shards(self.client, self.run, self.call, self.scripts).runs()
+        runs = self.shard_runs()
         if runs:
             shards = [Leases(self.client, run, self.call, self.scripts) for run in runs]
             steps = [shard.reap_all(max_attempts) for shard in shards]

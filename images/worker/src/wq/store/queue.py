@@ -6,8 +6,9 @@ handle (wq.store.handle: client, keys, scripts, retries).
     queue.appends  seeders of open runs: append, progress, seal (wq.store.appends)
     queue.reading  counts, windows of the ledger, outputs, seeded state (wq.store.reading)
     queue.admin    retry-dead, the results' expiry, purge, scaling records (wq.store.admin)
-    queue.shards   a sharded run's directory: its shards' ids, placement, commit
-                   (wq.store.shards); queue.shard(id) is the queue of one of them
+    queue.shards   a sharded run's directory: its shards' placement and commit
+                   (wq.store.shards); queue.shard_runs() names its shards, queue.shard(id)
+                   is the queue of one of them
 
 These are the only code that talks to Redis about a run (wq.store.survey looks at a whole
 Redis for the exporter). Every state change is one Lua script call, so it is atomic; every

@@ -94,6 +94,11 @@ def _metrics(run: str, own: _Counts, shards: Sequence[_Counts]) -> RunMetrics:
     return RunMetrics(status=status, durations=histogram)
 
 
+def _shards_of(meta: dict[str, str]) -> list[str]:
+    """The sub-runs a sharded run's directory (its meta hash, as read) names."""
+    return meta[layout.SHARD_RUNS].split(layout.LIST_SEPARATOR)
+
+
 def _summed(shards: Sequence[_Counts], field: str) -> int:
     return sum(int(s.meta.get(field, 0)) for s in shards)
 
@@ -129,7 +134,7 @@ class Reading(RunHandle):
         own = self._counts()
         fmt = own.meta.get(layout.FORMAT)
         if fmt == layout.SHARDED_FORMAT:
-            shards = [self.shard(run)._counts() for run in self.shard_runs(own.meta)]
+            shards = [self.shard(run)._counts() for run in _shards_of(own.meta)]
             if any(layout.SEEDED not in shard.meta for shard in shards):
                 raise RunLost(self.run)  # a shard's keys are gone: never read as fewer items
             return _metrics(self.run, own, shards)
@@ -153,13 +158,6 @@ class Reading(RunHandle):
             ttl_ms=int(ttl_ms),
             durations=layout.Durations.of(dict(zip(durations[::2], durations[1::2], strict=True))),
         )
-
-    @staticmethod
-    def shard_runs(meta: dict[str, str]) -> list[str]:
-        """The sub-runs of a sharded run, from its directory (its meta hash); [] for another."""
-        if meta.get(layout.FORMAT) != layout.SHARDED_FORMAT:
-            return []
-        return meta[layout.SHARD_RUNS].split(layout.LIST_SEPARATOR)
 
     def shard(self, run: str) -> "Reading":
         """The reading of one sub-run of this run, on the same client."""

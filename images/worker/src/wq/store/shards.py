@@ -1,8 +1,6 @@
-"""A sharded run's directory (wq.store.layout: a sharded run): where its shards are, and its
+"""A sharded run's directory (wq.store.layout: a sharded run): where its shards go, and its
 commit once they are all seeded. Each shard is a run of its own, reached through
-RunQueue.shard; this role only names and places them."""
-
-from typing import cast
+RunQueue.shard; RunHandle.shard_runs reads which they are."""
 
 from redis.cluster import RedisCluster
 
@@ -45,17 +43,6 @@ class Shards(RunHandle):
         args = [total, layout.KIND_RANGE, start, step, digest]
         args += [layout.LIST_SEPARATOR.join(runs), len(runs)]
         return bool(self._eval(self.scripts.seed_shards, keys=[self.keys.meta], args=args))
-
-    def runs(self) -> list[str]:
-        """The run's shards in position order; [] when the run is not sharded (or not
-        seeded yet)."""
-        fmt, joined = cast(
-            list[str | None],
-            self._retried(self.client.hmget, self.keys.meta, layout.FORMAT, layout.SHARD_RUNS),
-        )
-        if fmt != layout.SHARDED_FORMAT or not joined:
-            return []
-        return joined.split(layout.LIST_SEPARATOR)
 
 
 def _node_of(cluster: RedisCluster, run: str) -> str:

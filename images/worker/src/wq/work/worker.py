@@ -92,7 +92,7 @@ class Worker:
         try:
             wait_seeded(self.queue, self.config.seed_wait_s, self.stop, self.log)
             heartbeat.start()
-            shards = self.queue.shards.runs()
+            shards = self.queue.shard_runs()
             code = self._work_shards(shards) if shards else self._loop()
             if not isinstance(code, int):
                 code = self._finish()
