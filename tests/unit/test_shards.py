@@ -6,12 +6,14 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
 from tests.unit.test_exporter import collector_for, scrape
+from wq.base.errors import ShardedRunError
 from wq.read.page_data import PageData
 from wq.store import layout
 from wq.store.connection import RedisSettings
@@ -73,7 +75,8 @@ def test_shards_take_a_range_and_no_more_shards_than_items(redis_url: str, run_i
         (["a", "b", "--shards", "2"], "--shards takes --range items"),
         (["--range", "0:10", "--shards", "2", "--open"], "--shards takes --range items"),
         (["--range", "0:2", "--shards", "3"], "--shards 3 is more shards than the run's 2"),
-        (["--range", "0:10", "--shards", "0"], "--shards"),
+        (["--range", "0:10", "--shards", "0"], "--shards'"),
+        (["--range", "0:10", "--shards", "0"], "0 is not in the range 1 to 1024"),
     ):
         result = wq("seed", *args, env=env)
         assert result.returncode == 2, (args, result.stderr)
@@ -141,6 +144,20 @@ def test_workers_drain_every_shard_and_every_command_reads_the_run_as_one(
     ]
     assert {r["worker"] for r in records if r["state"] == "done"} <= {"w0", "w1", "w2"}
     assert [r["position"] for r in records if r["state"] == "dead"] == DEAD
+
+    # The web page reads it as one run too: counts, timeline, dead items, a search by the
+    # run's position (not the shard's), and the run's directory is never read item by item.
+    page = PageData(RedisSettings.from_url(redis_url), (run_id,))
+    try:
+        assert page.status(run_id)["shards"] == 3
+        assert sum(page.timeline(run_id)["counts"]) == TOTAL
+        assert [d["position"] for d in page.dead(run_id)["items"]] == DEAD
+        found = page.search(run_id, "5999")["matches"]
+        assert [(m["position"], m["output"]) for m in found] == [(5999, 11998)]
+        with pytest.raises(ShardedRunError):
+            page.queue(run_id).reading.window(0)
+    finally:
+        page.close()
 
     dead = wq("dead", env=env)
     assert [int(line.split("\t")[0]) for line in dead.stdout.splitlines()] == DEAD

@@ -97,8 +97,7 @@ class Admin(RunHandle):
                 return deleted
 
     def _shards(self) -> list["Admin"]:
-        runs = self.shard_runs()
-        return [Admin(self.client, run, self.call, self.scripts) for run in runs]
+        return [self.shard(run) for run in self.shard_runs()]
 
     def _expire_directory(self, ttl_ms: int) -> None:
         pipe = self.client.pipeline(transaction=False)

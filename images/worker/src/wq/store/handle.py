@@ -8,7 +8,7 @@ the Retrying wrapper, so a Redis outage is retried and then raised, never read a
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, Self, TypeVar, cast
 
 import redis
 from redis.commands.core import Script
@@ -55,6 +55,10 @@ class RunHandle:
         """One Redis command, or a function whose commands are retried together, retried as a
         whole (Retrying)."""
         return self.call(lambda: command(*args, **kwargs))
+
+    def shard(self, run: str) -> Self:
+        """The same role on one shard of this (sharded) run: same client, scripts, retries."""
+        return type(self)(self.client, run, self.call, self.scripts)
 
     def shard_runs(self) -> list[str]:
         """The run's shards in position order, from its directory (wq.store.layout: a sharded

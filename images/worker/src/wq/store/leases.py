@@ -225,8 +225,7 @@ class Leases(RunHandle):
         """Reclaim every expired lease, in bounded calls (of every shard of a sharded run)."""
         runs = self.shard_runs()
         if runs:
-            shards = [Leases(self.client, run, self.call, self.scripts) for run in runs]
-            steps = [shard.reap_all(max_attempts) for shard in shards]
+            steps = [self.shard(run).reap_all(max_attempts) for run in runs]
             return Reaped(sum(s.requeued for s in steps), sum(s.dead for s in steps))
         requeued = dead = 0
         while True:

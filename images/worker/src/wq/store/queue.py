@@ -66,7 +66,3 @@ class RunQueue(RunHandle):
         self.reading = Reading(*shared)
         self.admin = Admin(*shared)
         self.shards = Shards(*shared)
-
-    def shard(self, run: str) -> "RunQueue":
-        """The queue of one shard of this (sharded) run: same client, scripts and retries."""
-        return RunQueue(self.client, run, self.call, self.scripts)

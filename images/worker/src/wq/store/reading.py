@@ -159,10 +159,6 @@ class Reading(RunHandle):
             durations=layout.Durations.of(dict(zip(durations[::2], durations[1::2], strict=True))),
         )
 
-    def shard(self, run: str) -> "Reading":
-        """The reading of one sub-run of this run, on the same client."""
-        return Reading(self.client, run, self.call, self.scripts)
-
     def returned(self) -> int:
         """Positions that came back (failed, released, expired) and wait to be leased again."""
 

@@ -15,7 +15,7 @@ MAX_SALT = 4096
 
 
 class Shards(RunHandle):
-    """The seeder's and the workers' calls on a sharded run's directory."""
+    """The seeder's calls on a sharded run's directory."""
 
     def place(self, count: int) -> list[str]:
         """Ids for `count` shards of the run: on a Redis Cluster, each shard on the next
