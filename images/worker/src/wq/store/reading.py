@@ -83,7 +83,8 @@ def _metrics(run: str, own: _Counts, shards: Sequence[_Counts]) -> RunMetrics:
         executions=_summed(shards, layout.EXECUTIONS),
         stale=_summed(shards, layout.STALE),
         elapsed_s=elapsed,
-        rate=done / elapsed if elapsed and elapsed > 0 else None,
+        # Times are whole ms: a run drained within its first one took at most that long.
+        rate=done / max(elapsed, 0.001) if elapsed is not None and (elapsed > 0 or done) else None,
         digest=meta.get(layout.DIGEST),
         expires_in_s=own.ttl_ms / 1000 if own.ttl_ms >= 0 else None,
         open=layout.OPEN in meta,
