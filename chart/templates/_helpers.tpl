@@ -224,7 +224,6 @@ component: wq.validateValues.<check> in <component>/_helpers.tpl.
 {{- $messages := list }}
 {{- $messages = append $messages (include "wq.validateValues.itemsSources" .) }}
 {{- $messages = append $messages (include "wq.validateValues.itemRange" .) }}
-{{- $messages = append $messages (include "wq.validateValues.shards" .) }}
 {{- $messages = append $messages (include "wq.validateValues.itemsSize" .) }}
 {{- $messages = append $messages (include "wq.validateValues.itemsUrl" .) }}
 {{- $messages = append $messages (include "wq.validateValues.seedCredentials" .) }}

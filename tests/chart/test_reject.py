@@ -362,11 +362,6 @@ def test_schema_rejects_unknown_item_range_key(helm: Helm) -> None:
             {"metrics": {"dashboard": {"labelKey": "helm.sh/chart"}}},
             "metrics.dashboard.labelKey helm.sh/chart is a label the chart sets itself",
         ),
-        (
-            {"items": ["a", "b"], "shards": 2},
-            "shards=2 takes itemRange items: a run of items, itemsFile, itemsUrl or itemsList is "
-            "not sharded",
-        ),
     ],
 )
 def test_validate_values_rejects(helm: Helm, values: dict[str, Any], message: str) -> None:

@@ -285,6 +285,18 @@ def test_shards_split_the_range(helm: Helm) -> None:
     assert container(r.one("Job", "seed"))["args"] == ["seed", "--range", "0:30:1", "--shards", "3"]
 
 
+def test_shards_take_listed_items(helm: Helm) -> None:
+    for values, source in (
+        ({"items": ["a", "b"]}, ["--items-file", "/etc/wq/items/items.json", "--format", "json"]),
+        (
+            {"itemsUrl": "s3://b/i.jsonl", "seed": {"progressive": False}},
+            ["--items-url", "s3://b/i.jsonl"],
+        ),
+    ):
+        r = helm.render({**values, "shards": 2})
+        assert container(r.one("Job", "seed"))["args"] == ["seed", *source, "--shards", "2"]
+
+
 def test_item_range_from_set_flags_is_exact_up_to_64_bits(helm: Helm) -> None:
     big = 2**63 - 1
     sets = [f"itemRange.start=-{big}", f"itemRange.end={big}", f"itemRange.step={big}"]

@@ -137,10 +137,19 @@ def test_the_exporter_finds_the_runs_of_every_node(cluster: list[RedisServer]) -
             assert wq("purge", "--yes", env=env).returncode == 0
 
 
-def test_a_sharded_run_spreads_over_the_nodes(cluster: list[RedisServer]) -> None:
+@pytest.mark.parametrize("source", ["range", "streamed", "progressive"])
+def test_a_sharded_run_spreads_over_the_nodes(cluster: list[RedisServer], source: str) -> None:
     url = cluster[0].url
     env = {"WQ_REDIS_URL": url, "WQ_REDIS_CLUSTER": "true", "WQ_RUN": "sharded"}
-    seeded = wq("seed", "--range", "0:30000", "--shards", "3", env=env)
+    lines = "".join(f"{n}\n" for n in range(30000))
+    streamed = ["--items-from", "-", "--format", "jsonl"]
+    args = {
+        "range": ["--range", "0:30000"],
+        "streamed": streamed,
+        # An open run filled chunk by chunk under its append lock, then sealed.
+        "progressive": [*streamed, "--progressive"],
+    }[source]
+    seeded = wq("seed", *args, "--shards", "3", env=env, stdin=lines)
     assert seeded.returncode == 0, seeded.stderr
     client = RedisCluster(host="127.0.0.1", port=cluster[0].port, decode_responses=True)
     try:

@@ -6,12 +6,14 @@ stops without sealing."""
 import json
 import subprocess
 
+import pytest
 import redis
 
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
 from tests.unit.servers import HTTPServer, drop_after
+from tests.unit.test_open_shards import put_first_piece_of_next_chunk
 from wq.store.queue import RunQueue
 
 
@@ -98,13 +100,19 @@ def check_progressive_run(
     queue.close()
 
 
+@pytest.mark.parametrize("shards", ["1", "3"])
 def test_a_retry_after_a_failure_adds_the_rest_once(
-    redis_url: str, run_id: str, http_server: HTTPServer, client: "redis.Redis", queue: RunQueue
+    redis_url: str,
+    run_id: str,
+    http_server: HTTPServer,
+    client: "redis.Redis",
+    queue: RunQueue,
+    shards: str,
 ) -> None:
     items = lines("item", 200_000)
     url = serve(http_server, items, hang_up_after=150_000, queue=queue)
     env = env_of(redis_url, run_id)
-    failed = wq("seed", "--progressive", "--items-url", url, env=env)
+    failed = wq("seed", "--progressive", "--items-url", url, "--shards", shards, env=env)
     assert failed.returncode == 1, failed.stderr
     assert failed.stderr.count("\n") == 1, failed.stderr
     assert "are in the run: a retry adds the rest, once" in failed.stderr
@@ -113,6 +121,8 @@ def test_a_retry_after_a_failure_adds_the_rest_once(
     partial = status["total"]
     assert isinstance(partial, int)
     assert 0 < partial <= 150_000
+    if shards != "1":  # as if it had died half-way through its next chunk: a piece is in
+        assert put_first_piece_of_next_chunk(redis_url, run_id, items[partial:]) > 0
 
     serve(http_server, items)
     again = wq("seed", "--progressive", "--items-url", url, env=env)

@@ -1,6 +1,7 @@
-"""Runs sharded over sub-runs (`wq seed --shards N`) on a real redis-server: seeded once in
-blocks, drained by workers that start on shards of their own, and read by every command as
-one run, in seed order. On a Redis Cluster: tests/unit/test_cluster.py."""
+"""Runs sharded over sub-runs (`wq seed --shards N`) on a real redis-server: a range seeded
+once in blocks, listed and streamed items in stripes, drained by workers that start on shards
+of their own, and read by every command as one run, in seed order. On a Redis Cluster:
+tests/unit/test_cluster.py."""
 
 import json
 import subprocess
@@ -69,11 +70,81 @@ def test_a_sharded_range_run_is_seeded_once_in_blocks(
     assert "already seeded in 3 shard(s), not 2" in other.stderr
 
 
-def test_shards_take_a_range_and_no_more_shards_than_items(redis_url: str, run_id: str) -> None:
+def test_listed_and_streamed_items_are_dealt_to_the_shards_a_stripe_at_a_time(
+    redis_url: str, run_id: str, client: "redis.Redis", tmp_path: Path
+) -> None:
+    items = [json.dumps({"n": n, "pad": "x" * (n % 50)}) for n in range(5000)]
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join(items) + "\n")
+    env = env_of(redis_url, run_id)
+    seeded = wq("seed", "--items-file", str(path), "--shards", "3", env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    directory = client.hgetall(RunKeys(run_id).meta)
+    assert (directory["kind"], directory["shard_layout"], directory["total"]) == (
+        "list",
+        "stripes",
+        "5000",
+    )
+    assert directory["digest"] == wq("digest", "--items-file", str(path)).stdout.strip()
+    # Stripes of 1024 in turn: shard 0 holds stripes 0 and 3, shard 1 stripes 1 and 4 (904
+    # items), shard 2 stripe 2.
+    runs = directory["shard_runs"].split(",")
+    assert [int(client.hget(RunKeys(run).meta, "total")) for run in runs] == [2048, 1928, 1024]
+    report = [json.loads(line) for line in wq("report", env=env).stdout.splitlines()]
+    assert [r["position"] for r in report] == list(range(5000))
+    assert [json.dumps(r["item"]) for r in report] == items
+
+    # A retry is a no-op; other items or another shard count are refused.
+    assert (
+        "outcome=already_seeded"
+        in wq("seed", "--items-file", str(path), "--shards", "3", env=env).stderr
+    )
+    for args, says in (
+        (["--items-file", str(path), "--shards", "2"], "already seeded in 3 shard(s), not 2"),
+        (["a", "--shards", "3"], "already seeded with different items"),
+    ):
+        refused = wq("seed", *args, env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert says in refused.stderr
+
+    # The same items streamed from standard input make the same run.
+    streamed = env_of(redis_url, f"{run_id}-stdin")
+    from_stdin = wq(
+        "seed",
+        "--items-from",
+        "-",
+        "--format",
+        "jsonl",
+        "--shards",
+        "3",
+        env=streamed,
+        stdin="\n".join(items),
+    )
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert client.hget(RunKeys(f"{run_id}-stdin").meta, "digest") == directory["digest"]
+
+
+def test_a_sharded_source_that_fails_half_way_seeds_nothing(
+    redis_url: str, run_id: str, client: "redis.Redis"
+) -> None:
+    # Enough items that every shard has staged some when the bad line is read.
+    lines = "".join(f"{n}\n" for n in range(40000)) + "{not json\n"
+    env = env_of(redis_url, run_id)
+    failed = wq(
+        "seed", "--items-from", "-", "--format", "jsonl", "--shards", "3", env=env, stdin=lines
+    )
+    assert failed.returncode == 2, failed.stderr
+    assert "line 40001 is not valid JSON" in failed.stderr
+    assert run_keys(client, run_id) == set(), "no shard and no staging hash is left"
+
+
+def test_shards_take_a_range_or_listed_items_and_no_more_shards_than_items(
+    redis_url: str, run_id: str
+) -> None:
     env = env_of(redis_url, run_id)
     for args, says in (
-        (["a", "b", "--shards", "2"], "--shards takes --range items"),
-        (["--range", "0:10", "--shards", "2", "--open"], "--shards takes --range items"),
+        (["--adopt-list", "l", "--shards", "2"], "--shards takes --range or listed items"),
+        (["--range", "0:10", "--shards", "2", "--open"], "a sharded open run starts empty"),
         (["--range", "0:2", "--shards", "3"], "--shards 3 is more shards than the run's 2"),
         (["--range", "0:10", "--shards", "0"], "--shards'"),
         (["--range", "0:10", "--shards", "0"], "0 is not in the range 1 to 1024"),
@@ -96,11 +167,15 @@ def test_one_shard_is_todays_layout(redis_url: str, run_id: str, client: "redis.
     assert metas[0]["format"] == layout.STORAGE_FORMAT
 
 
+@pytest.mark.parametrize("source", ["range", "listed"])
 def test_workers_drain_every_shard_and_every_command_reads_the_run_as_one(
-    redis_url: str, run_id: str, client: "redis.Redis", tmp_path: Path
+    redis_url: str, run_id: str, client: "redis.Redis", tmp_path: Path, source: str
 ) -> None:
     env = env_of(redis_url, run_id, WQ_TEST_LOG_DIR=str(tmp_path), WQ_MAX_ATTEMPTS="1")
-    assert wq("seed", "--range", f"0:{TOTAL}", "--shards", "3", env=env).returncode == 0
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(f"{n}\n" for n in range(TOTAL)))
+    args = ["--range", f"0:{TOTAL}"] if source == "range" else ["--items-file", str(items)]
+    assert wq("seed", *args, "--shards", "3", env=env).returncode == 0
     workers = [
         subprocess.Popen(
             wq_argv("work", *HANDLER),
@@ -285,3 +360,24 @@ def test_wq_reap_reclaims_the_expired_leases_of_every_shard(redis_url: str, run_
         assert json.loads(wq("status", "--json", env=env).stdout)["in_flight"] == 0
     finally:
         queue.close()
+
+
+@pytest.mark.parametrize("source", ["range", "listed"])
+def test_a_command_sees_the_runs_position_not_its_shards(
+    redis_url: str, run_id: str, tmp_path: Path, source: str
+) -> None:
+    """WQ_ITEM_POSITION (and the log's [item N]) is where the item is in the run: a command
+    that writes out/$WQ_ITEM_POSITION never overwrites another item's file."""
+    env = env_of(redis_url, run_id)
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(f"{n}\n" for n in range(3000)))
+    args = ["--range", "0:3000"] if source == "range" else ["--items-file", str(items)]
+    assert wq("seed", *args, "--shards", "3", env=env).returncode == 0
+    seen = tmp_path / "seen"
+    script = f'echo "$WQ_ITEM_POSITION $WQ_ITEM" >> {seen}; echo done'
+    worked = wq("work", "--handler", "command", "--", "sh", "-c", script, env=env, timeout=120)
+    assert worked.returncode == 0, worked.stderr
+    pairs = [line.split() for line in seen.read_text().splitlines()]
+    assert sorted(int(position) for position, _ in pairs) == list(range(3000))
+    assert all(position == item for position, item in pairs), "the item at its run position"
+    assert "[item 2999] done" in worked.stdout

@@ -121,13 +121,6 @@ Numbers from a values file (or --set-json) reach templates as float64, exact onl
 {{- end }}
 {{- end }}
 
-{{/* Shards split a range by position; other sources are not sharded (`wq seed` refuses). */}}
-{{- define "wq.validateValues.shards" -}}
-{{- if and (gt (int .Values.shards) 1) (kindIs "invalid" .Values.itemRange) -}}
-wq: shards={{ .Values.shards }} takes itemRange items: a run of items, itemsFile, itemsUrl or itemsList is not sharded; set shards=1, or give the items as itemRange.
-{{- end }}
-{{- end }}
-
 {{/* Items must fit in a ConfigMap (1 MiB with its metadata). */}}
 {{- define "wq.validateValues.itemsSize" -}}
 {{- $limit := 1000000 }}

@@ -175,7 +175,9 @@ class SeedOptions:
         "Spread the run over this many sub-runs, each under a Redis Cluster hash tag of its "
         "own placed on another node, so that one run's throughput and memory grow with the "
         "cluster; workers start on a shard of their own and help the others when it runs "
-        "out. 1 (the default): one slot. Takes --range items for now.",
+        "out. A range is split in blocks, other items dealt 1024 at a time as they are read "
+        "(with --open, --append and --progressive too). 1 (the default): one slot; an "
+        "append to a sharded run goes to its shards.",
         type=count(1, 1024),
     )
 

@@ -10,6 +10,14 @@ class Item(NamedTuple):
     position: int  # its place in the seed: the item's identity (duplicates are separate items)
     attempt: int  # 1 on the first lease
     raw: str  # the item as JSON text, as stored
+    # The run's position of a sharded run's item, whose `position` is its shard's own
+    # (wq.store.shard_layout); -1: the same as `position`.
+    shown: int = -1
+
+    @property
+    def run_position(self) -> int:
+        """Its place in the run's seed, as a user knows it (WQ_ITEM_POSITION, logs, report)."""
+        return self.position if self.shown < 0 else self.shown
 
     @property
     def value(self) -> Any:

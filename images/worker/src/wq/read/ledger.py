@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from wq.base.errors import ConfigError
-from wq.store import layout
+from wq.store import layout, shard_layout
 from wq.store.queue import RunQueue
 from wq.store.reading import WINDOW
 
@@ -45,45 +45,81 @@ def iter_records(
     """Every item's record in seed order, those in `states` only, and with `where`, those
     whose (position, item JSON text) it accepts: their outputs alone are read (a search)."""
     queue.reading.seed_state()  # refuses a run that another wq version laid out
-    for part, offset in parts(queue):
-        yield from _records(part, offset, states, window, where)
+    reads = _ShardReads()
+    for part in parts(queue):
+        yield from _records(part, states, window, where, reads)
 
 
-def parts(queue: RunQueue) -> list[tuple[RunQueue, int]]:
-    """The run in pieces of consecutive positions, in seed order: each piece's queue and the
-    run's position of its first item. A sharded run's pieces are its shards (wq.store.layout:
-    a sharded run); another run is one piece."""
-    runs = queue.shard_runs()
-    if not runs:
-        return [(queue, 0)]
-    bounds = layout.shard_bounds(queue.reading.total(), len(runs))
-    return [(queue.shard(run), first) for run, (first, _) in zip(runs, bounds, strict=True)]
+class Part(NamedTuple):
+    """Consecutive positions of a run, on the queue of the run (or shard) that holds them."""
+
+    queue: RunQueue
+    first: int  # that queue's own position of the first item
+    end: int | None  # past its last; None: to the end of the queue's items, as they grow
+    offset: int  # the run's position of the first item
+
+
+def parts(queue: RunQueue) -> Iterator[Part]:
+    """The run in parts of consecutive positions, in seed order. A sharded run's parts are its
+    shards' pieces (wq.store.shard_layout), the roles on each shard made once; another run is
+    one part."""
+    directory = queue.directory()
+    if not directory.runs:
+        yield Part(queue, 0, None, 0)
+        return
+    shards = [queue.shard(run) for run in directory.runs]
+    total = queue.reading.total()
+    for piece in shard_layout.pieces(total, len(shards), directory.striped):
+        yield Part(shards[piece.shard], piece.first, piece.first + piece.size, piece.offset)
 
 
 def finish_times(queue: RunQueue) -> Iterator[list[int]]:
-    """Reading.finish_times of every piece of the run (`parts`)."""
-    for part, _ in parts(queue):
+    """Reading.finish_times of every shard of the run (or of the run)."""
+    runs = queue.shard_runs()
+    for part in [queue.shard(run) for run in runs] if runs else [queue]:
         yield from part.reading.finish_times()
 
 
+class _ShardReads:
+    """What a walk over a run reads once per shard, not once per piece: worker names and the
+    positions leased when it first reached the shard."""
+
+    def __init__(self) -> None:
+        self.workers: dict[int, dict[int, str]] = {}
+        self.leased: dict[int, set[int]] = {}
+
+    def of(self, queue: RunQueue, leased: bool) -> tuple[dict[int, str], set[int]]:
+        key = id(queue)
+        if key not in self.workers:
+            self.workers[key] = queue.reading.worker_names()
+            self.leased[key] = queue.reading.leased_positions() if leased else set()
+        return self.workers[key], self.leased[key]
+
+
+def _window(part: Part, first: int, window: int) -> int:
+    """Positions to read from `first` on: a window, or less at the end of the part."""
+    return window if part.end is None else min(window, part.end - first)
+
+
 def _records(
-    queue: RunQueue,
-    offset: int,
+    part: Part,
     states: Collection[str],
     window: int,
     where: Callable[[int, str], bool] | None,
+    reads: _ShardReads,
 ) -> Iterator[ItemRecord]:
-    """iter_records of one piece of a run whose first item is the run's position `offset`."""
-    workers = queue.reading.worker_names()
-    leased = queue.reading.leased_positions() if {PENDING, IN_FLIGHT} & set(states) else set()
-    first = 0
-    while True:
-        w = queue.reading.window(first, window)
+    """iter_records of one part of a run."""
+    queue, offset = part.queue, part.offset - part.first
+    workers, leased = reads.of(queue, bool({PENDING, IN_FLIGHT} & set(states)))
+    first = part.first
+    while part.end is None or first < part.end:
+        w = queue.reading.window(first, _window(part, first, window))
         if not w.seeded:
             raise ConfigError(f"run {queue.run!r} is not seeded: it has no items to report")
         chosen: list[ItemRecord] = []
         with_output: list[int] = []
-        for i, item in enumerate(w.items):
+        count = len(w.items) if part.end is None else min(len(w.items), part.end - first)
+        for i, item in enumerate(w.items[:count]):
             p = first + i
             r = w.records[i]
             if r is None:
@@ -150,8 +186,9 @@ def account(queue: RunQueue, window: int = WINDOW) -> Accounting:
         raise ConfigError(f"run {queue.run!r} is not seeded: nothing to account for")
     result = Accounting(total=status.total)
     doubled: list[str] = []
-    for part, offset in parts(queue):
-        _account_part(part, offset, window, result, doubled)
+    reads = _ShardReads()
+    for part in parts(queue):
+        _account_part(part, window, result, doubled, reads)
     if doubled:
         shown = ", ".join(doubled[:EXAMPLES]) + (", ..." if len(doubled) > EXAMPLES else "")
         result.problems.append(f"{len(doubled)} position(s) in two states: {shown}")
@@ -165,15 +202,16 @@ def account(queue: RunQueue, window: int = WINDOW) -> Accounting:
 
 
 def _account_part(
-    queue: RunQueue, offset: int, window: int, result: Accounting, doubled: list[str]
+    part: Part, window: int, result: Accounting, doubled: list[str], reads: _ShardReads
 ) -> None:
-    """account() of one piece of a run whose first item is the run's position `offset`."""
-    leased = queue.reading.leased_positions()
-    total = queue.reading.total()
-    first = 0
-    while first < total:
-        w = queue.reading.window(first, window)
-        for i, r in enumerate(w.records):
+    """account() of one part of a run."""
+    queue, offset = part.queue, part.offset - part.first
+    _, leased = reads.of(queue, leased=True)
+    end = queue.reading.total() if part.end is None else part.end
+    first = part.first
+    while first < end:
+        w = queue.reading.window(first, min(window, end - first))
+        for i, r in enumerate(w.records[: end - first]):
             p = offset + first + i
             in_dead_list = w.dead[i] is not None
             if r is None:

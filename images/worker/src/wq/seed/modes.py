@@ -6,7 +6,7 @@ from wq.base.logs import EventLog
 from wq.seed import open_runs
 from wq.seed.items_source import ItemRange, ItemsSource
 from wq.seed.seeder import seed_from
-from wq.seed.sharding import seed_range_sharded
+from wq.seed.sharding import seed_listed_sharded, seed_range_sharded
 from wq.store.queue import RunQueue
 
 
@@ -20,17 +20,15 @@ def seed_run(
     shards: int = 1,
 ) -> None:
     """Seed the run as the flags say, and log what was done (event seed.done or append.done)."""
-    if shards > 1 and (progressive or append or keep_open or not source.item_range):
-        raise ConfigError(
-            "--shards takes --range items for now, without --open, --append or --progressive"
-        )
+    if shards > 1 and source.adopt_list:
+        raise ConfigError("--shards takes --range or listed items, not --adopt-list")
     if progressive:
-        _seed_progressively(queue, source, log, keep_open or append)
+        _seed_progressively(queue, source, log, keep_open or append, shards)
     elif append:
         source.check()
         if source.item_range or source.adopt_list:
             raise ConfigError("--append takes listed items, not --range or --adopt-list")
-        added = open_runs.append(queue, source.batches())
+        added = open_runs.append(queue, source.batches(), shards)
         log.info(
             "append.done",
             run=queue.run,
@@ -39,9 +37,20 @@ def seed_run(
             digest=added.digest,
         )
     else:
-        if shards > 1:
+        if shards > 1 and keep_open:
+            source.check(none_ok=True)
+            if source.given():
+                raise ConfigError(
+                    "a sharded open run starts empty: seed it with --open --shards alone, then "
+                    "add its items with --append"
+                )
+            result = open_runs.open_sharded_run(queue, shards)
+        elif shards > 1:
             source.check()
-            result = seed_range_sharded(queue, ItemRange.parse(source.item_range or ""), shards)
+            if source.item_range:
+                result = seed_range_sharded(queue, ItemRange.parse(source.item_range), shards)
+            else:
+                result = seed_listed_sharded(queue, source.batches(), shards)
         else:
             result = seed_from(queue, source, open_run=keep_open)
         log.info(
@@ -55,7 +64,7 @@ def seed_run(
 
 
 def _seed_progressively(
-    queue: RunQueue, source: ItemsSource, log: EventLog, other_mode: bool
+    queue: RunQueue, source: ItemsSource, log: EventLog, other_mode: bool, shards: int
 ) -> None:
     source.check()
     if other_mode or source.item_range or source.adopt_list:
@@ -63,7 +72,7 @@ def _seed_progressively(
             "--progressive takes listed items (--items-url, --items-from, --list, --items-file "
             "or ITEMS), without --open, --append, --range or --adopt-list"
         )
-    result = open_runs.seed_progressively(queue, source.batches())
+    result = open_runs.seed_progressively(queue, source.batches(), shards)
     log.info(
         "seed.done",
         run=queue.run,

@@ -16,12 +16,21 @@ appended before it failed stays (each chunk whole), and the error says how many 
 """
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from wq.base.errors import ConfigError, SourceError, WqError
 from wq.seed.formats import Batches
-from wq.seed.seeder import digest_batches, seed_items
+from wq.seed.open_shards import (
+    append_pieces,
+    open_sharded,
+    other_seeder_error,
+    seal_sharded,
+    sealed_error,
+)
+from wq.seed.open_shards import items_digest as sharded_digest
+from wq.seed.seeder import SeedResult, digest_batches, seed_items
+from wq.seed.sharding import check_shards
 from wq.store import digests, layout
 from wq.store.appends import Appended, AppendRefusal, SealOutcome
 from wq.store.queue import RunQueue
@@ -52,8 +61,9 @@ class SealResult:
         return f"run {run} {outcome}: {self.total} item(s), digest {self.digest or '-'}"
 
 
-def append(queue: RunQueue, batches: Batches) -> AppendResult:
-    """Add items to an open run, chunk by chunk; an unseeded run is seeded open first."""
+def append(queue: RunQueue, batches: Batches, shards: int = 1) -> AppendResult:
+    """Add items to an open run, chunk by chunk; an unseeded run is seeded open first (in
+    `shards` shards: wq.seed.open_shards)."""
     pieces = chunks(batches, APPEND_ITEMS, APPEND_BYTES)
     try:
         # The first chunk is read before the run is opened: a source that fails at once, or
@@ -64,15 +74,16 @@ def append(queue: RunQueue, batches: Batches) -> AppendResult:
         raise
     seeded, is_open, total, size = queue.appends.open_state()
     if not seeded:
-        seed_items(queue, [], open_run=True)  # a no-op if another appender opened it first
+        _open(queue, shards)  # a no-op if another appender opened it first
         seeded, is_open, total, size = queue.appends.open_state()
     if not is_open:
-        raise _sealed(queue)
+        raise sealed_error(queue)
+    put = _appender(queue, shards, size)
     appended = 0
     digest = digests.ItemsDigest()
     try:
         for chunk in itertools.chain(first, pieces):
-            total = _append_chunk(queue, chunk, total, size)
+            total = put(chunk, total, None)
             digest.add_field(layout.SEPARATOR.join(chunk))
             appended += len(chunk)
     except WqError as exc:
@@ -85,6 +96,40 @@ def append(queue: RunQueue, batches: Batches) -> AppendResult:
             exc.args = (f"{exc}; nothing of it was appended: retry",)
         raise
     return AppendResult(appended=appended, total=total, digest=digest.hexdigest())
+
+
+# Appends a chunk to a run of a total (a sharded run: whatever its total is by then), with a
+# progressive seeder's progress; returns the run's total after it.
+Put = Callable[[list[str], int, "tuple[int, str] | None"], int]
+
+
+def open_sharded_run(queue: RunQueue, shards: int) -> SeedResult:
+    """`wq seed --open --shards N`: the run open and empty in `shards` shards; a retry is a
+    no-op, another shard count an error."""
+    seeded_now = not queue.reading.is_seeded()
+    if seeded_now:
+        _open(queue, shards)
+    _appender(queue, shards, layout.ITEMS_PER_FIELD)  # the shard count's check
+    return SeedResult(total=queue.reading.total(), seeded_now=seeded_now, digest=None)
+
+
+def _open(queue: RunQueue, shards: int, chunk: int = layout.ITEMS_PER_FIELD) -> None:
+    """Seed the run open and empty, in `shards` shards."""
+    if shards > 1:
+        open_sharded(queue, shards, chunk)
+    else:
+        seed_items(queue, [], open_run=True, chunk=chunk)
+
+
+def _appender(queue: RunQueue, shards: int, size: int) -> Put:
+    """How chunks go into the run: whole into its items, or a piece per stripe into its
+    shards; a run seeded in another number of shards than asked for is an error (1: any)."""
+    runs = queue.shard_runs()
+    if shards > 1:
+        check_shards(queue, len(runs), shards)
+    if runs:
+        return lambda chunk, _total, progress: append_pieces(queue, runs, chunk, progress)
+    return lambda chunk, total, progress: _append_chunk(queue, chunk, total, size, progress)
 
 
 def _append_chunk(
@@ -102,17 +147,14 @@ def _append_chunk(
         if isinstance(outcome, Appended):
             return outcome.total
         if outcome is AppendRefusal.PROGRESS_CHANGED:
-            raise ConfigError(
-                f"another seeder is adding the same source to run {queue.run!r} (its progress "
-                "moved meanwhile): run one seeder per run"
-            )
+            raise other_seeder_error(queue)
         if outcome is AppendRefusal.TOTAL_CHANGED:
             # Another appender went first: lay the chunk out after its items.
             state = queue.appends.open_state()
             is_open, total = state.open, state.total
             if is_open:
                 continue
-        raise _sealed(queue)
+        raise sealed_error(queue)
 
 
 @dataclass(frozen=True)
@@ -122,7 +164,7 @@ class ProgressiveResult:
     seal: SealResult
 
 
-def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
+def seed_progressively(queue: RunQueue, batches: Batches, shards: int = 1) -> ProgressiveResult:
     """Seed a run open and append the source's items chunk by chunk as they are read, then
     seal it: workers start on the first chunk while the rest is read. Exactly once across
     retries: each chunk goes in with the count and digest of the source's items in so far
@@ -133,12 +175,14 @@ def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
     first = next(pieces, [])
     seeded, is_open, total, size = queue.appends.open_state()
     if not seeded:
-        seed_items(queue, [], open_run=True, chunk=layout.choose_chunk(first))
+        _open(queue, shards, layout.choose_chunk(first))
         seeded, is_open, total, size = queue.appends.open_state()
+    put = _appender(queue, shards, size)
+    touched = [queue, *(queue.shard(run) for run in queue.shard_runs())]
     recorded = queue.appends.progress()
     done, done_digest = recorded.items, recorded.digest
     if is_open:
-        queue.appends.touch_seeder()  # a retry reads again what is in: workers wait meanwhile
+        _touch(touched)  # a retry reads again what is in: workers wait meanwhile
     digest = digests.ItemsDigest()
     read = appended = 0
     try:
@@ -156,14 +200,13 @@ def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
                     )
                 piece = piece[len(skip) :]
                 if is_open:
-                    queue.appends.touch_seeder()
+                    _touch(touched)
             if not piece:
                 continue
             if not is_open:
-                raise _sealed(queue)
+                raise sealed_error(queue)
             digest.add_field(layout.SEPARATOR.join(piece))
-            progress = (read, digest.hexdigest())
-            total = _append_chunk(queue, piece, total, size, progress)
+            total = put(piece, total, (read, digest.hexdigest()))
             read += len(piece)
             appended += len(piece)
     except WqError as exc:
@@ -180,11 +223,10 @@ def seed_progressively(queue: RunQueue, batches: Batches) -> ProgressiveResult:
     return ProgressiveResult(appended=appended, resumed_after=done, seal=sealed)
 
 
-def _sealed(queue: RunQueue) -> ConfigError:
-    return ConfigError(
-        f"run {queue.run!r} is sealed: it takes no more items (append to a run seeded with "
-        "--open, before `wq seal`)"
-    )
+def _touch(queues: list[RunQueue]) -> None:
+    """Mark the run's progressive seeder alive, where its workers look (each shard's)."""
+    for q in queues:
+        q.appends.touch_seeder()
 
 
 def chunks(batches: Iterable[list[str]], most: int, most_bytes: int) -> Iterator[list[str]]:
@@ -208,13 +250,16 @@ def seal(queue: RunQueue, known: tuple[int, str] | None = None) -> SealResult:
     records a digest that is missing (a seal interrupted before it) and changes nothing else.
     `known`: (count, digest) of the first items of the run, from the caller that appended
     them; when the run holds exactly those at the seal, they are not read back."""
-    reply = queue.appends.seal()
+    runs = queue.shard_runs()
+    reply = seal_sharded(queue, runs) if runs else queue.appends.seal()
     if reply.outcome is SealOutcome.NOT_SEEDED:
         raise ConfigError(f"run {queue.run!r} is not seeded: there is nothing to seal")
     digest = reply.digest
     if digest is None and reply.was_open:
         if known is not None and known[0] == reply.total:
             digest = known[1]
+        elif runs:
+            digest = sharded_digest(queue, runs, reply.total)
         else:
             digest = items_digest(queue, reply.total, queue.appends.open_state().chunk)
         queue.appends.record_digest(digest)

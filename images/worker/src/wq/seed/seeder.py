@@ -259,6 +259,12 @@ def _commit(
     return already_seeded(queue, digest)
 
 
+def commit_staged(queue: RunQueue, staging: str, total: int, digest: str, chunk: int) -> SeedResult:
+    """Commit items staged `chunk` to a field as the run's (a no-op if it is seeded already
+    with the same items): the commit of a list run staged by another module (wq.seed.sharding)."""
+    return _commit(queue, staging, total, layout.KIND_LIST, 0, 1, digest, chunk=chunk)
+
+
 def already_seeded(queue: RunQueue, digest: str | None) -> SeedResult:
     """The run was seeded already: a no-op with the same items (digest; None: not known),
     a ConfigError with others. A run seeded before wq recorded digests matches anything."""

@@ -6,8 +6,13 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import NamedTuple, cast
 
+from redis.lock import Lock
+
 from wq.store import layout
 from wq.store.handle import RunHandle
+
+# Seconds an append lock lives unless released: a chunk's pieces take milliseconds.
+LOCK_S = 30
 
 
 class OpenState(NamedTuple):
@@ -66,7 +71,8 @@ class Appends(RunHandle):
         seeded, is_open, total, fmt, chunk = cast(
             list[str | None], self._retried(self.client.hmget, self.keys.meta, *fields)
         )
-        self._check_format(seeded is not None, fmt)
+        if fmt != layout.SHARDED_FORMAT:  # a sharded run's directory: appends go to its shards
+            self._check_format(seeded is not None, fmt)
         return OpenState(
             seeded=seeded is not None,
             open=is_open is not None,
@@ -91,6 +97,15 @@ class Appends(RunHandle):
             args += [field, joined]
         outcome = int(self._eval(self.scripts.append, keys=[k.meta, k.items], args=args))
         return Appended(total=outcome) if outcome >= 0 else AppendRefusal(outcome)
+
+    def lock(self, wait_s: float) -> Lock:
+        """The run's append lock (keys.append_lock), held while a chunk goes into a sharded
+        run's shards, so that two appenders never lay out pieces at the same positions. It
+        expires after LOCK_S unless released, should its holder die."""
+        return cast(
+            Lock,
+            self.client.lock(self.keys.append_lock, timeout=LOCK_S, blocking_timeout=wait_s),
+        )
 
     def touch_seeder(self) -> None:
         """Mark the run's progressive seeder alive now (Redis time), as each of its appends

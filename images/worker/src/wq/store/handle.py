@@ -8,7 +8,7 @@ the Retrying wrapper, so a Redis outage is retried and then raised, never read a
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, Self, TypeVar, cast
+from typing import Any, NamedTuple, ParamSpec, Self, TypeVar, cast
 
 import redis
 from redis.commands.core import Script
@@ -29,6 +29,13 @@ T = TypeVar("T")
 # Operations on a whole run (retry-dead, purge, scans of its hashes) go in calls of about this
 # many items or keys, so that no single call blocks Redis for longer as the run grows.
 ADMIN_CHUNK = 500
+
+
+class Directory(NamedTuple):
+    """A sharded run's directory, as RunHandle.directory reads it."""
+
+    runs: list[str]  # the shards' run ids in position order; []: the run is not sharded
+    striped: bool  # shard_layout.STRIPES; False: blocks
 
 
 class RunHandle:
@@ -61,13 +68,19 @@ class RunHandle:
         return type(self)(self.client, run, self.call, self.scripts)
 
     def shard_runs(self) -> list[str]:
-        """The run's shards in position order, from its directory (wq.store.layout: a sharded
-        run); [] when the run is not sharded (or not seeded yet)."""
-        found = self._retried(self.client.hmget, self.keys.meta, layout.FORMAT, layout.SHARD_RUNS)
-        fmt, joined = cast(list[str | None], found)
+        """The run's shards in position order, from its directory (wq.store.shard_layout);
+        [] when the run is not sharded (or not seeded yet)."""
+        return self.directory().runs
+
+    def directory(self) -> Directory:
+        """The run's shards and their layout (wq.store.shard_layout); no runs when the run is
+        not sharded (or not seeded yet)."""
+        fields = (layout.FORMAT, layout.SHARD_RUNS, layout.SHARD_LAYOUT)
+        found = self._retried(self.client.hmget, self.keys.meta, *fields)
+        fmt, joined, shard_layout = cast(list[str | None], found)
         if fmt != layout.SHARDED_FORMAT or not joined:
-            return []
-        return joined.split(layout.LIST_SEPARATOR)
+            return Directory([], False)
+        return Directory(joined.split(layout.LIST_SEPARATOR), shard_layout == layout.STRIPES)
 
     def _check_format(self, seeded: bool, fmt: str | None) -> None:
         if seeded and fmt not in layout.READABLE_FORMATS:

@@ -140,7 +140,14 @@ class RunKeys:
             self.errors,
             self.durations,
             self.scaling,
+            self.append_lock,
         ]
+
+    @property
+    def append_lock(self) -> str:
+        """String: held by the appender adding a chunk to a sharded open run, whose pieces go
+        to several shards in turn (wq.seed.open_shards); it expires if that appender dies."""
+        return self._key("append_lock")
 
     def staging_items(self, token: str) -> str:
         """Like items; a seeder fills it before it commits, and it expires if that seeder dies."""

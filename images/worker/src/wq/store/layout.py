@@ -92,13 +92,8 @@ autoscales the run. Written only while the run is seeded, and given the meta has
   reason                 why, in words (wq.scale.policy)
   at_ms                  Redis time (ms since the epoch) of the decision
 
-A sharded run (`wq seed --shards N`, format SHARDED_FORMAT) spreads its positions over N
-sub-runs, each a run of this layout under a hash tag of its own (keys.shard_run_id), so that a
-Redis Cluster puts them on different nodes: shard k holds the block of positions
-shard_bounds(total, N)[k], as its own positions 0, 1, ... The run's own meta hash is its
-directory, written once all its shards are seeded (seed_shards.lua): total, kind, range_start,
-range_step and digest of the whole run, seeded, format, shards (N) and shard_runs (the
-sub-runs' ids). Its other keys stay empty.
+A sharded run (`wq seed --shards N`, format SHARDED_FORMAT) spreads its positions over
+sub-runs of this layout: wq.store.shard_layout.
 """
 
 import struct
@@ -160,6 +155,9 @@ READABLE_FORMATS = (STORAGE_FORMAT, OPEN_FORMAT)
 SHARDED_FORMAT = "6"
 SHARDS = "shards"
 SHARD_RUNS = "shard_runs"  # the sub-runs' ids, in position order, joined by LIST_SEPARATOR
+SHARD_LAYOUT = "shard_layout"  # which positions each shard holds: BLOCKS (when absent) or STRIPES
+BLOCKS = "blocks"
+STRIPES = "stripes"
 
 # A batch record (the module docstring): left, first, count, then the two lists.
 BATCH_SEPARATOR = ":"
@@ -210,14 +208,6 @@ DURATION_BUCKETS_S = (
 )
 DURATION_BUCKETS_MS = tuple(round(b * 1000) for b in DURATION_BUCKETS_S)
 DURATION_SUM_MS = "sum_ms"
-
-
-def shard_bounds(total: int, shards: int) -> list[tuple[int, int]]:
-    """(first position, count) of each shard of a sharded run of `total` items: consecutive
-    blocks in position order, sizes differing by one at most, so that a report in seed order
-    reads the shards one after the other."""
-    edges = [total * k // shards for k in range(shards + 1)]
-    return [(edges[k], edges[k + 1] - edges[k]) for k in range(shards)]
 
 
 class Durations(NamedTuple):

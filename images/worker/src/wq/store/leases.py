@@ -4,7 +4,7 @@ keep leases alive (renew), hand them back (release) or reclaim expired ones (rea
 lease, complete and fail are the per-item hot path: each is one Lua call, retried whole.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from itertools import repeat
@@ -17,8 +17,8 @@ from wq.store.completions import Completions, Finished, Results, record_ms
 from wq.store.handle import MAX_BATCH, RunHandle
 
 T = TypeVar("T")
-# Item(position, attempt, raw) from a tuple of the three, without NamedTuple's __new__ in
-# Python: a lease makes up to a thousand.
+# Item(position, attempt, raw, shown) from a tuple of the four, without NamedTuple's __new__
+# in Python: a lease makes up to a thousand.
 _item = tuple.__new__
 
 
@@ -73,6 +73,10 @@ class Reaped(NamedTuple):
 class Leases(RunHandle):
     """The workers' calls: the hot path (lease, complete, fail), then lease upkeep."""
 
+    # On a shard of a sharded run: the run's position of a shard's own (Item.shown), which
+    # the worker sets (wq.work.worker) for the items it leases there.
+    run_positions: Callable[[int], int] | None = None
+
     def lease(
         self, count: int, lease_s: float, token: str, results: Results | None = None
     ) -> LeaseReply:
@@ -103,7 +107,7 @@ class Leases(RunHandle):
             ]
             # layout.range_item for each, in one pass (STEP is never 0: ItemRange refuses it).
             values = map(str, range(start + first * step, start + (first + fresh) * step, step))
-            fresh_items = zip(range(first, first + fresh), repeat(1), values)
+            fresh_items = zip(range(first, first + fresh), repeat(1), values, repeat(-1))
             items += map(_item, repeat(Item, fresh), fresh_items)
         else:
             items = [
@@ -112,8 +116,11 @@ class Leases(RunHandle):
             ]
             if fresh:
                 texts = layout.SEPARATOR.join(raw[at:]).split(layout.SEPARATOR)
-                listed = zip(range(first, first + fresh), repeat(1), texts[offset:])
+                listed = zip(range(first, first + fresh), repeat(1), texts[offset:], repeat(-1))
                 items += map(_item, repeat(Item, fresh), listed)
+        if self.run_positions is not None:
+            shown = self.run_positions
+            items = [item._replace(shown=shown(item.position)) for item in items]
         return LeaseReply(
             seeded=bool(raw[0]),
             now_ms=int(raw[1]),

@@ -1,4 +1,4 @@
-"""A sharded run's directory (wq.store.layout: a sharded run): where its shards go, and its
+"""A sharded run's directory (wq.store.shard_layout): where its shards go, and its
 commit once they are all seeded. Each shard is a run of its own, reached through
 RunQueue.shard; RunHandle.shard_runs reads which they are."""
 
@@ -12,6 +12,8 @@ from wq.store.keys import RunKeys, shard_run_id
 # ranges about P tries are needed; this many fail only on a cluster with a node owning
 # almost no slots, which then shares another's shards.
 MAX_SALT = 4096
+# A range run's start and step.
+Range = tuple[int, int]
 
 
 class Shards(RunHandle):
@@ -37,11 +39,23 @@ class Shards(RunHandle):
             )
         return runs
 
-    def commit(self, total: int, start: int, step: int, digest: str, runs: list[str]) -> bool:
-        """Write the run's directory, once its shards are seeded; False when the run was
-        seeded already (nothing is changed)."""
-        args = [total, layout.KIND_RANGE, start, step, digest]
-        args += [layout.LIST_SEPARATOR.join(runs), len(runs)]
+    def commit(
+        self,
+        total: int,
+        digest: str,
+        runs: list[str],
+        item_range: Range | None,
+        open_run: bool = False,
+    ) -> bool:
+        """Write the run's directory, once its shards are seeded: a range run's shards in
+        blocks, listed items' in stripes; `open_run`: an open run, of no items yet (digest
+        ''). False when the run was seeded already (nothing is changed)."""
+        start, step = item_range or (0, 1)
+        kind, shard_layout = (
+            (layout.KIND_RANGE, layout.BLOCKS) if item_range else (layout.KIND_LIST, layout.STRIPES)
+        )
+        args = [total, kind, start, step, digest, layout.LIST_SEPARATOR.join(runs), len(runs)]
+        args += [shard_layout, "1" if open_run else ""]
         return bool(self._eval(self.scripts.seed_shards, keys=[self.keys.meta], args=args))
 
 

@@ -213,7 +213,7 @@ class CommandHandler:
             timer.daemon = True
             timer.start()
         tail: deque[str] = deque(maxlen=3)
-        prefix = f"[item {item.position}] "
+        prefix = f"[item {item.run_position}] "
         stdout, size = b"", 0
         try:
             assert proc.stdout is not None
@@ -289,7 +289,7 @@ def item_environment(environ: Mapping[str, str], item: Item) -> dict[str, str]:
     (wq.work.supervisor.handler_environment), plus the item."""
     env = handler_environment(environ)
     env["WQ_ITEM"] = item.text
-    env["WQ_ITEM_POSITION"] = str(item.position)
+    env["WQ_ITEM_POSITION"] = str(item.run_position)
     return env
 
 

@@ -1,8 +1,10 @@
 """How a worker goes over the shards of a sharded run (`wq seed --shards`): its home shard
 first (from its id, so that workers start apart), then each other in turn until nothing is
-pending there, then each until drained; and, whenever items a dead worker held come back on a
-shard that no worker takes them from, that shard first, so that they wait about a lease, as on
-a run that is not sharded, and not until some worker is done with its own shard."""
+pending there, then each until drained (an open run's shards in turn, a poll on each, until
+each is sealed and drained: its appends go to every shard); and, whenever items a dead worker
+held come back on a shard that no worker takes them from, that shard first, so that they wait
+about a lease, as on a run that is not sharded, and not until some worker is done with its own
+shard."""
 
 import threading
 import zlib
@@ -19,6 +21,7 @@ class Left(Enum):
     DRAINED = "drained"  # nothing pending, nothing in flight, sealed
     EMPTY = "empty"  # nothing pending (others may still hold items)
     FOR_ORPHANS = "orphans"  # another shard's returned items wait for a worker
+    OPEN = "open"  # nothing pending, not sealed: appends may come to this shard or another
 
 
 def home_first(runs: list[str], worker_id: str) -> list[str]:
@@ -41,6 +44,8 @@ def walk(
                 return left
             if left is not Left.FOR_ORPHANS and target in todo:
                 todo.remove(target)
+            if left is Left.OPEN:
+                todo.append(target)  # looked at again after the others
     return None
 
 

@@ -101,7 +101,7 @@ class HandlerProcesses:
             token, item = child.sent[index]
             del child.sent[index]  # those before it finished, their answers lost: run again
             out.append(Outcome(token, item, reason, time.monotonic_ns() - started))
-            fields["position"] = item.position
+            fields["position"] = item.run_position
         self.log.warning("handler.died", **fields)
         if reason.startswith("the handler process ran out of memory"):
             self.oom = oom_kills()

@@ -21,7 +21,8 @@ from types import FrameType
 from wq.base.errors import RunLost
 from wq.base.logs import EventLog
 from wq.base.options import WorkerConfig
-from wq.store.handle import MAX_BATCH
+from wq.store import shard_layout
+from wq.store.handle import MAX_BATCH, Directory
 from wq.store.leases import Reaped
 from wq.store.queue import RunQueue
 from wq.work.backlog import Backlog
@@ -63,6 +64,10 @@ class Worker:
         self.backlog = Backlog(queue, self.slots, self.held, config.record_at_once_s, self.log)
         self.started = time.monotonic()
         self.orphans: OrphanWatch | None = None  # a sharded run's (_work_shards)
+        # The log says once per empty spell that an open run is waited on, and every 10 s
+        # (monotonic) what is pending: once for all shards of a sharded run.
+        self.told_open = False
+        self.next_note = 0.0
 
     # Signals.
 
@@ -92,8 +97,8 @@ class Worker:
         try:
             wait_seeded(self.queue, self.config.seed_wait_s, self.stop, self.log)
             heartbeat.start()
-            shards = self.queue.shard_runs()
-            code = self._work_shards(shards) if shards else self._loop()
+            directory = self.queue.directory()
+            code = self._work_shards(directory) if directory.runs else self._loop()
             if not isinstance(code, int):
                 code = self._finish()
         except StopRequested:
@@ -123,11 +128,17 @@ class Worker:
         self.log.info("worker.summary", **summary.fields())
         write_termination_message(self.config.termination_log, summary.line())
 
-    def _work_shards(self, runs: list[str]) -> int | None:
+    def _work_shards(self, directory: Directory) -> int | None:
         """A sharded run, shard by shard (wq.work.shard_walk); None once all are drained."""
+        runs = directory.runs
         order = home_first(runs, self.worker_id)
         self.log.info("shards.home", shard=order[0], shards=len(runs))
         queues = {run: self.run_queue.shard(run) for run in order}
+        total = self.queue.reading.total()
+        for k, run in enumerate(runs):
+            queues[run].leases.run_positions = shard_layout.run_positions(
+                k, len(runs), directory.striped, total
+            )
         c = self.config
         self.orphans = OrphanWatch(queues, c.max_attempts, c.lease_s, self.log)
         self.heartbeat.watch = self.orphans
@@ -149,8 +160,6 @@ class Worker:
         """Works on self.queue until it is drained, or, with `leave_when_empty`, until nothing
         is pending there, or, on a sharded run, until another shard needs this worker more
         (shard_walk); the exit code if the worker stops before."""
-        next_note = 0.0
-        told_open = False  # the log says once per empty spell that an open run is waited on
         while True:
             if self.stop.is_set():
                 return self._shutdown()
@@ -189,7 +198,7 @@ class Worker:
                 if not reaped.held_back:
                     self.log.info("leases.reaped", requeued=reaped.requeued, dead=reaped.dead)
             if reply.items:
-                told_open = False
+                self.told_open = False
                 self.held.add(
                     token, [i.position for i in reply.items], leased_at + self.config.lease_s
                 )
@@ -205,16 +214,16 @@ class Worker:
                 return Left.EMPTY
             if reply.open and reply.pending == reply.in_flight == 0:
                 check_seeder(self.run_queue.run, reply.now_ms, reply.seeder_ms, self.config)
-                if not told_open:
+                if not self.told_open:
                     self.log.info(
                         "run.open",
                         hint=f"waiting for items or `wq seal --run {self.run_queue.run}`",
                     )
-                    told_open = True
+                    self.told_open = True
             now = time.monotonic()
-            if now >= next_note:
+            if now >= self.next_note:
                 self.log.info("waiting", pending=reply.pending, in_flight=reply.in_flight)
-                next_note = now + 10
+                self.next_note = now + 10
             # Leases held back after a restart of Redis: look again in a poll, not at once.
             until_deadline = None if reaped.held_back else reply.seconds_to_next_deadline()
             pause = (
@@ -223,6 +232,8 @@ class Worker:
                 else min(self.config.poll_s, until_deadline + 0.01)
             )
             self.stop.wait(pause)
+            if self.orphans is not None and reply.open and reply.pending == 0:
+                return Left.OPEN  # the next items may go to another shard
 
     def _batch_size(self) -> int:
         free = self.slots.free()

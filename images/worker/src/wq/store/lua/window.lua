@@ -9,8 +9,7 @@
 -- KEYS[4] attempts  hash: position -> attempts charged so far
 -- KEYS[5] errors    hash: position -> last error of a failed attempt
 -- KEYS[6] dead      hash: position -> last error of a dead item
--- ARGV[1] first     first position of the window, a multiple of RECORDS_PER_FIELD and of
---                   the items' chunk
+-- ARGV[1] first     first position of the window, a multiple of RECORDS_PER_FIELD
 -- ARGV[2] count     positions in the window (fewer are read at the run's end)
 --
 -- Returns {{total, kind, range_start, range_step, chunk, seeded, format},
@@ -25,7 +24,8 @@ local meta = redis.call('HMGET', meta_key, TOTAL, KIND, RANGE_START, RANGE_STEP,
   FORMAT)
 local total = tonumber(meta[1]) or 0
 local last = math.min(first + count, total) - 1
-if last < first then
+-- A sharded run's directory holds no items (its shards do): the reader refuses it.
+if last < first or meta[7] == SHARDED_FORMAT then
   return {meta, {}, {}, {}, {}, {}}
 end
 
