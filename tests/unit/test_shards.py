@@ -4,6 +4,7 @@ of their own, and read by every command as one run, in seed order. On a Redis Cl
 tests/unit/test_cluster.py."""
 
 import json
+import random
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from tests.unit.conftest import make_queue
 from tests.unit.test_exporter import collector_for, scrape
 from wq.base.errors import ShardedRunError
 from wq.read.page_data import PageData
-from wq.store import layout
+from wq.seed.sharding import _stripes
+from wq.store import layout, shard_layout
 from wq.store.connection import RedisSettings
 from wq.store.keys import RunKeys
 from wq.store.survey import find_runs
@@ -381,3 +383,18 @@ def test_a_command_sees_the_runs_position_not_its_shards(
     assert sorted(int(position) for position, _ in pairs) == list(range(3000))
     assert all(position == item for position, item in pairs), "the item at its run position"
     assert "[item 2999] done" in worked.stdout
+
+
+def test_stripes_cut_any_batches_into_whole_stripes_in_order() -> None:
+    """What the seeder deals to the shards: the items in order, every stripe whole but the
+    last, whatever batches the source gave (an items file is one batch of all its items)."""
+    rng = random.Random(7)
+    for _ in range(200):
+        batches = [
+            [f"{b}.{i}" for i in range(rng.choice([0, 1, 1023, 1024, 1025, rng.randrange(5000)]))]
+            for b in range(rng.randrange(6))
+        ]
+        stripes = list(_stripes(iter(batches)))
+        assert [item for stripe in stripes for item in stripe] == [i for b in batches for i in b]
+        assert all(len(stripe) == shard_layout.STRIPE for stripe in stripes[:-1])
+        assert all(stripes), "no empty stripe"

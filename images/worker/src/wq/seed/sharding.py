@@ -75,15 +75,23 @@ def seed_listed_sharded(queue: RunQueue, batches: Batches, shards: int) -> SeedR
 
 
 def _stripes(batches: Batches) -> Batches:
-    """The items of batches in lists of shard_layout.STRIPE (the last one may be shorter)."""
-    stripe: list[str] = []
+    """The items of batches in lists of shard_layout.STRIPE (the last one may be shorter),
+    sliced once each from a batch however large (an items file is one batch)."""
+    held: list[str] = []
     for batch in batches:
-        stripe += batch
-        while len(stripe) >= shard_layout.STRIPE:
-            yield stripe[: shard_layout.STRIPE]
-            stripe = stripe[shard_layout.STRIPE :]
-    if stripe:
-        yield stripe
+        at = 0
+        if held:
+            at = shard_layout.STRIPE - len(held)
+            held += batch[:at]
+            if len(held) < shard_layout.STRIPE:
+                continue
+            yield held
+        while at + shard_layout.STRIPE <= len(batch):
+            yield batch[at : at + shard_layout.STRIPE]
+            at += shard_layout.STRIPE
+        held = batch[at:]
+    if held:
+        yield held
 
 
 class _ShardStage:
