@@ -1,7 +1,7 @@
 """A sharded run (issue 25) on kind, against a Redis Cluster of three primaries running in the
 cluster (a StatefulSet of the image the chart's Redis uses, joined by `redis-cli --cluster
 create`): the chart's `shards` puts a shard on each node, a worker pod killed mid-run costs
-nothing, and the run reads back as one."""
+nothing, and the run reads back as one; listed items too."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 NODES = 3
 ITEMS = 30_000
+LISTED = 3_000  # three stripes, the last one short
 NAME = "redis-cluster"
 
 
@@ -146,3 +147,22 @@ def test_a_sharded_run_on_a_redis_cluster_in_kind(
     assert f"every position accounted for once: {ITEMS} done + 0 dead = {ITEMS} total" in checked
     report = rel.report("--state", "done")
     assert [r["item"] for r in report] == list(range(ITEMS))
+
+    # Listed items (the chart's `items`, through its ConfigMap) are dealt to the same nodes a
+    # stripe at a time, and read back as one run too.
+    listed = release("listed")
+    external = {"host": f"{NAME}.{namespace.namespace}.svc.cluster.local", "cluster": True}
+    items = [f"item-{n}" for n in range(LISTED)]
+    listed.install(
+        {
+            "items": items,
+            "shards": NODES,
+            "redis": {"enabled": False},
+            "externalRedis": external,
+            "worker": {"parallelism": 2, "handler": "demo", "demoSleep": 0},
+        }
+    )
+    listed.wait(timeout=300, expect="Complete")
+    status = listed.status()
+    assert (status["state"], status["shards"], status["done"]) == ("drained", NODES, LISTED)
+    assert [r["item"] for r in listed.report()] == items
