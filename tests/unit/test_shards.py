@@ -38,6 +38,12 @@ def run_keys(client: "redis.Redis", run_id: str) -> set[str]:
     return set(client.scan_iter(match=f"wq:{{{run_id}[}}/]*"))
 
 
+def shard_totals(client: "redis.Redis", run_id: str) -> list[int]:
+    """The items each shard of a run holds, in shard order."""
+    runs = client.hget(RunKeys(run_id).meta, "shard_runs").split(",")
+    return [int(client.hget(RunKeys(run).meta, "total")) for run in runs]
+
+
 def test_a_sharded_range_run_is_seeded_once_in_blocks(
     redis_url: str, run_id: str, client: "redis.Redis"
 ) -> None:
@@ -90,8 +96,7 @@ def test_listed_and_streamed_items_are_dealt_to_the_shards_a_stripe_at_a_time(
     assert directory["digest"] == wq("digest", "--items-file", str(path)).stdout.strip()
     # Stripes of 1024 in turn: shard 0 holds stripes 0 and 3, shard 1 stripes 1 and 4 (904
     # items), shard 2 stripe 2.
-    runs = directory["shard_runs"].split(",")
-    assert [int(client.hget(RunKeys(run).meta, "total")) for run in runs] == [2048, 1928, 1024]
+    assert shard_totals(client, run_id) == [2048, 1928, 1024]
     report = [json.loads(line) for line in wq("report", env=env).stdout.splitlines()]
     assert [r["position"] for r in report] == list(range(5000))
     assert [json.dumps(r["item"]) for r in report] == items
