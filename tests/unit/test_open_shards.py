@@ -17,6 +17,7 @@ from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
 from tests.unit.conftest import make_queue
 from tests.unit.test_shards import shard_totals
+from wq.base.errors import AppendLockBusy, AppendLockLost
 from wq.seed.open_shards import _append_piece
 from wq.store import shard_layout
 from wq.store.keys import RunKeys
@@ -171,3 +172,24 @@ def test_a_sharded_run_takes_the_flags_of_open_runs(redis_url: str, run_id: str,
     assert (status["shards"], status["total"]) == (3, 3000)
     assert status["open"] is (flag == "--append")
     assert report_items(redis_url, run_id) == list(range(3000))
+
+
+def test_the_append_lock_waits_then_says_who_holds_it_and_never_outlives_an_error(
+    redis_url: str, run_id: str, client: "redis.Redis"
+) -> None:
+    key = RunKeys(run_id).append_lock
+    queue, other = make_queue(redis_url, run_id), make_queue(redis_url, run_id)
+    try:
+        busy = pytest.raises(AppendLockBusy, match="another appender has held run")
+        with queue.appends.locked(1), busy, other.appends.locked(0.2):
+            pass
+        assert client.exists(key) == 0, "released"
+        with pytest.raises(ZeroDivisionError), queue.appends.locked(1):
+            _ = 1 / 0
+        assert client.exists(key) == 0, "released by a chunk that failed"
+        lost = pytest.raises(AppendLockLost, match="check the run with `wq status --check`")
+        with lost, queue.appends.locked(1):
+            client.delete(key)  # as its expiry would, past LOCK_S
+    finally:
+        queue.close()
+        other.close()

@@ -17,6 +17,14 @@ class RedisUnavailable(WqError):
     """Redis stayed unreachable for longer than the retry budget."""
 
 
+class AppendLockBusy(WqError):
+    """Another appender held a sharded run's append lock for as long as this one waited."""
+
+
+class AppendLockLost(WqError):
+    """A sharded run's append lock expired while its appender held it."""
+
+
 class SeedTimeout(WqError):
     """The run was never marked as seeded within the wait budget, or its progressive seeder
     stopped adding items to it without sealing it."""

@@ -37,7 +37,7 @@ def append_pieces(
 ) -> int:
     """Append `chunk` after the run's items, a piece per stripe (with a progressive seeder's
     `progress`, as Appends.append takes it); the run's total after it."""
-    with queue.appends.lock(LOCK_WAIT_S):
+    with queue.appends.locked(LOCK_WAIT_S):
         state = queue.appends.open_state()
         if not state.open:
             raise sealed_error(queue)
@@ -100,7 +100,7 @@ def _adopt_leftovers(queue: RunQueue, shards: list[RunQueue], total: int) -> int
 def seal_sharded(queue: RunQueue, runs: list[str]) -> SealReply:
     """Seal every shard, then the directory, under the append lock (no chunk is half in):
     the directory's seal, as Appends.seal gives it."""
-    with queue.appends.lock(LOCK_WAIT_S):
+    with queue.appends.locked(LOCK_WAIT_S):
         for run in runs:
             queue.shard(run).appends.seal()
         return queue.appends.seal()

@@ -2,12 +2,14 @@
 appender needs to know of the run, one append per chunk of items, the progressive seeder's
 progress, and the seal that closes the run to appends."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from enum import Enum
 from typing import NamedTuple, cast
 
-from redis.lock import Lock
+from redis.exceptions import LockNotOwnedError, RedisError
 
+from wq.base.errors import AppendLockBusy, AppendLockLost
 from wq.store import layout
 from wq.store.handle import RunHandle
 
@@ -98,14 +100,34 @@ class Appends(RunHandle):
         outcome = int(self._eval(self.scripts.append, keys=[k.meta, k.items], args=args))
         return Appended(total=outcome) if outcome >= 0 else AppendRefusal(outcome)
 
-    def lock(self, wait_s: float) -> Lock:
-        """The run's append lock (keys.append_lock), held while a chunk goes into a sharded
+    @contextmanager
+    def locked(self, wait_s: float) -> Iterator[None]:
+        """Hold the run's append lock (keys.append_lock) while a chunk goes into a sharded
         run's shards, so that two appenders never lay out pieces at the same positions. It
-        expires after LOCK_S unless released, should its holder die."""
-        return cast(
-            Lock,
-            self.client.lock(self.keys.append_lock, timeout=LOCK_S, blocking_timeout=wait_s),
-        )
+        expires after LOCK_S unless released, should its holder die. AppendLockBusy if
+        another appender holds it for `wait_s`; AppendLockLost if it expired while held (the
+        pieces may have met another appender's: the run is then checked with `wq status
+        --check`)."""
+        lock = self.client.lock(self.keys.append_lock, timeout=LOCK_S, blocking_timeout=wait_s)
+        if not self.call(lock.acquire):
+            raise AppendLockBusy(
+                f"another appender has held run {self.run!r}'s append lock for {wait_s:g}s; "
+                "retry once it is done"
+            )
+        try:
+            yield
+        except BaseException:
+            with suppress(RedisError):  # else it expires: the error raised says more
+                lock.release()
+            raise
+        try:
+            self.call(lock.release)
+        except LockNotOwnedError:
+            raise AppendLockLost(
+                f"run {self.run!r}'s append lock expired while this appender held it (over "
+                f"{LOCK_S}s for one chunk): another appender may have laid out items at the "
+                "same positions; check the run with `wq status --check`"
+            ) from None
 
     def touch_seeder(self) -> None:
         """Mark the run's progressive seeder alive now (Redis time), as each of its appends
