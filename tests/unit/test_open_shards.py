@@ -54,12 +54,13 @@ def test_a_sharded_open_run_takes_appends_while_a_worker_drains_it(
         "1",
     )
     assert "outcome=already_seeded" in wq("seed", "--open", "--shards", "3", env=env).stderr
-    for args, says in (
-        (["--open", "--shards", "2"], "already seeded in 3 shard(s), not 2"),
-        (["--append", "x", "--shards", "2"], "already seeded in 3 shard(s), not 2"),
-        (["--open", "--shards", "3", "a"], "a sharded open run starts empty"),
+    fresh = env_of(redis_url, f"{run_id}-fresh")  # a run not seeded yet
+    for args, run_env, says in (
+        (["--open", "--shards", "2"], env, "already seeded in 3 shard(s), not 2"),
+        (["--append", "x", "--shards", "2"], env, "already seeded in 3 shard(s), not 2"),
+        (["--open", "--shards", "3", "a"], fresh, "a sharded open run starts empty"),
     ):
-        refused = wq("seed", *args, env=env_of(redis_url, f"{run_id}-x" if "a" in args else run_id))
+        refused = wq("seed", *args, env=run_env)
         assert refused.returncode == 2, refused.stderr
         assert says in refused.stderr
 

@@ -85,15 +85,13 @@ class _ShardReads:
     positions leased when it first reached the shard."""
 
     def __init__(self) -> None:
-        self.workers: dict[int, dict[int, str]] = {}
-        self.leased: dict[int, set[int]] = {}
+        self.read: dict[str, tuple[dict[int, str], set[int]]] = {}  # by run (shard) id
 
     def of(self, queue: RunQueue, leased: bool) -> tuple[dict[int, str], set[int]]:
-        key = id(queue)
-        if key not in self.workers:
-            self.workers[key] = queue.reading.worker_names()
-            self.leased[key] = queue.reading.leased_positions() if leased else set()
-        return self.workers[key], self.leased[key]
+        if queue.run not in self.read:
+            positions = queue.reading.leased_positions() if leased else set()
+            self.read[queue.run] = (queue.reading.worker_names(), positions)
+        return self.read[queue.run]
 
 
 def _window(part: Part, first: int, window: int) -> int:

@@ -27,8 +27,8 @@ from wq.seed.open_shards import (
     other_seeder_error,
     seal_sharded,
     sealed_error,
+    sharded_items_digest,
 )
-from wq.seed.open_shards import items_digest as sharded_digest
 from wq.seed.seeder import SeedResult, digest_batches, seed_items
 from wq.seed.sharding import check_shards
 from wq.store import digests, layout
@@ -109,7 +109,7 @@ def open_sharded_run(queue: RunQueue, shards: int) -> SeedResult:
     seeded_now = not queue.reading.is_seeded()
     if seeded_now:
         _open(queue, shards)
-    _appender(queue, shards, layout.ITEMS_PER_FIELD)  # the shard count's check
+    check_shards(queue, len(queue.shard_runs()), shards)
     return SeedResult(total=queue.reading.total(), seeded_now=seeded_now, digest=None)
 
 
@@ -259,7 +259,7 @@ def seal(queue: RunQueue, known: tuple[int, str] | None = None) -> SealResult:
         if known is not None and known[0] == reply.total:
             digest = known[1]
         elif runs:
-            digest = sharded_digest(queue, runs, reply.total)
+            digest = sharded_items_digest(queue, runs, reply.total)
         else:
             digest = items_digest(queue, reply.total, queue.appends.open_state().chunk)
         queue.appends.record_digest(digest)

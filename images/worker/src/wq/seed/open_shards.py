@@ -106,7 +106,7 @@ def seal_sharded(queue: RunQueue, runs: list[str]) -> SealReply:
         return queue.appends.seal()
 
 
-def items_digest(queue: RunQueue, runs: list[str], total: int) -> str:
+def sharded_items_digest(queue: RunQueue, runs: list[str], total: int) -> str:
     """digests.ItemsDigest of a sharded list run's first `total` items, in the run's order,
     read back from its shards a piece at a time."""
     shards = [queue.shard(run) for run in runs]

@@ -110,21 +110,31 @@ def seed_stream(queue: RunQueue, batches: Batches, open_run: bool = False) -> Se
     digest = digests.ItemsDigest()
     total = 0
     chunk = layout.ITEMS_PER_FIELD
-    try:
+    with dropped_on_failure([(queue, staging)]):
         for chunk, group in staged_groups(batches, STAGE_ITEMS):
             fields = list(layout.chunk_fields(group, chunk, first=total))
             for _, joined in fields:
                 digest.add_field(joined)
             queue.seeding.stage_fields(staging, fields)
             total += len(group)
+    hexdigest = digest.hexdigest()
+    return _commit(queue, staging, total, layout.KIND_LIST, 0, 1, hexdigest, open_run, chunk)
+
+
+@contextlib.contextmanager
+def dropped_on_failure(stagings: Sequence[tuple[RunQueue, str]]) -> Iterator[None]:
+    """Staging hashes (each on its run's queue) being filled from a source: dropped if that
+    fails, so that nothing is seeded (else they expire: seeding.STAGING_TTL_S), and a source's
+    error says so."""
+    try:
+        yield
     except BaseException as exc:
-        with contextlib.suppress(Exception):  # else it expires (seeding.STAGING_TTL_S)
-            queue.seeding.drop_staging(staging)
+        for queue, staging in stagings:
+            with contextlib.suppress(Exception):
+                queue.seeding.drop_staging(staging)
         if isinstance(exc, SourceError):
             exc.args = (f"{exc}; nothing was seeded: retry",)
         raise
-    hexdigest = digest.hexdigest()
-    return _commit(queue, staging, total, layout.KIND_LIST, 0, 1, hexdigest, open_run, chunk)
 
 
 def staged_groups(

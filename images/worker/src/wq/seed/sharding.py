@@ -8,10 +8,9 @@ stripes staged in a staging hash of its own (as wq.seed.seeder stages a run): th
 read once, and the seeder holds a few stripes per shard at a time.
 """
 
-import contextlib
 import secrets
 
-from wq.base.errors import ConfigError, SourceError
+from wq.base.errors import ConfigError
 from wq.seed.formats import Batches
 from wq.seed.items_source import ItemRange
 from wq.seed.seeder import (
@@ -21,6 +20,7 @@ from wq.seed.seeder import (
     already_seeded,
     commit_staged,
     digest_batches,
+    dropped_on_failure,
     seed_range,
 )
 from wq.store import digests, layout, shard_layout
@@ -53,20 +53,13 @@ def seed_listed_sharded(queue: RunQueue, batches: Batches, shards: int) -> SeedR
     stages = [_ShardStage(queue.shard(run), shards) for run in runs]
     digest = digests.ItemsDigest()
     total = 0
-    try:
+    with dropped_on_failure([(stage.queue, stage.staging) for stage in stages]):
         for n, stripe in enumerate(_stripes(batches)):
             digest.add_field(layout.SEPARATOR.join(stripe))
             stages[n % shards].add(stripe)
             total += len(stripe)
         for stage in stages:
             stage.flush(whole=False)
-    except BaseException as exc:
-        for stage in stages:
-            with contextlib.suppress(Exception):  # else it expires (seeding.STAGING_TTL_S)
-                stage.queue.seeding.drop_staging(stage.staging)
-        if isinstance(exc, SourceError):
-            exc.args = (f"{exc}; nothing was seeded: retry",)
-        raise
     for stage in stages:
         stage.commit()
     if queue.shards.commit(total, digest.hexdigest(), runs, None):

@@ -22,6 +22,11 @@ T = TypeVar("T")
 _item = tuple.__new__
 
 
+def _shown(run_positions: Callable[[int], int] | None, position: str) -> int:
+    """Item.shown of a returned item (`position` as the lease script answers it)."""
+    return run_positions(int(position)) if run_positions else -1
+
+
 @dataclass(frozen=True)
 class LeaseReply:
     seeded: bool
@@ -99,28 +104,28 @@ class Leases(RunHandle):
         at += refused
         back = raw[at : at + 3 * returned]
         at += 3 * returned
+        # Item.shown of each fresh item: its run position on a shard, else -1 (the same).
+        shown = self.run_positions
+        fresh_shown = map(shown, range(first, first + fresh)) if shown else repeat(-1)
         if raw[5] != "":  # a range run: its items are computed here, in exact integers
             start, step = int(raw[5]), int(raw[6])
             items = [
-                Item(int(p), int(a), layout.range_item(start, step, int(p)))
+                Item(int(p), int(a), layout.range_item(start, step, int(p)), _shown(shown, p))
                 for p, a in zip(back[::3], back[1::3], strict=True)
             ]
             # layout.range_item for each, in one pass (STEP is never 0: ItemRange refuses it).
             values = map(str, range(start + first * step, start + (first + fresh) * step, step))
-            fresh_items = zip(range(first, first + fresh), repeat(1), values, repeat(-1))
+            fresh_items = zip(range(first, first + fresh), repeat(1), values, fresh_shown)
             items += map(_item, repeat(Item, fresh), fresh_items)
         else:
             items = [
-                Item(int(p), int(a), text)
+                Item(int(p), int(a), text, _shown(shown, p))
                 for p, a, text in zip(back[::3], back[1::3], back[2::3], strict=True)
             ]
             if fresh:
                 texts = layout.SEPARATOR.join(raw[at:]).split(layout.SEPARATOR)
-                listed = zip(range(first, first + fresh), repeat(1), texts[offset:], repeat(-1))
+                listed = zip(range(first, first + fresh), repeat(1), texts[offset:], fresh_shown)
                 items += map(_item, repeat(Item, fresh), listed)
-        if self.run_positions is not None:
-            shown = self.run_positions
-            items = [item._replace(shown=shown(item.position)) for item in items]
         return LeaseReply(
             seeded=bool(raw[0]),
             now_ms=int(raw[1]),
