@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from wq.seed.seeder import seed_items
 from wq.store.queue import RunQueue
 from wq.work.handlers import build_handler
 from wq.work.memory_limit import container_limit, per_process
-from wq.work.outcome import HandlerFailed
+from wq.work.outcome import HandlerFailed, Outcome, Ran
 from wq.work.supervisor import HandlerProcesses
 from wq.work.worker import EXIT_DRAINED, Worker
 
@@ -150,6 +151,40 @@ def test_outputs_and_errors_come_back_from_the_handler_process() -> None:
             small(Item(0, 1, encode("longer")))
     finally:
         small.close()
+
+
+def test_answers_come_back_in_order_each_to_its_lease() -> None:
+    """Items of two leases given to one process at once: items with no output come back as
+    runs, outputs and failures one by one, each under its own token, all in order."""
+    handler = HandlerProcesses("tests.unit.sample_handlers:every_fifth_answers", 1, 0, 65536)
+    items = [Item(n, 1, str(n)) for n in range(100)]
+    try:
+        handler.submit_many("a", items[:50])
+        handler.submit_many("b", items[50:])
+        ended: list[Outcome | Ran] = []
+        deadline = time.monotonic() + 60
+        while sum(len(e.items) if isinstance(e, Ran) else 1 for e in ended) < len(items):
+            assert time.monotonic() < deadline, ended
+            ended += handler.results(0.1)
+    finally:
+        handler.close()
+    seen = []
+    for e in ended:
+        if isinstance(e, Ran):
+            seen += [(e.token, i.position, None, None) for i in e.items]
+            assert len(e.durations_ns) == len(e.items)
+        else:
+            seen.append((e.token, e.item.position, e.error, e.output))
+    assert seen == [
+        (
+            "a" if n < 50 else "b",
+            n,
+            f"{n} fails" if n % 5 == 3 else None,
+            str(n) if n % 5 == 1 else None,
+        )
+        for n in range(100)
+    ]
+    assert any(isinstance(e, Ran) and len(e.items) > 1 for e in ended), "no run of answers"
 
 
 def test_a_function_that_cannot_be_imported_is_a_config_error_at_start() -> None:

@@ -9,8 +9,10 @@ Frames over two pipes, each a fixed header and a payload, nothing else:
                    newlines (JSON text never holds a raw newline; items are untrusted data:
                    they are only ever decoded as JSON)
   child -> worker  READY, or REFUSED with the one-line reason the function cannot be loaded;
-                   then per item, in order: DONE (payload: the output's JSON text, empty for
-                   none) or FAILED (payload: the error), with the call's duration
+                   then the items' answers, in order: DONE (payload: the output's JSON text)
+                   or FAILED (payload: the error), with the call's duration; or, for a run of
+                   items that succeeded with no output (most items), one DONE_ALL whose
+                   payload is their durations (8 bytes each): no frame per item each side
 
 Answers are written together, once ANSWER_EVERY_NS has passed or when the items sent so far
 are all answered; so that the worker knows which item was running should this process die,
@@ -30,6 +32,7 @@ import signal
 import struct
 import sys
 import time
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +43,9 @@ from wq.work.outputs import json_output
 TO_CHILD = struct.Struct("<I")
 # child -> worker: payload length, kind, duration in nanoseconds.
 TO_WORKER = struct.Struct("<IBQ")
-READY, REFUSED, DONE, FAILED = range(4)
+READY, REFUSED, DONE, FAILED, DONE_ALL = range(5)
+# DONE_ALL's payload: each item's duration in nanoseconds.
+DURATION_TYPE = "q"
 # The shared progress page: items begun, and when the last one began (time.monotonic_ns).
 PROGRESS = struct.Struct("<qq")
 ANSWER_EVERY_NS = 1_000_000
@@ -95,9 +100,12 @@ def serve(in_fd: int, out_fd: int, progress: "memoryview") -> int:
     limit = int(settings["max_output_bytes"])
     _write(out_fd, TO_WORKER.pack(0, READY, 0))
     clock, pack, header = time.monotonic_ns, TO_WORKER.pack, TO_CHILD.size
-    decode = json.JSONDecoder().decode  # items are JSON text: never anything else
+    decoder = _decoder()
     begun = 0
     answers = bytearray()
+    # The latest items' durations, all successes with no output: answered as one DONE_ALL,
+    # after what `answers` holds.
+    ran = array(DURATION_TYPE)
     answered_at = clock()
     while True:
         pos = 0
@@ -106,18 +114,17 @@ def serve(in_fd: int, out_fd: int, progress: "memoryview") -> int:
             (size,) = TO_CHILD.unpack_from(incoming, pos)
             if end - pos - header < size:
                 break
-            texts = incoming[pos + header : pos + header + size].decode().split("\n")
+            payload = incoming[pos + header : pos + header + size]
             pos += header + size
-            for text in texts:
-                started = clock()
+            read = int if natural_numbers(payload) else decoder
+            # Each item's start is the end of the one before: one clock read an item.
+            started = clock()
+            for text in payload.decode().split("\n"):
                 begun += 1
                 progress[1] = started  # first: the worker reads the count, then the time
                 progress[0] = begun
                 try:
-                    # A JSON text of ASCII digits alone is a natural number (JSON has no
-                    # leading zeros): int() reads it five times faster than the JSON decoder.
-                    value = int(text) if text.isdigit() and text.isascii() else decode(text)
-                    result = func(value)
+                    result = func(read(text))
                     output = None if result is None else json_output(result, limit)
                 except SystemExit as exc:  # the function's way of failing: its item fails
                     error = f"the function called sys.exit({exc.code!r})"
@@ -129,22 +136,29 @@ def serve(in_fd: int, out_fd: int, progress: "memoryview") -> int:
                     error = str(exc) or type(exc).__name__
                 else:
                     ended = clock()
-                    data = output.encode() if output else b""
-                    answers += pack(len(data), DONE, ended - started)
-                    answers += data
+                    if output:
+                        _close_run(answers, ran)
+                        data = output.encode()
+                        answers += pack(len(data), DONE, ended - started)
+                        answers += data
+                    else:
+                        ran.append(ended - started)
                     if ended - answered_at >= ANSWER_EVERY_NS:
-                        _answer(out_fd, answers)
-                        answered_at = clock()
+                        _answer(out_fd, answers, ran)
+                        ended = answered_at = clock()
+                    started = ended
                     continue
                 ended = clock()
+                _close_run(answers, ran)
                 data = error.encode("utf-8", "replace")
                 answers += pack(len(data), FAILED, ended - started)
                 answers += data
                 if ended - answered_at >= ANSWER_EVERY_NS:
-                    _answer(out_fd, answers)
-                    answered_at = clock()
+                    _answer(out_fd, answers, ran)
+                    ended = answered_at = clock()
+                started = ended
         del incoming[:pos]
-        _answer(out_fd, answers)  # all answered: nothing is kept waiting while we wait
+        _answer(out_fd, answers, ran)  # all answered: nothing is kept waiting while we wait
         answered_at = clock()
         chunk = os.read(in_fd, 1 << 16)
         if not chunk:
@@ -152,7 +166,40 @@ def serve(in_fd: int, out_fd: int, progress: "memoryview") -> int:
         incoming += chunk
 
 
-def _answer(fd: int, answers: bytearray) -> None:
+def natural_numbers(payload: bytearray) -> bool:
+    """Whether every item of a frame is a JSON text of ASCII digits alone: a natural number
+    (JSON has no leading zeros), which int() reads five times faster than the JSON decoder;
+    checked for the whole frame at once (most frames are a range run's)."""
+    return (
+        bool(payload)
+        and not payload.translate(None, b"0123456789\n")
+        and payload[:1] != b"\n"
+        and payload[-1:] != b"\n"
+        and b"\n\n" not in payload
+    )
+
+
+def _decoder() -> Callable[[str], Any]:
+    """An item's value from its JSON text: items are JSON text, never anything else."""
+    decode = json.JSONDecoder().decode
+
+    def decoded(text: str) -> Any:
+        return int(text) if text.isdigit() and text.isascii() else decode(text)
+
+    return decoded
+
+
+def _close_run(answers: bytearray, ran: "array[int]") -> None:
+    """The run of successes so far, as one DONE_ALL after the answers before them."""
+    if ran:
+        data = ran.tobytes()
+        answers += TO_WORKER.pack(len(data), DONE_ALL, 0)
+        answers += data
+        del ran[:]
+
+
+def _answer(fd: int, answers: bytearray, ran: "array[int]") -> None:
+    _close_run(answers, ran)
     if answers:
         sys.stdout.flush()  # what the function printed reaches the log before a crash
         _write(fd, bytes(answers))

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from array import array
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,13 +22,20 @@ from wq.base.errors import ConfigError
 from wq.base.item import Item
 from wq.base.options import ConnectionConfig
 from wq.base.settings import setting_of
-from wq.work.child import DONE, PROGRESS, READY, REFUSED, TO_CHILD, TO_WORKER
-from wq.work.outcome import Outcome
+from wq.work.child import (
+    DONE,
+    DONE_ALL,
+    DURATION_TYPE,
+    PROGRESS,
+    READY,
+    REFUSED,
+    TO_CHILD,
+    TO_WORKER,
+)
+from wq.work.outcome import Ended, Outcome, Ran
 
 _PASSWORD_ENV = setting_of(ConnectionConfig, "redis_password").env
 _URL_ENV = setting_of(ConnectionConfig, "redis_url").env
-# Outcome(...) from a tuple of its fields, without NamedTuple's __new__ in Python (one an item).
-_outcome = tuple.__new__
 # Longest a handler process may take to start and import the function.
 START_TIMEOUT_S = 300.0
 # The container's count of out-of-memory kills: cgroup v2, then v1.
@@ -135,9 +143,16 @@ def _take_early(env: Mapping[str, str]) -> Spawned | None:
     return None
 
 
+class Chunk(NamedTuple):
+    """Items of one lease token given to a handler process together, in order."""
+
+    token: str
+    items: list[Item]
+
+
 class Child:
     """One handler process: its pipes, its progress page, and the items it was given that it
-    has not answered, in order: `sent` were written to it, `pending` not yet."""
+    has not answered, in order, a chunk per lease token as they were given."""
 
     def __init__(self, target: str, hello: bytes, env: Mapping[str, str]) -> None:
         """Starts it (or takes one started early) and sends it what to import; ready() waits
@@ -145,8 +160,13 @@ class Child:
         self.target = target
         spawned = _take_early(env) or spawn(env)
         self.proc, self.to_child, self.from_child, self.progress = spawned
-        self.sent: deque[tuple[str, Item]] = deque()
-        self.pending: list[tuple[str, Item]] = []
+        # Items by lease token, in order, as given: `sent` were written to it (those of the
+        # first from `first` on not answered yet), `pending` not yet.
+        self.sent: deque[Chunk] = deque()
+        self.first = 0
+        self.unanswered = 0  # items in `sent` from `first` on
+        self.pending: list[Chunk] = []
+        self.unsent = 0  # items in `pending`
         self.answered = 0  # items answered since it started
         self.unwritten = bytearray()  # frames the pipe had no room for yet
         self.received = bytearray()
@@ -199,12 +219,67 @@ class Child:
             written = len(self.unwritten)
         del self.unwritten[:written]
 
+    def queued(self) -> int:
+        """Items given to it and not answered yet."""
+        return self.unanswered + self.unsent
+
+    def give(self, token: str, items: list[Item]) -> None:
+        """Items for it to run after those it has; written by send_pending."""
+        if items:
+            self.pending.append(Chunk(token, items))
+            self.unsent += len(items)
+
     def send_pending(self) -> None:
         """The items not yet written, in one frame (wq.work.child)."""
-        texts = "\n".join([item.raw for _, item in self.pending]).encode()
+        texts = "\n".join([item.raw for chunk in self.pending for item in chunk.items]).encode()
         self.sent.extend(self.pending)
-        self.pending = []
+        self.unanswered += self.unsent
+        self.pending, self.unsent = [], 0
         self.write(TO_CHILD.pack(len(texts)) + texts)
+
+    def item_at(self, index: int) -> tuple[str, Item]:
+        """The token and item `index` places after the first it has not answered."""
+        index += self.first
+        for token, items in self.sent:
+            if index < len(items):
+                return token, items[index]
+            index -= len(items)
+        raise IndexError(index)
+
+    def leftovers(self, skip: int | None = None) -> list[Chunk]:
+        """What it was given and did not answer, in order, but the item `skip` places after
+        the first it has not answered: for a successor to run."""
+        chunks = [*self.sent, *self.pending]
+        if chunks:
+            chunks[0] = Chunk(chunks[0].token, chunks[0].items[self.first :])
+        if skip is not None:
+            for k, (token, items) in enumerate(chunks):
+                if skip < len(items):
+                    chunks[k] = Chunk(token, items[:skip] + items[skip + 1 :])
+                    break
+                skip -= len(items)
+        return chunks
+
+    def _answered(self, count: int) -> list[Chunk]:
+        """The next `count` items it was sent, now answered, as chunks."""
+        taken: list[Chunk] = []
+        left = count
+        while left:
+            token, items = self.sent[0]
+            start = self.first
+            end = min(len(items), start + left)
+            taken.append(
+                Chunk(token, items if start == 0 and end == len(items) else items[start:end])
+            )
+            left -= end - start
+            if end == len(items):
+                self.sent.popleft()
+                self.first = 0
+            else:
+                self.first = end
+        self.unanswered -= count
+        self.answered += count
+        return taken
 
     def read(self) -> bool | None:
         """Takes what the process wrote: False at its end (it died), None if nothing came."""
@@ -215,37 +290,42 @@ class Child:
         self.received += data
         return bool(data)
 
-    def answers(self, out: list[Outcome]) -> None:
-        """Turns the whole frames received into outcomes."""
-        buf, pos, size, count = self.received, 0, TO_WORKER.size, 0
-        sent = self.sent
-        while len(buf) - pos >= size and sent:
+    def answers(self, out: list[Ended]) -> None:
+        """Turns the whole frames received into outcomes: a Ran per lease token of a run of
+        successes without output, an Outcome for any other item."""
+        buf, pos, size = self.received, 0, TO_WORKER.size
+        while len(buf) - pos >= size and self.unanswered:
             n, kind, duration_ns = TO_WORKER.unpack_from(buf, pos)
             end = pos + size + n
             if end > len(buf):
                 break
-            token, item = sent.popleft()
-            text = buf[pos + size : end].decode() if n else None
-            if kind == DONE:
-                out.append(_outcome(Outcome, (token, item, None, duration_ns, text)))
+            if kind == DONE_ALL:
+                durations = array(DURATION_TYPE, buf[pos + size : end])
+                at = 0
+                for token, items in self._answered(len(durations)):
+                    out.append(Ran(token, items, durations[at : at + len(items)]))
+                    at += len(items)
             else:
-                out.append(Outcome(token, item, text or "failed", duration_ns))
+                [(token, [item])] = self._answered(1)
+                text = buf[pos + size : end].decode() if n else None
+                if kind == DONE:
+                    out.append(Outcome(token, item, None, duration_ns, text))
+                else:
+                    out.append(Outcome(token, item, text or "failed", duration_ns))
             pos = end
-            count += 1
         if pos:
-            self.answered += count
             del buf[:pos]
 
     def running_since(self) -> int | None:
         """When the item it is running began (time.monotonic_ns); None if it runs none."""
         begun = self.progress[0]
         started = self.progress[1]
-        return started if begun > self.answered and self.sent else None
+        return started if begun > self.answered and self.unanswered else None
 
     def running(self) -> int | None:
         """Where in the queue the item it was running is (its answer did not come)."""
         index = self.progress[0] - 1 - self.answered
-        return index if 0 <= index < len(self.sent) else None
+        return index if 0 <= index < self.unanswered else None
 
     def kill(self) -> int:
         """Kills its whole process group; returns its exit status (negative: a signal)."""

@@ -1,5 +1,7 @@
-"""What became of one attempt at an item, as the worker records it."""
+"""What became of attempts at items, as the worker records them: an Outcome each, or one Ran
+for a run of items that succeeded with no output (a handler process answers most items so)."""
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from wq.base.item import Item
@@ -15,3 +17,21 @@ class Outcome(NamedTuple):
     error: str | None
     duration_ns: int  # monotonic: integers are cheap to turn into a record's milliseconds
     output: str | None = None  # JSON text
+
+
+class Ran(NamedTuple):
+    """Items of one lease token, in order, that each succeeded with no output: recorded
+    without an Outcome each."""
+
+    token: str
+    items: Sequence[Item]
+    durations_ns: Sequence[int]  # one each, in the same order
+
+
+# What a worker's slots hand back.
+Ended = Outcome | Ran
+
+
+def count(ended: Sequence[Ended]) -> int:
+    """Attempts in all."""
+    return sum(len(e.items) if isinstance(e, Ran) else 1 for e in ended)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from wq.base.item import Item
 from wq.work.handlers import Handler
-from wq.work.outcome import Outcome
+from wq.work.outcome import Ended, Outcome
 
 
 class StopRequested(BaseException):
@@ -36,7 +36,7 @@ class Slots(Protocol):
         """submit() each, in order (as many as free() said); returns how many were taken (the
         rest go back to be handed out again)."""
 
-    def results(self, timeout: float) -> list[Outcome]: ...
+    def results(self, timeout: float) -> list[Ended]: ...
 
     def interrupt(self) -> None:
         """Called from a signal handler: stop an item running in this (the main) thread."""
@@ -118,8 +118,9 @@ class InlineSlots:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
 
-    def results(self, timeout: float) -> list[Outcome]:
-        done, self._done = self._done, []
+    def results(self, timeout: float) -> list[Ended]:
+        done: list[Ended] = [*self._done]
+        self._done = []
         return done
 
     def interrupt(self) -> None:
@@ -165,8 +166,8 @@ class ThreadSlots:
             self.submit(token, item)
         return len(items)
 
-    def results(self, timeout: float) -> list[Outcome]:
-        out: list[Outcome] = []
+    def results(self, timeout: float) -> list[Ended]:
+        out: list[Ended] = []
         try:
             out.append(
                 self._results.get(timeout=timeout) if timeout > 0 else self._results.get_nowait()

@@ -14,14 +14,13 @@ import select
 import subprocess
 import time
 from collections.abc import Sequence
-from itertools import repeat
 
 from wq.base.errors import ConfigError, WqError
 from wq.base.item import Item
 from wq.base.logs import EventLog
 from wq.work.handler_process import Child, death_reason, handler_environment, hello, oom_kills
 from wq.work.memory_limit import per_process
-from wq.work.outcome import HandlerFailed, Outcome
+from wq.work.outcome import Ended, HandlerFailed, Outcome, Ran, count
 
 # Items queued in a handler process at once: about this many seconds of work, at most
 # MAX_WINDOW items (one at a time for items slower than that).
@@ -64,7 +63,7 @@ class HandlerProcesses:
         self.window = 1  # items queued in one process at once
         self.queued = 0  # in all of them
         self.closed = False
-        self.late: list[Outcome] = []  # what processes stopped by cancel_all() had finished
+        self.late: list[Ended] = []  # what processes stopped by cancel_all() had finished
         self.children: list[Child] = []
         self.by_fd: dict[int, Child] = {}
         self.poller = select.poll()
@@ -88,7 +87,7 @@ class HandlerProcesses:
         self.by_fd[child.from_child] = child
         self.poller.register(child.from_child, select.POLLIN)
 
-    def _replace(self, child: Child, reason: str, out: list[Outcome], charge: bool = True) -> None:
+    def _replace(self, child: Child, reason: str, out: list[Ended], charge: bool = True) -> None:
         """Fails the item a dead (or killed) process was running, and starts another."""
         self.poller.unregister(child.from_child)
         del self.by_fd[child.from_child]
@@ -98,10 +97,11 @@ class HandlerProcesses:
         child.close()
         fields: dict[str, object] = {"pid": child.pid, "error": reason}
         if index is not None and charge:
-            token, item = child.sent[index]
-            del child.sent[index]  # those before it finished, their answers lost: run again
+            token, item = child.item_at(index)
             out.append(Outcome(token, item, reason, time.monotonic_ns() - started))
             fields["position"] = item.run_position
+        else:
+            index = None
         self.log.warning("handler.died", **fields)
         if reason.startswith("the handler process ran out of memory"):
             self.oom = oom_kills()
@@ -110,8 +110,9 @@ class HandlerProcesses:
             successor.ready()
         except ConfigError as exc:
             raise HandlerStartFailed(f"the python handler cannot be started again: {exc}") from None
-        # Not started, or their answers lost: not charged.
-        successor.pending = [*child.sent, *child.pending]
+        # Not started, or their answers lost (those before the one charged): not charged.
+        for token, items in child.leftovers(skip=index):
+            successor.give(token, items)
         self._add(successor)
 
     # Slots.
@@ -130,23 +131,19 @@ class HandlerProcesses:
         children = self.children
         share = -(-len(items) // len(children))
         for start in range(0, len(items), share):
-            child = (
-                children[0]
-                if len(children) == 1
-                else min(children, key=lambda c: len(c.sent) + len(c.pending))
-            )
-            child.pending.extend(zip(repeat(token), items[start : start + share]))
+            child = children[0] if len(children) == 1 else min(children, key=Child.queued)
+            child.give(token, list(items[start : start + share]))
         self.queued += len(items)
         return len(items)
 
-    def results(self, timeout: float) -> list[Outcome]:
+    def results(self, timeout: float) -> list[Ended]:
         if self.closed:
             late, self.late = self.late, []
             return late
         for child in self.children:
             # Written together when it has work enough; at once when it is about to run out.
-            unsent = len(child.pending)
-            if unsent and (len(child.sent) < WRITE_BATCH or unsent >= WRITE_BATCH or timeout > 0):
+            unsent = child.unsent
+            if unsent and (child.unanswered < WRITE_BATCH or unsent >= WRITE_BATCH or timeout > 0):
                 child.send_pending()
             elif child.unwritten:
                 child.flush()
@@ -154,7 +151,7 @@ class HandlerProcesses:
         if timeout <= 0 and now - self.looked < LOOK_EVERY_S:
             return []
         self.looked = now
-        out: list[Outcome] = []
+        out: list[Ended] = []
         wait = timeout
         if self.timeout_ns:
             for child in self.children:
@@ -167,9 +164,8 @@ class HandlerProcesses:
             alive = child.read()
             before = len(out)
             child.answers(out)
-            for outcome in out[before:]:
-                d = outcome.duration_ns
-                self.item_ns = 0.8 * self.item_ns + 0.2 * d if self.item_ns else float(d)
+            for ended in out[before:]:
+                self._timed(ended.durations_ns if isinstance(ended, Ran) else [ended.duration_ns])
             if alive is False:
                 self._replace(child, death_reason(child.kill(), self.oom), out)
         if self.item_ns:
@@ -183,10 +179,17 @@ class HandlerProcesses:
                     child.kill()
                     child.answers(out)
                     self._replace(child, death_reason(code, self.oom), out)
-        self.queued -= len(out)
+        self.queued -= count(out)
         return out
 
-    def _expire(self, out: list[Outcome]) -> None:
+    def _timed(self, durations_ns: Sequence[int]) -> None:
+        """The moving average of an item's time, moved 0.2 of the way per item: here for
+        `durations_ns` at once, by their mean."""
+        mean = sum(durations_ns) / len(durations_ns)
+        keep = 0.8 ** len(durations_ns) if self.item_ns else 0.0
+        self.item_ns = keep * self.item_ns + (1 - keep) * mean
+
+    def _expire(self, out: list[Ended]) -> None:
         for child in list(self.children):
             since = child.running_since()
             if since is None or time.monotonic_ns() - since < self.timeout_ns:
@@ -196,7 +199,7 @@ class HandlerProcesses:
             index = child.running()
             if index is None or child.running_since() != since:
                 continue  # it finished that item in time
-            overran = child.sent[index]
+            overran = child.item_at(index)[1]
             child.kill()
             child.answers(out)
             reason = (
@@ -205,7 +208,8 @@ class HandlerProcesses:
             )
             # Unless it finished that item just in time: then nobody is charged.
             now = child.running()
-            self._replace(child, reason, out, charge=now is not None and child.sent[now] is overran)
+            charge = now is not None and child.item_at(now)[1] is overran
+            self._replace(child, reason, out, charge=charge)
 
     def interrupt(self) -> None:
         pass  # the main loop waits in poll() at most --flush-interval, then sees the stop
@@ -218,6 +222,8 @@ class HandlerProcesses:
         while not (outcomes := self.results(1.0)):
             pass
         [outcome] = outcomes
+        if isinstance(outcome, Ran):
+            return None
         if outcome.error is not None:
             raise HandlerFailed(outcome.error)
         return outcome.output

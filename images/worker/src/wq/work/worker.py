@@ -28,6 +28,7 @@ from wq.store.queue import RunQueue
 from wq.work.backlog import Backlog
 from wq.work.handlers import Handler, build_handler
 from wq.work.held import Heartbeat, Held
+from wq.work.outcome import Ran
 from wq.work.recorder import Recorder
 from wq.work.seed_wait import check_seeder, wait_seeded
 from wq.work.shard_walk import Left, OrphanWatch, home_first, walk
@@ -268,9 +269,9 @@ class Worker:
     def _shutdown(self) -> int:
         """Graceful stop: record what finished, hand back everything else at once."""
         self.handler.cancel_all()
-        for outcome in self.slots.results(0):
-            if outcome.error is None:  # failures now are our own cancellations
-                self.recorder.record(outcome)
+        # Failures now are our own cancellations: not recorded.
+        finished = [e for e in self.slots.results(0) if isinstance(e, Ran) or e.error is None]
+        self.recorder.record_all(finished)
         self.recorder.flush()
         released = sum(
             self.queue.leases.release(token, positions)
