@@ -22,9 +22,10 @@ from wq.base.options import WorkerConfig
 from wq.read.ledger import DEAD, DONE, iter_records
 from wq.seed.seeder import seed_items
 from wq.store.queue import RunQueue
-from wq.work.handlers import build_handler
+from wq.work.handlers import PythonHandler, build_handler
 from wq.work.memory_limit import container_limit, per_process
 from wq.work.outcome import HandlerFailed, Outcome, Ran
+from wq.work.slots import InlineSlots
 from wq.work.supervisor import HandlerProcesses
 from wq.work.worker import EXIT_DRAINED, Worker
 
@@ -153,21 +154,28 @@ def test_outputs_and_errors_come_back_from_the_handler_process() -> None:
         small.close()
 
 
-def test_answers_come_back_in_order_each_to_its_lease() -> None:
-    """Items of two leases given to one process at once: items with no output come back as
-    runs, outputs and failures one by one, each under its own token, all in order."""
-    handler = HandlerProcesses("tests.unit.sample_handlers:every_fifth_answers", 1, 0, 65536)
+@pytest.mark.parametrize("isolation", ["process", "none"])
+def test_answers_come_back_in_order_each_to_its_lease(isolation: str) -> None:
+    """Items of two leases given to the slots at once: items with no output come back as
+    runs, outputs and failures one by one, each under its own token, all in order; isolated
+    or in the worker's process."""
+    target = "tests.unit.sample_handlers:every_fifth_answers"
+    slots: HandlerProcesses | InlineSlots = (
+        HandlerProcesses(target, 1, 0, 65536)
+        if isolation == "process"
+        else InlineSlots(PythonHandler(target), 0.0, slow_s=10.0)
+    )
     items = [Item(n, 1, str(n)) for n in range(100)]
+    ended: list[Outcome | Ran] = []
     try:
-        handler.submit_many("a", items[:50])
-        handler.submit_many("b", items[50:])
-        ended: list[Outcome | Ran] = []
+        for token, lease in (("a", items[:50]), ("b", items[50:])):
+            assert slots.submit_many(token, lease) == len(lease)
         deadline = time.monotonic() + 60
         while sum(len(e.items) if isinstance(e, Ran) else 1 for e in ended) < len(items):
             assert time.monotonic() < deadline, ended
-            ended += handler.results(0.1)
+            ended += slots.results(0.1)
     finally:
-        handler.close()
+        slots.close()
     seen = []
     for e in ended:
         if isinstance(e, Ran):

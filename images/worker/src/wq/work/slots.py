@@ -12,7 +12,7 @@ from typing import Protocol
 
 from wq.base.item import Item
 from wq.work.handlers import Handler
-from wq.work.outcome import Ended, Outcome
+from wq.work.outcome import Ended, Outcome, Ran
 
 
 class StopRequested(BaseException):
@@ -55,6 +55,16 @@ def run_item(handler: Handler, token: str, item: Item) -> Outcome:
     return Outcome(token, item, None, time.monotonic_ns() - started, output)
 
 
+def _close_run(done: list[Ended], token: str, items: list[Item], durations: list[int]) -> None:
+    """The run of successes so far as one Ran (a stop may have come between the two appends
+    of its last item: that item is then left out, and handed back)."""
+    if items:
+        n = min(len(items), len(durations))
+        done.append(Ran(token, items[:n], durations[:n]))
+        items.clear()
+        durations.clear()
+
+
 class InlineSlots:
     """One slot, run in the main thread: no hand-off cost per item, and SIGALRM can enforce
     the item timeout of an in-process handler."""
@@ -64,7 +74,8 @@ class InlineSlots:
         self.slow_ns = int(slow_s * 1e9)
         self.alarm_s = 0.0 if handler.enforces_own_timeout else timeout_s
         self.in_handler = False
-        self._done: list[Outcome] = []
+        self._done: list[Ended] = []
+        self.last_ns = 0  # how long the last item run under the alarm took
         # Items run per hand-out: one, so that each is recorded before the next starts, unless
         # the worker finds its items fast (then about --record-at-once of them: each loop of
         # the worker costs microseconds an item would pay otherwise).
@@ -78,9 +89,7 @@ class InlineSlots:
 
     def submit(self, token: str, item: Item) -> None:
         if self.alarm_s <= 0:
-            self.in_handler = True
-            self._done.append(run_item(self.handler, token, item))
-            self.in_handler = False
+            self.submit_many(token, [item])
             return
         started = time.monotonic_ns()
         try:
@@ -93,16 +102,52 @@ class InlineSlots:
             outcome = Outcome(
                 token, item, f"timed out after {self.alarm_s:g}s", time.monotonic_ns() - started
             )
+        self.last_ns = outcome.duration_ns
         self._done.append(outcome)
 
     def submit_many(self, token: str, items: Sequence[Item]) -> int:
         """Runs them in turn, but stops after one that took --record-at-once or more: it is
-        recorded before the next starts."""
-        for taken, item in enumerate(items, start=1):
-            self.submit(token, item)
-            if self._done[-1].duration_ns >= self.slow_ns:
-                return taken
-        return len(items)
+        recorded before the next starts. Without an alarm to set, successes with no output
+        are handed back as runs (Ran), not an Outcome each."""
+        if self.alarm_s > 0:
+            for taken, item in enumerate(items, start=1):
+                self.submit(token, item)
+                if self.last_ns >= self.slow_ns:
+                    return taken
+            return len(items)
+        handler, slow_ns, clock, done = self.handler, self.slow_ns, time.monotonic_ns, self._done
+        ran: list[Item] = []
+        durations: list[int] = []
+        try:
+            # Each item's start is the end of the one before: one clock read an item.
+            started = clock()
+            for taken, item in enumerate(items, start=1):
+                self.in_handler = True
+                try:
+                    output = handler(item)
+                except Exception as exc:
+                    self.in_handler = False
+                    ended = clock()
+                    _close_run(done, token, ran, durations)
+                    done.append(
+                        Outcome(token, item, str(exc) or type(exc).__name__, ended - started)
+                    )
+                else:
+                    self.in_handler = False
+                    ended = clock()
+                    if output is None:
+                        ran.append(item)
+                        durations.append(ended - started)
+                    else:
+                        _close_run(done, token, ran, durations)
+                        done.append(Outcome(token, item, None, ended - started, output))
+                if ended - started >= slow_ns:
+                    return taken
+                started = ended
+            return len(items)
+        finally:
+            self.in_handler = False
+            _close_run(done, token, ran, durations)
 
     @contextmanager
     def _alarm(self) -> Iterator[None]:
@@ -119,8 +164,7 @@ class InlineSlots:
             signal.signal(signal.SIGALRM, previous)
 
     def results(self, timeout: float) -> list[Ended]:
-        done: list[Ended] = [*self._done]
-        self._done = []
+        done, self._done = self._done, []
         return done
 
     def interrupt(self) -> None:
