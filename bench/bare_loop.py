@@ -4,8 +4,10 @@ handler, no slots, no heartbeat), until the run is drained.
 
     python bench/bare_loop.py REDIS_URL RUN
 
-It reads of the lease reply only `items` (each item's position and attempt), `drained` and
-`seeded`, so that it goes on measuring the store as its reply gains or loses other fields.
+It tunes the garbage collector as `wq work` does (wq.base.collector): the ratio to it is then
+wq's own work per item, not a setting of the runtime. It reads of the lease reply only
+`items` (each item's position and attempt), `drained` and `seeded`, so that it goes on
+measuring the store as its reply gains or loses other fields.
 """
 
 import os
@@ -13,6 +15,7 @@ import secrets
 import sys
 import time
 
+from wq.base.collector import collect_less
 from wq.base.options import ConnectionConfig
 from wq.store.completions import Completions
 from wq.store.queue import open_queue
@@ -27,6 +30,7 @@ def main() -> None:
     url, run = sys.argv[1:3]
     queue = open_queue(ConnectionConfig(redis_url=url, run_id=run, redis_wait=10))
     worker = f"bare-{os.getpid()}"
+    collect_less()
     while True:
         token = secrets.token_hex(8)
         reply = queue.leases.lease(BATCH, LEASE_S, token)

@@ -18,6 +18,7 @@ import threading
 import time
 from types import FrameType
 
+from wq.base.collector import collect_less
 from wq.base.errors import RunLost
 from wq.base.logs import EventLog
 from wq.base.options import WorkerConfig
@@ -286,4 +287,5 @@ def work(queue: RunQueue, config: WorkerConfig, log: EventLog) -> int:
     returns its exit code."""
     worker = Worker(queue, build_handler(config), config, log)
     worker.install_signal_handlers()
+    collect_less()
     return worker.run()
