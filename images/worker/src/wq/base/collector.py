@@ -1,4 +1,5 @@
-"""Python's garbage collector tuned for a process on the per-item hot path (`wq work`)."""
+"""Python's garbage collector tuned for a process on the per-item hot path (`wq work`, but
+for a python handler run in the worker's own process)."""
 
 import gc
 

@@ -287,5 +287,8 @@ def work(queue: RunQueue, config: WorkerConfig, log: EventLog) -> int:
     returns its exit code."""
     worker = Worker(queue, build_handler(config), config, log)
     worker.install_signal_handlers()
-    collect_less()
+    if not (config.handler == "python" and config.python_isolation == "none"):
+        # Not under a user's function run in this process: garbage it makes in cycles
+        # (a large buffer held by one) would wait for longer between collections.
+        collect_less()
     return worker.run()
