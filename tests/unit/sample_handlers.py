@@ -3,6 +3,7 @@
 Each execution is appended to a file per worker process under $WQ_TEST_LOG_DIR, so a test can
 count how many times every item really ran, across processes that were killed."""
 
+import gc
 import os
 import signal
 import sys
@@ -102,3 +103,9 @@ def every_fifth_answers(value: int) -> int | None:
     if value % 5 == 3:
         raise ValueError(f"{value} fails")
     return None
+
+
+def collector_state(value: Any) -> list[int]:
+    """The garbage collector of the process the function runs in: its youngest generation's
+    threshold, and how many objects are frozen."""
+    return [gc.get_threshold()[0], gc.get_freeze_count()]

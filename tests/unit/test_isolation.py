@@ -15,6 +15,7 @@ import pytest
 from tests.poison import REASONS
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq, wq_argv, wq_env
+from wq.base.collector import GC_THRESHOLD
 from wq.base.errors import ConfigError
 from wq.base.item import Item, encode
 from wq.base.logs import EventLog
@@ -193,6 +194,24 @@ def test_answers_come_back_in_order_each_to_its_lease(isolation: str) -> None:
         for n in range(100)
     ]
     assert any(isinstance(e, Ran) and len(e.items) > 1 for e in ended), "no run of answers"
+
+
+@pytest.mark.parametrize("isolation", ["process", "none"])
+def test_a_function_runs_under_pythons_own_garbage_collector(
+    queue: RunQueue, redis_url: str, run_id: str, isolation: str
+) -> None:
+    """`wq work` tunes the collector for its own hot path (wq.base.collector), never for a
+    user's function, in its process or in the worker's: what a function leaves in cycles goes
+    as soon as it would anywhere."""
+    seed_items(queue, [encode("x")])
+    env = {"WQ_REDIS_URL": redis_url, "WQ_RUN": run_id}
+    target = "tests.unit.sample_handlers:collector_state"
+    args = ("--handler", "python", "--python", target, "--python-isolation", isolation)
+    assert wq("work", *args, env=env).returncode == 0
+    [record] = iter_records(queue)
+    threshold, frozen = json.loads(record.output or "null")
+    assert threshold != GC_THRESHOLD
+    assert frozen == 0
 
 
 def test_a_function_that_cannot_be_imported_is_a_config_error_at_start() -> None:

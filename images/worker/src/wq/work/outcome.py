@@ -32,6 +32,6 @@ class Ran(NamedTuple):
 Ended = Outcome | Ran
 
 
-def count(ended: Sequence[Ended]) -> int:
+def attempts_in(ended: Sequence[Ended]) -> int:
     """Attempts in all."""
     return sum(len(e.items) if isinstance(e, Ran) else 1 for e in ended)

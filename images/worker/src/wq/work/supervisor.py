@@ -20,7 +20,7 @@ from wq.base.item import Item
 from wq.base.logs import EventLog
 from wq.work.handler_process import Child, death_reason, handler_environment, hello, oom_kills
 from wq.work.memory_limit import per_process
-from wq.work.outcome import Ended, HandlerFailed, Outcome, Ran, count
+from wq.work.outcome import Ended, HandlerFailed, Outcome, Ran, attempts_in
 
 # Items queued in a handler process at once: about this many seconds of work, at most
 # MAX_WINDOW items (one at a time for items slower than that).
@@ -179,7 +179,7 @@ class HandlerProcesses:
                     child.kill()
                     child.answers(out)
                     self._replace(child, death_reason(code, self.oom), out)
-        self.queued -= count(out)
+        self.queued -= attempts_in(out)
         return out
 
     def _timed(self, durations_ns: Sequence[int]) -> None:
