@@ -23,6 +23,7 @@ from wq.base.options import WorkerConfig
 from wq.read.ledger import DEAD, DONE, iter_records
 from wq.seed.seeder import seed_items
 from wq.store.queue import RunQueue
+from wq.work.child import item_decoder, natural_numbers
 from wq.work.handlers import PythonHandler, build_handler
 from wq.work.memory_limit import container_limit, per_process
 from wq.work.outcome import HandlerFailed, Outcome, Ran
@@ -282,3 +283,23 @@ def test_a_worker_killed_with_sigkill_takes_its_handler_processes_along(
         worker.kill()
         worker.wait()
     wait_until("the handler process to be gone", lambda: not _alive(pid), 10)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["0", "7", "1234567890123456789012345"],  # a range run's frame: int() at once
+        ["12", '"12"', "-3", "1.5", "1e3", '{"a":[1,2]}', "null", "true"],
+        ['"0"', '"١٢"', "[]"],  # digits as strings (Arabic-Indic too) stay strings
+        ["5", "6", '"7"'],
+    ],
+)
+def test_a_handler_process_reads_each_item_as_its_json_text_says(texts: list[str]) -> None:
+    """A frame read at once with int() when every item is a natural number, and item by
+    item otherwise: either way each value is what json.loads makes of its text."""
+    payload = bytearray("\n".join(texts).encode())
+    read = int if natural_numbers(payload) else item_decoder()
+    values = [read(text) for text in payload.decode().split("\n")]
+    assert values == [json.loads(t) for t in texts]
+    assert [type(v) for v in values] == [type(json.loads(t)) for t in texts]
+    assert natural_numbers(payload) == all(t.isdigit() and t.isascii() for t in texts)

@@ -100,7 +100,7 @@ def serve(in_fd: int, out_fd: int, progress: "memoryview") -> int:
     limit = int(settings["max_output_bytes"])
     _write(out_fd, TO_WORKER.pack(0, READY, 0))
     clock, pack, header = time.monotonic_ns, TO_WORKER.pack, TO_CHILD.size
-    decoder = _decoder()
+    decoder = item_decoder()
     begun = 0
     answers = bytearray()
     # The latest items' durations, all successes with no output: answered as one DONE_ALL,
@@ -179,7 +179,7 @@ def natural_numbers(payload: bytearray) -> bool:
     )
 
 
-def _decoder() -> Callable[[str], Any]:
+def item_decoder() -> Callable[[str], Any]:
     """An item's value from its JSON text: items are JSON text, never anything else."""
     decode = json.JSONDecoder().decode
 
