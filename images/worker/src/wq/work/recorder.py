@@ -41,9 +41,6 @@ class Recorder:
         self.attempts = 0  # finished by the handler, done or failed
         self.busy_ns = 0  # handler time of those attempts
 
-    def record(self, outcome: Ended) -> None:
-        self.record_all([outcome])
-
     def record_all(self, outcomes: list[Ended]) -> None:
         """Successes appended straight to their batch's lists, in one pass (keeping the
         outcomes until the flush cost the worker more CPU per item, measured in make bench);
