@@ -160,6 +160,7 @@ def search(driver: Any, query: str) -> list[list[str]]:
     box.clear()
     box.send_keys(query)
     driver.find_element(By.CSS_SELECTOR, "#search-form button").click()
+    # The page says "searching…" as the search starts: the count waited for is this search's.
     wait_until(
         f"the search for {query!r}",
         lambda: driver.find_element(By.ID, "search-summary").text.endswith("match(es)"),

@@ -178,6 +178,9 @@ async function search(event) {
   event.preventDefault();
   if (selected === null) return;
   const q = $("q").value;
+  // Said at once: a long search shows it runs, and the last search's count is never read as
+  // this one's.
+  $("search-summary").textContent = "searching…";
   try {
     const found = await get(runPath(selected, "/search?q=" + encodeURIComponent(q)));
     const columns = ["position", "state", "attempts", "duration_s", "error", "item", "output"];
