@@ -28,6 +28,7 @@ from wq.store.leases import LeaseReply
 from wq.store.local_redis import RedisServer
 from wq.store.queue import RunQueue
 from wq.work.handlers import CommandHandler, DemoHandler, HandlerFailed, PythonHandler
+from wq.work.outcome import moving_average
 from wq.work.worker import EXIT_DEAD_ITEMS, EXIT_DRAINED, Heartbeat, Held, Worker
 
 
@@ -690,3 +691,14 @@ def test_no_termination_message_file_no_summary_file(queue: RunQueue, tmp_path: 
     assert not absent.exists()
     assert "reason=drained" in summary_event(stream)
     assert "level=warning" not in stream.getvalue()
+
+
+def test_an_items_time_moves_the_same_whether_items_come_alone_or_in_a_run() -> None:
+    """Batch sizes and handler windows follow a moving average of an item's time; a run of
+    answers (Ran) moves it at once as its items one by one would."""
+    assert moving_average(None, 4.0, 3) == 4.0
+    one_by_one: float | None = 10.0
+    for _ in range(7):
+        one_by_one = moving_average(one_by_one, 2.0, 1)
+    assert one_by_one == pytest.approx(moving_average(10.0, 2.0, 7))
+    assert moving_average(10.0, 2.0, 1) == pytest.approx(8.4)

@@ -32,6 +32,15 @@ class Ran(NamedTuple):
 Ended = Outcome | Ran
 
 
+def moving_average(old: float | None, mean: float, count: int) -> float:
+    """An item's time as a moving average, moved 0.2 of the way per item: here for `count`
+    items of `mean` at once (None: no item yet)."""
+    if old is None:
+        return mean
+    keep = 0.8**count
+    return keep * old + (1 - keep) * mean
+
+
 def attempts_in(ended: Sequence[Ended]) -> int:
     """Attempts in all."""
     return sum(len(e.items) if isinstance(e, Ran) else 1 for e in ended)

@@ -13,7 +13,7 @@ from wq.store.handle import MAX_BATCH, OUTPUT_BYTES_PER_CALL
 from wq.store.leases import FailOutcome
 from wq.store.queue import RunQueue
 from wq.work.held import Held, brief
-from wq.work.outcome import Ended, Outcome, Ran
+from wq.work.outcome import Ended, Outcome, Ran, moving_average
 
 # An Item's position and attempt, in C loops over a Ran's items.
 _position, _attempt = itemgetter(0), itemgetter(1)
@@ -69,7 +69,7 @@ class Recorder:
                 self.slow_unflushed = True
             done.positions.append(item.position)
             done.attempts.append(item.attempt)
-            done.durations_ms.append(duration_ns // 1_000_000)
+            done.durations_ms.append(duration_ns // MS_NS)
             if outcome.output is not None:
                 done.outputs[item.position] = outcome.output
                 self.unflushed_output += len(outcome.output)
@@ -98,13 +98,10 @@ class Recorder:
         return len(items)
 
     def _timed(self, count: int, busy_ns: int) -> None:
-        """Count attempts that took `busy_ns` in all: the moving average of an item's time
-        moves by 0.2 of the way per item, here for `count` items of their mean at once."""
+        """Count attempts that took `busy_ns` in all, and move the average of an item's time."""
         self.attempts += count
         self.busy_ns += busy_ns
-        mean, keep = busy_ns / count / 1e9, 0.8**count
-        old = mean if self.item_seconds is None else self.item_seconds
-        self.item_seconds = keep * old + (1 - keep) * mean
+        self.item_seconds = moving_average(self.item_seconds, busy_ns / count / 1e9, count)
 
     def _failed(self, outcome: Outcome) -> None:
         assert outcome.error is not None
@@ -117,7 +114,7 @@ class Recorder:
             outcome.error,
             self.config.max_attempts,
             worker=self.worker_id,
-            duration_ms=outcome.duration_ns // 1_000_000,
+            duration_ms=outcome.duration_ns // MS_NS,
         )
         self.failed += 1
         level = "error" if verdict is FailOutcome.DEAD else "warning"

@@ -20,7 +20,7 @@ from wq.base.item import Item
 from wq.base.logs import EventLog
 from wq.work.handler_process import Child, death_reason, handler_environment, hello, oom_kills
 from wq.work.memory_limit import per_process
-from wq.work.outcome import Ended, HandlerFailed, Outcome, Ran, attempts_in
+from wq.work.outcome import Ended, HandlerFailed, Outcome, Ran, attempts_in, moving_average
 
 # Items queued in a handler process at once: about this many seconds of work, at most
 # MAX_WINDOW items (one at a time for items slower than that).
@@ -183,11 +183,9 @@ class HandlerProcesses:
         return out
 
     def _timed(self, durations_ns: Sequence[int]) -> None:
-        """The moving average of an item's time, moved 0.2 of the way per item: here for
-        `durations_ns` at once, by their mean."""
+        """The moving average of an item's time, moved by these items'."""
         mean = sum(durations_ns) / len(durations_ns)
-        keep = 0.8 ** len(durations_ns) if self.item_ns else 0.0
-        self.item_ns = keep * self.item_ns + (1 - keep) * mean
+        self.item_ns = moving_average(self.item_ns or None, mean, len(durations_ns))
 
     def _expire(self, out: list[Ended]) -> None:
         for child in list(self.children):
