@@ -55,6 +55,21 @@ def test_the_worker_imports_nothing_that_only_other_commands_use() -> None:
     assert loaded(modules, OTHER_COMMANDS) == []
 
 
+def test_redis_py_loads_without_opentelemetry_which_a_handler_can_still_import() -> None:
+    # Installed (the object-store sources' Google client needs it), so redis-py would import
+    # it as it loads; wq hides it then. The check would pass without it: it must be there.
+    modules = modules_after(
+        "import importlib.util\n"
+        "assert importlib.util.find_spec('opentelemetry'), 'opentelemetry is not installed'\n"
+        "import wq.store, redis.observability.metrics as metrics, sys\n"
+        "assert not metrics.OTEL_AVAILABLE\n"
+        "assert 'opentelemetry' not in sys.modules\n"
+        "import opentelemetry.metrics"
+    )
+    assert "redis" in modules
+    assert "opentelemetry.metrics" in modules
+
+
 @pytest.mark.parametrize("command", ["status", "purge", "seed", "report"])
 def test_other_commands_import_no_worker(command: str) -> None:
     modules = modules_after(f"import wq.cli; wq.cli.cli.get_command(None, {command!r})")
