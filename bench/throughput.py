@@ -36,6 +36,7 @@ of the package for an A/B comparison on the same machine.
 import argparse
 import compileall
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -158,11 +159,16 @@ def run_wq(
     return {**figures, "bytes": held / items}
 
 
-def run_bare(server: Server, items: int, workers: int, tag: str) -> dict[str, float]:
+def run_bare(
+    server: Server, items: int, workers: int, tag: str, handler_process: bool = False
+) -> dict[str, float]:
     """items/s from the first lease to drained, and Redis CPU microseconds per item, of W
-    processes of the bare lease/complete loop (bare_loop.py) on a range run of `items`."""
+    processes of the bare lease/complete loop (bare_loop.py) on a range run of `items`; with
+    `handler_process`, each with the least an isolated handler needs beside it."""
     run = f"bench-bare-{tag}"
     argv = [sys.executable, str(HERE / "bare_loop.py"), server.url, run]
+    if handler_process:
+        argv.append("--handler-process")
     figures = drain(server, items, run, argv, workers)
     server.client.delete(*server.client.keys(RunKeys(run).pattern))
     return figures
@@ -200,27 +206,51 @@ def arq_startup_s(server: Server, arq_venv: Path, key: str) -> float:
     return started - spawned
 
 
+def floor_startup_s(server: Server, python: str, key: str) -> float:
+    """Seconds from spawning `python` to its first Redis call, when all it does is import what
+    both workers cannot start without (click and redis-py) and make that call: the floor of
+    start-up in that environment, by the Redis clock as the others. OpenTelemetry is hidden
+    from redis-py as wq hides it (wq.store), so that this is the least there is."""
+    code = (
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None\n"
+        "import click, redis\n"
+        "client = redis.Redis.from_url(sys.argv[1])\n"
+        "seconds, micros = client.time()\n"
+        "client.set(sys.argv[2], f'{seconds}.{micros:06d}')\n"
+    )
+    spawned = server.now()
+    subprocess.run([python, "-c", code, server.url, key], check=True)
+    started = float(server.client.get(key) or 0)
+    server.client.delete(key)
+    return started - spawned
+
+
 def startup_s(server: Server, arq_venv: Path, runs: int = 5) -> dict[str, list[float]]:
     """Spawn to first item, `runs` times each, in turn so that a machine whose speed drifts
     weighs on all alike: `wq work` as the wq runs here run it (the python handler isolated in
-    a process, the default), `wq work --handler demo` (no handler process), and arq's worker."""
+    a process, the default), `wq work --handler demo` (no handler process), and arq's worker;
+    and the floor of each environment (floor_startup_s), wq's and arq's."""
     isolated = ("--handler", "python", "--python", "noop:noop")
     demo = ("--handler", "demo", "--demo-sleep", "0")
+    arq_python = str(arq_venv / "bin" / "python")
     # Byte-compiled first, as pip compiles wq in the image and arq in its venv: an editable
     # install run under PYTHONDONTWRITEBYTECODE would compile every module at every start.
     for package in (Path(wq.__file__).parent, HERE):
         compileall.compile_dir(package, quiet=1)
-    times: dict[str, list[float]] = {"wq": [], "wq_demo": [], "arq": []}
+    times: dict[str, list[float]] = {k: [] for k in ("wq", "wq_demo", "arq", "floor", "arq_floor")}
     for n in range(runs):
         times["wq"].append(wq_startup_s(server, f"bench-startup-{n}", isolated))
         times["wq_demo"].append(wq_startup_s(server, f"bench-startup-demo-{n}", demo))
         times["arq"].append(arq_startup_s(server, arq_venv, f"bench-arq-startup-{n}"))
+        times["floor"].append(floor_startup_s(server, sys.executable, f"bench-floor-{n}"))
+        times["arq_floor"].append(floor_startup_s(server, arq_python, f"bench-arq-floor-{n}"))
     return times
 
 
-def arq_version() -> str:
-    """The arq that arq_startup_s measures: its pin in requirements-arq.txt."""
-    pins = re.findall(r"^arq==(\S+)", ARQ_REQUIREMENTS.read_text(), re.MULTILINE)
+def arq_pin(package: str) -> str:
+    """The version of `package` in arq's venv: its pin in requirements-arq.txt."""
+    pins = re.findall(rf"^{package}==(\S+)", ARQ_REQUIREMENTS.read_text(), re.MULTILINE)
     return pins[0] if pins else "?"
 
 
@@ -479,6 +509,7 @@ def main() -> None:
                 measured = run_wq(server, args.items, w, f"w{w}")
                 in_process = run_wq(server, args.items, w, f"w{w}-none", "none")
                 bare = run_bare(server, args.items, w, f"w{w}")
+                isolating = run_bare(server, args.items, w, f"w{w}-handler", handler_process=True)
                 wq_rate = measured["rate"]
                 docs_rate = run_docs(server, args.docs_items, w, f"w{w}")
                 rows.append(
@@ -493,6 +524,9 @@ def main() -> None:
                         "bare": bare["rate"],
                         "bare_cpu_us": bare["cpu_us"],
                         "of_bare": wq_rate / bare["rate"],
+                        "bare_handler": isolating["rate"],
+                        "bare_handler_of_bare": isolating["rate"] / bare["rate"],
+                        "of_bare_handler": wq_rate / isolating["rate"],
                         "docs": docs_rate,
                         "speedup": wq_rate / docs_rate,
                         "of_ceiling": wq_rate / ceiling["unpipelined"],
@@ -502,6 +536,7 @@ def main() -> None:
                 print(
                     f"workers={w} wq={wq_rate:,.0f}/s in-process={in_process['rate']:,.0f}/s "
                     f"bare={bare['rate']:,.0f}/s ({wq_rate / bare['rate']:.0%}) "
+                    f"bare+handler={isolating['rate']:,.0f}/s "
                     f"docs={docs_rate:,.0f}/s "
                     f"redis_cpu={measured['cpu_us']:.2f}us/item keys={measured['bytes']:.1f}B/item",
                     flush=True,
@@ -522,13 +557,20 @@ def main() -> None:
         "startup_s": startup,
         "startup_median_s": {k: statistics.median(v) for k, v in startup.items()},
         "startup_wq_over_arq": statistics.median(startup["wq"]) / statistics.median(startup["arq"]),
-        "arq_version": arq_version(),
+        "arq_version": arq_pin("arq"),
+        "redis_py": {"wq": importlib.metadata.version("redis"), "arq": arq_pin("redis")},
         "calls_1m": calls,
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     run_items = "1M" if args.run_items == 1_000_000 else f"{args.run_items:,}"
     # The issue's bar is at 4 workers; a run without them is judged at its largest count.
     judged = next((r for r in rows if r["workers"] == 4), rows[-1])
+
+    median = results["startup_median_s"]
+    above = {
+        worker: median[worker] - median["arq_floor" if worker == "arq" else "floor"]
+        for worker in ("wq", "wq_demo", "arq")
+    }
 
     def spread(times: list[float]) -> str:
         return f"{statistics.median(times):.3f}s ({min(times):.3f}-{max(times):.3f}s)"
@@ -556,18 +598,25 @@ def main() -> None:
         ),
         "",
         "The limit: a bare lease/complete loop, batches of 1,000, through wq's store API and "
-        "nothing else (bench/bare_loop.py), the same worker count and items, in the same run.",
+        "nothing else (bench/bare_loop.py), the same worker count and items, in the same run. "
+        "Beside it, the same loop with the least a handler isolated in a process needs "
+        "(--handler-process: each batch sent to a forked process that calls the no-op on each "
+        "item and answers their durations): what isolation costs any worker.",
         "",
-        "| workers | bare loop items/s | its Redis CPU us/item | wq items/s | wq / bare loop |",
-        "|---:|---:|---:|---:|---:|",
+        "| workers | bare loop items/s | its Redis CPU us/item | wq items/s | wq / bare loop "
+        "| bare loop + handler process items/s | it / bare loop | wq / it |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(
             f"| {r['workers']} | {r['bare']:,.0f} | {r['bare_cpu_us']:.2f} | {r['wq']:,.0f} "
-            f"| {r['of_bare']:.0%} |"
+            f"| {r['of_bare']:.0%} | {r['bare_handler']:,.0f} "
+            f"| {r['bare_handler_of_bare']:.0%} | {r['of_bare_handler']:.0%} |"
             for r in rows
         ),
         "",
         f"wq at {judged['workers']} workers: {judged['of_bare']:.0%} of the bare loop's items/s "
-        "(bar: >= 80% at 4 workers).",
+        "(bar: >= 80% at 4 workers); the bare loop with a handler process: "
+        f"{judged['bare_handler_of_bare']:.0%} of it, and wq {judged['of_bare_handler']:.0%} "
+        "of that.",
         "",
         f"redis-benchmark LPUSH/LPOP ceiling, 4 clients: {ceiling['unpipelined']:,.0f} req/s "
         f"(1 request per round trip), {ceiling['pipelined']:,.0f} req/s (pipelined x32).",
@@ -575,7 +624,12 @@ def main() -> None:
         f"turn (min-max): `wq work` to its first lease {spread(startup['wq'])} (python handler "
         f"isolated, as above; --handler demo {spread(startup['wq_demo'])}); arq "
         f"{results['arq_version']}'s worker to its first job {spread(startup['arq'])}; "
-        f"wq / arq {results['startup_wq_over_arq']:.2f} (bar: <= 1).",
+        f"wq / arq {results['startup_wq_over_arq']:.2f} (bar: <= 1). The floor, a process that "
+        "imports click and redis-py and makes one call: "
+        f"{spread(startup['floor'])} with wq's redis-py {results['redis_py']['wq']}, "
+        f"{spread(startup['arq_floor'])} with arq's {results['redis_py']['arq']}; above its "
+        f"floor, wq {above['wq'] * 1000:.0f} ms (--handler demo "
+        f"{above['wq_demo'] * 1000:.0f} ms), arq {above['arq'] * 1000:.0f} ms.",
         f"Seeding {run_items} items: {seeding['library_s']:.2f}s through the library, "
         f"{seeding['cli_s']:.2f}s with `wq seed --items-file` ({run_items} lines, incl. "
         "start-up).",

@@ -49,13 +49,17 @@ def test_throughput(tmp_path: Path) -> None:
     assert table in result.stdout
     for figure in (
         "| workers | wq items/s | in-process items/s | isolated / in-process |",
-        "| workers | bare loop items/s | its Redis CPU us/item | wq items/s | wq / bare loop |",
+        "| workers | bare loop items/s | its Redis CPU us/item | wq items/s | wq / bare loop "
+        "| bare loop + handler process items/s | it / bare loop | wq / it |",
         "wq at 4 workers: ",
-        "% of the bare loop's items/s (bar: >= 80% at 4 workers).",
+        "% of the bare loop's items/s (bar: >= 80% at 4 workers); the bare loop with a handler "
+        "process: ",
         "redis-benchmark LPUSH/LPOP ceiling, 4 clients: ",
         "`wq work` to its first lease ",
         "arq 0.28.0's worker to its first job ",
         "wq / arq ",
+        "The floor, a process that imports click and redis-py and makes one call: ",
+        "above its floor, wq ",
         "Seeding 2,000 items: ",
         "Slowest single Redis call of an operation on a 2,000-item run",
     ):
@@ -65,7 +69,7 @@ def test_throughput(tmp_path: Path) -> None:
     # Spawned, then leased (or the job started), by the one Redis clock: each start-up is a
     # positive time, for wq and for arq alike.
     startup = results["startup_s"]
-    assert set(startup) == {"wq", "wq_demo", "arq"}
+    assert set(startup) == {"wq", "wq_demo", "arq", "floor", "arq_floor"}
     for worker, times in startup.items():
         assert len(times) == 5, worker
         assert all(t > 0 for t in times), (worker, times)
@@ -82,6 +86,9 @@ def test_throughput(tmp_path: Path) -> None:
         "bare",
         "bare_cpu_us",
         "of_bare",
+        "bare_handler",
+        "bare_handler_of_bare",
+        "of_bare_handler",
         "docs",
     ):
         assert row[figure] > 0, figure
