@@ -12,16 +12,19 @@ Starts a private redis-server on loopback, then for each worker count W:
   - bare: the limit wq is measured against, a bare lease/complete loop in batches of 1,000
     through wq's store API (bare_loop.py), W processes on a range run of the same count and
     nothing else: items/s from the first lease to drained, and Redis CPU per item; wq's
-    items/s as a share of it is the issue's bar (>= 80% at 4 workers);
+    items/s as a share of it is the issue's bar (>= 80% at 4 workers); and the same loop with
+    the least a handler isolated in a process needs (bare_loop.py --handler-process), what
+    isolation costs any worker;
   - docs: fills a plain list with the same count, runs W processes of the docs' client
     protocol (docs_client.py), measures items/s from the first pop to empty;
 and reports the start-up of `wq work` (spawn to first lease) beside that of arq's worker
-(arq_worker.py, in arq's own venv: `make venv-arq`) on the same machine, redis-benchmark's
-ceiling on the same server (one request per round trip, and pipelined), the time to seed 1M
-items (--run-items), and the slowest single Redis call of each operation that handles a whole
-run of as many (seed, retry-dead, adopt, purge): Redis serves one call at a time, so that is
-how long every worker waits behind it. Writes a table (results.md, results.json) and a plot
-(throughput.png) into --out.
+(arq_worker.py, in arq's own venv: `make venv-arq`) on the same machine, with the floor of
+each environment (a process that imports click and redis-py and makes one call),
+redis-benchmark's ceiling on the same server (one request per round trip, and pipelined),
+the time to seed 1M items (--run-items), and the slowest single Redis call of each operation
+that handles a whole run of as many (seed, retry-dead, adopt, purge): Redis serves one call
+at a time, so that is how long every worker waits behind it. Writes a table (results.md,
+results.json) and a plot (throughput.png) into --out.
 
     python bench/throughput.py --out bench/results [--items 1000000] [--workers 1,2,4,8]
         [--docs-items 20000] [--run-items 1000000] [--benchmark-requests 200000]
@@ -415,6 +418,7 @@ def plot(results: dict[str, object], path: Path) -> None:
     ax.plot(workers, [r["wq"] for r in rows], "o-", label="wq (batched leases)")
     ax.plot(workers, [r["wq_in_process"] for r in rows], "^--", label="wq, handler in the worker")
     ax.plot(workers, [r["bare"] for r in rows], "v:", label="bare lease/complete loop (the limit)")
+    ax.plot(workers, [r["bare_handler"] for r in rows], "x:", label="bare loop + handler process")
     ax.plot(workers, [r["docs"] for r in rows], "s-", label="Kubernetes docs client")
     ceiling = results["ceiling"]
     assert isinstance(ceiling, dict)
