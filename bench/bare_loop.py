@@ -29,7 +29,7 @@ from wq.base.collector import collect_less
 from wq.base.options import ConnectionConfig
 from wq.store.completions import Completions
 from wq.store.queue import open_queue
-from wq.work.child import item_decoder, natural_numbers
+from wq.work.child import item_decoder, natural_numbers, write_all
 
 BATCH = 1000
 LEASE_S = 60.0
@@ -87,7 +87,7 @@ class HandlerProcess:
     def run(self, texts: list[str]) -> list[int]:
         """Each item's duration in milliseconds."""
         payload = "\n".join(texts).encode()
-        _write(self._to_child, FRAME.pack(len(payload)) + payload)
+        write_all(self._to_child, FRAME.pack(len(payload)) + payload)
         answer = _read_frame(self._from_child)
         if answer is None:
             sys.exit("the handler process died")
@@ -112,7 +112,7 @@ def _serve(in_fd: int, out_fd: int) -> None:
             durations.append(ended - started)
             started = ended
         data = durations.tobytes()
-        _write(out_fd, FRAME.pack(len(data)) + data)
+        write_all(out_fd, FRAME.pack(len(data)) + data)
 
 
 def _read_frame(fd: int) -> bytearray | None:
@@ -128,11 +128,6 @@ def _read_exactly(fd: int, size: int) -> bytearray | None:
             return None
         data += chunk
     return data
-
-
-def _write(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data) :]
 
 
 if __name__ == "__main__":

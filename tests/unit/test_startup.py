@@ -6,13 +6,18 @@ machine passes as a fast one does, and a module that creeps back onto the path f
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.polling import wait_until
 from tests.unit.cli_runner import wq
+from wq.base.item import Item, encode
+from wq.work import handler_process
+from wq.work.supervisor import HandlerProcesses
 
 # Modules that only other commands or handlers need.
 OTHER_COMMANDS = (
@@ -100,3 +105,58 @@ def test_handler_processes_started_early_that_cannot_load_charge_no_item(
     ]
     status = json.loads(wq("status", "--json", env=env).stdout)
     assert (status["pending"], status["in_flight"], status["done"]) == (2, 0, 0), status
+
+
+MARKED = "tests.unit.handler_says_when_imported:handle"
+
+
+def imported_by(directory: Path) -> set[int]:
+    return {int(p.name.removeprefix("imported-")) for p in directory.glob("imported-*")}
+
+
+def imported_by_all(directory: Path, count: int) -> set[int] | None:
+    pids = imported_by(directory)
+    return pids if len(pids) == count else None
+
+
+def test_handler_processes_started_early_load_the_function_at_once_and_are_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sent what to import as they start: the function loads while the worker imports the
+    # rest of itself, before any handler asks for it; then the handler takes those processes.
+    monkeypatch.setenv("WQ_TEST_LOG_DIR", str(tmp_path))
+    env = handler_process.handler_environment(os.environ)
+    handler_process.start_early(2, env, handler_process.hello(MARKED, 2, 65536, -1))
+    early = wait_until(
+        "both early processes to import the handler",
+        lambda: imported_by_all(tmp_path, 2),
+        timeout=60,
+    )
+    handler = HandlerProcesses(MARKED, 2, 0, 65536)
+    try:
+        assert {c.pid for c in handler.children} == early
+        assert handler(Item(0, 1, encode("item"))) is None
+    finally:
+        handler.close()
+    assert imported_by(tmp_path) == early  # no other process was started
+
+
+def test_handler_processes_started_early_for_other_settings_are_not_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WQ_TEST_LOG_DIR", str(tmp_path))
+    env = handler_process.handler_environment(os.environ)
+    # Another output limit: a process told that must not run these items.
+    handler_process.start_early(1, env, handler_process.hello(MARKED, 1, 4, -1))
+    [early] = wait_until(
+        "the early process to import the handler",
+        lambda: imported_by_all(tmp_path, 1),
+        timeout=60,
+    )
+    handler = HandlerProcesses(MARKED, 1, 0, 65536)
+    try:
+        [child] = handler.children
+        assert child.pid != early
+        assert handler(Item(0, 1, encode("item"))) is None
+    finally:
+        handler.close()

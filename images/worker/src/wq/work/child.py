@@ -95,10 +95,10 @@ def serve(in_fd: int, out_fd: int, progress: "memoryview") -> int:
     try:
         func = load_function(settings["target"])
     except ConfigError as exc:
-        _write(out_fd, TO_WORKER.pack(len(str(exc).encode()), REFUSED, 0) + str(exc).encode())
+        write_all(out_fd, TO_WORKER.pack(len(str(exc).encode()), REFUSED, 0) + str(exc).encode())
         return 2
     limit = int(settings["max_output_bytes"])
-    _write(out_fd, TO_WORKER.pack(0, READY, 0))
+    write_all(out_fd, TO_WORKER.pack(0, READY, 0))
     clock, pack, header = time.monotonic_ns, TO_WORKER.pack, TO_CHILD.size
     decoder = item_decoder()
     begun = 0
@@ -202,11 +202,12 @@ def _answer(fd: int, answers: bytearray, ran: "array[int]") -> None:
     _close_run(answers, ran)
     if answers:
         sys.stdout.flush()  # what the function printed reaches the log before a crash
-        _write(fd, bytes(answers))
+        write_all(fd, bytes(answers))
         answers.clear()
 
 
-def _write(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """A blocking write of all of `data`."""
     while data:
         data = data[os.write(fd, data) :]
 

@@ -31,7 +31,9 @@ from wq.work.child import (
     REFUSED,
     TO_CHILD,
     TO_WORKER,
+    write_all,
 )
+from wq.work.memory_limit import per_process
 from wq.work.outcome import Ended, Outcome, Ran
 
 _PASSWORD_ENV = setting_of(ConnectionConfig, "redis_password").env
@@ -86,8 +88,8 @@ def death_reason(code: int, oom: tuple[str, int] | None) -> str:
 
 
 class Spawned(NamedTuple):
-    """A handler process started, not yet told what to import: its interpreter starts while the
-    worker goes on, and it waits for its first frame (wq.work.child)."""
+    """A handler process started: its interpreter starts while the worker goes on, and it
+    imports nothing of the user's until its first frame (wq.work.child) says what."""
 
     proc: "subprocess.Popen[bytes]"
     to_child: int
@@ -118,25 +120,33 @@ def spawn(env: Mapping[str, str]) -> Spawned:
     return Spawned(proc, to_child, from_child, progress)
 
 
-# Handler processes started before the worker imported the rest of itself (start_early), and
-# the environment each was given; the first Child objects take them, in turn.
-_early: list[tuple[dict[str, str], Spawned]] = []
+# Handler processes started before the worker imported the rest of itself (start_early), with
+# the environment and first frame each was given; the first Child objects take them, in turn.
+_early: list[tuple[dict[str, str], bytes, Spawned]] = []
 
 
-def start_early(count: int, env: Mapping[str, str]) -> None:
-    """Starts `count` handler processes now, for the first Child objects to take: a Python
-    interpreter takes tens of milliseconds to start, which then pass while the worker imports
-    redis-py and the store, rather than after, before its first lease. One that is never
-    taken reads its end of file when the worker exits, and exits too."""
-    _early.extend((dict(env), spawn(env)) for _ in range(count))
+def start_early(count: int, env: Mapping[str, str], first_frame: bytes) -> None:
+    """Starts `count` handler processes now and sends each its first frame (hello()), for the
+    first Child objects to take: a Python interpreter takes tens of milliseconds to start, and
+    the handler's module as long as it takes to import, which then pass while the worker
+    imports redis-py and the store, rather than after, before its first lease. One that is
+    never taken reads its end of file when the worker exits, and exits too."""
+    for _ in range(count):
+        spawned = spawn(env)
+        write_all(spawned.to_child, TO_CHILD.pack(len(first_frame)) + first_frame)
+        _early.append((dict(env), first_frame, spawned))
 
 
-def _take_early(env: Mapping[str, str]) -> Spawned | None:
+def _take_early(env: Mapping[str, str], first_frame: bytes) -> Spawned | None:
+    """A process started early with this environment and first frame, if one is left."""
     while _early:
-        early_env, spawned = _early.pop(0)
-        if early_env == env:
+        early_env, early_frame, spawned = _early.pop(0)
+        if (early_env, early_frame) == (env, first_frame):
             return spawned
-        # Started for other settings: its end of file ends it (its own process group).
+        # Started for other settings, never given an item: ended, its process group with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(spawned.proc.pid, signal.SIGKILL)
+        spawned.proc.wait()
         for fd in (spawned.to_child, spawned.from_child):
             os.close(fd)
         spawned.progress.release()
@@ -155,10 +165,11 @@ class Child:
     has not answered, in order, a chunk per lease token as they were given."""
 
     def __init__(self, target: str, hello: bytes, env: Mapping[str, str]) -> None:
-        """Starts it (or takes one started early) and sends it what to import; ready() waits
-        until it has imported the function."""
+        """Starts it and sends it what to import (or takes one started early, sent that
+        already); ready() waits until it has imported the function."""
         self.target = target
-        spawned = _take_early(env) or spawn(env)
+        early = _take_early(env, hello)
+        spawned = early or spawn(env)
         self.proc, self.to_child, self.from_child, self.progress = spawned
         # Items by lease token, in order, as given: `sent` were written to it (those of the
         # first from `first` on not answered yet), `pending` not yet.
@@ -170,7 +181,8 @@ class Child:
         self.answered = 0  # items answered since it started
         self.unwritten = bytearray()  # frames the pipe had no room for yet
         self.received = bytearray()
-        self.write(TO_CHILD.pack(len(hello)) + hello)
+        if early is None:
+            self.write(TO_CHILD.pack(len(hello)) + hello)
         for fd in (self.to_child, self.from_child):
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
 
@@ -351,14 +363,14 @@ class Child:
         self.progress.release()
 
 
-def hello(target: str, max_output_bytes: int, memory_limit: int | None) -> bytes:
-    """The first frame a handler process is sent: what to import and from where, and the
-    memory it may hold (None: no limit)."""
+def hello(target: str, processes: int, max_output_bytes: int, memory_limit_mib: int) -> bytes:
+    """The first frame each of `processes` handler processes is sent: what to import and from
+    where, and the memory it may hold (--python-memory-limit, wq.work.memory_limit)."""
     return json.dumps(
         {
             "target": target,
             "path": sys.path,
             "max_output_bytes": max_output_bytes,
-            "memory_limit": memory_limit,
+            "memory_limit": per_process(memory_limit_mib, processes),
         }
     ).encode()

@@ -302,7 +302,15 @@ def start_early(config: WorkerConfig) -> None:
     """Starts the handler processes that build_handler will want, if it will want any, before
     the worker imports the rest of itself (wq.work.handler_process.start_early says why)."""
     if config.handler == "python" and config.python and config.python_isolation == "process":
-        handler_process.start_early(config.concurrency, handler_environment(os.environ))
+        first_frame = handler_process.hello(
+            config.python,
+            config.concurrency,
+            config.max_output_bytes,
+            config.python_memory_limit,
+        )
+        handler_process.start_early(
+            config.concurrency, handler_environment(os.environ), first_frame
+        )
 
 
 def build_handler(config: WorkerConfig) -> Handler:

@@ -15,6 +15,10 @@ LIMIT_FILES = (
 )
 # Kept for the worker beyond what it holds as the processes start (its batches and replies).
 WORKER_MARGIN = 32 * MIB
+# What a worker holds once it has imported itself (33 MiB measured, redis-py and the store
+# loaded): counted at least, so that a share reckoned before those imports, as the first
+# handler processes start (wq.work.handler_process.start_early), is the share reckoned after.
+LOADED_WORKER = 40 * MIB
 # Below this a process would hardly start Python: then no limit is set.
 SMALLEST = 48 * MIB
 
@@ -48,5 +52,6 @@ def per_process(setting_mib: int, processes: int) -> int | None:
     limit = container_limit() if setting_mib == 0 else None
     if limit is None:
         return None
-    share = (limit - worker_holds() - WORKER_MARGIN) // max(1, processes)
+    worker = max(worker_holds(), LOADED_WORKER)
+    share = (limit - worker - WORKER_MARGIN) // max(1, processes)
     return share if share >= SMALLEST else None

@@ -19,7 +19,6 @@ from wq.base.errors import ConfigError, WqError
 from wq.base.item import Item
 from wq.base.logs import EventLog
 from wq.work.handler_process import Child, death_reason, handler_environment, hello, oom_kills
-from wq.work.memory_limit import per_process
 from wq.work.outcome import Ended, HandlerFailed, Outcome, Ran, attempts_in, moving_average
 
 # Items queued in a handler process at once: about this many seconds of work, at most
@@ -55,8 +54,7 @@ class HandlerProcesses:
         self.timeout_ns = int(timeout_s * 1e9)
         self.timeout_s = timeout_s
         self.log = EventLog(level="warning")  # the worker's own, once it takes them on
-        memory_limit = per_process(memory_limit_mib, concurrency)
-        self.hello = hello(target, max_output_bytes, memory_limit)
+        self.hello = hello(target, concurrency, max_output_bytes, memory_limit_mib)
         self.env = handler_environment(os.environ)
         self.oom = oom_kills()
         self.item_ns = 0.0  # moving average of an item's time in the function
