@@ -14,6 +14,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -365,11 +366,20 @@ class Child:
 
 def hello(target: str, processes: int, max_output_bytes: int, memory_limit_mib: int) -> bytes:
     """The first frame each of `processes` handler processes is sent: what to import and from
-    where, and the memory it may hold (--python-memory-limit, wq.work.memory_limit)."""
+    where, and the memory it may hold (--python-memory-limit, wq.work.memory_limit). The same
+    for the same settings, however long after: the processes started early are told what the
+    handler later expects of them, the share of memory reckoned once."""
+    return _hello(target, processes, max_output_bytes, memory_limit_mib, tuple(sys.path))
+
+
+@cache
+def _hello(
+    target: str, processes: int, max_output_bytes: int, memory_limit_mib: int, path: tuple[str, ...]
+) -> bytes:
     return json.dumps(
         {
             "target": target,
-            "path": sys.path,
+            "path": path,
             "max_output_bytes": max_output_bytes,
             "memory_limit": per_process(memory_limit_mib, processes),
         }

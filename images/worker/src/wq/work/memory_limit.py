@@ -16,8 +16,8 @@ LIMIT_FILES = (
 # Kept for the worker beyond what it holds as the processes start (its batches and replies).
 WORKER_MARGIN = 32 * MIB
 # What a worker holds once it has imported itself (33 MiB measured, redis-py and the store
-# loaded): counted at least, so that a share reckoned before those imports, as the first
-# handler processes start (wq.work.handler_process.start_early), is the share reckoned after.
+# loaded): counted at least, as the share is reckoned as the first handler processes start
+# (wq.work.handler_process.start_early), before those imports.
 LOADED_WORKER = 40 * MIB
 # Below this a process would hardly start Python: then no limit is set.
 SMALLEST = 48 * MIB
