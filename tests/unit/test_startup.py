@@ -114,24 +114,27 @@ def imported_by(directory: Path) -> set[int]:
     return {int(p.name.removeprefix("imported-")) for p in directory.glob("imported-*")}
 
 
-def imported_by_all(directory: Path, count: int) -> set[int] | None:
-    pids = imported_by(directory)
-    return pids if len(pids) == count else None
+def started_early(directory: Path, count: int, max_output_bytes: int) -> set[int]:
+    """Starts `count` handler processes early for MARKED (as `wq work` does, before it imports
+    the store) and waits until each has imported it, before any handler asks: their pids."""
+    env = handler_process.handler_environment(os.environ)
+    frame = handler_process.hello(MARKED, count, max_output_bytes, -1)
+    handler_process.start_early(count, env, frame)
+
+    def all_imported() -> set[int] | None:
+        pids = imported_by(directory)
+        return pids if len(pids) == count else None
+
+    return wait_until(f"{count} early processes to import the handler", all_imported, 60)
 
 
 def test_handler_processes_started_early_load_the_function_at_once_and_are_taken(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Sent what to import as they start: the function loads while the worker imports the
-    # rest of itself, before any handler asks for it; then the handler takes those processes.
+    # rest of itself; then the handler takes those processes.
     monkeypatch.setenv("WQ_TEST_LOG_DIR", str(tmp_path))
-    env = handler_process.handler_environment(os.environ)
-    handler_process.start_early(2, env, handler_process.hello(MARKED, 2, 65536, -1))
-    early = wait_until(
-        "both early processes to import the handler",
-        lambda: imported_by_all(tmp_path, 2),
-        timeout=60,
-    )
+    early = started_early(tmp_path, 2, 65536)
     handler = HandlerProcesses(MARKED, 2, 0, 65536)
     try:
         assert {c.pid for c in handler.children} == early
@@ -145,18 +148,13 @@ def test_handler_processes_started_early_for_other_settings_are_not_taken(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WQ_TEST_LOG_DIR", str(tmp_path))
-    env = handler_process.handler_environment(os.environ)
-    # Another output limit: a process told that must not run these items.
-    handler_process.start_early(1, env, handler_process.hello(MARKED, 1, 4, -1))
-    [early] = wait_until(
-        "the early process to import the handler",
-        lambda: imported_by_all(tmp_path, 1),
-        timeout=60,
-    )
+    # Told another output limit: a process that must not run these items.
+    [early] = started_early(tmp_path, 1, 4)
     handler = HandlerProcesses(MARKED, 1, 0, 65536)
     try:
         [child] = handler.children
         assert child.pid != early
+        assert not Path(f"/proc/{early}").exists()  # ended and reaped, not left running
         assert handler(Item(0, 1, encode("item"))) is None
     finally:
         handler.close()
