@@ -22,8 +22,14 @@ DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 
 def redis_pod(rel: Release) -> str:
-    (pod,) = rel.kube.pod_names(rel.selector("redis"))
-    return pod
+    """The release's one Redis pod, once there is exactly one: right after an install its
+    ReplicaSet may not have made it yet, and right after a delete the old one may linger."""
+
+    def the_one() -> str | None:
+        pods = rel.kube.pod_names(rel.selector("redis"))
+        return pods[0] if len(pods) == 1 else None
+
+    return wait_until("exactly one redis pod", the_one, timeout=120, interval=0.5)
 
 
 def redis_container(rel: Release, pod: str) -> Obj:
