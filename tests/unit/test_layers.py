@@ -184,3 +184,35 @@ def test_an_oversized_module_or_class_is_named(tmp_path: Path) -> None:
     assert oversized(root) == ["wq/base/a.py: class Big has 251 lines"]
     (root / "base" / "b.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
     assert oversized(root)[-1] == "wq/base/b.py: 401 lines"
+
+
+def redis_py_importers(root: Path) -> list[str]:
+    """Modules outside wq.store that import redis-py: the store is the only layer that talks
+    to Redis, and the one place that hides OpenTelemetry from redis-py as it loads."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.relative_to(root).parts[0] == "store":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            if any(name.split(".")[0] == "redis" for name in names):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return found
+
+
+def test_only_the_store_imports_redis_py() -> None:
+    assert redis_py_importers(PACKAGE) == []
+
+
+def test_redis_py_imported_outside_the_store_is_named(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "wq",
+        {
+            "store/connection.py": "import redis\n",
+            "read/web.py": "import json\n\ndef f():\n    from redis.exceptions import E\n",
+            "cli.py": "import redis.cluster\n",
+        },
+    )
+    assert redis_py_importers(root) == ["wq/cli.py:1", "wq/read/web.py:4"]

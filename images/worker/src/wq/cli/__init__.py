@@ -96,9 +96,9 @@ def run_command(group: click.Group, prog: str) -> int:
     except Exception as exc:
         # Imported here: a command that talks to Redis has imported it already, and the others
         # (wq work before its handler processes are started) start without it.
-        import redis
+        from wq.store.connection import REDIS_ERRORS
 
-        if not isinstance(exc, (redis.RedisError, redis.exceptions.RedisClusterException)):
+        if not isinstance(exc, REDIS_ERRORS):
             raise
         error(f"Redis answered with an error: {exc}", prog)
         code = 1

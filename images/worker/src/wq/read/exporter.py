@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import redis
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -27,7 +26,6 @@ from prometheus_client.core import (
 from prometheus_client.exposition import make_wsgi_app
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
-from redis.exceptions import RedisClusterException
 
 from wq.base.errors import ConfigError, RunFormatError, RunLost, WqError
 from wq.base.logs import EventLog
@@ -35,7 +33,13 @@ from wq.base.status import RunStatus
 from wq.read.page_data import PageData
 from wq.read.web import WebApp, listen
 from wq.store import layout
-from wq.store.connection import Client, RedisSettings, Retrying, raise_if_no_such_database
+from wq.store.connection import (
+    REDIS_ERRORS,
+    Client,
+    RedisSettings,
+    Retrying,
+    raise_if_no_such_database,
+)
 from wq.store.queue import RunQueue
 from wq.store.survey import find_runs, server_identity
 
@@ -49,6 +53,8 @@ BUCKET_BOUNDS: list[str] = [
     for b in (*layout.DURATION_BUCKETS_S, math.inf)
 ]
 STATES = ("pending", "in_flight", "done", "dead")
+# Why a scrape could not read Redis (wq_redis_up 0).
+_UNREADABLE: tuple[type[Exception], ...] = (WqError, *REDIS_ERRORS, OSError)
 
 
 class Families:
@@ -160,7 +166,7 @@ class RunsCollector:
         with self.lock:
             try:
                 families = self._scrape()
-            except (WqError, redis.RedisError, RedisClusterException, OSError) as exc:
+            except _UNREADABLE as exc:
                 families = None
                 self.fatal = fatal_error(exc, self.settings)
                 if self.fatal is None:

@@ -27,13 +27,15 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import redis
-from redis.exceptions import RedisClusterException
-
 from wq.base.errors import ConfigError, RunFormatError, WqError
 from wq.read import report
 from wq.read.ledger import iter_records
 from wq.read.page_data import PageData
+from wq.store.connection import REDIS_ERRORS
+
+# Why a page could not be read (answered 503), and why a download was cut short.
+_UNREADABLE: tuple[type[Exception], ...] = (WqError, *REDIS_ERRORS, OSError)
+_CUT_SHORT: tuple[type[Exception], ...] = (WqError, *REDIS_ERRORS)
 
 StartResponse = Callable[..., Callable[[bytes], object]]
 App = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -127,7 +129,7 @@ class WebApp:
             return as_json("409 Conflict", {"error": str(exc)})
         except ConfigError as exc:
             return as_json("400 Bad Request", {"error": str(exc)})
-        except (WqError, redis.RedisError, RedisClusterException, OSError) as exc:
+        except _UNREADABLE as exc:
             data.close()  # the next request connects afresh (a cluster's layout may change)
             reason = str(exc) or type(exc).__name__
             return as_json("503 Service Unavailable", {"error": f"Redis: {reason}"})
@@ -149,7 +151,7 @@ class WebApp:
             try:
                 with io.TextIOWrapper(sink, encoding="utf-8", newline="") as out:
                     report.write(iter_records(queue), fmt, out)
-            except (WqError, redis.RedisError, RedisClusterException):
+            except _CUT_SHORT:
                 # The status line is sent: only a reset connection can tell the browser that
                 # the file is cut short (HTTP/1.0 ends a body of no length at a clean close).
                 data.close()

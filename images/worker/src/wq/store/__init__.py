@@ -11,7 +11,9 @@ def _import_redis_py() -> None:
     has it: the object-store sources' Google client needs it), for metrics of its own that
     wq never turns on. That import reads every installed package's metadata: milliseconds of
     every command's start. It is hidden while redis-py loads, which then leaves its metrics
-    off as if it were absent; any later import of OpenTelemetry (a handler's) works as ever."""
+    off as if it were absent; any later import of OpenTelemetry (a handler's) works as ever.
+    No module outside this layer imports redis-py (tests/unit/test_layers.py), so it always
+    loads here first."""
     if "redis" in sys.modules or "opentelemetry" in sys.modules:
         return
     sys.modules["opentelemetry"] = None  # type: ignore[assignment]

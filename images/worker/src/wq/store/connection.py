@@ -24,6 +24,13 @@ from wq.base.options import ConnectionConfig
 T = TypeVar("T")
 
 SCHEMES = ("redis", "rediss", "unix")
+# What a Redis call raises when Redis errs or cannot be reached, for the callers that report it
+# (redis-py's cluster client raises some that are not RedisError). Named here so that no layer
+# but this one imports redis-py (wq.store hides OpenTelemetry from it as it loads).
+REDIS_ERRORS: tuple[type[Exception], ...] = (
+    redis.RedisError,
+    redis.exceptions.RedisClusterException,
+)
 # The query parameters a Redis URL may carry: the database (how a unix:// URL names one), the
 # protocol, and the TLS checks of a rediss:// URL. wq sets its own timeouts and health checks
 # (RedisSettings.client), which redis-py would let the URL override; any other parameter
