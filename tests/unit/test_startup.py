@@ -16,7 +16,9 @@ import pytest
 from tests.polling import wait_until
 from tests.unit.cli_runner import wq
 from wq.base.item import Item, encode
+from wq.base.options import WorkerConfig
 from wq.work import handler_process
+from wq.work.handlers import build_handler, start_early
 from wq.work.supervisor import HandlerProcesses
 
 # Modules that only other commands or handlers need.
@@ -114,18 +116,14 @@ def imported_by(directory: Path) -> set[int]:
     return {int(p.name.removeprefix("imported-")) for p in directory.glob("imported-*")}
 
 
-def started_early(directory: Path, count: int, max_output_bytes: int) -> set[int]:
-    """Starts `count` handler processes early for MARKED (as `wq work` does, before it imports
-    the store) and waits until each has imported it, before any handler asks: their pids."""
-    env = handler_process.handler_environment(os.environ)
-    frame = handler_process.hello(MARKED, count, max_output_bytes, -1)
-    handler_process.start_early(count, env, frame)
+def all_imported(directory: Path, count: int) -> set[int]:
+    """Waits until `count` handler processes have imported MARKED: their pids."""
 
-    def all_imported() -> set[int] | None:
-        pids = imported_by(directory)
-        return pids if len(pids) == count else None
+    def pids() -> set[int] | None:
+        found = imported_by(directory)
+        return found if len(found) == count else None
 
-    return wait_until(f"{count} early processes to import the handler", all_imported, 60)
+    return wait_until(f"{count} handler processes to import the handler", pids, 60)
 
 
 def test_handler_processes_started_early_load_the_function_at_once_and_are_taken(
@@ -133,10 +131,17 @@ def test_handler_processes_started_early_load_the_function_at_once_and_are_taken
 ) -> None:
     # Sent what to import as they start: the function loads while the worker imports the
     # rest of itself; then the handler takes those processes.
+    # As `wq work` does: started from its settings before it imports the store, then taken by
+    # the handler built from the same settings.
     monkeypatch.setenv("WQ_TEST_LOG_DIR", str(tmp_path))
-    early = started_early(tmp_path, 2, 65536)
-    handler = HandlerProcesses(MARKED, 2, 0, 65536)
+    settings = WorkerConfig(
+        handler="python", python=MARKED, concurrency=2, worker_id="w", termination_log=""
+    )
+    start_early(settings)
+    early = all_imported(tmp_path, 2)  # before any handler exists
+    handler = build_handler(settings)
     try:
+        assert isinstance(handler, HandlerProcesses)
         assert {c.pid for c in handler.children} == early
         assert handler(Item(0, 1, encode("item"))) is None
     finally:
@@ -149,7 +154,9 @@ def test_handler_processes_started_early_for_other_settings_are_not_taken(
 ) -> None:
     monkeypatch.setenv("WQ_TEST_LOG_DIR", str(tmp_path))
     # Told another output limit: a process that must not run these items.
-    [early] = started_early(tmp_path, 1, 4)
+    env = handler_process.handler_environment(os.environ)
+    handler_process.start_early(1, env, handler_process.hello(MARKED, 1, 4, -1))
+    [early] = all_imported(tmp_path, 1)
     handler = HandlerProcesses(MARKED, 1, 0, 65536)
     try:
         [child] = handler.children
