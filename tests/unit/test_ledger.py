@@ -18,7 +18,8 @@ from wq.store import layout
 from wq.store.completions import Finished
 from wq.store.leases import FailOutcome, Reaped
 from wq.store.queue import RunQueue
-from wq.work.handlers import CommandHandler, PythonHandler
+from wq.work.command_handler import CommandHandler
+from wq.work.handlers import PythonHandler
 from wq.work.outputs import OutputRefused
 from wq.work.worker import EXIT_DRAINED, Worker
 

@@ -9,7 +9,7 @@ from wq.base.errors import ConfigError
 from wq.base.options import ConnectionConfig, WorkerConfig, command_from_env, markdown_table
 from wq.base.settings import pop_config, settings, to_env
 from wq.cli import all_commands
-from wq.work.handlers import split_command_line
+from wq.work.command_handler import split_command_line
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -27,7 +27,8 @@ from wq.store.connection import RedisSettings, Retrying
 from wq.store.leases import LeaseReply
 from wq.store.local_redis import RedisServer
 from wq.store.queue import RunQueue
-from wq.work.handlers import CommandHandler, DemoHandler, HandlerFailed, PythonHandler
+from wq.work.command_handler import CommandHandler
+from wq.work.handlers import DemoHandler, HandlerFailed, PythonHandler
 from wq.work.outcome import moving_average
 from wq.work.worker import EXIT_DEAD_ITEMS, EXIT_DRAINED, Heartbeat, Held, Worker
 

@@ -22,7 +22,8 @@ from wq.seed.items_source import ItemsSource
 from wq.seed.seeder import seed_from
 from wq.store.local_redis import RedisServer
 from wq.store.queue import open_queue
-from wq.work.handlers import build_handler, split_command_line
+from wq.work.command_handler import split_command_line
+from wq.work.handlers import build_handler
 
 EXIT_OK, EXIT_FAILED, EXIT_DEAD_ITEMS = 0, 1, 3
 

@@ -10,8 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
-from importlib import resources
-from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import ClassVar
 
 import redis
@@ -24,8 +23,10 @@ LUA_SUFFIX = ".lua"
 LIB = "lib"  # lua/lib/*.lua: definitions for preludes, not scripts
 
 
-def _lua_dir() -> Traversable:
-    return resources.files("wq.store") / "lua"
+def _lua_dir() -> Path:
+    # Beside this file, as pip installs it (importlib.resources would load zipfile and its
+    # compressors for what is a directory: milliseconds of every command's start).
+    return Path(__file__).parent / "lua"
 
 
 @cache

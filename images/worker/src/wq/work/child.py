@@ -22,7 +22,6 @@ Kept light: it imports no more of wq than the output check needs.
 """
 
 import contextlib
-import ctypes
 import importlib
 import json
 import mmap
@@ -230,6 +229,8 @@ def _die_with(worker: int) -> None:
     """Killed by the kernel as soon as the worker is gone (Linux's parent-death signal, which
     follows the thread that started us: the worker's main thread), so that a killed worker's
     item does not run on unseen; exits at once if the worker is already gone."""
+    import ctypes  # here: the worker imports this module too, and never needs ctypes
+
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != worker:
