@@ -35,9 +35,17 @@ OTHER_COMMANDS = (
 )
 
 
+# The modules loaded: a module wq.store defers is in sys.modules, not yet loaded.
+PRINT_LOADED = (
+    "import json, sys\n"
+    "loaded = (n for n, m in sys.modules.items() if type(m).__name__ != '_Deferred')\n"
+    "print(json.dumps(sorted(loaded)))"
+)
+
+
 def modules_after(code: str) -> set[str]:
     out = subprocess.run(
-        [sys.executable, "-c", f"{code}\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
+        [sys.executable, "-c", f"{code}\n{PRINT_LOADED}"],
         capture_output=True,
         text=True,
         check=True,
@@ -75,6 +83,46 @@ def test_redis_py_loads_without_opentelemetry_which_a_handler_can_still_import()
     )
     assert "redis" in modules
     assert "opentelemetry.metrics" in modules
+
+
+# What `import redis` would load that the worker never uses (wq.store.DEFERRED), and what only
+# the command handler needs.
+NOT_FOR_THE_WORKER = (
+    "redis.asyncio.client",
+    "importlib.metadata",
+    "importlib.resources",
+    "wq.work.command_handler",
+    "tempfile",
+    "ctypes",
+)
+
+
+def test_the_worker_connects_without_redis_pys_asyncio_client_or_package_metadata(
+    redis_url: str,
+) -> None:
+    # Connected, as a worker is at its first lease: redis-py would read importlib.metadata for
+    # CLIENT SETINFO's version, which wq names itself.
+    modules = modules_after(
+        "import wq.cli, wq.cli.working, wq.work.worker, wq.work.handlers\n"
+        "from wq.store.connection import RedisSettings\n"
+        f"assert RedisSettings.from_url({redis_url!r}).client().ping()"
+    )
+    assert "redis" in modules
+    assert loaded(modules, NOT_FOR_THE_WORKER) == []
+
+
+def test_what_wq_defers_of_redis_py_is_there_when_a_handler_asks_for_it() -> None:
+    modules = modules_after(
+        "import sys, wq.store, redis, redis.utils\n"
+        "from redis.asyncio import Redis\n"  # through the stand-in redis-py holds
+        "assert Redis is redis.asyncio.Redis is sys.modules['redis.asyncio.client'].Redis\n"
+        "import redis.asyncio.observability.recorder as loaded_meanwhile\n"
+        "assert redis.asyncio.observability.recorder is loaded_meanwhile\n"
+        "import importlib.metadata\n"
+        "assert redis.utils.get_lib_version() == importlib.metadata.version('redis')\n"
+        "assert redis.utils.get_lib_version() == redis.__version__"
+    )
+    assert {"redis.asyncio.client", "importlib.metadata"} <= modules
 
 
 @pytest.mark.parametrize("command", ["status", "purge", "seed", "report"])

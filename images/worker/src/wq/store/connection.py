@@ -31,6 +31,10 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (
     redis.RedisError,
     redis.exceptions.RedisClusterException,
 )
+# What CLIENT SETINFO reports of the client. Its version named here, as redis-py would learn it
+# from importlib.metadata, whose load and scan of every installed package wq spares its start
+# (wq.store.DEFERRED).
+DRIVER = redis.DriverInfo(lib_version=redis.__version__)
 # The query parameters a Redis URL may carry: the database (how a unix:// URL names one), the
 # protocol, and the TLS checks of a rediss:// URL. wq sets its own timeouts and health checks
 # (RedisSettings.client), which redis-py would let the URL override; any other parameter
@@ -166,6 +170,7 @@ class RedisSettings:
             "socket_connect_timeout": connect_timeout_s,
             "socket_timeout": timeout_s,
             "health_check_interval": 15,
+            "driver_info": DRIVER,
         }
         if not retry:
             kwargs["retry"] = Retry(NoBackoff(), 0)
