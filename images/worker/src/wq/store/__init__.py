@@ -23,6 +23,8 @@ class _Deferred(types.ModuleType):
     on any attribute, __path__ too: redis-py imports a submodule of redis.asyncio as it loads,
     and that alone must not load the package)."""
 
+    __cached__: str | None
+
     def __getattr__(self, name: str) -> Any:
         with _LOADING:
             if type(self) is _Deferred:
@@ -48,6 +50,7 @@ def _defer(name: str) -> None:
         return
     module = _Deferred(name)
     module.__spec__, module.__loader__, module.__file__ = spec, spec.loader, spec.origin
+    module.__cached__ = spec.cached  # as the import system sets it, for tools that read it
     if spec.submodule_search_locations is not None:
         module.__path__ = list(spec.submodule_search_locations)
         module.__package__ = name
