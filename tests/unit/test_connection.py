@@ -3,6 +3,7 @@ the right CA works; a certificate that does not verify is a configuration error 
 line), not an outage to retry (issue 9, obs. 10). And a port that answers something other than
 Redis is waited out like an outage, then named."""
 
+import contextlib
 import io
 import json
 import socket
@@ -197,7 +198,8 @@ class HttpStandIn:
                 conn, _ = self.listener.accept()
             except OSError:  # closed by stop()
                 return
-            with conn:
+            # A client that hangs up first (another test's, on a reused port) must not end it.
+            with conn, contextlib.suppress(OSError):
                 conn.recv(1024)
                 conn.sendall(HTTP_400)
             self.answered.set()
