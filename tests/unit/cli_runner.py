@@ -25,11 +25,16 @@ def wq_argv(*args: str) -> list[str]:
 
 
 def wq(
-    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60, stdin: str = ""
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+    stdin: str = "",
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         wq_argv(*args),
         env=wq_env(env),
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -290,7 +290,9 @@ def test_random_command_lines_are_one_line_rejections_that_change_nothing(
     argv = [name, *(run if a == FRESH else a for a in args)]
     reset(fuzz, client)
     before = snapshot(client)
-    result = wq(*argv, env={**ENV, "WQ_REDIS_URL": fuzz.url}, timeout=30)
+    # In a directory of its own: a junk value taken as a relative path (`--output '%s%n'`) is a
+    # file the command may rightly write, never into the checkout.
+    result = wq(*argv, env={**ENV, "WQ_REDIS_URL": fuzz.url}, timeout=30, cwd=fuzz.out)
     event(f"wq {name} exit {result.returncode}")
     shown = f"wq {argv!r:.2000} exited {result.returncode}:\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr, shown
