@@ -1,5 +1,5 @@
 """`wq work` imports only what it uses, in an order that lets its handler processes start while
-it imports the rest: what keeps its spawn-to-first-lease time (make bench) at arq's.
+it imports the rest: what brings its spawn-to-first-lease time (make bench) near arq's.
 
 Each check imports in a fresh interpreter and reads its sys.modules: no timing, so a slow
 machine passes as a fast one does, and a module that creeps back onto the path fails.
@@ -59,8 +59,8 @@ def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
 
 
 def test_the_cli_and_wq_work_import_no_redis_before_the_handler_processes_start() -> None:
-    # What `wq work` has imported when it calls start_early: not redis-py (which imports its
-    # asyncio client and asyncio with it) nor the store, which it imports after.
+    # What `wq work` has imported when it calls start_early: not redis-py (which imports asyncio
+    # even with its asyncio client deferred) nor the store, which it imports after.
     modules = modules_after("import wq.cli, wq.cli.working")
     assert loaded(modules, ("redis", "asyncio", "wq.store.queue", *OTHER_COMMANDS)) == []
 

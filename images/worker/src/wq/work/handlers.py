@@ -1,4 +1,4 @@
-"""What a worker does with each item: demo, command or python.
+"""What a worker does with each item: demo, command (wq.work.command_handler) or python.
 
 A handler returns the item's output on success (JSON text, or None for none; see wq.work.outputs)
 and raises HandlerFailed (or any exception) on failure.
